@@ -1,0 +1,3 @@
+from layerbuild.cli import main
+
+main()

@@ -1,0 +1,479 @@
+"""COPY/ADD semantics: sources in a root + a destination in the image -> layer Changes.
+
+Follows BuildKit's file op (fsutil copy with CopyDirContents and FollowLinks, as the Dockerfile
+frontend asks for):
+
+- a relative dest is joined to WORKDIR; symlinks in the dest are resolved inside the image;
+- a directory source copies its contents; the dest directory keeps its metadata if it exists,
+  else it is created 0755 (owned by --chown, like every directory COPY creates);
+- a file lands inside dest when dest ends in '/' or is an existing directory, else it is dest;
+- several sources need a directory dest (Docker's classic rule, which BuildKit silently breaks);
+- uid/gid 0:0 for the build context (BuildKit's local source resets them), the source's owner
+  for COPY --from (``preserve_owner``), --chown overrides both; --chmod applies to everything
+  copied except symlinks; mtimes are the source's, in whole seconds, unless ``mtime`` is given.
+
+Every ancestor directory of a written path is part of the layer (containerd's change writer
+includes parents), copied from the image with its metadata or newly created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import io
+import os
+import posixpath
+import re
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.select import SourceFile, select
+from layerbuild.errors import BuildError, ContextError
+from layerbuild.image.changes import Change, ChangeKind, Opener, normalize_path, sort_key
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+_CAPABILITY_XATTR = "security.capability"
+_NO_XATTR = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}
+_MULTI_SOURCE = (
+    "When using COPY with more than one source file, the destination must be a directory "
+    "and end with a /"
+)
+
+
+class DestTree(Protocol):
+    """The image the layer goes on top of (image/tree.py FileTree implements it).
+
+    Paths are layer paths (no leading slash). ``lookup`` follows symlinks inside the image;
+    ``resolve`` returns the path with in-image symlinks resolved (missing components kept).
+    """
+
+    def lookup(self, path: str) -> Change | None: ...
+
+    def resolve(self, path: str) -> str: ...
+
+
+class _EmptyTree:
+    """COPY --link: the layer is built against nothing, so no dest path is inspected."""
+
+    def lookup(self, path: str) -> Change | None:
+        return None
+
+    def resolve(self, path: str) -> str:
+        return path
+
+
+# --- --chmod ----------------------------------------------------------------------------------
+
+_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[ugo]|[rwxXst]*))+)")
+_ACTION = re.compile(r"([-+=])([ugo]|[rwxXst]*)")
+_CLASS_SHIFT = {"u": 6, "g": 3, "o": 0}
+_CLASS_SPECIAL = {"u": 0o4000, "g": 0o2000, "o": 0o1000}
+
+
+@dataclass(frozen=True)
+class Chmod:
+    """A --chmod value: an octal mode, or chmod(1) symbolic clauses such as ``u+x,g-w``."""
+
+    octal: int | None = None
+    clauses: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def apply(self, mode: int, *, is_dir: bool) -> int:
+        if self.octal is not None:
+            return self.octal
+        for who, actions in self.clauses:
+            classes = who.replace("a", "ugo") or "ugo"
+            for op, perms in actions:
+                mode = _apply_action(mode, classes, op, perms, is_dir)
+        return mode & 0o7777
+
+
+def parse_chmod(spec: str) -> Chmod:
+    """``755``/``0644`` (octal) or ``u+x,g-w,o=r`` (symbolic); BuildError if neither."""
+    text = spec.strip()
+    if text and all(c in "01234567" for c in text):
+        value = int(text, 8)
+        if value <= 0o7777:
+            return Chmod(octal=value)
+    clauses = []
+    for part in text.split(","):
+        m = _CLAUSE.fullmatch(part)
+        if m is None:
+            raise BuildError(
+                f"invalid --chmod value {spec!r}",
+                hint="use an octal mode such as 755 or 0644, or symbolic clauses like u+x,g-w",
+            )
+        actions = tuple((a.group(1), a.group(2)) for a in _ACTION.finditer(m.group(2)))
+        clauses.append((m.group(1), actions))
+    return Chmod(clauses=tuple(clauses))
+
+
+def _apply_action(mode: int, classes: str, op: str, perms: str, is_dir: bool) -> int:
+    if perms in _CLASS_SHIFT:  # copy another class's rwx, e.g. g=u
+        rwx = (mode >> _CLASS_SHIFT[perms]) & 0o7
+        bits = sum(rwx << _CLASS_SHIFT[c] for c in classes)
+    else:
+        bits = 0
+        execute = "x" in perms or ("X" in perms and (is_dir or mode & 0o111))
+        rwx = (4 if "r" in perms else 0) | (2 if "w" in perms else 0) | (1 if execute else 0)
+        for c in classes:
+            bits |= rwx << _CLASS_SHIFT[c]
+            if ("s" in perms and c in "ug") or ("t" in perms and c == "o"):
+                bits |= _CLASS_SPECIAL[c]
+    if op == "+":
+        return mode | bits
+    if op == "-":
+        return mode & ~bits
+    cleared = sum((0o7 << _CLASS_SHIFT[c]) | _CLASS_SPECIAL[c] for c in classes)
+    return (mode & ~cleared) | bits
+
+
+# --- the copy -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What the COPY flags impose on every entry."""
+
+    chown: tuple[int, int] | None
+    chmod: Chmod | None
+    mtime: int | None
+    preserve_owner: bool
+    created_mtime: int
+
+
+def copy_changes(
+    root: Path,
+    sources: Sequence[str],
+    dest: str,
+    *,
+    workdir: str,
+    tree: DestTree,
+    ignore: IgnoreRules | None,
+    excludes: Sequence[str],
+    chown: tuple[int, int] | None,
+    chmod: int | str | None,
+    mtime: int | None,
+    link: bool = False,
+    preserve_owner: bool = False,
+    inline: Sequence[tuple[str, bytes]] = (),
+    follow_final_symlink: bool = True,
+    now: int | None = None,
+) -> list[Change]:
+    """The Changes of one COPY: ``sources`` resolved in ``root``, written at ``dest``.
+
+    ``inline`` holds heredoc sources (name, data): files of mode 0644 unless --chmod.
+    ``follow_final_symlink``: a source that is itself a symlink is followed inside the root.
+    ``now`` is the mtime of directories COPY creates when ``mtime`` is None (default: the
+    current time, as BuildKit does; SOURCE_DATE_EPOCH clamping is the tar writer's job).
+    """
+    meta = _Meta(
+        chown=chown,
+        chmod=parse_chmod(chmod) if isinstance(chmod, str) else _octal(chmod),
+        mtime=mtime,
+        preserve_owner=preserve_owner,
+        created_mtime=mtime if mtime is not None else _now(now),
+    )
+    matches = [
+        group
+        for src in sources
+        for group in _group_by_match(
+            select(
+                root,
+                src,
+                ignore=ignore,
+                excludes=excludes,
+                follow_final_symlink=follow_final_symlink,
+            )
+        )
+    ]
+    draft = _Draft(_EmptyTree() if link else tree, meta)
+    dest_path = draft.resolve_dest(dest, workdir)
+    dest_is_dir = _names_directory(dest) or draft.kind_at(dest_path) is ChangeKind.DIR
+    if len(matches) + len(inline) > 1 and not dest_is_dir:
+        raise BuildError(
+            f"{_MULTI_SOURCE} (destination {dest!r})",
+            hint=f"write the destination as {dest.rstrip('/') + '/'!r}",
+        )
+    for group in matches:
+        draft.put_match(dest_path, dest_is_dir, group)
+    for name, data in inline:
+        draft.put_inline(dest_path, dest_is_dir, name, data)
+    return draft.finish()
+
+
+def _now(now: int | None) -> int:
+    return now if now is not None else int(time.time())
+
+
+def _octal(mode: int | None) -> Chmod | None:
+    if mode is None:
+        return None
+    if not 0 <= mode <= 0o7777:
+        raise BuildError(f"invalid --chmod value {mode:o}: must be at most 7777")
+    return Chmod(octal=mode)
+
+
+def _names_directory(dest: str) -> bool:
+    """BuildKit treats '.', a trailing '/' and a final '.'/'..' as naming a directory."""
+    return dest in ("", ".") or dest.endswith("/") or posixpath.basename(dest) in (".", "..")
+
+
+def _group_by_match(files: Iterable[SourceFile]) -> list[list[SourceFile]]:
+    groups: list[list[SourceFile]] = []
+    for f in files:
+        if f.rel == "":
+            groups.append([f])
+        else:
+            groups[-1].append(f)
+    return groups
+
+
+class _Draft:
+    """The layer being assembled: path -> Change, with the image consulted for what exists."""
+
+    def __init__(self, tree: DestTree, meta: _Meta) -> None:
+        self.tree = tree
+        self.meta = meta
+        self.entries: dict[str, Change] = {}
+        self.inodes: dict[str, tuple[int, int]] = {}
+
+    def resolve_dest(self, dest: str, workdir: str) -> str:
+        absolute = dest if dest.startswith("/") else posixpath.join("/", workdir, dest)
+        path = normalize_path(absolute)
+        return self.tree.resolve(path) if path else ""
+
+    def kind_at(self, path: str) -> ChangeKind | None:
+        """What is at path now, without following a final symlink ('' is the root dir)."""
+        if not path:
+            return ChangeKind.DIR
+        if path in self.entries:
+            return self.entries[path].kind
+        # the parent is a real directory here, so a path that resolves elsewhere is a symlink
+        # (possibly dangling, which lookup cannot see)
+        if self.tree.resolve(path) != path:
+            return ChangeKind.SYMLINK
+        node = self.tree.lookup(path)
+        return None if node is None else node.kind
+
+    def ensure_dir(self, path: str) -> None:
+        """Make path and its ancestors directories in the layer (BuildKit's MkdirAll)."""
+        parts = path.split("/") if path else []
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub in self.entries and self.entries[sub].is_dir:
+                continue
+            kind = self.kind_at(sub)
+            if kind is ChangeKind.DIR:
+                node = self.tree.lookup(sub)
+                assert node is not None
+                self.entries[sub] = dataclasses.replace(node, path=sub, content=None)
+            elif kind is None:
+                uid, gid = self.meta.chown or (0, 0)
+                self.entries[sub] = Change(
+                    sub,
+                    ChangeKind.DIR,
+                    mode=0o755,
+                    uid=uid,
+                    gid=gid,
+                    mtime=self.meta.created_mtime,
+                )
+            else:
+                raise BuildError(
+                    f"cannot copy to /{path}: /{sub} exists in the image as a {kind.value}, "
+                    f"not a directory",
+                    hint="copy to another destination, or remove that path in an earlier step",
+                )
+
+    def put_match(self, dest: str, dest_is_dir: bool, group: list[SourceFile]) -> None:
+        """One matched source: a directory's contents go into dest, anything else goes into
+        dest when it is a directory, else becomes dest."""
+        top = group[0]
+        if top.is_dir:
+            self.ensure_dir(dest)
+            for entry in group[1:]:
+                self.put(posixpath.join(dest, entry.rel), entry)
+            return
+        target = posixpath.join(dest, posixpath.basename(top.source)) if dest_is_dir else dest
+        self.ensure_dir(dest if dest_is_dir else posixpath.dirname(target))
+        self.put(target, top)
+
+    def put_inline(self, dest: str, dest_is_dir: bool, name: str, data: bytes) -> None:
+        target = posixpath.join(dest, name) if dest_is_dir else dest
+        self.ensure_dir(posixpath.dirname(target))
+        uid, gid = self.meta.chown or (0, 0)
+        chmod = self.meta.chmod
+        change = Change(
+            target,
+            ChangeKind.FILE,
+            mode=chmod.apply(0o644, is_dir=False) if chmod else 0o644,
+            uid=uid,
+            gid=gid,
+            size=len(data),
+            mtime=self.meta.created_mtime,
+            content=lambda: io.BytesIO(data),
+        )
+        self._store(change, None)
+
+    def put(self, path: str, src: SourceFile) -> None:
+        self.ensure_dir(posixpath.dirname(path))
+        change = entry_change(src, path, self.meta)
+        if change is None:
+            return  # sockets cannot be stored in a layer
+        self._store(change, src.st)
+
+    def _store(self, change: Change, st: os.stat_result | None) -> None:
+        existing = self.kind_at(change.path)
+        if change.is_dir and existing not in (None, ChangeKind.DIR):
+            raise BuildError(
+                f"cannot copy directory to /{change.path}: a {existing.value} is there "
+                f"(cannot copy to non-directory)",
+                hint="copy to another destination, or remove that path in an earlier step",
+            )
+        if not change.is_dir and existing is ChangeKind.DIR:
+            raise BuildError(
+                f"cannot replace directory /{change.path} with a {change.kind.value}",
+                hint="end the destination with '/' to copy into the directory",
+            )
+        self.entries[change.path] = change
+        self.inodes.pop(change.path, None)
+        if st is not None and change.kind is ChangeKind.FILE and st.st_nlink > 1:
+            self.inodes[change.path] = (st.st_dev, st.st_ino)
+
+    def finish(self) -> list[Change]:
+        """Changes in layer order; later copies of a hard-linked inode become HARDLINKs to the
+        first one in that order, so the tar writer meets the data before the links."""
+        first: dict[tuple[int, int], str] = {}
+        out = []
+        for path in sorted(self.entries, key=sort_key):
+            change = self.entries[path]
+            inode = self.inodes.get(path)
+            if inode is not None and inode in first:
+                change = dataclasses.replace(
+                    change, kind=ChangeKind.HARDLINK, link=first[inode], size=0, content=None
+                )
+            elif inode is not None:
+                first[inode] = path
+            out.append(change)
+        return out
+
+
+def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
+    """The Change that copies one source entry to layer path ``path`` (None for a socket)."""
+    st = src.st
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFSOCK:
+        return None
+    if meta.chown is not None:
+        uid, gid = meta.chown
+    elif meta.preserve_owner:
+        uid, gid = st.st_uid, st.st_gid
+    else:
+        uid, gid = 0, 0
+    mode = stat.S_IMODE(st.st_mode)
+    if meta.chmod is not None and fmt != stat.S_IFLNK:
+        mode = meta.chmod.apply(mode, is_dir=fmt == stat.S_IFDIR)
+    base = Change(
+        path,
+        ChangeKind.DIR,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        mtime=meta.mtime if meta.mtime is not None else st.st_mtime_ns // 1_000_000_000,
+    )
+    if fmt == stat.S_IFREG:
+        return dataclasses.replace(
+            base,
+            kind=ChangeKind.FILE,
+            size=st.st_size,
+            content=_opener(src.path, st),
+            xattrs=_capability(src.path),
+        )
+    if fmt == stat.S_IFDIR:
+        return base
+    if fmt == stat.S_IFLNK:
+        return dataclasses.replace(base, kind=ChangeKind.SYMLINK, link=os.readlink(src.path))
+    if fmt == stat.S_IFIFO:
+        return dataclasses.replace(base, kind=ChangeKind.FIFO)
+    return dataclasses.replace(
+        base,
+        kind=ChangeKind.CHARDEV if fmt == stat.S_IFCHR else ChangeKind.BLOCKDEV,
+        devmajor=os.major(st.st_rdev),
+        devminor=os.minor(st.st_rdev),
+    )
+
+
+def _capability(path: Path) -> tuple[tuple[str, bytes], ...]:
+    """Only security.capability survives into a layer (as with BuildKit's tar writer)."""
+    try:
+        value = os.getxattr(path, _CAPABILITY_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_XATTR:
+            return ()
+        raise ContextError(f"cannot read xattrs of {path}: {exc.strerror}") from exc
+    return ((_CAPABILITY_XATTR, value),)
+
+
+def _opener(path: Path, st: os.stat_result) -> Opener:
+    """Open the source at pack time, refusing a file swapped or resized since selection."""
+
+    def open_source() -> BinaryIO:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ContextError(
+                f"cannot open {path} for COPY: {exc.strerror}",
+                hint="do not change the build context while a build runs",
+            ) from exc
+        now_st = os.fstat(fd)
+        if (now_st.st_dev, now_st.st_ino) != (st.st_dev, st.st_ino):
+            os.close(fd)
+            raise ContextError(
+                f"{path} was replaced while the build was copying it",
+                hint="do not change the build context while a build runs",
+            )
+        return io.BufferedReader(_SizeGuard(fd, st.st_size, path))
+
+    return open_source
+
+
+class _SizeGuard(io.RawIOBase):
+    """Yields exactly ``size`` bytes, the size the tar header promised, or fails loudly."""
+
+    def __init__(self, fd: int, size: int, path: Path) -> None:
+        self._fd = fd
+        self._left = size
+        self._path = path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._left == 0:
+            if os.read(self._fd, 1):
+                self._changed("grew")
+            return 0
+        data = os.read(self._fd, min(len(view), self._left))
+        if not data:
+            self._changed("shrank")
+        view[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def _changed(self, how: str) -> None:
+        raise ContextError(
+            f"{self._path} {how} while the build was copying it",
+            hint="do not change the build context while a build runs",
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

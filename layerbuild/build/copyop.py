@@ -1,0 +1,184 @@
+"""COPY and ADD as a step: heredoc sources, ADD's URLs and local archives, then copy semantics.
+
+`build/copy.py` owns what Docker's COPY does with files; this module decides which sources go
+which way (context files, heredocs, downloads, archives to unpack) and joins the results.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from layerbuild.build.copy import DestTree, copy_changes
+from layerbuild.build.fetch import fetch_url
+from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.select import SourceFile, select
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.dockerfile.expand import expand_heredoc
+from layerbuild.errors import UnsupportedError
+from layerbuild.image.archive import archive_changes, is_archive
+from layerbuild.image.changes import Change, ChangeKind, normalize_path, sorted_changes
+from layerbuild.image.tree import FileTree
+
+_URL_PREFIXES = ("http://", "https://")
+_GIT_PREFIXES = ("git@", "git://", "ssh://")
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    instr: ins.Copy | ins.Add  # expanded
+    root: Path  # where sources are read: the context, a stage's rootfs, a named directory
+    workdir: str
+    ignore: IgnoreRules | None
+    chown: tuple[int, int] | None
+    preserve_owner: bool
+    now: int
+    env: Mapping[str, str]
+    scratch: Path  # a private directory that lives until the layer is packed
+
+
+def run_copy(req: CopyRequest, tree: FileTree) -> list[Change]:
+    """All Changes of one COPY/ADD step, in layer order."""
+    instr = req.instr
+    heredocs = {f"<<{h.name}": h for h in instr.heredocs}
+    inline = [
+        (h.name, _heredoc_bytes(h, req)) for s in instr.sources if (h := heredocs.get(s))
+    ]
+    plain = [s for s in instr.sources if s not in heredocs]
+    urls = [s for s in plain if s.startswith(_URL_PREFIXES)] if isinstance(instr, ins.Add) else []
+    for s in plain:
+        if isinstance(instr, ins.Add) and (s.startswith(_GIT_PREFIXES) or s.endswith(".git")):
+            raise UnsupportedError(f"ADD from a git repository ({s}) is not supported yet")
+    local = [s for s in plain if s not in urls]
+    archives: list[SourceFile] = []
+    if isinstance(instr, ins.Add) and instr.unpack is not False:
+        local, archives = _split_archives(req, local)
+    changes: list[Change] = []
+    if local or inline:
+        changes += _copy(req, tree, local, inline=inline)
+    for url in urls:
+        changes += _download(req, tree, url)
+    for archive in archives:
+        changes += _unpack(req, tree, archive)
+    return sorted_changes(changes)
+
+
+def _copy(
+    req: CopyRequest,
+    tree: DestTree,
+    sources: list[str],
+    *,
+    inline: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+    root: Path | None = None,
+    chmod: str | None = None,
+) -> list[Change]:
+    instr = req.instr
+    return copy_changes(
+        root or req.root,
+        sources,
+        instr.dest,
+        workdir=req.workdir,
+        tree=tree,
+        ignore=req.ignore if root is None else None,
+        excludes=instr.excludes,
+        chown=req.chown,
+        chmod=instr.chmod or chmod,
+        mtime=None,
+        link=instr.link,
+        preserve_owner=req.preserve_owner and root is None,
+        inline=inline,
+        now=req.now,
+    )
+
+
+def _heredoc_bytes(h: ins.Heredoc, req: CopyRequest) -> bytes:
+    # BuildKit expands heredoc bodies with the backslash escape whatever the directive says
+    text = expand_heredoc(h, req.env) if h.expand else h.content
+    return text.encode()
+
+
+def _split_archives(req: CopyRequest, sources: list[str]) -> tuple[list[str], list[SourceFile]]:
+    """ADD unpacks a local source that is a tar (plain or compressed); other files are copied."""
+    plain: list[str] = []
+    archives: list[SourceFile] = []
+    for src in sources:
+        matches = select(req.root, src, ignore=req.ignore, excludes=req.instr.excludes)
+        files = [f for f in matches if f.rel == "" and f.st.st_mode & 0o170000 == 0o100000]
+        if len(files) == len(matches) and files and all(_is_archive(f.path) for f in files):
+            archives.extend(files)
+        else:
+            plain.append(src)
+    return plain, archives
+
+
+def _is_archive(path: Path) -> bool:
+    with path.open("rb") as f:
+        return is_archive(f.read(4096))
+
+
+def _dest_dir(req: CopyRequest, tree: DestTree) -> str:
+    dest = req.instr.dest
+    joined = dest if dest.startswith("/") else posixpath.join(req.workdir or "/", dest)
+    return tree.resolve(normalize_path(joined))
+
+
+def _unpack(req: CopyRequest, tree: FileTree, archive: SourceFile) -> list[Change]:
+    dest = _dest_dir(req, tree)
+    spool = Path(tempfile.mkdtemp(prefix="add-", dir=req.scratch))
+    changes: list[Change] = []
+    with archive.path.open("rb") as f:
+        for i, ch in enumerate(archive_changes(f, dest)):
+            if ch.kind is ChangeKind.FILE and ch.content is not None:
+                ch = _spool(ch, spool / str(i))
+            if req.chown is not None and ch.kind not in (ChangeKind.WHITEOUT, ChangeKind.OPAQUE):
+                ch = _owned(ch, req.chown)
+            changes.append(ch)
+    changes += _parents(tree, dest, req.now)
+    return changes
+
+
+def _spool(ch: Change, path: Path) -> Change:
+    """Keep an archive member's bytes past the iterator (the layer is packed after sorting)."""
+    assert ch.content is not None
+    with ch.content() as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return replace(ch, content=lambda: path.open("rb"))
+
+
+def _owned(ch: Change, ids: tuple[int, int]) -> Change:
+    return replace(ch, uid=ids[0], gid=ids[1])
+
+
+def _parents(tree: FileTree, dest: str, now: int) -> list[Change]:
+    """The directory `dest` and its ancestors as layer entries (existing ones keep metadata)."""
+    out: list[Change] = []
+    parts = dest.split("/") if dest else []
+    for depth in range(1, len(parts) + 1):
+        sub = "/".join(parts[:depth])
+        existing = tree.lookup_nofollow(sub)
+        if existing is not None and existing.kind is ChangeKind.DIR:
+            out.append(existing)
+        else:
+            out.append(Change(sub, ChangeKind.DIR, 0o755, mtime=now))
+    return out
+
+
+def _download(req: CopyRequest, tree: DestTree, url: str) -> list[Change]:
+    """ADD <url>: the file lands with mode 0600 (Docker's rule) unless --chmod says otherwise,
+    with the server's Last-Modified as its mtime when it sends one."""
+    instr = req.instr
+    assert isinstance(instr, ins.Add)
+    tmp = Path(tempfile.mkdtemp(prefix="url-", dir=req.scratch))
+    fetched = fetch_url(url, tmp, checksum=instr.checksum)
+    staging = tmp / "stage"
+    staging.mkdir()
+    target = staging / fetched.filename
+    fetched.path.rename(target)
+    if fetched.mtime is not None:
+        os.utime(target, (fetched.mtime, fetched.mtime))
+    return _copy(req, tree, [fetched.filename], root=staging, chmod="600")

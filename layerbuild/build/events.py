@@ -1,0 +1,49 @@
+"""Build events: what the executor tells the outside world. The engine never prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layerbuild.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    step_id: int  # 1-based, unique in one build
+    stage: str  # stage name, or its index as text
+    index: int  # 1-based position of the step within its stage
+    total: int  # steps in the stage (FROM included)
+    line: int
+    text: str  # the instruction as written, one line
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    step_id: int
+    seconds: float
+    layer: Digest | None = None
+    cached: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    step_id: int
+    seconds: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    step_id: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildDone:
+    digest: Digest  # manifest digest
+    tags: tuple[str, ...]
+    seconds: float
+
+
+BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone

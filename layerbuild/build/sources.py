@@ -1,0 +1,99 @@
+"""Where FROM and COPY --from find things: the store, named build contexts, stage results.
+
+Named build contexts use docker buildx's syntax (`--build-context NAME=VALUE`):
+- `oci-layout://PATH[:TAG]` or `oci-layout://PATH@sha256:...`: an image in an OCI layout
+  directory, imported into the store (untagged) when first used;
+- `docker-image://REF`: an image in the local store under another name;
+- any other value: a local directory, usable as a COPY --from source (not as a FROM base).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from layerbuild.errors import ContextError, ImageNotFound
+from layerbuild.export.load import import_image
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.manifest import Layer
+from layerbuild.registry.reference import normalize_tag
+from layerbuild.store import images
+from layerbuild.store.layout import Store
+
+_LAYOUT = "oci-layout://"
+_IMAGE = "docker-image://"
+_TAG_RE = re.compile(r"^(?P<path>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
+
+
+class SourceResolver:
+    def __init__(
+        self, store: Store, context: Path, named: Mapping[str, str], platform: Platform
+    ) -> None:
+        self.store = store
+        self.context = context
+        self.named = {k.lower(): v for k, v in named.items()}
+        self.platform = platform
+        self._rootfs: dict[str, Path] = {}
+
+    def image(self, ref: str, *, named_context: bool = False) -> Descriptor:
+        """The manifest (or index) descriptor for a FROM / COPY --from image reference."""
+        if named_context:
+            return self._named_image(ref)
+        try:
+            return images.resolve(self.store, normalize_tag(ref))
+        except ImageNotFound:
+            raise ImageNotFound(
+                f"image {ref!r} is not in the local store, and pulling from registries is not "
+                "supported yet",
+                hint=f"load it first (`layerbuild load IMAGE.tar -t {ref}`), or name an OCI "
+                f"layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
+            ) from None
+
+    def _named_image(self, name: str) -> Descriptor:
+        spec = self.named[name.lower()]
+        if spec.startswith(_IMAGE):
+            return self.image(spec[len(_IMAGE):])
+        if spec.startswith(_LAYOUT):
+            return self._layout_image(spec[len(_LAYOUT):], name)
+        raise ContextError(
+            f"build context {name!r} is a directory ({spec}); FROM needs an image",
+            hint=f"use --build-context {name}=oci-layout://PATH:TAG or docker-image://REF",
+        )
+
+    def _layout_image(self, spec: str, name: str) -> Descriptor:
+        digest = None
+        if "@" in spec:
+            spec, digest = spec.rsplit("@", 1)
+        m = _TAG_RE.match(spec)
+        path, tag = (m.group("path"), m.group("tag")) if m else (spec, None)
+        if not Path(path).is_dir() and Path(spec).is_dir():
+            path, tag = spec, None  # a colon that is part of the directory name
+        return import_image(self.store, Path(path), tag=tag, digest=digest, label=name)
+
+    def directory(self, name: str) -> Path | None:
+        """The directory of a named context that is a local directory, else None."""
+        spec = self.named.get(name.lower())
+        if spec is None or spec.startswith((_LAYOUT, _IMAGE)):
+            return None
+        path = Path(spec)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if not path.is_dir():
+            raise ContextError(f"build context {name!r}: {spec} is not a directory")
+        return path
+
+    def stage_rootfs(self, layers: Sequence[Layer]) -> Path:
+        """A directory holding the merged filesystem of a stage (a cached store snapshot)."""
+        return self.store.snapshots.rootfs(self.store, [x.descriptor for x in layers])
+
+    def rootfs_of(self, ref: str, *, named_context: bool = False) -> Path:
+        """The filesystem of an image (or a named directory context) for COPY --from."""
+        if named_context and (directory := self.directory(ref)) is not None:
+            return directory
+        desc = self.image(ref, named_context=named_context)
+        _, manifest, _ = images.read_image(self.store, desc, self.platform)
+        return self.store.snapshots.rootfs(self.store, list(manifest.layers))
+
+    def close(self) -> None:
+        """Nothing to release today: snapshots stay cached in the store for the next build."""

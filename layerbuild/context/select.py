@@ -1,0 +1,269 @@
+"""Resolve one COPY/ADD source inside a root: paths, globs, directories, exclusions.
+
+The root is either the build context (filtered by .dockerignore) or another stage's rootfs.
+Nothing outside the root is ever opened or stat'ed: symlinks met while resolving the source are
+followed *inside* the root, clamped like a chroot (containerd's fs.RootPath), and symlinks met
+while walking are returned as symlinks, never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerbuild.context.ignore import BadPattern, IgnoreRules, go_clean, go_match
+from layerbuild.errors import ContextError
+
+_MAX_LINKS = 255
+_NOT_FOUND_HINT = (
+    "source paths are relative to the build context (or the --from stage's root); "
+    "check the spelling and that no .dockerignore pattern excludes the file"
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One entry to copy.
+
+    ``rel`` is the path relative to the matched source: '' for the match itself, 'a/b' for an
+    entry found below a matched directory. ``source`` is the match as named in the root
+    (before following a final symlink); its base name is the file name used at the destination.
+    ``path`` is the real location to read, always inside the root; ``st`` is its lstat.
+    """
+
+    rel: str
+    path: Path
+    st: os.stat_result
+    source: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+def load_ignore(context_dir: Path, dockerfile: Path | None) -> IgnoreRules:
+    """The .dockerignore rules of a build: ``<Dockerfile>.dockerignore`` beside the Dockerfile
+    takes precedence over ``<context>/.dockerignore``; neither present means no rules."""
+    candidates = []
+    if dockerfile is not None:
+        candidates.append(dockerfile.parent / (dockerfile.name + ".dockerignore"))
+    candidates.append(context_dir / ".dockerignore")
+    for candidate in candidates:
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ContextError(f"cannot read {candidate}: {exc.strerror}") from exc
+        return IgnoreRules.parse(data.decode("utf-8", "surrogateescape"), source=str(candidate))
+    return IgnoreRules(patterns=(), source=".dockerignore")
+
+
+def select(
+    root: Path,
+    pattern: str,
+    *,
+    ignore: IgnoreRules | None,
+    excludes: Sequence[str],
+    follow_final_symlink: bool = True,
+) -> list[SourceFile]:
+    """All entries one COPY source names, matches in order, each followed by its walked tree.
+
+    ContextError when nothing matches, naming the source and the .dockerignore possibility.
+    """
+    view = _ContextView(Path(os.path.realpath(root)), ignore)
+    exclude = IgnoreRules.from_patterns(excludes) if excludes else None
+    rel = go_clean("/" + pattern).lstrip("/")
+    base, wildcard = split_wildcards(rel)
+    if wildcard:
+        matches = _glob(view, base, wildcard, exclude)
+        if not matches:
+            raise ContextError(
+                f"no source files were specified: nothing in the build context matches "
+                f"{pattern!r}",
+                hint=_NOT_FOUND_HINT,
+            )
+    else:
+        matches = [base]
+    out: list[SourceFile] = []
+    for match in matches:
+        out.extend(_select_one(view, match, pattern, exclude, follow_final_symlink))
+    return out
+
+
+def split_wildcards(rel: str) -> tuple[str, str]:
+    """Split at the first component holding a wildcard: (literal dir, pattern rest)."""
+    parts = [] if rel in ("", ".") else rel.split("/")
+    for i, part in enumerate(parts):
+        if _has_wildcard(part):
+            return "/".join(parts[:i]), "/".join(parts[i:])
+    return "/".join(parts), ""
+
+
+def _has_wildcard(name: str) -> bool:
+    i = 0
+    while i < len(name):
+        if name[i] == "\\":
+            i += 1
+        elif name[i] in "*?[":
+            return True
+        i += 1
+    return False
+
+
+class _ContextView:
+    """The root as COPY sees it: entries excluded by .dockerignore do not exist."""
+
+    def __init__(self, root: Path, ignore: IgnoreRules | None) -> None:
+        self.root = root
+        self.ignore = ignore if ignore is not None and ignore.patterns else None
+
+    def real(self, rel: str) -> Path:
+        return self.root / rel if rel else self.root
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.real(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise ContextError(f"cannot stat {rel!r} in the source root: {exc.strerror}") from exc
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.real(rel)))
+        except OSError as exc:
+            raise ContextError(f"cannot list {rel or '.'!r}: {exc.strerror}") from exc
+
+    def ignored(self, rel: str) -> bool:
+        return self.ignore is not None and self.ignore.matches(rel)
+
+    def visible(self, rel: str, st: os.stat_result) -> bool:
+        """A path is in the context unless ignored; an ignored dir stays if a child does."""
+        if not self.ignored(rel):
+            return True
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        assert self.ignore is not None
+        if not self.ignore.may_include_below(rel):
+            return False
+        for name in self.listdir(rel):
+            child = f"{rel}/{name}" if rel else name
+            child_st = self.lstat(child)
+            if child_st is not None and self.visible(child, child_st):
+                return True
+        return False
+
+    def resolve(self, rel: str, *, follow_final: bool) -> str:
+        """Follow symlinks component by component, clamped to the root (fs.RootPath)."""
+        pending = [p for p in rel.split("/") if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = "/".join([*done, part])
+            st = self.lstat(candidate)
+            is_final = not pending
+            if st is None or not stat.S_ISLNK(st.st_mode) or (is_final and not follow_final):
+                done.append(part)
+                continue
+            links += 1
+            if links > _MAX_LINKS:
+                raise ContextError(f"too many levels of symbolic links resolving {rel!r}")
+            target = os.readlink(self.real(candidate))
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+        return "/".join(done)
+
+
+def _glob(view: _ContextView, base: str, wildcard: str, exclude: IgnoreRules | None) -> list[str]:
+    """Paths below base (context-relative, sorted walk order) whose rest matches wildcard."""
+    real_base = view.resolve(base, follow_final=True)
+    base_st = view.lstat(real_base)
+    if base_st is None or not stat.S_ISDIR(base_st.st_mode):
+        return []
+    max_depth = wildcard.count("/") + 1  # '*' and '?' never match '/', so deeper cannot match
+    found: list[str] = []
+
+    def walk(rel_dir: str, depth: int) -> None:
+        for name in view.listdir(f"{real_base}/{rel_dir}".strip("/")):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            ctx_rel = f"{real_base}/{rel}" if real_base else rel
+            st = view.lstat(ctx_rel)
+            if st is None or not view.visible(ctx_rel, st):
+                continue
+            try:
+                hit = go_match(wildcard, rel)
+            except BadPattern as exc:
+                raise ContextError(f"invalid source pattern {wildcard!r}: {exc}") from exc
+            if hit:
+                # --exclude also filters the matches of a glob, by their name below the base
+                if exclude is None or not exclude.matches(rel):
+                    found.append(f"{base}/{rel}" if base else rel)
+            elif stat.S_ISDIR(st.st_mode) and depth < max_depth:
+                walk(rel, depth + 1)
+
+    walk("", 1)
+    return found
+
+
+def _select_one(
+    view: _ContextView,
+    match: str,
+    pattern: str,
+    exclude: IgnoreRules | None,
+    follow_final: bool,
+) -> list[SourceFile]:
+    real = view.resolve(match, follow_final=follow_final)
+    st = view.lstat(real)
+    if st is None or not view.visible(real, st):
+        raise ContextError(
+            f"file not found in build context or excluded by .dockerignore: "
+            f"stat {pattern}: file does not exist",
+            hint=_NOT_FOUND_HINT,
+        )
+    top = SourceFile(rel="", path=view.real(real), st=st, source=match)
+    if not stat.S_ISDIR(st.st_mode):
+        return [top]
+    return [top, *_walk(view, real, "", match, exclude)]
+
+
+def _walk(
+    view: _ContextView, ctx_dir: str, src_dir: str, match: str, exclude: IgnoreRules | None
+) -> list[SourceFile]:
+    """Entries below a matched directory, sorted depth-first, symlinks not followed.
+
+    A directory that is excluded (by .dockerignore or --exclude) is still listed when an
+    exception re-includes something inside it, as BuildKit does.
+    """
+    out: list[SourceFile] = []
+    for name in view.listdir(ctx_dir):
+        ctx_rel = f"{ctx_dir}/{name}" if ctx_dir else name
+        src_rel = f"{src_dir}/{name}" if src_dir else name
+        st = view.lstat(ctx_rel)
+        if st is None:
+            continue  # vanished while walking
+        hidden = view.ignored(ctx_rel)
+        excluded = exclude is not None and exclude.matches(src_rel)
+        entry = SourceFile(rel=src_rel, path=view.real(ctx_rel), st=st, source=match)
+        if not stat.S_ISDIR(st.st_mode):
+            if not hidden and not excluded:
+                out.append(entry)
+            continue
+        if hidden and view.ignore is not None and not view.ignore.may_include_below(ctx_rel):
+            continue
+        if excluded and exclude is not None and not exclude.may_include_below(src_rel):
+            continue
+        below = _walk(view, ctx_rel, src_rel, match, exclude)
+        if below or not (hidden or excluded):
+            out.append(entry)
+            out.extend(below)
+    return out

@@ -1,0 +1,209 @@
+"""Which ARG and ENV values are visible where: Docker's scoping rules, as plain data.
+
+The rules (Dockerfile reference "ARG" and "Predefined ARGs"; BuildKit `dispatchArg`):
+
+- ARGs before the first FROM are *global*: usable in FROM lines only. A stage sees one only after
+  redeclaring it with `ARG NAME` (no default), which takes the global value.
+- An ARG's value is the `--build-arg` override if one is given, else its default (expanded with
+  what is visible at that point, pair by pair, so `ARG A=1 B=$A` gives B=1), else it is declared
+  but unset.
+- ENV wins over an ARG of the same name, whichever came first. (This is what the Dockerfile
+  reference documents and what the classic builder does; BuildKit lets an ARG declared *after*
+  an ENV shadow it, a corner we do not copy.) The base image's ENV counts as ENV.
+- The proxy variables (HTTP_PROXY, ..., all_proxy) given as build args reach RUN without an ARG,
+  are not usable in expansion unless declared, and are not recorded in history.
+- BuildKit's platform args (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT and the BUILD*
+  ones) are set in the global scope automatically; a stage sees them after `ARG TARGETARCH`.
+
+`VarScope` is one stage's view while the executor walks it; `global_arg_values` is the view of
+FROM lines; `unused_build_args` lists overrides nothing declared (Docker warns about them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from layerbuild.dockerfile.expand import expansion_error
+from layerbuild.dockerfile.instructions import Arg
+from layerbuild.dockerfile.parser import Dockerfile, Stage
+from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
+from layerbuild.dockerfile.source import DockerfileSource
+from layerbuild.image.descriptor import Platform
+
+PROXY_ARGS = frozenset(
+    {
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "FTP_PROXY",
+        "ftp_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    }
+)
+PLATFORM_ARGS = (
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+)
+# build args that are consumed by the builder itself rather than by an ARG: never "unused"
+BUILDER_ARGS = frozenset({"SOURCE_DATE_EPOCH"})
+
+
+def platform_arg_values(
+    platform: Platform | None, build_platform: Platform | None = None
+) -> dict[str, str]:
+    """TARGET* and BUILD* values; the build platform defaults to the target one.
+
+    Empty when no platform is given: the caller (which knows the host) decides the default.
+    """
+    build = build_platform or platform
+    values: dict[str, str] = {}
+    for prefix, plat in (("TARGET", platform), ("BUILD", build)):
+        if plat is None:
+            continue
+        values[f"{prefix}PLATFORM"] = str(plat)
+        values[f"{prefix}OS"] = plat.os
+        values[f"{prefix}ARCH"] = plat.architecture
+        values[f"{prefix}VARIANT"] = plat.variant or ""
+    return values
+
+
+def global_arg_values(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str],
+    platform: Platform | None = None,
+    *,
+    build_platform: Platform | None = None,
+) -> dict[str, str | None]:
+    """Values of the global ARGs (and platform args) for expanding FROM lines.
+
+    None marks a global ARG declared without default or override. DockerfileError if a default
+    cannot be expanded.
+    """
+    values: dict[str, str | None] = dict(platform_arg_values(platform, build_platform))
+    for instr in dockerfile.global_args:
+        for name, default in instr.pairs:
+            if name in build_args:
+                values[name] = build_args[name]
+            elif default is not None:
+                env = _defined(values)
+                values[name] = _expand_default(instr, default, env, dockerfile)
+            else:
+                # `ARG TARGETARCH` before FROM just names an automatic arg: keep its value
+                values[name] = values.get(name)
+    return values
+
+
+def unused_build_args(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str],
+    stages: Iterable[Stage] | None = None,
+) -> list[str]:
+    """Names in `build_args` that no ARG declares (in `stages`, default all), in given order.
+
+    Proxy args and SOURCE_DATE_EPOCH are consumed without an ARG and never listed.
+    """
+    declared = {name for instr in dockerfile.global_args for name, _ in instr.pairs}
+    for stage in dockerfile.stages if stages is None else stages:
+        for instr in stage.instructions:
+            if isinstance(instr, Arg):
+                declared.update(name for name, _ in instr.pairs)
+    ignored = declared | PROXY_ARGS | BUILDER_ARGS
+    return [name for name in build_args if name not in ignored]
+
+
+class VarScope:
+    """The variables of one stage, updated as the executor walks its instructions."""
+
+    def __init__(
+        self,
+        global_args: Mapping[str, str | None],
+        build_args: Mapping[str, str],
+        image_env: Mapping[str, str],
+    ) -> None:
+        self._global = dict(global_args)
+        self._build_args = dict(build_args)
+        self._env = dict(image_env)  # image ENV, then the stage's ENV instructions on top
+        self._args: dict[str, str | None] = {}  # declared in this stage, in declaration order
+        self._used: set[str] = set()
+
+    @classmethod
+    def for_stage(
+        cls,
+        global_args: Mapping[str, str | None],
+        build_args: Mapping[str, str],
+        image_env: Mapping[str, str],
+    ) -> VarScope:
+        """A fresh scope for a stage whose base image has `image_env`."""
+        return cls(global_args, build_args, image_env)
+
+    def declare_arg(self, name: str, default: str | None) -> None:
+        """`ARG name[=default]`; `default` must already be expanded (see `apply_arg`)."""
+        if name in self._build_args:
+            self._args[name] = self._build_args[name]
+            self._used.add(name)
+        elif default is not None:
+            self._args[name] = default
+        else:
+            self._args[name] = self._global.get(name)
+
+    def apply_arg(
+        self, instr: Arg, *, escape: str = "\\", source: DockerfileSource | None = None
+    ) -> None:
+        """Declare every pair of `instr` in order, expanding each default only when it is used.
+
+        An overridden default is never expanded (so a broken one does not fail the build, as in
+        BuildKit); each default sees the pairs before it. DockerfileError on a bad default.
+        """
+        for name, default in instr.pairs:
+            if default is not None and name not in self._build_args:
+                try:
+                    default = expand_word(default, self.expansion_env(), escape=escape)
+                except ShellExpansionError as exc:
+                    raise expansion_error(instr, exc, source) from None
+            self.declare_arg(name, default)
+
+    def set_env(self, key: str, value: str) -> None:
+        """`ENV key=value` (value already expanded)."""
+        self._env[key] = value
+
+    def expansion_env(self) -> dict[str, str]:
+        """What `${...}` in this stage's instructions sees: declared ARGs, then ENV over them."""
+        return {**_defined(self._args), **self._env}
+
+    def run_env(self) -> dict[str, str]:
+        """The environment of a RUN: proxy build args, declared ARGs, then ENV over them."""
+        proxies = {k: v for k, v in self._build_args.items() if k in PROXY_ARGS}
+        return {**proxies, **self.expansion_env()}
+
+    def history_args(self) -> list[tuple[str, str]]:
+        """Declared ARGs with a value as a RUN sees them (for `RUN |n K=V ...` history lines).
+
+        Undeclared proxy args are left out on purpose: they often hold credentials.
+        """
+        env = self.expansion_env()
+        return [(name, env[name]) for name, value in self._args.items() if value is not None]
+
+    def used_build_args(self) -> set[str]:
+        """The --build-arg names this stage consumed through an ARG."""
+        return set(self._used)
+
+
+def _defined(values: Mapping[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _expand_default(instr: Arg, default: str, env: Mapping[str, str], df: Dockerfile) -> str:
+    try:
+        return expand_word(default, env, escape=df.escape)
+    except ShellExpansionError as exc:
+        raise expansion_error(instr, exc, df.source) from None

@@ -1,0 +1,424 @@
+"""Variable expansion in Dockerfile words, with the semantics of BuildKit's shell lexer.
+
+BuildKit (`frontend/dockerfile/shell/lex.go`) does not run a shell for ENV, COPY, WORKDIR, ...: it
+has its own small lexer, and the results people rely on follow from its details, so this module
+follows them closely rather than POSIX sh:
+
+- `$name`, `${name}`; unset variables expand to "" (`$1`, `$@`, `$$` are names too: usually unset);
+- `${v:-w}` `${v-w}` `${v:+w}` `${v+w}` `${v:?msg}` `${v?msg}` (the colon forms treat "" as unset);
+- `${v#p}` `${v##p}` `${v%p}` `${v%%p}` `${v/p/r}` `${v//p/r}` with `*` and `?` wildcards only;
+- single quotes take everything literally; in double quotes the escape character only escapes
+  `"`, `$` and itself; outside quotes it escapes any character (a trailing one is dropped);
+- the word inside `${v:-...}` is itself a word: quotes, escapes and nested `${...}` work there;
+- word splitting (`expand_words`) happens after expansion, on unquoted blanks, including blanks
+  that came out of an unquoted variable; an empty quoted string makes no word.
+
+Three flavours are exported: `expand_word` (BuildKit's ProcessWord: ENV, LABEL, COPY, WORKDIR...),
+`expand_words` (ProcessWords: EXPOSE) and `expand_raw` (RawQuotes + RawEscapes: variables replaced,
+quotes and escape characters kept as written). `ShellLexer` exposes every option plus the names
+that matched or did not, for callers that want to warn about undefined variables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from layerbuild.errors import LayerbuildError
+
+_SPECIAL_PARAMS = frozenset("@*#?-$!0")
+
+
+class ShellExpansionError(LayerbuildError):
+    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v).
+
+    `word` is the word as written and `reason` what is wrong with it; callers that know the
+    Dockerfile line wrap this in a DockerfileError.
+    """
+
+    def __init__(self, word: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"cannot expand {word!r}: {reason}",
+            hint=hint
+            or "check the ${...} syntax and the quotes; to keep a literal $, escape it (\\$)",
+        )
+        self.word = word
+        self.reason = reason
+
+
+class _SyntaxProblem(Exception):
+    """Raised inside the lexer; turned into ShellExpansionError with the whole word."""
+
+    def __init__(self, reason: str, hint: str | None = None) -> None:
+        super().__init__(reason)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What a word expanded to, and which variable names it referred to."""
+
+    result: str  # the whole word (ProcessWord)
+    words: tuple[str, ...]  # split on unquoted blanks (ProcessWords)
+    matched: frozenset[str]  # names that were set in the environment
+    unmatched: frozenset[str]  # names that were not
+
+
+class _Words:
+    """Word splitting as the characters stream out of the lexer (BuildKit's wordsStruct)."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.word = ""
+        self.in_word = False
+
+    def add_char(self, ch: str) -> None:
+        if ch.isspace():
+            if self.in_word and self.word:
+                self.words.append(self.word)
+                self.word = ""
+                self.in_word = False
+        else:
+            self.add_raw(ch)
+
+    def add_string(self, text: str) -> None:
+        for ch in text:
+            self.add_char(ch)
+
+    def add_raw(self, text: str) -> None:
+        self.word += text
+        self.in_word = True
+
+    def finish(self) -> list[str]:
+        if self.word:
+            self.words.append(self.word)
+            self.word = ""
+            self.in_word = False
+        return self.words
+
+
+@dataclass(frozen=True)
+class ShellLexer:
+    """BuildKit's `shell.Lex` with its options; `process` is re-entrant (state lives per call).
+
+    raw_quotes: keep quote characters in the result; raw_escapes: keep escape characters;
+    skip_process_quotes: quotes are ordinary characters (variables inside '...' expand);
+    skip_unset: leave references to unset variables as written instead of expanding to "".
+    """
+
+    escape: str = "\\"
+    raw_quotes: bool = False
+    raw_escapes: bool = False
+    skip_process_quotes: bool = False
+    skip_unset: bool = False
+
+    def process(self, word: str, env: Mapping[str, str]) -> Expansion:
+        """Expand `word` with `env`; ShellExpansionError names the word and the problem."""
+        scan = _Scanner(self, word, env)
+        try:
+            result, words = scan.until(None, self.raw_escapes)
+        except _SyntaxProblem as exc:
+            raise ShellExpansionError(word, str(exc), hint=exc.hint) from None
+        return Expansion(
+            result=result,
+            words=tuple(words),
+            matched=frozenset(scan.matched),
+            unmatched=frozenset(scan.unmatched),
+        )
+
+
+class _Scanner:
+    """One pass over one word; mirrors lex.go's shellWord method by method."""
+
+    def __init__(self, lexer: ShellLexer, text: str, env: Mapping[str, str]) -> None:
+        self.lx = lexer
+        self.text = text
+        self.pos = 0
+        self.env = env
+        self.raw_escapes = lexer.raw_escapes
+        self.matched: set[str] = set()
+        self.unmatched: set[str] = set()
+
+    def peek(self) -> str | None:
+        return self.text[self.pos] if self.pos < len(self.text) else None
+
+    def next(self) -> str | None:
+        ch = self.peek()
+        if ch is not None:
+            self.pos += 1
+        return ch
+
+    def lookup(self, name: str) -> str | None:
+        value = self.env.get(name)
+        (self.matched if value is not None else self.unmatched).add(name)
+        return value
+
+    def until(self, stop: str | None, raw_escapes: bool) -> tuple[str, list[str]]:
+        """Process up to `stop` (consumed) or the end; returns the text and its split words."""
+        saved, self.raw_escapes = self.raw_escapes, raw_escapes
+        try:
+            return self._until(stop)
+        finally:
+            self.raw_escapes = saved
+
+    def _until(self, stop: str | None) -> tuple[str, list[str]]:
+        out: list[str] = []
+        words = _Words()
+        quotes = not self.lx.skip_process_quotes
+        while (ch := self.peek()) is not None:
+            if ch == stop:
+                self.next()
+                return "".join(out), words.finish()
+            if ch == "$":
+                text = self.dollar()
+                out.append(text)
+                words.add_string(text)  # an unquoted expansion is subject to splitting
+            elif quotes and ch in "'\"":
+                text = self.single_quoted() if ch == "'" else self.double_quoted()
+                out.append(text)
+                words.add_raw(text)
+            else:
+                self._plain(out, words)
+        if stop is not None:
+            raise _SyntaxProblem(f"unexpected end of statement while looking for matching {stop}")
+        return "".join(out), words.finish()
+
+    def _plain(self, out: list[str], words: _Words) -> None:
+        ch = self.next()
+        assert ch is not None
+        if ch != self.lx.escape:
+            out.append(ch)
+            words.add_char(ch)
+            return
+        if self.raw_escapes:
+            out.append(ch)
+            words.add_raw(ch)
+        escaped = self.next()
+        if escaped is None:  # a trailing escape character escapes nothing and is dropped
+            return
+        out.append(escaped)
+        words.add_raw(escaped)  # an escaped blank does not split
+
+    def single_quoted(self) -> str:
+        self.next()
+        out = ["'"] if self.lx.raw_quotes else []
+        while True:
+            ch = self.next()
+            if ch is None:
+                raise _SyntaxProblem(
+                    "unexpected end of statement while looking for matching single-quote"
+                )
+            if ch == "'":
+                if self.lx.raw_quotes:
+                    out.append(ch)
+                return "".join(out)
+            out.append(ch)
+
+    def double_quoted(self) -> str:
+        self.next()
+        out = ['"'] if self.lx.raw_quotes else []
+        while True:
+            ch = self.peek()
+            if ch is None:
+                raise _SyntaxProblem(
+                    "unexpected end of statement while looking for matching double-quote"
+                )
+            if ch == '"':
+                self.next()
+                if self.lx.raw_quotes:
+                    out.append(ch)
+                return "".join(out)
+            if ch == "$":
+                out.append(self.dollar())
+                continue
+            self.next()
+            if ch == self.lx.escape:
+                follower = self.peek()
+                if follower is None:
+                    continue  # reported as the missing closing quote on the next turn
+                if follower in ('"', "$", self.lx.escape):
+                    if self.raw_escapes:
+                        out.append(ch)
+                    ch = self.next() or ""
+            out.append(ch)
+
+    def name(self) -> str:
+        """A variable name: letters, digits, _; or all digits; or one special parameter."""
+        first = self.peek()
+        if first is None:
+            return ""
+        if first.isdigit():
+            start = self.pos
+            while (ch := self.peek()) is not None and ch.isdigit():
+                self.pos += 1
+            return self.text[start : self.pos]
+        if first in _SPECIAL_PARAMS:
+            self.pos += 1
+            return first
+        start = self.pos
+        while (ch := self.peek()) is not None and (ch.isalnum() or ch == "_"):
+            self.pos += 1
+        return self.text[start : self.pos]
+
+    def dollar(self) -> str:
+        self.next()  # the $
+        if self.peek() != "{":
+            name = self.name()
+            if not name:
+                return "$"  # a lone $ (before a blank, a quote, the end) is literal
+            value = self.lookup(name)
+            if value is None:
+                return f"${name}" if self.lx.skip_unset else ""
+            return value
+        self.next()  # the {
+        ch = self.peek()
+        if ch is None:
+            raise _SyntaxProblem("syntax error: missing '}'")
+        if ch in "{}:":
+            raise _SyntaxProblem("syntax error: bad substitution")
+        return self.braced(self.name())
+
+    def braced(self, name: str) -> str:
+        op = self.next()
+        if op is None:
+            raise _SyntaxProblem("syntax error: missing '}'")
+        if op == "}":
+            value = self.lookup(name)
+            if value is None:
+                return f"${{{name}}}" if self.lx.skip_unset else ""
+            return value
+        if op == "/":
+            return self.replace(name)
+        colon = op == ":"
+        if colon:
+            op = self.next()
+            if op is None:
+                raise _SyntaxProblem("syntax error: missing '}'")
+        if op not in "+-?#%":
+            raise _SyntaxProblem(
+                f"unsupported modifier ({':' if colon else ''}{op}) in substitution"
+            )
+        word = self._modifier_word(op in "#%")
+        value = self.lookup(name)
+        if value is None and self.lx.skip_unset:
+            return f"${{{name}{':' if colon else ''}{op}{word}}}"
+        return _apply_modifier(name, value, op, colon, word)
+
+    def _modifier_word(self, raw_escapes: bool) -> str:
+        try:
+            word, _ = self.until("}", raw_escapes)
+        except _SyntaxProblem:
+            if self.peek() is None:
+                raise _SyntaxProblem("syntax error: missing '}'") from None
+            raise
+        return word
+
+    def replace(self, name: str) -> str:
+        replace_all = self.peek() == "/"
+        if replace_all:
+            self.next()
+        try:
+            pattern, _ = self.until("/", True)
+        except _SyntaxProblem:
+            raise _SyntaxProblem("syntax error: missing '/' in ${}") from None
+        replacement = self._modifier_word(True)
+        value = self.lookup(name)
+        if value is None and self.lx.skip_unset:
+            return f"${{{name}/{pattern}/{replacement}}}"
+        regex = _pattern_regex(pattern, greedy=True, anchored=False)
+        count = 0 if replace_all else 1
+        # a function, so that backslashes in the replacement are not group references
+        return regex.sub(lambda _m: replacement, value or "", count=count)
+
+
+def _apply_modifier(name: str, value: str | None, op: str, colon: bool, word: str) -> str:
+    """The `${name<op>word}` forms; `colon` makes an empty value count as unset."""
+    absent = value is None or (colon and value == "")
+    if op == "-":
+        return word if absent else (value or "")
+    if op == "+":
+        return "" if absent else word
+    if op == "?":
+        hint = f"give {name} a value (--build-arg {name}=..., ARG or ENV)"
+        if value is None:
+            raise _SyntaxProblem(f"{name}: {word or 'is not allowed to be unset'}", hint)
+        if colon and value == "":
+            raise _SyntaxProblem(f"{name}: {word or 'is not allowed to be empty'}", hint)
+        return value
+    greedy = word.startswith(op)
+    pattern = word[1:] if greedy else word
+    if op == "#":
+        return _trim_prefix(pattern, value or "", greedy)
+    # shortest/longest *suffix*: reverse both so that a leftmost match finds it
+    reversed_value = (value or "")[::-1]
+    return _trim_prefix(_reverse_pattern(pattern), reversed_value, greedy)[::-1]
+
+
+def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
+    match = _pattern_regex(pattern, greedy=greedy, anchored=True).match(value)
+    return value[match.end() :] if match else value
+
+
+def _reverse_pattern(pattern: str) -> str:
+    """Reverse a pattern but keep each `\\x` escape pair in order (`a\\*c` -> `c\\*a`)."""
+    tokens: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            tokens.append(pattern[i : i + 2])
+            i += 2
+        else:
+            tokens.append(pattern[i])
+            i += 1
+    return "".join(reversed(tokens))
+
+
+def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
+    """A shell pattern with only `*` and `?` wildcards (no [...]) as a regular expression."""
+    out = ["^"] if anchored else []
+    star = ".*" if greedy else ".*?"
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append(star)
+        elif ch == "?":
+            out.append(".")
+        elif ch == "\\":
+            nxt = pattern[i] if i < len(pattern) else ""
+            if nxt in ("}", "/"):
+                continue  # only there to keep ${...} from ending; not part of the pattern
+            if nxt not in ("*", "?", "\\"):
+                raise _SyntaxProblem(
+                    f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'"
+                )
+            out.append(re.escape(nxt))
+            i += 1
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _lexer(escape: str, *, raw: bool = False) -> ShellLexer:
+    return ShellLexer(escape=escape, raw_quotes=raw, raw_escapes=raw)
+
+
+def expand_word(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
+    """Expand variables and remove quotes and escapes, as BuildKit's ProcessWord does."""
+    return _lexer(escape).process(word, env).result
+
+
+def expand_words(word: str, env: Mapping[str, str], *, escape: str = "\\") -> list[str]:
+    """Like expand_word, then split on unquoted blanks (BuildKit's ProcessWords)."""
+    return list(_lexer(escape).process(word, env).words)
+
+
+def expand_raw(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
+    """Expand variables but keep quotes and escape characters as written.
+
+    Used where the text goes on to another interpreter (for example a RUN command's display
+    name); single-quoted parts are still not expanded.
+    """
+    return _lexer(escape, raw=True).process(word, env).result

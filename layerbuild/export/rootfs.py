@@ -1,0 +1,84 @@
+"""Export an image's merged filesystem to a local directory (`--output type=local`).
+
+The layers are applied in order by `store.unpack.apply_layer`, the one place that turns layer
+tars into files: it resolves every path itself, refuses entries that would escape the root and
+applies whiteouts. Owners are kept only when running as root (an unprivileged process cannot
+chown); device nodes likewise need root and are skipped otherwise.
+
+The tree is built in a temporary directory beside `dest` and renamed into place, so `dest` is
+either untouched or complete. `dest` must be absent or an empty directory: merging an image into
+existing files would leave a tree that is neither.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from layerbuild.errors import ExportError, ImageFormatError
+from layerbuild.image import mediatypes as mt
+from layerbuild.image.compress import open_layer
+from layerbuild.image.descriptor import Descriptor
+from layerbuild.store.images import read_image
+from layerbuild.store.unpack import apply_layer
+
+if TYPE_CHECKING:
+    from layerbuild.store.layout import Store
+
+_ROOT_MODE = 0o755
+
+
+def write_rootfs(store: Store, desc: Descriptor, dest: Path) -> None:
+    """Write the filesystem of the image `desc` into the new or empty directory `dest`."""
+    _, manifest, _ = read_image(store, desc)
+    _check_dest(dest)
+    work = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        work.mkdir()
+        os.chmod(work, _ROOT_MODE)  # mkdir's mode is filtered by the umask
+        for layer in manifest.layers:
+            _apply(store, layer, work)
+        if dest.exists():
+            dest.rmdir()  # checked empty above; rename cannot replace a directory otherwise
+        os.rename(work, dest)
+    except OSError as e:
+        raise ExportError(
+            f"cannot write the image filesystem to {dest}: {e.strerror or e}",
+            hint="check that the parent directory is writable and has free space",
+        ) from e
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _apply(store: Store, layer: Descriptor, root: Path) -> None:
+    try:
+        compression = mt.layer_compression(layer.media_type)
+    except ValueError as e:
+        raise ImageFormatError(
+            f"layer {layer.digest} has media type {layer.media_type!r}, which is not a layer",
+            hint="the image manifest is malformed; rebuild or pull it again",
+        ) from e
+    with store.content.open(layer.digest) as blob:
+        apply_layer(open_layer(blob, compression), root)
+
+
+def _check_dest(dest: Path) -> None:
+    if not dest.exists() and not dest.is_symlink():
+        if not dest.parent.is_dir():
+            raise ExportError(
+                f"cannot write the image filesystem to {dest}: {dest.parent} does not exist",
+                hint="create the parent directory first",
+            )
+        return
+    if dest.is_symlink() or not dest.is_dir():
+        raise ExportError(
+            f"{dest} exists and is not a directory", hint="choose a new or empty directory"
+        )
+    if any(dest.iterdir()):
+        raise ExportError(
+            f"{dest} is not empty", hint="choose a new or empty directory, or remove its contents"
+        )

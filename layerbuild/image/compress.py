@@ -1,0 +1,250 @@
+"""Layer compression: changes → compressed blob in one pass, and decompressing readers.
+
+``pack_layer`` runs two stages in two threads so that they overlap: the tar writer plus the
+sha256 of the uncompressed stream (the diff_id) in a producer thread, the compressor plus the
+sha256 of the compressed bytes (the digest) and the sink in the calling thread. hashlib, isal
+and zstandard release the GIL on large buffers, so the stages really run side by side and
+packing costs little more than compressing.
+
+Compressed output is deterministic: gzip is written as a raw deflate stream from isal inside a
+gzip header we write ourselves (mtime 0, no name, OS byte 255 "unknown", as Go's compress/gzip
+writes it), zstd as one frame with a checksum and no content size.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import lzma
+import queue
+import struct
+import threading
+from collections.abc import Iterable
+from typing import BinaryIO, Protocol, cast
+
+import zstandard
+from isal import igzip, isal_zlib
+
+from layerbuild.digest import Digest
+from layerbuild.errors import ImageFormatError
+from layerbuild.image.changes import Change
+from layerbuild.image.manifest import Layer
+from layerbuild.image.mediatypes import layer_media_type
+from layerbuild.image.tarwriter import CHUNK, Writable, write_tar
+
+COMPRESSIONS = ("gzip", "zstd", "none")
+GZIP_DEFAULT_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
+GZIP_LEVELS = range(isal_zlib.ISAL_BEST_SPEED, isal_zlib.ISAL_BEST_COMPRESSION + 1)
+ZSTD_DEFAULT_LEVEL = 3
+# magic, method deflate, no flags, mtime 0, no extra flags, OS 255 (unknown)
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+_QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~8 MiB per pack
+
+
+class _Encoder(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _GzipEncoder:
+    """A gzip member around isal's raw deflate, so that every header byte is ours."""
+
+    def __init__(self, level: int) -> None:
+        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+        self._crc = 0
+        self._size = 0
+        self._started = False
+
+    def compress(self, data: bytes) -> bytes:
+        self._crc = isal_zlib.crc32(data, self._crc)
+        self._size += len(data)
+        out: bytes = self._deflate.compress(data)
+        if not self._started:
+            self._started = True
+            return _GZIP_HEADER + out
+        return out
+
+    def flush(self) -> bytes:
+        head = b"" if self._started else _GZIP_HEADER
+        tail = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        rest: bytes = self._deflate.flush()
+        return head + rest + tail
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _encoder(compression: str, level: int | None) -> _Encoder:
+    if compression == "gzip":
+        level = GZIP_DEFAULT_LEVEL if level is None else level
+        if level not in GZIP_LEVELS:
+            raise ValueError(
+                f"gzip level {level} is out of range {GZIP_LEVELS.start}-"
+                f"{GZIP_LEVELS.stop - 1} (isal levels)"
+            )
+        return _GzipEncoder(level)
+    if compression == "zstd":
+        params = zstandard.ZstdCompressor(
+            level=ZSTD_DEFAULT_LEVEL if level is None else level,
+            write_checksum=True,
+            write_content_size=False,
+        )
+        return cast(_Encoder, params.compressobj())
+    if compression == "none":
+        return _Identity()
+    raise ValueError(f"unknown layer compression {compression!r}: use gzip, zstd or none")
+
+
+class _Cancelled(Exception):
+    """Raised inside the producer thread when the consumer has given up."""
+
+
+class _ChunkPipe:
+    """The tar writer's output: gathers writes into ~1 MiB chunks, hashes and queues them."""
+
+    def __init__(self, chunks: queue.Queue[bytes | None], cancelled: threading.Event) -> None:
+        self._chunks = chunks
+        self._cancelled = cancelled
+        self._buffer = bytearray()
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> int:
+        if len(data) >= CHUNK // 2:
+            self.flush()
+            self._emit(bytes(data))
+        else:
+            self._buffer += data
+            if len(self._buffer) >= CHUNK:
+                self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._emit(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _emit(self, chunk: bytes) -> None:
+        self.hash.update(chunk)
+        self.put(chunk)
+
+    def put(self, item: bytes | None) -> None:
+        """A bounded put that gives up (raising _Cancelled) once the consumer has stopped."""
+        while True:
+            if self._cancelled.is_set():
+                raise _Cancelled
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+
+class _Producer(threading.Thread):
+    def __init__(self, changes: Iterable[Change], source_date_epoch: int | None) -> None:
+        super().__init__(name="layer-tar", daemon=True)
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
+        self.cancelled = threading.Event()
+        self.pipe = _ChunkPipe(self.chunks, self.cancelled)
+        self.error: BaseException | None = None
+        self._changes = changes
+        self._epoch = source_date_epoch
+
+    def run(self) -> None:
+        try:
+            write_tar(self._changes, self.pipe, source_date_epoch=self._epoch)
+            self.pipe.flush()
+        except _Cancelled:
+            return
+        except BaseException as e:  # handed to the consumer thread, which re-raises it
+            self.error = e
+        try:
+            self.pipe.put(None)  # end of stream, also after an error
+        except _Cancelled:
+            return
+
+
+def pack_layer(
+    changes: Iterable[Change],
+    sink: Writable,
+    *,
+    compression: str,
+    source_date_epoch: int | None = None,
+    level: int | None = None,
+) -> Layer:
+    """Write ``changes`` as a compressed layer blob to ``sink`` and describe it.
+
+    ``compression`` is 'gzip' (isal levels 0-3, default 2), 'zstd' (default level 3) or 'none'.
+    Errors of the tar writer (e.g. LayerContentError) are re-raised here; the sink then holds a
+    partial blob that the caller must discard (a store ingest that is not committed).
+    """
+    encoder = _encoder(compression, level)
+    producer = _Producer(changes, source_date_epoch)
+    digest = hashlib.sha256()
+    size = 0
+    producer.start()
+    try:
+        while (chunk := producer.chunks.get()) is not None:
+            out = encoder.compress(chunk)
+            if out:
+                digest.update(out)
+                sink.write(out)
+                size += len(out)
+        if producer.error is not None:
+            raise producer.error
+        out = encoder.flush()
+        digest.update(out)
+        sink.write(out)
+        size += len(out)
+    finally:
+        producer.cancelled.set()
+        producer.join()
+    return Layer(
+        diff_id=Digest.from_hash(producer.pipe.hash),
+        digest=Digest.from_hash(digest),
+        size=size,
+        media_type=layer_media_type(compression),
+    )
+
+
+def detect_compression(head: bytes) -> str:
+    """'gzip', 'zstd', 'bzip2', 'xz' or 'none' from the first bytes of a stream (6 suffice)."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+def open_layer(fileobj: BinaryIO, compression: str) -> BinaryIO:
+    """A reader of the uncompressed bytes of ``fileobj`` ('gzip', 'zstd', 'bzip2', 'xz', 'none').
+
+    The reader does not close ``fileobj``; it streams, so ``fileobj`` need not be seekable.
+    """
+    if compression == "gzip":
+        reader = igzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[no-untyped-call]
+        return cast(BinaryIO, reader)
+    if compression == "zstd":
+        zstd_reader = zstandard.ZstdDecompressor().stream_reader(
+            fileobj, read_across_frames=True, closefd=False
+        )
+        return cast(BinaryIO, zstd_reader)
+    if compression == "bzip2":
+        return cast(BinaryIO, bz2.BZ2File(fileobj, mode="rb"))
+    if compression == "xz":
+        return cast(BinaryIO, lzma.LZMAFile(fileobj, mode="rb"))
+    if compression == "none":
+        return fileobj
+    raise ImageFormatError(
+        f"unknown compression {compression!r}",
+        hint="layers are gzip, zstd or uncompressed; archives may also be bzip2 or xz",
+    )

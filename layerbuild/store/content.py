@@ -1,0 +1,325 @@
+"""The content store: blobs named by their sha256, written so that a crash never shows half a blob.
+
+Vocabulary and lifecycle (containerd's content store, umoci's oci/cas):
+
+- An *ingest* is a write in progress: bytes go to ``ingest/<pid>-<random>.tmp`` while their
+  sha256 is computed. ``commit(expected)`` fsyncs, checks the digest, makes the file read-only
+  and renames it to ``blobs/sha256/<hex>``; the rename is atomic, so a blob path either does not
+  exist or holds the whole, verified content. Leaving the ``with`` block without ``commit()``
+  aborts and deletes the temp file.
+- Committing content that is already stored succeeds and drops the temp file: as umoci's PutBlob
+  documents, success means "the content is stored", not "this call stored it". Two builds that
+  produce the same layer at the same time therefore both succeed.
+- Readers verify: ``read_bytes`` hashes before returning, ``open`` returns a reader that raises
+  DigestMismatch when it reaches the end (or on close, after hashing what was not read), so a
+  blob corrupted on disk is noticed by whoever uses it.
+
+What a crash leaves behind: at most a temp file under ``ingest/``, invisible to readers. Its name
+carries the writer's pid; the next ContentStore over the same root deletes temp files whose
+writer is dead or that have not been written for an hour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from layerbuild.digest import Digest
+from layerbuild.errors import DigestMismatch, StoreError
+
+STALE_INGEST_SECONDS = 3600
+_CHUNK = 1 << 20
+_BLOB_MODE = 0o444
+
+
+class BlobNotFound(StoreError):
+    """A blob that should be in the store is not there."""
+
+    reference = "blob-not-found"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in `path` durable (POSIX needs the directory itself fsynced)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (possibly owned by another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _require_sha256(d: Digest) -> None:
+    if d.algorithm != "sha256":
+        raise StoreError(
+            f"digest {d} uses {d.algorithm}; the local store keeps sha256 content only",
+            hint="re-push or re-export the image with sha256 digests",
+        )
+
+
+class Ingest(io.BufferedIOBase):
+    """A blob being written: a write-only, hashing file object (see the module docstring)."""
+
+    def __init__(self, store: ContentStore) -> None:
+        super().__init__()
+        self._store = store
+        self._tmp = store.ingest_dir / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._result: tuple[Digest, int] | None = None
+
+    @property
+    def temp_path(self) -> Path:
+        return self._tmp
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._fd < 0:
+            raise ValueError("write to a committed or aborted ingest")
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+        self._hash.update(view)
+        self._size += len(view)
+        return len(view)
+
+    def commit(self, expected: Digest | None = None) -> tuple[Digest, int]:
+        """Verify and publish the blob; returns (digest, size). DigestMismatch stores nothing."""
+        if self._result is not None:
+            return self._result
+        if self._fd < 0:
+            raise StoreError("commit of an aborted ingest")
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        actual = Digest.from_hash(self._hash)
+        if expected is not None and actual != expected:
+            self._tmp.unlink(missing_ok=True)
+            raise DigestMismatch(expected, actual, what=f"blob of {self._size} bytes")
+        os.chmod(self._tmp, _BLOB_MODE)
+        target = self._store.path(actual)
+        if target.exists():
+            self._tmp.unlink(missing_ok=True)
+        else:
+            try:
+                os.rename(self._tmp, target)
+            except FileNotFoundError as e:
+                # the temp file vanished: another process judged this ingest stale
+                raise StoreError(
+                    f"ingest file {self._tmp} disappeared before commit",
+                    hint="another layerbuild cleaned it as stale; run the command again",
+                ) from e
+            fsync_dir(target.parent)
+        self._result = (actual, self._size)
+        return self._result
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._result is None:
+            self._tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.abort()
+        super().close()
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _VerifyingRaw(io.RawIOBase):
+    """Reads a blob file and checks its digest once all of it has been hashed.
+
+    Bytes are hashed in file order as reads pass over them; seeks are allowed (tarfile skips
+    file data), and close() hashes whatever was skipped or left unread, as umoci's
+    VerifiedReadCloser does, so a partial reader still learns about corruption.
+    """
+
+    def __init__(self, path: Path, expected: Digest) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._size = os.fstat(self._fd).st_size
+        self._expected = expected
+        self._hash = hashlib.sha256()
+        self._hashed = 0
+        self._pos = 0
+        self._verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(22, "negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = os.pread(self._fd, len(view), self._pos)
+        n = len(data)
+        view[:n] = data
+        if self._pos <= self._hashed < self._pos + n:
+            self._hash.update(data[self._hashed - self._pos :])
+            self._hashed = self._pos + n
+        self._pos += n
+        if n == 0 and self._hashed >= self._size:
+            self._verify()
+        return n
+
+    def _verify(self) -> None:
+        if self._verified:
+            return
+        while self._hashed < self._size:
+            chunk = os.pread(self._fd, _CHUNK, self._hashed)
+            if not chunk:
+                break
+            self._hash.update(chunk)
+            self._hashed += len(chunk)
+        self._verified = True
+        actual = Digest.from_hash(self._hash)
+        if actual != self._expected:
+            raise DigestMismatch(self._expected, actual, what=f"stored blob {self._expected}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._verify()
+        finally:
+            os.close(self._fd)
+            super().close()
+
+
+class ContentStore:
+    """Blobs under ``<root>/blobs/sha256`` (an OCI image layout), written through ingests."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs" / "sha256"
+        self.ingest_dir = root / "ingest"
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        self.clean_stale_ingests()
+
+    def clean_stale_ingests(self, *, max_age: float = STALE_INGEST_SECONDS) -> list[Path]:
+        """Delete temp files of killed writers (dead pid) or of writers idle for `max_age`."""
+        removed: list[Path] = []
+        now = time.time()
+        for entry in os.scandir(self.ingest_dir):
+            pid_text = entry.name.partition("-")[0]
+            owner = int(pid_text) if pid_text.isdigit() else -1
+            try:
+                idle = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if owner != os.getpid() and (not pid_alive(owner) or idle > max_age):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+        return removed
+
+    def ingest(self) -> Ingest:
+        return Ingest(self)
+
+    def put_bytes(self, data: bytes, expected: Digest | None = None) -> Digest:
+        with self.ingest() as w:
+            w.write(data)
+            return w.commit(expected)[0]
+
+    def path(self, d: Digest) -> Path:
+        _require_sha256(d)
+        return self.blob_dir / d.hex
+
+    def has(self, d: Digest) -> bool:
+        return self.path(d).is_file()
+
+    def size(self, d: Digest) -> int:
+        try:
+            return self.path(d).stat().st_size
+        except FileNotFoundError:
+            raise self._missing(d) from None
+
+    def open(self, d: Digest) -> BinaryIO:
+        """A buffered reader that raises DigestMismatch at EOF or on close if the blob is bad."""
+        try:
+            raw = _VerifyingRaw(self.path(d), d)
+        except FileNotFoundError:
+            raise self._missing(d) from None
+        return io.BufferedReader(raw, buffer_size=_CHUNK)
+
+    def read_bytes(self, d: Digest) -> bytes:
+        try:
+            data = self.path(d).read_bytes()
+        except FileNotFoundError:
+            raise self._missing(d) from None
+        actual = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+        if actual != d:
+            raise DigestMismatch(d, actual, what=f"stored blob {d}")
+        return data
+
+    def delete(self, d: Digest) -> bool:
+        """Remove a blob; False when it was not there."""
+        try:
+            self.path(d).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def digests(self) -> Iterator[Digest]:
+        """Every stored blob (file names that are not sha256 hex are ignored)."""
+        for entry in os.scandir(self.blob_dir):
+            if len(entry.name) == 64 and all(c in "0123456789abcdef" for c in entry.name):
+                yield Digest("sha256:" + entry.name)
+
+    def _missing(self, d: Digest) -> BlobNotFound:
+        return BlobNotFound(
+            f"blob {d} is not in the store at {self.root}",
+            hint="the store may have been garbage-collected or edited by hand; "
+            "pull or rebuild the image",
+        )

@@ -1,0 +1,102 @@
+"""The store root: an OCI image layout plus layerbuild's private directories.
+
+::
+
+    <root>/oci-layout          {"imageLayoutVersion": "1.0.0"}
+    <root>/index.json          one entry per image name (refs.py)
+    <root>/blobs/sha256/<hex>  content (content.py)
+    <root>/ingest/             blobs being written
+    <root>/snapshots/          unpacked layer chains (snapshots.py)
+    <root>/locks/              flock files (locking.py)
+    <root>/roots/              GC roots of running builds (locking.py)
+    <root>/cache/              the build cache index
+
+Because the root *is* an OCI layout, ``skopeo inspect oci:<root>:app:1`` and ``umoci`` read the
+images in it directly; they ignore the other directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from layerbuild.digest import Digest
+from layerbuild.errors import StoreError
+from layerbuild.image import mediatypes as mt
+from layerbuild.store.content import ContentStore
+from layerbuild.store.locking import DEFAULT_TIMEOUT, GcRoot, store_lock
+from layerbuild.store.refs import Refs, empty_index, write_json_atomic
+from layerbuild.store.snapshots import Snapshots
+
+_PRIVATE_DIRS = ("ingest", "snapshots", "locks", "roots", "cache")
+
+
+def default_root(environ: Mapping[str, str] | None = None) -> Path:
+    """$LAYERBUILD_ROOT, else $XDG_DATA_HOME/layerbuild, else ~/.local/share/layerbuild."""
+    env = os.environ if environ is None else environ
+    if env.get("LAYERBUILD_ROOT"):
+        return Path(env["LAYERBUILD_ROOT"])
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]) / "layerbuild"
+    return Path.home() / ".local" / "share" / "layerbuild"
+
+
+def _init_layout(root: Path) -> None:
+    layout = root / "oci-layout"
+    if layout.exists():
+        try:
+            version = json.loads(layout.read_bytes()).get("imageLayoutVersion")
+        except (ValueError, AttributeError):
+            version = None
+        if version != mt.OCI_LAYOUT_VERSION:
+            raise StoreError(
+                f"{root} holds an oci-layout file layerbuild cannot use (version {version!r})",
+                hint="use another --root, or move that directory away",
+            )
+    else:
+        write_json_atomic(layout, {"imageLayoutVersion": mt.OCI_LAYOUT_VERSION})
+    if not (root / "index.json").exists():
+        write_json_atomic(root / "index.json", empty_index())
+
+
+class Store:
+    """The local store; the only writer under its root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.content = ContentStore(root)
+        self.refs = Refs(root)
+        self.snapshots = Snapshots(root / "snapshots")
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> Store:
+        """Open (creating it when missing) the store at `root`, or at the default root."""
+        root = (root if root is not None else default_root()).absolute()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for name in _PRIVATE_DIRS:
+                (root / name).mkdir(exist_ok=True)
+            _init_layout(root)
+        except PermissionError as e:
+            raise StoreError(
+                f"cannot create the store at {root}: {e.strerror}",
+                hint="pass --root with a writable directory, or set LAYERBUILD_ROOT",
+            ) from e
+        return cls(root)
+
+    def lock(
+        self, shared: bool = False, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> contextlib.AbstractContextManager[None]:
+        """The store lock: exclusive for gc; builds hold it shared while they run.
+
+        Ref updates lock on their own (Refs); do not wrap them in an exclusive store lock from
+        a process that already holds it shared.
+        """
+        return store_lock(self.root, shared, timeout=timeout)
+
+    def gc_root(self, digests: Iterable[Digest] = ()) -> GcRoot:
+        """Keep `digests` (and what they refer to) alive while the returned root is open."""
+        return GcRoot(self.root, digests)

@@ -1,0 +1,386 @@
+"""Apply a layer tar under a directory: THE security boundary between an image and the host.
+
+A layer is untrusted input. Every path is resolved by us, one component at a time, with
+``openat(dirfd, name, O_NOFOLLOW | O_DIRECTORY)`` starting from a descriptor of the root, so the
+kernel never resolves a symlink inside the tree on our behalf. An entry is refused
+(UnsafeArchiveError, naming it) when:
+
+- after lexical cleaning (a leading ``/`` is stripped, as every tar tool does) it still climbs out
+  of the root with ``..`` (tar-slip);
+- a parent component is a symlink (``a -> /etc`` then ``a/passwd``; ``a -> ..`` then ``a/a/x``):
+  we never follow a symlink in a parent, even one that would stay inside the root;
+- it would turn the root itself into something other than a directory (umoci CVE-2021-29136:
+  a symlinked ``/.``);
+- it is a hard link whose target escapes or passes through a symlink;
+- it is a whiteout of ``.``/``..`` (``.wh..``, ``.wh...``).
+
+A symlink at the *final* component is replaced, never written through (docker cp
+CVE-2018-15664 raced exactly that). Whiteouts (``.wh.NAME``) and opaque markers
+(``.wh..wh..opq``) apply to lower layers only: entries this layer wrote survive them (OCI
+image-spec layer.md, "Whiteouts"). Device nodes are created only by root; otherwise they are
+skipped with a note. Directory modes and mtimes are set after all entries, so that a read-only
+directory can still receive its children and its mtime is not bumped by them.
+
+Assumption: nothing untrusted changes `root` while a layer is applied (snapshots are prepared in
+a private temp directory). The walk is safe against what the archive itself does; chmod of a
+fifo or device node right after creating it goes by name, which only a concurrent writer could
+swap.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from layerbuild.errors import ImageFormatError, UnsafeArchiveError
+from layerbuild.image.changes import OPAQUE_MARKER, WHITEOUT_PREFIX
+
+log = logging.getLogger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 20
+# xattrs a layer may set: capabilities (file caps of ping & co.) and the user namespace.
+# trusted.overlay.* / user.overlay.* would change how overlayfs reads the snapshot; SELinux
+# labels belong to the host's policy, not to an image.
+_XATTR_PREFIXES = ("security.capability", "user.")
+_OVERLAY_XATTRS = ("user.overlay.", "trusted.overlay.")
+
+
+def clean_entry_path(name: str) -> str:
+    """The layer path of a tar entry name ('' for the root); UnsafeArchiveError if it escapes."""
+    stripped = name.lstrip("/")
+    cleaned = posixpath.normpath(stripped) if stripped else "."
+    if cleaned == ".." or cleaned.startswith("../"):
+        raise UnsafeArchiveError(
+            f"layer entry {name!r} points outside the image root",
+            hint="the layer is malformed or hostile (tar-slip); do not use this image",
+        )
+    return "" if cleaned == "." else cleaned
+
+
+def _unsafe(name: str, why: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"layer entry {name!r} refused: {why}",
+        hint="the layer is malformed or hostile; do not use this image",
+    )
+
+
+@dataclass
+class _State:
+    root: Path
+    rootfd: int
+    privileged: bool
+    note: Callable[[str], None]
+    created: set[str] = field(default_factory=set)  # layer paths this layer wrote
+    dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
+
+    def forget_dirs(self, path: str) -> None:
+        """Drop pending directory metadata of `path` and below: they were just removed."""
+        prefix = path + "/"
+        for key in [k for k in self.dir_meta if k == path or k.startswith(prefix)]:
+            del self.dir_meta[key]
+
+    def open_dir(self, rel: str, entry: str, *, create: bool) -> int | None:
+        """A descriptor of directory `rel` walked without following symlinks.
+
+        Missing components are made (0o755) when `create`, else None is returned.
+        """
+        fd = os.dup(self.rootfd)
+        walked = ""
+        try:
+            for part in rel.split("/") if rel else ():
+                walked = f"{walked}/{part}" if walked else part
+                try:
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(fd)
+                        return None
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    self.created.add(walked)
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    self._refuse_parent(fd, part, walked, entry)
+                os.close(fd)
+                fd = nxt
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _refuse_parent(self, fd: int, part: str, walked: str, entry: str) -> None:
+        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise _unsafe(entry, f"its parent {walked!r} is a symlink")
+        raise ImageFormatError(
+            f"layer entry {entry!r}: parent {walked!r} exists and is not a directory",
+            hint="the layer does not fit on top of the layers below it",
+        )
+
+
+def _lstat(name: str, dirfd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(name: str, dirfd: int, st: os.stat_result | None = None) -> None:
+    """Remove `name` in `dirfd` whatever it is (fd-relative rmtree never follows symlinks)."""
+    st = st if st is not None else _lstat(name, dirfd)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=dirfd)
+    else:
+        os.unlink(name, dir_fd=dirfd)
+
+
+def _purge_lower(state: _State, dirfd: int, rel: str) -> None:
+    """Delete what lower layers left in directory `rel`, keeping what this layer wrote."""
+    for name in os.listdir(dirfd):
+        path = f"{rel}/{name}" if rel else name
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        if path not in state.created:
+            _remove(name, dirfd, st)
+        elif stat.S_ISDIR(st.st_mode):
+            sub = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+            try:
+                _purge_lower(state, sub, path)
+            finally:
+                os.close(sub)
+
+
+def _apply_whiteout(state: _State, entry: str, parent: str, base: str) -> None:
+    if base == OPAQUE_MARKER:
+        fd = state.open_dir(parent, entry, create=True)
+        assert fd is not None
+        try:
+            _purge_lower(state, fd, parent)
+        finally:
+            os.close(fd)
+        return
+    target = base[len(WHITEOUT_PREFIX) :]
+    if target.startswith(WHITEOUT_PREFIX):
+        # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): meaningless outside AUFS
+        state.note(f"{entry}: AUFS metadata entry skipped")
+        return
+    if target in ("", ".", ".."):
+        raise _unsafe(entry, f"whiteout of {target!r} is not a file name")
+    path = f"{parent}/{target}" if parent else target
+    if path in state.created:
+        return  # whiteouts hide lower layers only
+    fd = state.open_dir(parent, entry, create=False)
+    if fd is None:
+        return
+    try:
+        _remove(target, fd)
+    finally:
+        os.close(fd)
+
+
+def _set_xattrs(state: _State, fd: int, info: tarfile.TarInfo, entry: str) -> None:
+    for key, value in info.pax_headers.items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        attr = key[len("SCHILY.xattr.") :]
+        if attr.startswith(_OVERLAY_XATTRS) or not attr.startswith(_XATTR_PREFIXES):
+            state.note(f"{entry}: xattr {attr} not applied")
+            continue
+        raw = value.encode("utf-8", "surrogateescape")
+        try:
+            os.setxattr(fd, attr, raw)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+            state.note(f"{entry}: xattr {attr} not applied ({e.strerror})")
+
+
+def _mtime_ns(info: tarfile.TarInfo) -> tuple[int, int]:
+    ns = int(float(info.mtime) * 1_000_000_000)
+    return (ns, ns)
+
+
+def _write_file(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: int) -> None:
+    src = tf.extractfile(info)
+    if src is not None:
+        while chunk := src.read(_CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    if state.privileged:
+        os.fchown(fd, info.uid, info.gid)
+    os.fchmod(fd, info.mode & 0o7777)  # after chown, which clears setuid/setgid bits
+
+
+def _make_entry(
+    state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, pfd: int, base: str
+) -> bool:
+    """Create one non-directory entry in `pfd`; False when it was skipped."""
+    entry = info.name
+    if info.isreg():
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(base, flags, 0o600, dir_fd=pfd)
+        try:
+            _write_file(state, tf, info, fd)
+            _set_xattrs(state, fd, info, entry)
+            os.utime(fd, ns=_mtime_ns(info))
+        finally:
+            os.close(fd)
+        return True
+    if info.issym():
+        os.symlink(info.linkname, base, dir_fd=pfd)
+    elif info.isfifo():
+        os.mkfifo(base, info.mode & 0o7777, dir_fd=pfd)
+    elif info.ischr() or info.isblk():
+        if not state.privileged:
+            state.note(f"{entry}: device node skipped (creating devices needs root)")
+            return False
+        kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+        dev = os.makedev(info.devmajor, info.devminor)
+        os.mknod(base, kind | (info.mode & 0o7777), dev, dir_fd=pfd)
+    else:
+        state.note(f"{entry}: unsupported tar entry type {info.type!r} skipped")
+        return False
+    if state.privileged:
+        os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
+    if not info.issym():
+        os.chmod(base, info.mode & 0o7777, dir_fd=pfd)  # mkfifo/mknod honour the umask
+    os.utime(base, ns=_mtime_ns(info), dir_fd=pfd, follow_symlinks=False)
+    return True
+
+
+def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) -> None:
+    entry = info.name
+    try:
+        target = clean_entry_path(info.linkname)
+    except UnsafeArchiveError:
+        raise _unsafe(entry, f"hard link target {info.linkname!r} is outside the root") from None
+    if not target:
+        raise _unsafe(entry, "hard link to the root directory")
+    tparent, tbase = posixpath.split(target)
+    tfd = state.open_dir(tparent, entry, create=False)
+    st = _lstat(tbase, tfd) if tfd is not None else None
+    try:
+        if tfd is None or st is None:
+            raise ImageFormatError(
+                f"layer entry {entry!r}: hard link target {info.linkname!r} does not exist",
+                hint="a hard link must point at a file that an earlier entry or layer created",
+            )
+        if stat.S_ISDIR(st.st_mode):
+            raise _unsafe(entry, f"hard link to the directory {info.linkname!r}")
+        # follow_symlinks=False: link the symlink itself (linkat without AT_SYMLINK_FOLLOW)
+        os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+    finally:
+        if tfd is not None:
+            os.close(tfd)
+
+
+def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
+    parent, base = posixpath.split(path)
+    pfd = state.open_dir(parent, info.name, create=True)
+    assert pfd is not None
+    try:
+        st = _lstat(base, pfd)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            _remove(base, pfd, st)  # a file or a symlink: replaced, never followed
+            st = None
+        if st is None:
+            os.mkdir(base, 0o755, dir_fd=pfd)
+        if state.privileged:
+            os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
+        fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            _set_xattrs(state, fd, info, info.name)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(pfd)
+    state.created.add(path)
+    state.dir_meta[path] = info
+
+
+def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+    path = clean_entry_path(info.name)
+    parent, base = posixpath.split(path)
+    if base.startswith(WHITEOUT_PREFIX):
+        _apply_whiteout(state, info.name, parent, base)
+        return
+    if info.isdir():
+        if path:
+            _apply_directory(state, info, path)
+        else:
+            state.dir_meta[""] = info  # the root keeps being a directory; only its metadata
+        return
+    if not path:
+        raise _unsafe(info.name, "it would replace the image root with a non-directory")
+    pfd = state.open_dir(parent, info.name, create=True)
+    assert pfd is not None
+    try:
+        st = _lstat(base, pfd)
+        if st is not None:
+            _remove(base, pfd, st)  # an existing symlink is replaced, never written through
+            if stat.S_ISDIR(st.st_mode):
+                state.forget_dirs(path)
+        if info.islnk():
+            _make_hardlink(state, info, pfd, base)
+        elif not _make_entry(state, tf, info, pfd, base):
+            return
+    finally:
+        os.close(pfd)
+    state.created.add(path)
+
+
+def _finish_directories(state: _State) -> None:
+    """Set directory modes and mtimes, deepest first, now that their children exist."""
+    for path in sorted(state.dir_meta, key=lambda p: p.count("/") + bool(p), reverse=True):
+        info = state.dir_meta[path]
+        fd = state.open_dir(path, info.name, create=False)
+        if fd is None:
+            continue  # removed again by a later entry of this layer
+        try:
+            if state.privileged and not path:
+                os.fchown(fd, info.uid, info.gid)
+            os.fchmod(fd, info.mode & 0o7777)
+            os.utime(fd, ns=_mtime_ns(info))
+        finally:
+            os.close(fd)
+
+
+def apply_layer(
+    fileobj: BinaryIO,
+    root: Path,
+    *,
+    rootless: bool | None = None,
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """Apply an uncompressed layer tar stream onto the directory `root` (see module docstring).
+
+    `rootless` None means "rootless unless running as uid 0"; only a privileged apply chowns
+    entries and creates device nodes. `note` receives what was skipped (default: logged).
+    """
+    privileged = (os.geteuid() == 0) if rootless is None else not rootless
+    rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    state = _State(root, rootfd, privileged, note or log.warning)
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|") as tf:
+            for info in tf:
+                _apply_entry(state, tf, info)
+        _finish_directories(state)
+    except tarfile.TarError as e:
+        raise ImageFormatError(
+            f"layer is not a valid tar archive: {e}", hint="the blob may be corrupt"
+        ) from e
+    finally:
+        os.close(rootfd)

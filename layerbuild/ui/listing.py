@@ -1,0 +1,110 @@
+"""What `images`, `inspect`, `history` and `rmi` show: the store's images as text and JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from layerbuild.errors import ImageNotFound
+from layerbuild.image.manifest import Manifest
+from layerbuild.registry.reference import normalize_tag
+from layerbuild.store import images as store_images
+from layerbuild.store.layout import Store
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1000
+    return f"{size}B"
+
+
+def _image_size(manifest: Manifest) -> int:
+    return manifest.config.size + sum(layer.size for layer in manifest.layers)
+
+
+def images(store: Store, *, full: bool = False, fmt: str = "table") -> str:
+    rows: list[dict[str, Any]] = []
+    for name, desc in sorted(store.refs.list().items()):
+        repo, _, tag = name.rpartition(":")
+        _, manifest, config = store_images.read_image(store, desc)
+        rows.append(
+            {
+                "repository": repo,
+                "tag": tag,
+                "digest": str(desc.digest),
+                "created": config.created or "",
+                "size": _image_size(manifest),
+            }
+        )
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    lines = [f"{'REPOSITORY':<40} {'TAG':<16} {'DIGEST':<20} {'CREATED':<21} SIZE"]
+    for row in rows:
+        digest = row["digest"] if full else row["digest"].split(":")[1][:12]
+        lines.append(
+            f"{row['repository']:<40} {row['tag']:<16} {digest:<20} {row['created']:<21} "
+            f"{_human(row['size'])}"
+        )
+    return "\n".join(lines)
+
+
+def inspect(store: Store, name: str) -> dict[str, Any]:
+    """The image in skopeo-inspect's shape, plus the whole config."""
+    desc = store_images.resolve(store, name)
+    manifest_desc, manifest, config = store_images.read_image(store, desc)
+    tags = sorted(n for n, d in store.refs.list().items() if d.digest == desc.digest)
+    cfg = config.config
+    return {
+        "Name": normalize_tag(name) if not name.startswith("sha256:") else None,
+        "Digest": str(manifest_desc.digest),
+        "RepoTags": tags,
+        "Created": config.created,
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Labels": dict(cfg.labels) or None,
+        "Env": list(cfg.env),
+        "Layers": [str(layer.digest) for layer in manifest.layers],
+        "LayersData": [
+            {"MIMEType": layer.media_type, "Digest": str(layer.digest), "Size": layer.size}
+            for layer in manifest.layers
+        ],
+        "Config": cfg.to_json(),
+        "ConfigDigest": str(manifest.config.digest),
+        "MediaType": manifest_desc.media_type,
+        "RootFS": {"Type": "layers", "DiffIDs": [str(d) for d in config.diff_ids]},
+    }
+
+
+def raw(store: Store, name: str, *, config: bool = False) -> str:
+    desc = store_images.resolve(store, name)
+    manifest_desc, manifest, _ = store_images.read_image(store, desc)
+    digest = manifest.config.digest if config else manifest_desc.digest
+    return store.content.read_bytes(digest).decode()
+
+
+def history(store: Store, name: str, *, trunc: bool = True) -> str:
+    desc = store_images.resolve(store, name)
+    _, manifest, config = store_images.read_image(store, desc)
+    sizes = iter(layer.size for layer in manifest.layers)
+    lines = [f"{'CREATED':<21} {'SIZE':>8}  CREATED BY"]
+    rows = []
+    for entry in config.history:
+        size = 0 if entry.empty_layer else next(sizes, 0)
+        text = entry.created_by
+        if trunc and len(text) > 70:
+            text = text[:67] + "..."
+        rows.append(f"{entry.created or '':<21} {_human(size):>8}  {text}")
+    lines.extend(reversed(rows))  # newest first, as docker history shows it
+    return "\n".join(lines)
+
+
+def untag(store: Store, name: str) -> str:
+    normalized = normalize_tag(name)
+    if not store.refs.delete(normalized):
+        raise ImageNotFound(
+            f"no image named {normalized}", hint="run `layerbuild images` to list images"
+        )
+    return normalized

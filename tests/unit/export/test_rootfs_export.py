@@ -1,0 +1,69 @@
+"""Rootfs export: the merged filesystem of all layers, whiteouts applied, into a new directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from layerbuild.errors import ExportError, UnsafeArchiveError
+from layerbuild.export.rootfs import write_rootfs
+from layerbuild.store.layout import Store
+from tests.unit.export.export_images import BuiltImage, build_image
+
+
+def _tree(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = "-> " + os.readlink(path)
+            elif path.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = path.read_text()
+    return out
+
+
+def test_merged_filesystem(store: Store, image: BuiltImage, tmp_path: Path) -> None:
+    dest = tmp_path / "rootfs"
+    write_rootfs(store, image.desc, dest)
+    assert _tree(dest) == {
+        "etc": "dir",
+        "etc/hostname": "box\n",
+        "app": "dir",
+        "app/main.txt": "hello\n",
+        "app/link": "-> main.txt",
+    }  # bin/ was whited out by the second layer
+    assert (dest / "etc").stat().st_mtime == 1_700_000_000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_empty_existing_directory_is_filled(
+    store: Store, image: BuiltImage, tmp_path: Path
+) -> None:
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    write_rootfs(store, image.desc, dest)
+    assert (dest / "app" / "main.txt").read_text() == "hello\n"
+
+
+def test_non_empty_destination_is_refused(store: Store, image: BuiltImage, tmp_path: Path) -> None:
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    (dest / "keep").write_text("mine")
+    with pytest.raises(ExportError, match="is not empty"):
+        write_rootfs(store, image.desc, dest)
+    assert [p.name for p in dest.iterdir()] == ["keep"]
+
+
+def test_hostile_layer_is_refused_and_leaves_nothing(store: Store, tmp_path: Path) -> None:
+    evil = build_image(store, [{"ok": b"fine", "../../escape": b"owned"}])
+    dest = tmp_path / "rootfs"
+    with pytest.raises(UnsafeArchiveError):
+        write_rootfs(store, evil.desc, dest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    assert not (tmp_path.parent / "escape").exists()
