@@ -26,12 +26,12 @@ from typing import BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import zstandard  # noqa: E402
-from isal import isal_zlib  # noqa: E402
+import zstandard
+from isal import isal_zlib
 
-from layerbuild.image.changes import Change, ChangeKind  # noqa: E402
-from layerbuild.image.compress import pack_layer  # noqa: E402
-from layerbuild.image.tarwriter import write_tar  # noqa: E402
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.compress import pack_layer
+from layerbuild.image.tarwriter import write_tar
 
 SMALL_FILES = 20_000
 LARGE_FILES = 4

@@ -97,22 +97,36 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @main.command("build")
 @click.argument("context", type=click.Path(path_type=Path), default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
-@click.option("-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile; - for stdin).")
+@click.option(
+    "-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile; - for stdin)."
+)
 @click.option("--target", help="Build this stage (default: the last one).")
 @click.option("--build-arg", "build_args", multiple=True, help="Set a build arg NAME=VALUE.")
-@click.option("--build-context", "build_contexts", multiple=True,
-              help="Named context NAME=oci-layout://PATH[:TAG] | docker-image://REF | DIR.")
+@click.option(
+    "--build-context",
+    "build_contexts",
+    multiple=True,
+    help="Named context NAME=oci-layout://PATH[:TAG] | docker-image://REF | DIR.",
+)
 @click.option("--platform", default="linux/amd64", show_default=True)
-@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
-              show_default=True)
-@click.option("-o", "--output", "outputs", multiple=True,
-              help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | "
-              "type=local,dest=D")
+@click.option(
+    "--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D",
+)
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.option("--iidfile", type=click.Path(path_type=Path), help="Write the image digest here.")
-@click.option("--metadata-file", type=click.Path(path_type=Path),
-              help="Write build metadata (digest, tags) as JSON here.")
+@click.option(
+    "--metadata-file",
+    type=click.Path(path_type=Path),
+    help="Write build metadata (digest, tags) as JSON here.",
+)
 @click.pass_obj
 def build_cmd(
     ctx: Context,
@@ -227,9 +241,16 @@ def history_cmd(ctx: Context, name: str, no_trunc: bool) -> None:
 
 @main.command("save")
 @click.argument("name")
-@click.option("-o", "--output", "dest", required=True, help="File or directory to write (- for stdout).")
-@click.option("--format", "fmt", type=click.Choice(["oci-archive", "oci-dir", "docker-archive"]),
-              default="oci-archive", show_default=True)
+@click.option(
+    "-o", "--output", "dest", required=True, help="File or directory to write (- for stdout)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["oci-archive", "oci-dir", "docker-archive"]),
+    default="oci-archive",
+    show_default=True,
+)
 @click.pass_obj
 def save_cmd(ctx: Context, name: str, dest: str, fmt: str) -> None:
     """Write an image from the store to an OCI tarball, OCI layout or docker-archive."""
@@ -247,7 +268,9 @@ def save_cmd(ctx: Context, name: str, dest: str, fmt: str) -> None:
 
 @main.command("load")
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
-@click.option("-t", "--tag", "tags", multiple=True, help="Also name the (single) image NAME[:TAG].")
+@click.option(
+    "-t", "--tag", "tags", multiple=True, help="Also name the (single) image NAME[:TAG]."
+)
 @click.pass_obj
 def load_cmd(ctx: Context, path: Path, tags: tuple[str, ...]) -> None:
     """Import an OCI layout, OCI tarball or docker-archive into the store."""
@@ -265,7 +288,8 @@ def load_cmd(ctx: Context, path: Path, tags: tuple[str, ...]) -> None:
             for tag in tags:
                 store_images.tag(store, tag, loaded[0][1])
         for name, desc in loaded:
-            click.echo(f"Loaded image: {name or '(untagged)'} {desc.digest}")
+            if name is not None or not tags:
+                click.echo(f"Loaded image: {name or '(untagged)'} {desc.digest}")
         for tag in tags:
             click.echo(f"Loaded image: {normalize_tag(tag)} {loaded[0][1].digest}")
 

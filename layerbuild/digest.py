@@ -27,7 +27,7 @@ class Digest(str):
         return self.split(":", 1)[0]
 
     @property
-    def hex(self) -> str:  # noqa: A003 - the OCI spec calls this part "encoded"; hex reads better
+    def hex(self) -> str:
         return self.split(":", 1)[1]
 
     @property

@@ -142,6 +142,8 @@ class RegistryError(LayerbuildError):
     reference = "registry"
     exit_code = 8
 
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status

@@ -243,6 +243,9 @@ class _Draft:
         self.meta = meta
         self.entries: dict[str, Change] = {}
         self.inodes: dict[str, tuple[int, int]] = {}
+        # directories this COPY creates: nothing below them can exist in the image, so their
+        # children need no symlink resolution (the hot path for a big directory copy)
+        self.fresh: set[str] = set()
 
     def resolve_dest(self, dest: str, workdir: str) -> str:
         absolute = dest if dest.startswith("/") else posixpath.join("/", workdir, dest)
@@ -255,6 +258,8 @@ class _Draft:
             return ChangeKind.DIR
         if path in self.entries:
             return self.entries[path].kind
+        if posixpath.dirname(path) in self.fresh:
+            return None
         # the parent is a real directory here, so a path that resolves elsewhere is a symlink
         # (possibly dangling, which lookup cannot see)
         if self.tree.resolve(path) != path:
@@ -284,6 +289,7 @@ class _Draft:
                     gid=gid,
                     mtime=self.meta.created_mtime,
                 )
+                self.fresh.add(sub)
             else:
                 raise BuildError(
                     f"cannot copy to /{path}: /{sub} exists in the image as a {kind.value}, "
@@ -341,6 +347,8 @@ class _Draft:
                 f"cannot replace directory /{change.path} with a {change.kind.value}",
                 hint="end the destination with '/' to copy into the directory",
             )
+        if change.is_dir and existing is None:
+            self.fresh.add(change.path)
         self.entries[change.path] = change
         self.inodes.pop(change.path, None)
         if st is not None and change.kind is ChangeKind.FILE and st.st_nlink > 1:
@@ -379,22 +387,20 @@ def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
     mode = stat.S_IMODE(st.st_mode)
     if meta.chmod is not None and fmt != stat.S_IFLNK:
         mode = meta.chmod.apply(mode, is_dir=fmt == stat.S_IFDIR)
-    base = Change(
-        path,
-        ChangeKind.DIR,
-        mode=mode,
-        uid=uid,
-        gid=gid,
-        mtime=meta.mtime if meta.mtime is not None else st.st_mtime_ns // 1_000_000_000,
-    )
-    if fmt == stat.S_IFREG:
-        return dataclasses.replace(
-            base,
-            kind=ChangeKind.FILE,
+    mtime = meta.mtime if meta.mtime is not None else st.st_mtime_ns // 1_000_000_000
+    if fmt == stat.S_IFREG:  # the common case, built directly: replace() costs per file
+        return Change(
+            path,
+            ChangeKind.FILE,
+            mode=mode,
+            uid=uid,
+            gid=gid,
             size=st.st_size,
-            content=_opener(src.path, st),
+            mtime=mtime,
             xattrs=_capability(src.path),
+            content=_opener(src.path, st),
         )
+    base = Change(path, ChangeKind.DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
     if fmt == stat.S_IFDIR:
         return base
     if fmt == stat.S_IFLNK:

@@ -46,9 +46,7 @@ def run_copy(req: CopyRequest, tree: FileTree) -> list[Change]:
     """All Changes of one COPY/ADD step, in layer order."""
     instr = req.instr
     heredocs = {f"<<{h.name}": h for h in instr.heredocs}
-    inline = [
-        (h.name, _heredoc_bytes(h, req)) for s in instr.sources if (h := heredocs.get(s))
-    ]
+    inline = [(h.name, _heredoc_bytes(h, req)) for s in instr.sources if (h := heredocs.get(s))]
     plain = [s for s in instr.sources if s not in heredocs]
     urls = [s for s in plain if s.startswith(_URL_PREFIXES)] if isinstance(instr, ins.Add) else []
     for s in plain:

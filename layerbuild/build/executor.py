@@ -43,8 +43,18 @@ from layerbuild.store.layout import Store
 
 HISTORY_COMMENT = "layerbuild.dockerfile.v0"
 _META = (
-    ins.Env, ins.Label, ins.Expose, ins.Volume, ins.StopSignal, ins.User, ins.Shell,
-    ins.Healthcheck, ins.Onbuild, ins.Cmd, ins.Entrypoint, ins.Maintainer,
+    ins.Env,
+    ins.Label,
+    ins.Expose,
+    ins.Volume,
+    ins.StopSignal,
+    ins.User,
+    ins.Shell,
+    ins.Healthcheck,
+    ins.Onbuild,
+    ins.Cmd,
+    ins.Entrypoint,
+    ins.Maintainer,
 )
 
 
@@ -126,6 +136,13 @@ class Executor:
         )
         scratch = tempfile.TemporaryDirectory(prefix="layerbuild-build-")
         self.scratch = Path(scratch.name)
+        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
+        with self.store.lock(shared=True):
+            return self._build_graph(graph, tags, scratch)
+
+    def _build_graph(
+        self, graph: BuildGraph, tags: tuple[str, ...], scratch: tempfile.TemporaryDirectory[str]
+    ) -> BuildResult:
         try:
             for planned in graph.stages:
                 self.results[planned.index] = self._run_stage(planned, graph)
@@ -194,7 +211,7 @@ class Executor:
 
     def _from(self, planned: PlannedStage, total: int) -> StageState:
         stage = planned.stage
-        name = stage.name or str(stage.index)
+        name = stage.name or f"stage-{stage.index}"
         step_id = self._start(name, 1, total, stage.from_)
         t0 = time.monotonic()
         platform = self.options.platform
@@ -232,6 +249,8 @@ class Executor:
         escape = self.dockerfile.escape
         if isinstance(instr, ins.Arg):
             state.scope.apply_arg(instr, escape=escape, source=self.dockerfile.source)
+            # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
+            self._history(state, instr, empty=True)
             return None, ""
         if isinstance(instr, ins.Run):
             raise UnsupportedError(

@@ -79,8 +79,7 @@ def apply_metadata(meta: StageMeta, instr: ins.Instruction) -> StageMeta:
     elif isinstance(instr, ins.Entrypoint):
         ep = command_line(instr.command, instr.shell_form, meta.shell)
         # BuildKit dispatchEntrypoint: a CMD inherited from the base is reset by ENTRYPOINT
-        cmd = c.cmd if meta.cmd_set else None
-        c = replace(c, entrypoint=ep, cmd=cmd)
+        c = replace(c, entrypoint=ep, cmd=c.cmd if meta.cmd_set else None)
     elif isinstance(instr, ins.Maintainer):
         return replace(meta, config=replace(meta.config, author=instr.name))
     else:

@@ -53,9 +53,9 @@ class SourceResolver:
     def _named_image(self, name: str) -> Descriptor:
         spec = self.named[name.lower()]
         if spec.startswith(_IMAGE):
-            return self.image(spec[len(_IMAGE):])
+            return self.image(spec[len(_IMAGE) :])
         if spec.startswith(_LAYOUT):
-            return self._layout_image(spec[len(_LAYOUT):], name)
+            return self._layout_image(spec[len(_LAYOUT) :], name)
         raise ContextError(
             f"build context {name!r} is a directory ({spec}); FROM needs an image",
             hint=f"use --build-context {name}=oci-layout://PATH:TAG or docker-image://REF",

@@ -34,8 +34,12 @@ class Platform:
         """'linux/amd64', 'linux/arm64/v8' → Platform; ValueError when malformed."""
         parts = text.strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"bad platform {text!r}: expected os/arch[/variant], e.g. linux/amd64")
-        return cls(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
+            raise ValueError(
+                f"bad platform {text!r}: expected os/arch[/variant], e.g. linux/amd64"
+            )
+        return cls(
+            os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None
+        )
 
     def __str__(self) -> str:
         s = f"{self.os}/{self.architecture}"

@@ -81,8 +81,9 @@ class TtyProgress:
         self.console = console or Console(stderr=True)
         self.rows: dict[int, _Row] = {}
         self.done: BuildDone | None = None
-        self.live = Live(self._render(), console=self.console, refresh_per_second=8,
-                         transient=False)
+        self.live = Live(
+            self._render(), console=self.console, refresh_per_second=8, transient=False
+        )
         self.live.start()
 
     def __call__(self, event: BuildEvent) -> None:
