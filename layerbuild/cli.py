@@ -17,6 +17,7 @@ import click
 
 from layerbuild import __version__
 from layerbuild.build.executor import BuildOptions, BuildResult, build
+from layerbuild.cli_registry import register as register_registry_commands
 from layerbuild.errors import LayerbuildError
 from layerbuild.export.load import load
 from layerbuild.export.outputs import OutputSpec, parse_output, write_output
@@ -326,5 +327,4 @@ def rmi_cmd(ctx: Context, names: tuple[str, ...]) -> None:
     _run(ctx, run)
 
 
-def _json_default(obj: Any) -> Any:
-    raise TypeError(type(obj).__name__)
+register_registry_commands(main)

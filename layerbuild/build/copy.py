@@ -29,15 +29,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import Protocol
 
+from layerbuild.context.filesource import FileSource
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, select
 from layerbuild.errors import BuildError, ContextError
-from layerbuild.image.changes import Change, ChangeKind, Opener, normalize_path, sort_key
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from layerbuild.image.changes import Change, ChangeKind, normalize_path, sort_key
 
 _CAPABILITY_XATTR = "security.capability"
 _NO_XATTR = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -398,7 +396,7 @@ def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
             size=st.st_size,
             mtime=mtime,
             xattrs=_capability(src.path),
-            content=_opener(src.path, st),
+            content=FileSource(src.path, st),
         )
     base = Change(path, ChangeKind.DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
     if fmt == stat.S_IFDIR:
@@ -424,62 +422,3 @@ def _capability(path: Path) -> tuple[tuple[str, bytes], ...]:
             return ()
         raise ContextError(f"cannot read xattrs of {path}: {exc.strerror}") from exc
     return ((_CAPABILITY_XATTR, value),)
-
-
-def _opener(path: Path, st: os.stat_result) -> Opener:
-    """Open the source at pack time, refusing a file swapped or resized since selection."""
-
-    def open_source() -> BinaryIO:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ContextError(
-                f"cannot open {path} for COPY: {exc.strerror}",
-                hint="do not change the build context while a build runs",
-            ) from exc
-        now_st = os.fstat(fd)
-        if (now_st.st_dev, now_st.st_ino) != (st.st_dev, st.st_ino):
-            os.close(fd)
-            raise ContextError(
-                f"{path} was replaced while the build was copying it",
-                hint="do not change the build context while a build runs",
-            )
-        return io.BufferedReader(_SizeGuard(fd, st.st_size, path))
-
-    return open_source
-
-
-class _SizeGuard(io.RawIOBase):
-    """Yields exactly ``size`` bytes, the size the tar header promised, or fails loudly."""
-
-    def __init__(self, fd: int, size: int, path: Path) -> None:
-        self._fd = fd
-        self._left = size
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._left == 0:
-            if os.read(self._fd, 1):
-                self._changed("grew")
-            return 0
-        data = os.read(self._fd, min(len(view), self._left))
-        if not data:
-            self._changed("shrank")
-        view[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
-
-    def _changed(self, how: str) -> None:
-        raise ContextError(
-            f"{self._path} {how} while the build was copying it",
-            hint="do not change the build context while a build runs",
-        )
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()

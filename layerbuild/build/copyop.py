@@ -20,7 +20,7 @@ from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, select
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand_heredoc
-from layerbuild.errors import UnsupportedError
+from layerbuild.errors import UnsafeArchiveError, UnsupportedError
 from layerbuild.image.archive import archive_changes, is_archive
 from layerbuild.image.changes import Change, ChangeKind, normalize_path, sorted_changes
 from layerbuild.image.tree import FileTree
@@ -128,16 +128,45 @@ def _dest_dir(req: CopyRequest, tree: DestTree) -> str:
 def _unpack(req: CopyRequest, tree: FileTree, archive: SourceFile) -> list[Change]:
     dest = _dest_dir(req, tree)
     spool = Path(tempfile.mkdtemp(prefix="add-", dir=req.scratch))
-    changes: list[Change] = []
+    changes = _parents(tree, dest, req.now)
+    work = tree.copy()  # the image as the extraction sees it, earlier entries included
+    work.apply(changes)
+    seen = {c.path for c in changes}
     with archive.path.open("rb") as f:
-        for i, ch in enumerate(archive_changes(f, dest)):
+        for i, ch in enumerate(archive_changes(f, dest, implied_parents=False)):
             if ch.kind is ChangeKind.FILE and ch.content is not None:
                 ch = _spool(ch, spool / str(i))
             if req.chown is not None and ch.kind not in (ChangeKind.WHITEOUT, ChangeKind.OPAQUE):
                 ch = _owned(ch, req.chown)
-            changes.append(ch)
-    changes += _parents(tree, dest, req.now)
+            placed = _extracted(work, ch, req.now, seen)
+            work.apply(placed)
+            changes += placed
     return changes
+
+
+def _extracted(work: FileTree, ch: Change, now: int, seen: set[str]) -> list[Change]:
+    """Where archive.Untar (chrooted, as Docker runs it) puts an entry: its parent resolved
+    through the symlinks of the image and of earlier entries, so a merged-/usr `lib -> usr/lib`
+    stays a link; missing parents made 0755 and existing ones kept as they are (a /tmp stays
+    1777). A hard link's target is resolved the same way and must exist, as link(2) requires.
+    Returns the parents not emitted yet, then the entry."""
+    parent, name = posixpath.split(ch.path)
+    where = work.resolve(parent) if parent else ""
+    out = [p for p in _parents(work, where, now) if p.path not in seen]
+    seen.update(p.path for p in out)
+    placed = replace(ch, path=posixpath.join(where, name) if where else name)
+    if ch.kind is ChangeKind.HARDLINK:
+        link_parent, link_name = posixpath.split(ch.link)
+        link = posixpath.join(work.resolve(link_parent), link_name) if link_parent else link_name
+        target = work.lookup_nofollow(link)
+        if target is None or target.kind is not ChangeKind.FILE:
+            raise UnsafeArchiveError(
+                f"archive hard link {ch.path!r} -> {ch.link!r}: the target is not a regular "
+                "file of the archive or the image",
+                hint="the archive is malformed; extract it yourself and COPY the files",
+            )
+        placed = replace(placed, link=link)
+    return [*out, placed]
 
 
 def _spool(ch: Change, path: Path) -> Change:

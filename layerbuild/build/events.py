@@ -24,6 +24,8 @@ class StepDone:
     layer: Digest | None = None
     cached: bool = False
     note: str = ""
+    key: Digest | None = None
+    reason: str = ""  # why a step missed the cache
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,13 +141,15 @@ def _parents(path: str, dest: str, seen: set[str]) -> Iterator[Change]:
 
 
 def archive_changes(
-    fileobj: BinaryIO, dest: str, *, spool: Spool | None = None
+    fileobj: BinaryIO, dest: str, *, spool: Spool | None = None, implied_parents: bool = True
 ) -> Iterator[Change]:
     """The entries of a (compressed) tar as Changes re-rooted under layer path ``dest``.
 
-    Missing parent directories below ``dest`` are added (0755, root, mtime 0); ``dest`` itself
-    is the caller's. Content openers are valid until the iterator advances unless ``spool``
-    makes durable copies. Raises UnsafeArchiveError for entries that would escape ``dest``.
+    Missing parent directories below ``dest`` are added (0755, root, mtime 0) unless
+    ``implied_parents`` is False (a caller that knows the image creates only those it lacks);
+    ``dest`` itself is the caller's. Content openers are valid until the iterator advances
+    unless ``spool`` makes durable copies. Raises UnsafeArchiveError for entries that would
+    escape ``dest``.
     """
     dest = normalize_path(dest)
     head = fileobj.read(8)
@@ -161,7 +163,8 @@ def archive_changes(
         path = _entry_path(dest, info.name)
         if path == dest:
             continue  # the archive's root entry ('./'): dest belongs to the caller
-        yield from _parents(path, dest, seen)
+        if implied_parents:
+            yield from _parents(path, dest, seen)
         seen.add(path)
         link = ""
         if kind is ChangeKind.HARDLINK:

@@ -18,6 +18,7 @@ import hashlib
 import lzma
 import queue
 import struct
+import sys
 import threading
 from collections.abc import Iterable
 from typing import BinaryIO, Protocol, cast
@@ -44,6 +45,7 @@ _MAGIC = (
     (b"BZh", "bzip2"),
     (b"\xfd7zXZ\x00", "xz"),
 )
+_SWITCH_INTERVAL = 0.001  # seconds; see pack_layer
 _QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~8 MiB per pack
 
 
@@ -192,6 +194,12 @@ def pack_layer(
     producer = _Producer(changes, source_date_epoch)
     digest = hashlib.sha256()
     size = 0
+    # The consumer spends ~2 ms per chunk inside the compressor without the GIL and then must
+    # win it back from the Python-heavy tar producer; with the default 5 ms switch interval it
+    # waits most of that time (a GIL convoy) and gzip packing ran at half its speed. A shorter
+    # interval for the duration of the pack lets the two stages really overlap.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
     producer.start()
     try:
         while (chunk := producer.chunks.get()) is not None:
@@ -209,6 +217,7 @@ def pack_layer(
     finally:
         producer.cancelled.set()
         producer.join()
+        sys.setswitchinterval(interval)
     return Layer(
         diff_id=Digest.from_hash(producer.pipe.hash),
         digest=Digest.from_hash(digest),

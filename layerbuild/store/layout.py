@@ -31,7 +31,7 @@ from layerbuild.store.locking import DEFAULT_TIMEOUT, GcRoot, store_lock
 from layerbuild.store.refs import Refs, empty_index, write_json_atomic
 from layerbuild.store.snapshots import Snapshots
 
-_PRIVATE_DIRS = ("ingest", "snapshots", "locks", "roots", "cache")
+_PRIVATE_DIRS = ("ingest", "snapshots", "locks", "roots", "cache", "sources", "tmp")
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:

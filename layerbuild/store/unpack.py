@@ -53,6 +53,7 @@ _CHUNK = 1 << 20
 # labels belong to the host's policy, not to an image.
 _XATTR_PREFIXES = ("security.capability", "user.")
 _OVERLAY_XATTRS = ("user.overlay.", "trusted.overlay.")
+OVERLAY_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
 def clean_entry_path(name: str) -> str:
@@ -80,6 +81,7 @@ class _State:
     rootfd: int
     privileged: bool
     note: Callable[[str], None]
+    overlay: bool = False  # whiteouts="overlay": record them for overlayfs, do not apply
     created: set[str] = field(default_factory=set)  # layer paths this layer wrote
     dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
 
@@ -162,7 +164,36 @@ def _purge_lower(state: _State, dirfd: int, rel: str) -> None:
                 os.close(sub)
 
 
+def _overlay_whiteout(state: _State, entry: str, parent: str, target: str | None) -> None:
+    """Write a whiteout (`target`) or an opaque marker (None) in overlayfs' lowerdir format:
+    a 0/0 character device (which unprivileged users may create since Linux 5.8), or the
+    opaque xattr on the directory: trusted.* for a root mount and user.* for a rootless
+    (userxattr) one; root writes both so the snapshot serves either."""
+    fd = state.open_dir(parent, entry, create=True)
+    assert fd is not None
+    try:
+        if target is None:
+            names = OVERLAY_OPAQUE_XATTRS if state.privileged else OVERLAY_OPAQUE_XATTRS[1:]
+            for name in names:
+                os.setxattr(fd, name, b"y")
+            return
+        path = f"{parent}/{target}" if parent else target
+        if path in state.created or _lstat(target, fd) is not None:
+            return
+        os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
+    except OSError as e:
+        raise ImageFormatError(
+            f"layer entry {entry!r}: cannot record it for overlayfs ({e.strerror})",
+            hint="overlay whiteouts need Linux >= 5.8 and a filesystem with xattrs",
+        ) from e
+    finally:
+        os.close(fd)
+
+
 def _apply_whiteout(state: _State, entry: str, parent: str, base: str) -> None:
+    if state.overlay and base == OPAQUE_MARKER:
+        _overlay_whiteout(state, entry, parent, None)
+        return
     if base == OPAQUE_MARKER:
         fd = state.open_dir(parent, entry, create=True)
         assert fd is not None
@@ -178,6 +209,9 @@ def _apply_whiteout(state: _State, entry: str, parent: str, base: str) -> None:
         return
     if target in ("", ".", ".."):
         raise _unsafe(entry, f"whiteout of {target!r} is not a file name")
+    if state.overlay:
+        _overlay_whiteout(state, entry, parent, target)
+        return
     path = f"{parent}/{target}" if parent else target
     if path in state.created:
         return  # whiteouts hide lower layers only
@@ -364,15 +398,21 @@ def apply_layer(
     *,
     rootless: bool | None = None,
     note: Callable[[str], None] | None = None,
+    whiteouts: str = "apply",
 ) -> None:
     """Apply an uncompressed layer tar stream onto the directory `root` (see module docstring).
 
     `rootless` None means "rootless unless running as uid 0"; only a privileged apply chowns
     entries and creates device nodes. `note` receives what was skipped (default: logged).
+    `whiteouts` "apply" deletes what whiteouts name (a merged rootfs); "overlay" unpacks one
+    layer alone into an empty `root` as an overlayfs lower directory: whiteouts become 0/0
+    character devices and opaque markers the overlay opaque xattr.
     """
+    if whiteouts not in ("apply", "overlay"):
+        raise ValueError(f"whiteouts must be 'apply' or 'overlay', not {whiteouts!r}")
     privileged = (os.geteuid() == 0) if rootless is None else not rootless
     rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    state = _State(root, rootfd, privileged, note or log.warning)
+    state = _State(root, rootfd, privileged, note or log.warning, whiteouts == "overlay")
     try:
         with tarfile.open(fileobj=fileobj, mode="r|") as tf:
             for info in tf:

@@ -50,6 +50,19 @@ def store_root(_loaded_store: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def new_store(_loaded_store: Path, tmp_path: Path) -> Callable[[str], Layerbuild]:
+    """new_store(name) -> the CLI over another fresh store (busybox loaded), for tests that
+    compare stores."""
+
+    def make(name: str) -> Layerbuild:
+        root = tmp_path / name
+        shutil.copytree(_loaded_store, root, symlinks=True)
+        return Layerbuild(root)
+
+    return make
+
+
+@pytest.fixture
 def lb(store_root: Path) -> Layerbuild:
     """lb(*args) runs `layerbuild --root STORE *args` and returns the CompletedProcess."""
     return Layerbuild(store_root)

@@ -78,8 +78,7 @@ def test_chown_by_name_uses_the_image_passwd(lb: Layerbuild, tmp_path: Path) -> 
     the created parent directory is owned as well, as in BuildKit."""
     ctx = _ctx(
         tmp_path,
-        "FROM busybox\nCOPY --chown=app:app f.txt /owned/f.txt\n"
-        "COPY --chown=app dir /owned2/\n",
+        "FROM busybox\nCOPY --chown=app:app f.txt /owned/f.txt\nCOPY --chown=app dir /owned2/\n",
         {"f.txt": "f", "dir/g": "g"},
     )
     root = lb.rootfs(ctx)
@@ -217,3 +216,24 @@ def test_copy_from_scratch_builds_a_one_layer_image(lb: Layerbuild, tmp_path: Pa
     img = OciImage(out)
     assert len(img.manifest()["layers"]) == 1
     assert [m.name for m in img.layer_members(0)] == ["f"]
+
+
+def test_top_level_symlink_source_is_followed_inside_the_context(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """A source that is itself a symlink is followed (BuildKit's FollowSymlinks), within the
+    context: a link to a context file copies the file's content; a link pointing outside the
+    context resolves inside it (as in a chroot), finds nothing and fails without reading the
+    outside file."""
+    outside = tmp_path / "outside-secret"
+    outside.write_text("TOP SECRET\n")
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY link /copied\n", {"real.txt": "real\n"})
+    os.symlink("real.txt", ctx / "link")
+    os.symlink(str(outside), ctx / "out")
+    root = lb.rootfs(ctx)
+    assert not (root / "copied").is_symlink()
+    assert (root / "copied").read_text() == "real\n"
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY out /copied\n")
+    proc = lb("build", "-t", "x:1", ctx)
+    assert proc.returncode != 0
+    assert "out" in proc.stderr and "TOP SECRET" not in proc.stderr

@@ -79,8 +79,11 @@ def test_heredoc_mixed_with_context_file(lb: Layerbuild, tmp_path: Path) -> None
     """A heredoc and a context file in the same COPY both land in the directory."""
     ctx = make_context(
         tmp_path,
-        {"Dockerfile": "FROM busybox\nCOPY real.txt <<inline.txt /mix/\nmade inline\ninline.txt\n",
-         "real.txt": "from context\n"},
+        {
+            "Dockerfile": "FROM busybox\n"
+            "COPY real.txt <<inline.txt /mix/\nmade inline\ninline.txt\n",
+            "real.txt": "from context\n",
+        },
     )
     root = lb.rootfs(ctx)
     assert (root / "mix/real.txt").read_text() == "from context\n"

@@ -178,8 +178,10 @@ def test_global_arg_in_from_and_build_arg(lb: Layerbuild, tmp_path: Path) -> Non
     visible in the stage unless re-declared."""
     ctx = make_context(
         tmp_path,
-        {"Dockerfile": "ARG BASE=busybox\nARG TAG=latest\nFROM ${BASE}:${TAG}\n"
-         "LABEL tag=x${TAG}\n"},
+        {
+            "Dockerfile": "ARG BASE=busybox\nARG TAG=latest\nFROM ${BASE}:${TAG}\n"
+            "LABEL tag=x${TAG}\n"
+        },
     )
     lb.build(ctx, "-t", "g:1")
     assert lb.config("g:1")["config"]["Labels"] == {"tag": "x"}
@@ -193,8 +195,10 @@ def test_env_forms_and_references(lb: Layerbuild, tmp_path: Path) -> None:
     quoting and escapes."""
     ctx = make_context(
         tmp_path,
-        {"Dockerfile": 'FROM busybox\nENV LEGACY some value here\nENV a=1\n'
-         'ENV a=2 b=$a c="quoted value" d=\\$a\n'},
+        {
+            "Dockerfile": "FROM busybox\nENV LEGACY some value here\nENV a=1\n"
+            'ENV a=2 b=$a c="quoted value" d=\\$a\n'
+        },
     )
     lb.build(ctx, "-t", "env:1")
     env = lb.config("env:1")["config"]["Env"]

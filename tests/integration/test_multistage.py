@@ -39,9 +39,7 @@ def test_copy_from_an_image(lb: Layerbuild, tmp_path: Path) -> None:
     assert "app:x:1000:1000" in (lb.rootfs(ctx) / "passwd").read_text()
 
 
-def test_from_a_previous_stage_keeps_its_layers_and_config(
-    lb: Layerbuild, tmp_path: Path
-) -> None:
+def test_from_a_previous_stage_keeps_its_layers_and_config(lb: Layerbuild, tmp_path: Path) -> None:
     """FROM <stage> starts from that stage's layers and config (ENV, WORKDIR carried on)."""
     ctx = _ctx(
         tmp_path,

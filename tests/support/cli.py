@@ -45,7 +45,9 @@ class Layerbuild:
         timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
         full_env = {
-            k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH", "LAYERBUILD_ROOT")
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SOURCE_DATE_EPOCH", "LAYERBUILD_ROOT")
         }
         full_env["PYTHONPATH"] = str(REPO)
         full_env.update(env or {})

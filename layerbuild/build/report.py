@@ -1,0 +1,108 @@
+"""BuildReport: the per-step record of a build (hit, miss, why), folded from build events.
+
+Pure: it consumes the same events the progress view does. `--report FILE` writes its JSON form;
+`cache compare` reads two of them back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from layerbuild.build.events import BuildDone, BuildEvent, StepDone, StepFailed, StepStarted
+
+
+@dataclass
+class StepRecord:
+    stage: str
+    index: int
+    line: int
+    instruction: str
+    cache: str = "miss"  # "hit" | "miss" | "skipped" | "error"
+    key: str | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    layer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "index": self.index,
+            "line": self.line,
+            "instruction": self.instruction,
+            "cache": self.cache,
+            "key": self.key,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 4),
+            "layer": self.layer,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> StepRecord:
+        return cls(
+            stage=str(obj.get("stage", "")),
+            index=int(obj.get("index", 0)),
+            line=int(obj.get("line", 0)),
+            instruction=str(obj.get("instruction", "")),
+            cache=str(obj.get("cache", "")),
+            key=obj.get("key"),
+            reason=str(obj.get("reason", "")),
+            seconds=float(obj.get("seconds", 0.0)),
+            layer=obj.get("layer"),
+        )
+
+
+@dataclass
+class BuildReport:
+    image: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
+
+    def __call__(self, event: BuildEvent) -> None:
+        if isinstance(event, StepStarted):
+            record = StepRecord(event.stage, event.index, event.line, event.text)
+            self._by_id[event.step_id] = record
+            self.steps.append(record)
+        elif isinstance(event, StepDone) and event.step_id in self._by_id:
+            record = self._by_id[event.step_id]
+            record.cache = "hit" if event.cached else "miss"
+            record.key = str(event.key) if event.key else None
+            record.reason = event.reason
+            record.seconds = event.seconds
+            record.layer = str(event.layer) if event.layer else None
+        elif isinstance(event, StepFailed) and event.step_id in self._by_id:
+            record = self._by_id[event.step_id]
+            record.cache, record.reason, record.seconds = "error", event.error, event.seconds
+        elif isinstance(event, BuildDone):
+            self.image, self.seconds = str(event.digest), event.seconds
+
+    def summary(self) -> dict[str, Any]:
+        counted = [s for s in self.steps if s.cache in ("hit", "miss")]
+        hits = sum(1 for s in counted if s.cache == "hit")
+        return {
+            "steps": len(counted),
+            "hits": hits,
+            "misses": len(counted) - hits,
+            "hit_ratio": round(hits / len(counted), 4) if counted else 0.0,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "seconds": round(self.seconds, 4),
+            "summary": self.summary(),
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> BuildReport:
+        return cls(
+            image=obj.get("image"),
+            steps=[StepRecord.from_json(s) for s in obj.get("steps") or ()],
+            seconds=float(obj.get("seconds", 0.0)),
+        )

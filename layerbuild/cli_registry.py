@@ -1,0 +1,231 @@
+"""Registry commands: pull, push, login, logout. Registered on the main group by `register`.
+
+`layerbuild.cli` is imported only inside the commands (and for types), so cli.py can import
+this module at its top and register the commands without an import cycle.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from layerbuild.errors import LayerbuildError
+from layerbuild.image.descriptor import Platform
+from layerbuild.registry import credentials
+from layerbuild.registry.client import RegistryClient
+from layerbuild.registry.progress import BYTES, DONE, EXISTS, MOUNTED, STARTED, TransferEvent
+from layerbuild.registry.pull import pull
+from layerbuild.registry.push import push
+from layerbuild.registry.reference import parse_reference
+from layerbuild.registry.transport import RegistryOptions
+from layerbuild.store import images as store_images
+
+if TYPE_CHECKING:
+    from layerbuild.cli import Context
+
+F = TypeVar("F", bound=Callable[..., Any])
+_LABELS = {
+    ("pull", EXISTS): "Already exists",
+    ("pull", STARTED): "Pulling",
+    ("pull", DONE): "Pull complete",
+    ("push", EXISTS): "Layer already exists",
+    ("push", STARTED): "Pushing",
+    ("push", DONE): "Pushed",
+}
+
+
+def _connection_options(fn: F) -> F:
+    fn = click.option(
+        "--registry-ca",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="Also trust this PEM CA bundle for registry TLS.",
+    )(fn)
+    return click.option(
+        "--insecure-registry",
+        "insecure",
+        multiple=True,
+        metavar="HOST[:PORT]",
+        help="Use plain HTTP for this registry (localhost and 127.0.0.1 always do).",
+    )(fn)
+
+
+def _run(ctx: Context, fn: Callable[[], None]) -> None:
+    """cli._run: LayerbuildError -> message and exit status (imported late, see above)."""
+    from layerbuild import cli
+
+    cli._run(ctx, fn)
+
+
+def _options(insecure: tuple[str, ...], registry_ca: Path | None) -> RegistryOptions:
+    return RegistryOptions(insecure=frozenset(insecure), ca_file=registry_ca)
+
+
+def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
+    """Prints one line per blob state change on stderr (byte counts are not printed)."""
+
+    def report(event: TransferEvent) -> None:
+        if quiet or event.action == BYTES:
+            return
+        if event.action == MOUNTED:
+            label = f"Mounted from {event.source}"
+        else:
+            label = _LABELS.get((verb, event.action), event.action)
+        size = f" ({event.size / 1e6:.1f} MB)" if event.action == STARTED else ""
+        click.echo(f"{event.digest.short}: {label}{size}", err=True)
+
+    return report
+
+
+@click.command("pull")
+@click.argument("ref")
+@click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image.")
+@_connection_options
+@click.option("-q", "--quiet", is_flag=True, help="Print only the full image name.")
+@click.pass_obj
+def pull_cmd(
+    ctx: Context,
+    ref: str,
+    platform: str | None,
+    insecure: tuple[str, ...],
+    registry_ca: Path | None,
+    quiet: bool,
+) -> None:
+    """Pull an image from a registry into the store (busybox = docker.io/library/busybox)."""
+    try:
+        plat = Platform.parse(platform) if platform else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--platform") from None
+
+    def run() -> None:
+        reference = parse_reference(ref)
+        desc = pull(
+            ctx.store(),
+            ref,
+            platform=plat,
+            options=_options(insecure, registry_ca),
+            on_progress=_reporter("pull", quiet),
+        )
+        if not quiet:
+            click.echo(f"Digest: {desc.digest}")
+        click.echo(reference.full_name)
+
+    _run(ctx, run)
+
+
+@click.command("push")
+@click.argument("name")
+@click.argument("dest", required=False)
+@_connection_options
+@click.option("-q", "--quiet", is_flag=True, help="Print only the pushed digest.")
+@click.pass_obj
+def push_cmd(
+    ctx: Context,
+    name: str,
+    dest: str | None,
+    insecure: tuple[str, ...],
+    registry_ca: Path | None,
+    quiet: bool,
+) -> None:
+    """Push image NAME from the store to DEST (default: NAME, e.g. localhost:5000/app:1)."""
+
+    def run() -> None:
+        target = dest or name
+        reference = parse_reference(target)
+        store = ctx.store()
+        desc = store_images.resolve(store, name)
+        if not quiet:
+            click.echo(f"The push refers to repository [{reference.name}]", err=True)
+        pushed = push(
+            store,
+            desc,
+            target,
+            options=_options(insecure, registry_ca),
+            on_progress=_reporter("push", quiet),
+        )
+        if quiet:
+            click.echo(str(pushed.digest))
+        else:
+            label = reference.tag or reference.digest
+            click.echo(f"{label}: digest: {pushed.digest} size: {pushed.size}")
+
+    _run(ctx, run)
+
+
+def _registry_name(text: str) -> str:
+    """'https://index.docker.io/v1/' and 'docker.io' -> 'docker.io'; 'host:5000/' -> host:5000."""
+    bare = text.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    if bare in ("", "index.docker.io", "registry-1.docker.io"):
+        return credentials.DOCKER_HUB
+    return bare
+
+
+@click.command("login")
+@click.argument("registry", default=credentials.DOCKER_HUB)
+@click.option("-u", "--username", help="User name (prompted for when missing).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_connection_options
+@click.pass_obj
+def login_cmd(
+    ctx: Context,
+    registry: str,
+    username: str | None,
+    password_stdin: bool,
+    insecure: tuple[str, ...],
+    registry_ca: Path | None,
+) -> None:
+    """Check credentials against REGISTRY and store them in the docker config."""
+
+    def run() -> None:
+        host = _registry_name(registry)
+        user = username or click.prompt("Username", err=True)
+        if password_stdin:
+            secret = sys.stdin.read().rstrip("\r\n")
+        else:
+            secret = click.prompt("Password", hide_input=True, err=True)
+        if not user or not secret:
+            raise LayerbuildError(
+                "a user name and a password are needed to log in",
+                hint="pass -u USER and the password on stdin with --password-stdin",
+            )
+        creds = credentials.Credentials(user, secret)
+        client = RegistryClient(
+            host, _options(insecure, registry_ca), creds=creds, lookup_credentials=False
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        path = credentials.store(host, creds)
+        click.echo(f"credentials saved in {path}", err=True)
+        click.echo("Login Succeeded")
+
+    _run(ctx, run)
+
+
+@click.command("logout")
+@click.argument("registry", default=credentials.DOCKER_HUB)
+@click.pass_obj
+def logout_cmd(ctx: Context, registry: str) -> None:
+    """Remove the stored credentials of REGISTRY from the docker config."""
+
+    def run() -> None:
+        host = _registry_name(registry)
+        if credentials.erase(host):
+            click.echo(f"Removing login credentials for {host}")
+        else:
+            click.echo(f"Not logged in to {host}")
+
+    _run(ctx, run)
+
+
+COMMANDS = (pull_cmd, push_cmd, login_cmd, logout_cmd)
+
+
+def register(group: click.Group) -> None:
+    """Add the registry commands to the main `layerbuild` group."""
+    for command in COMMANDS:
+        group.add_command(command)

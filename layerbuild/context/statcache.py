@@ -1,0 +1,341 @@
+"""StatCache: remembered content digests of context files, vouched for by their stat.
+
+A rebuild must not re-read a 200 MB context whose files did not change, and must never hand
+back the digest of bytes that are no longer there. An entry maps an absolute path to the
+lstat fields (dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns) seen just before the file was
+read, the sha256 read, and ``recorded_ns``, the wall clock just before reading. A lookup is a
+hit only when all of this holds:
+
+- every stat field is equal. ctime is what makes this safe: ``touch -r``, ``rsync -t`` and some
+  git checkouts put mtime (and size) back after changing the bytes, but no user-space call can
+  set ctime, and every write or utime moves it. dev+ino catch a file replaced by rename.
+- the entry is not *racy* (git's rule, Documentation/technical/racy-git.txt): if mtime or ctime
+  is at or after ``recorded_ns - racy_margin_ns``, a write in the same timestamp tick after the
+  read would leave every stat field unchanged, so the entry proves nothing and is re-hashed
+  (and recorded again, with a new ``recorded_ns``, which lets it become clean once the file is
+  older than the margin). The default margin is 2 s: FAT/exFAT keep mtime in 2 s steps, and
+  kernel file timestamps lag the clock we read by up to a tick.
+
+Every row carries a CRC-32 of its fields, so a silently damaged page reads as a corrupt cache,
+never as a wrong digest. A corrupt database file is removed and recreated with a warning
+(through ``note``); any other SQLite failure (a full disk, a lock held past the busy timeout)
+turns the cache off for this instance or skips one write: the cache can cost a re-hash but never
+fail a build. Several builds may share the file: WAL mode (readers never wait), a busy timeout
+and short write transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from layerbuild.context.filesource import FileDigest, hash_files
+from layerbuild.digest import Digest
+
+RACY_MARGIN_NS = 2_000_000_000
+BUSY_TIMEOUT_S = 10.0
+_SCHEMA_VERSION = 1
+_LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
+_WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
+_FIELDS = struct.Struct("<9q")
+_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat (
+    path BLOB PRIMARY KEY,
+    dev INTEGER NOT NULL, ino INTEGER NOT NULL, mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    digest BLOB NOT NULL, recorded_ns INTEGER NOT NULL, crc INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+_COLUMNS = "path, dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns, digest, recorded_ns, crc"
+
+log = logging.getLogger(__name__)
+
+# (dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns) as stored: signed 64-bit
+_Key = tuple[int, int, int, int, int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StatCacheStats:
+    """What a StatCache did since it was opened; ``racy`` misses are counted in ``misses``."""
+
+    hits: int = 0
+    misses: int = 0
+    racy: int = 0
+    bytes_hashed: int = 0
+
+
+class _Entry(NamedTuple):  # a tuple: built once per looked-up row, so cheap matters
+    key: _Key
+    digest: bytes
+    recorded_ns: int
+
+
+class _RowCorrupt(Exception):
+    """A row whose checksum does not match its fields."""
+
+
+def _i64(value: int) -> int:
+    """st_ino and st_dev are unsigned 64-bit; SQLite integers are signed."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _stat_key(st: os.stat_result) -> _Key:
+    return (
+        _i64(st.st_dev),
+        _i64(st.st_ino),
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
+def _db_key(path: Path) -> bytes:
+    """The absolute path as bytes (file names need not be UTF-8). Not normalized: another
+    spelling of the same file is merely another entry, checked against its stat like any."""
+    text = os.fspath(path)
+    return os.fsencode(text if text.startswith("/") else os.path.abspath(text))
+
+
+def _crc(path: bytes, key: _Key, digest: bytes, recorded_ns: int) -> int:
+    return zlib.crc32(digest, zlib.crc32(_FIELDS.pack(*key, recorded_ns), zlib.crc32(path)))
+
+
+class StatCache:
+    """(path, lstat) → sha256 of the file's bytes, persisted in SQLite at ``db_path``.
+
+    Thread-safe; one instance per build is enough. ``note`` receives warnings meant for the
+    user (default: this module's logger). ``workers`` bounds the hashing threads.
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        racy_margin_ns: int = RACY_MARGIN_NS,
+        workers: int | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
+        self.db_path = db_path
+        self._margin = racy_margin_ns
+        self._workers = workers
+        self._note = note or log.warning
+        self._lock = threading.Lock()
+        self._stats = StatCacheStats()
+        self._conn: sqlite3.Connection | None = None
+        with self._lock:
+            self._conn = self._open()
+
+    # --- public ---------------------------------------------------------------------------
+
+    def digest(self, path: Path, st: os.stat_result) -> Digest:
+        """The sha256 of the regular file ``path`` whose lstat is ``st``."""
+        return self.digests([(path, st)])[0]
+
+    def digests(self, items: Sequence[tuple[Path, os.stat_result]]) -> list[Digest]:
+        """The sha256 of each (path, lstat), in order; misses are hashed in parallel.
+
+        Paths are made absolute (not resolved: the caller's path is the one read). ContextError
+        when a file vanished, was replaced, or changed size since ``st`` or while being read.
+        """
+        keys = [_db_key(path) for path, _ in items]
+        with self._lock:
+            found = self._lookup(keys)
+        out: list[Digest | None] = [None] * len(items)
+        missed: list[int] = []
+        racy = 0
+        for i, (key, (_, st)) in enumerate(zip(keys, items, strict=True)):
+            entry = found.get(key)
+            if entry is not None and entry.key == _stat_key(st):
+                if not self._is_racy(entry):
+                    out[i] = Digest("sha256:" + entry.digest.hex())
+                    continue
+                racy += 1
+            missed.append(i)
+        recorded_ns = time.time_ns()  # before any read: an earlier mark only makes more racy
+        hashed = hash_files([items[i] for i in missed], workers=self._workers)
+        for i, result in zip(missed, hashed, strict=True):
+            out[i] = result.digest
+        with self._lock:
+            self._record([(keys[i], r) for i, r in zip(missed, hashed, strict=True)], recorded_ns)
+            self._count(len(items) - len(missed), len(missed), racy, hashed)
+        return [d for d in out if d is not None]
+
+    def stats(self) -> StatCacheStats:
+        with self._lock:
+            return self._stats
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> StatCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the rules ------------------------------------------------------------------------
+
+    def _is_racy(self, entry: _Entry) -> bool:
+        newest = max(entry.key[6], entry.key[7])  # mtime_ns, ctime_ns
+        return newest >= entry.recorded_ns - self._margin
+
+    def _count(self, hits: int, misses: int, racy: int, hashed: list[FileDigest]) -> None:
+        s = self._stats
+        self._stats = StatCacheStats(
+            hits=s.hits + hits,
+            misses=s.misses + misses,
+            racy=s.racy + racy,
+            bytes_hashed=s.bytes_hashed + sum(r.st.st_size for r in hashed),
+        )
+
+    # --- SQLite (callers hold self._lock) -------------------------------------------------
+
+    def _lookup(self, keys: list[bytes]) -> dict[bytes, _Entry]:
+        found: dict[bytes, _Entry] = {}
+        with self._guard():
+            if self._conn is None:
+                return found
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), _LOOKUP_CHUNK):
+                chunk = unique[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT {_COLUMNS} FROM stat WHERE path IN ({marks})"
+                for row in self._conn.execute(query, chunk):
+                    path: bytes = row[0]
+                    key: _Key = row[1:9]
+                    digest: bytes = row[9]
+                    recorded_ns: int = row[10]
+                    if _crc(path, key, digest, recorded_ns) != row[11] or len(digest) != 32:
+                        raise _RowCorrupt(path)
+                    found[path] = _Entry(key, digest, recorded_ns)
+            return found
+        return {}  # the guard swallowed a failure: everything is a miss
+
+    def _record(self, results: list[tuple[bytes, FileDigest]], recorded_ns: int) -> None:
+        rows = []
+        for path, result in results:
+            if not result.stable:
+                continue  # changed while read: the digest is of no stat in particular
+            key = _stat_key(result.st)
+            raw = bytes.fromhex(result.digest.hex)
+            rows.append((path, *key, raw, recorded_ns, _crc(path, key, raw, recorded_ns)))
+        with self._guard():
+            for start in range(0, len(rows), _WRITE_CHUNK):
+                if self._conn is None:
+                    return
+                with _transaction(self._conn):
+                    self._conn.executemany(
+                        f"INSERT OR REPLACE INTO stat ({_COLUMNS}) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows[start : start + _WRITE_CHUNK],
+                    )
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a database failure into a cache miss (and a repair), never a build failure."""
+        try:
+            yield
+        except _RowCorrupt:
+            self._reset("a row failed its checksum")
+        except sqlite3.DatabaseError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> None:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in _CORRUPT:
+            self._reset(str(exc))
+        elif code in _BUSY:
+            self._note(f"stat cache {self.db_path} is busy ({exc}); files will be re-hashed")
+        else:
+            self._note(f"stat cache {self.db_path} disabled for this build: {exc}")
+            self._close_quietly()
+
+    def _reset(self, why: str) -> None:
+        self._note(
+            f"stat cache {self.db_path} is corrupt ({why}); recreating it "
+            "(the next build re-hashes its context once)"
+        )
+        self._close_quietly()
+        _remove_db(self.db_path)
+        self._conn = self._open(retry=False)
+
+    def _close_quietly(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _open(self, *, retry: bool = True) -> sqlite3.Connection | None:
+        try:
+            return _connect(self.db_path)
+        except sqlite3.DatabaseError as exc:
+            code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+            if retry and code in _CORRUPT:
+                self._note(f"stat cache {self.db_path} is corrupt ({exc}); recreating it")
+                _remove_db(self.db_path)
+                return self._open(retry=False)
+            self._note(f"stat cache {self.db_path} cannot be used ({exc}); hashing everything")
+            return None
+        except OSError as exc:
+            self._note(f"stat cache {self.db_path} cannot be created ({exc.strerror})")
+            return None
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # a lost tail of the WAL after a power cut only forgets digests; the cache stays valid
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with _transaction(conn):
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version not in (0, _SCHEMA_VERSION):
+                conn.execute("DROP TABLE IF EXISTS stat")
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies to it
+    rather than failing a deferred transaction half-way."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _remove_db(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{db_path}{suffix}")

@@ -1,0 +1,100 @@
+"""Cache keys: a digest of named inputs, kept together with the inputs.
+
+A step's key is sha256 over the canonical JSON of its inputs (the parent's key, the instruction
+as expanded, the platform, what it reads). Keeping the inputs beside the digest — BuildKit's
+`cachedigest` does the same since 2025 — lets a miss explain itself: `explain(old, new)` names
+the first input that differs instead of leaving the user to guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from layerbuild.digest import Digest, canonical_json, sha256_bytes
+
+Inputs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    digest: Digest
+    inputs: Inputs
+
+    @classmethod
+    def of(cls, inputs: Iterable[tuple[str, str]]) -> CacheKey:
+        items = tuple((str(k), str(v)) for k, v in inputs)
+        return cls(sha256_bytes(canonical_json([list(i) for i in items])), items)
+
+    def to_json(self) -> dict[str, object]:
+        return {"digest": str(self.digest), "inputs": [list(i) for i in self.inputs]}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, object]) -> CacheKey:
+        raw = obj.get("inputs")
+        inputs = tuple((str(k), str(v)) for k, v in raw) if isinstance(raw, list) else ()
+        return cls(Digest(str(obj["digest"])), inputs)
+
+
+# how each input reads in a miss explanation
+_LABELS = {
+    "parent": "parent step changed",
+    "base": "base image changed",
+    "instruction": "instruction changed",
+    "platform": "platform changed",
+    "compression": "layer compression changed",
+    "epoch": "SOURCE_DATE_EPOCH changed",
+    "env": "environment changed",
+    "from": "source stage or image changed",
+    "user": "user changed",
+    "workdir": "working directory changed",
+}
+
+
+def explain(
+    old: Inputs | None,
+    new: Inputs,
+    *,
+    files_old: dict[str, str] | None = None,
+    files_new: dict[str, str] | None = None,
+) -> str:
+    """Why `new` missed where `old` (the same step in the previous build) hit or was recorded.
+
+    Names the first differing input; for a COPY whose sources changed, the first file that
+    differs (added, removed or changed) when per-file summaries are given.
+    """
+    if old is None:
+        return "no previous build of this step"
+    before = dict(old)
+    for name, value in new:
+        if before.get(name) == value:
+            continue
+        if name == "sources":
+            return _files_reason(files_old or {}, files_new or {})
+        if name.startswith("arg:"):
+            return f"build arg {name[4:]} changed"
+        if name == "parent" and before.get(name) is not None:
+            return "parent step missed"
+        if name == "instruction":
+            return f"instruction changed (was: {_short(before.get(name, ''))})"
+        return _LABELS.get(name, f"{name} changed")
+    removed = [k for k in before if k not in dict(new)]
+    if removed:
+        return f"{removed[0]} changed"
+    return "not in the cache (pruned, or built with --no-cache)"
+
+
+def _files_reason(old: dict[str, str], new: dict[str, str]) -> str:
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            return f"/{path} added"
+        if path not in new:
+            return f"/{path} removed"
+        if old[path] != new[path]:
+            return f"/{path} changed"
+    return "source files changed"
+
+
+def _short(text: str) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 60 else line[:57] + "..."

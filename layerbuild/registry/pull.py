@@ -1,0 +1,197 @@
+"""Pull an image from a registry into the store.
+
+Order of work: the manifest (or index, then the platform's manifest) first, stored as sent so
+its digest holds; then the config and layers, several at a time, each streamed into a store
+ingest whose commit verifies the digest (a blob already in the store is never downloaded
+again); then the tag. Until the tag exists the new blobs are held by a GC root, so a concurrent
+`gc` cannot take them.
+
+The name is tagged in the familiar form (``busybox:latest`` for
+``docker.io/library/busybox:latest``), pointing at the platform's manifest; the index it came
+from is kept in the store too, so a later pull by the index digest finds it locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from layerbuild.digest import Digest
+from layerbuild.errors import DigestMismatch, ImageFormatError, RegistryError
+from layerbuild.image import mediatypes as mt
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.manifest import Index, Manifest
+from layerbuild.registry.client import RegistryClient
+from layerbuild.registry.progress import DONE, EXISTS, STARTED, ByteCounter, OnProgress
+from layerbuild.registry.progress import TransferEvent as Event
+from layerbuild.registry.reference import Reference, parse_reference
+from layerbuild.registry.sources import BlobSources
+from layerbuild.registry.transport import RegistryOptions
+from layerbuild.store.layout import Store
+
+DEFAULT_PLATFORM = Platform(architecture="amd64", os="linux")
+
+
+class KeepAlive(Protocol):
+    """GcRoot.add: keep these digests alive until the pull is tagged."""
+
+    def __call__(self, *digests: Digest) -> None: ...
+
+
+def pull(
+    store: Store,
+    ref: str,
+    *,
+    platform: Platform | None = None,
+    insecure: Iterable[str] = (),
+    options: RegistryOptions | None = None,
+    on_progress: OnProgress | None = None,
+) -> Descriptor:
+    """Pull `ref` (Docker Hub rules: busybox = docker.io/library/busybox:latest) into `store`.
+
+    Returns the descriptor of the image manifest (the one for `platform`, default linux/amd64,
+    when `ref` names an index) and tags it under the familiar name when `ref` has a tag.
+    """
+    reference = parse_reference(ref)
+    opts = (options or RegistryOptions()).with_insecure(tuple(insecure))
+    client = RegistryClient(reference.registry, opts)
+    try:
+        with store.gc_root() as root:
+            desc = _pull(store, client, reference, platform, on_progress, root.add)
+            if reference.tag is not None:
+                familiar = Reference(reference.registry, reference.repository, reference.tag)
+                store.refs.set(familiar.familiar, desc)
+            return desc
+    finally:
+        client.close()
+
+
+def _pull(
+    store: Store,
+    client: RegistryClient,
+    reference: Reference,
+    platform: Platform | None,
+    on_progress: OnProgress | None,
+    keep: KeepAlive,
+) -> Descriptor:
+    repo = reference.repository
+    top = client.get_manifest(repo, reference.digest or reference.tag or "latest")
+    keep(top.digest)
+    store.content.put_bytes(top.data, top.digest)
+    fetched, chosen = top, None
+    if top.media_type in mt.INDEXES:
+        chosen = select_manifest(Index.from_bytes(top.data), platform, reference)
+        fetched = client.get_manifest(repo, chosen.digest)
+        keep(fetched.digest)
+        store.content.put_bytes(fetched.data, fetched.digest)
+    manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
+    _check_layers(manifest, reference)
+    blobs = [manifest.config, *manifest.layers]
+    keep(*(b.digest for b in blobs))
+    fetch_blobs(store, client, repo, blobs, on_progress)
+    BlobSources(store.root).record([b.digest for b in blobs], client.registry, repo)
+    config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
+    have = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
+    if chosen is None and platform is not None and not _matches(have, platform):
+        raise RegistryError(
+            f"{reference.familiar} is a single-platform image for {have}, not {platform}",
+            hint=f"pull it without --platform, or pass --platform {have}",
+        )
+    return Descriptor(fetched.media_type, fetched.digest, len(fetched.data), platform=have)
+
+
+def _matches(have: Platform | None, want: Platform) -> bool:
+    if have is None or (have.os, have.architecture) != (want.os, want.architecture):
+        return False
+    return want.variant is None or have.variant == want.variant
+
+
+def select_manifest(index: Index, platform: Platform | None, reference: Reference) -> Descriptor:
+    """The index entry for `platform` (default linux/amd64; an index of one image: that one)."""
+    # BuildKit attestation manifests carry the platform unknown/unknown: never an image
+    images = [
+        m
+        for m in index.manifests
+        if m.media_type in mt.MANIFESTS and not (m.platform and m.platform.os == "unknown")
+    ]
+    want = platform or DEFAULT_PLATFORM
+    for m in images:
+        if _matches(m.platform, want):
+            return m
+    if platform is None and len(images) == 1:
+        return images[0]
+    available = ", ".join(str(m.platform) for m in images if m.platform) or "none"
+    raise RegistryError(
+        f"{reference.familiar} has no image for platform {want} (available: {available})",
+        hint="pass --platform with one of the available platforms",
+    )
+
+
+def _check_layers(manifest: Manifest, reference: Reference) -> None:
+    for layer in manifest.layers:
+        if layer.media_type not in mt.LAYERS:
+            raise ImageFormatError(
+                f"{reference.familiar}: layer {layer.digest.short} has media type "
+                f"{layer.media_type}, which layerbuild cannot unpack",
+                hint="layers must be tar, tar+gzip or tar+zstd (OCI or Docker)",
+            )
+        if layer.urls:
+            raise ImageFormatError(
+                f"{reference.familiar}: layer {layer.digest.short} is a foreign layer "
+                "(it lives at an external URL)",
+                hint="foreign (non-distributable) layers are not supported",
+            )
+
+
+def fetch_blobs(
+    store: Store,
+    client: RegistryClient,
+    repository: str,
+    blobs: list[Descriptor],
+    on_progress: OnProgress | None = None,
+) -> None:
+    """Download the blobs the store lacks, `client.options.parallel` at a time."""
+    unique = list({b.digest: b for b in blobs}.values())
+    missing = []
+    for blob in unique:
+        if store.content.has(blob.digest):
+            if on_progress is not None:
+                on_progress(Event(EXISTS, blob.digest, blob.size))
+        else:
+            missing.append(blob)
+    if not missing:
+        return
+    workers = max(1, min(client.options.parallel, len(missing)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+        futures = [
+            pool.submit(fetch_blob, store, client, repository, b, on_progress) for b in missing
+        ]
+        for future in futures:
+            future.result()
+
+
+def fetch_blob(
+    store: Store,
+    client: RegistryClient,
+    repository: str,
+    desc: Descriptor,
+    on_progress: OnProgress | None = None,
+) -> None:
+    """Stream one blob into the store; the ingest's commit checks its digest."""
+    if on_progress is not None:
+        on_progress(Event(STARTED, desc.digest, desc.size))
+    with store.content.ingest() as ingest:
+        counter = ByteCounter(desc.digest, desc.size, on_progress)
+        client.fetch_blob(repository, desc, ingest, counter)
+        try:
+            ingest.commit(desc.digest)
+        except DigestMismatch as e:
+            raise RegistryError(
+                f"blob {desc.digest} from {client.registry}/{repository} does not match its "
+                f"digest (got {e.actual})",
+                hint="the registry holds corrupt data or a proxy altered it; nothing was stored",
+            ) from e
+    if on_progress is not None:
+        on_progress(Event(DONE, desc.digest, desc.size, desc.size))

@@ -1,0 +1,238 @@
+"""The two forked processes of a RUN step: the namespace holder and the step's PID 1.
+
+Post-fork rules (pyroute2's, and ours): code here runs in a child of a possibly multi-threaded
+builder, so it imports nothing, logs nothing and takes no locks; it talks to the builder only
+through the pipes in `ChildFds`, and it always leaves through ``os._exit`` so the builder's
+own code (finally blocks, atexit, pytest) never runs twice.
+
+1. `outer_main` (the builder's child) sets PDEATHSIG (dies with the builder), unshares the
+   namespaces, lets the builder write the id maps when a user namespace is involved, and forks
+2. `init_main`, PID 1 of the new PID namespace, which makes its mounts private, mounts the
+   overlay and the container's /dev, /proc, /sys and /etc files, pivots into the rootfs,
+   detaches the host root, drops to the step's user and capabilities, closes every other fd and
+   execs the command. When it exits the kernel kills every process left in the namespace, and
+   when the last process of the mount namespace is gone every mount in it goes too: a killed
+   step can leave nothing mounted on the host.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+from dataclasses import dataclass
+from typing import NoReturn
+
+from layerbuild.sandbox import linux
+from layerbuild.sandbox.errors import SandboxError
+from layerbuild.sandbox.mounts import Mount, apply_mount
+
+SETUP_FAILED = 125  # what Docker uses for "the container runtime failed"
+# Docker's default capability set (moby oci/caps/defaults.go); every other one is dropped
+# from the bounding set, so neither root nor a setuid binary in the step can gain it.
+DEFAULT_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
+_DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPlan:
+    """Everything the children need, computed by the builder before forking."""
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    hostname: str
+    rootfs: str  # host directory the overlay is mounted on
+    links_dir: str  # cwd for the overlay mount: lowerdir names are relative to it
+    overlay_data: str
+    mounts: tuple[tuple[Mount, Mount | None], ...]  # (mount, fallback if refused)
+    unshare_flags: int
+    single_map: bool  # rootless without subordinate ids: setgroups is denied
+    cap_last: int  # highest capability number of this kernel (read before forking)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFds:
+    out_w: int  # stdout+stderr of the step
+    report_w: int  # JSON lines to the builder: {"stubs": ...} / {"error": ..., "hint": ...}
+    sync_w: int  # outer → builder: "namespaces made, write my id maps"
+    ack_r: int  # builder → outer: "maps written"
+    lifeline_r: int  # EOF when the outer process is gone
+    lifeline_w: int
+    stdin_r: int | None
+
+
+def _report(fd: int, message: dict[str, object]) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _report_failure(fd: int, exc: BaseException) -> None:
+    if isinstance(exc, SandboxError):
+        _report(fd, {"error": exc.message, "hint": exc.hint})
+    elif isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        _report(fd, {"error": f"{exc.strerror or exc}{where}"})
+    else:
+        _report(fd, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
+    """The builder's child: own namespaces, then wait for PID 1 and pass on its status."""
+    code = SETUP_FAILED
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != builder:
+            os._exit(code)  # the builder died before PDEATHSIG was armed
+        linux.unshare(plan.unshare_flags)
+        if plan.unshare_flags & linux.CLONE_NEWUSER:
+            os.write(fds.sync_w, b"u")
+            if os.read(fds.ack_r, 1) != b"m":
+                os._exit(code)
+        pid = os.fork()
+        if pid == 0:
+            init_main(plan, fds)
+        os.close(fds.lifeline_r)
+        os.close(fds.out_w)
+        _, status = os.waitpid(pid, 0)
+        exit_code = os.waitstatus_to_exitcode(status)
+        code = exit_code if exit_code >= 0 else 128 - exit_code
+    except BaseException as e:  # never return into the builder's code
+        _report_failure(fds.report_w, e)
+    finally:
+        os._exit(code)
+
+
+def _arm_pdeathsig(fds: ChildFds) -> None:
+    """Die with the outer process; getppid() is 0 across a PID namespace, so ask the pipe."""
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    readable, _, _ = select.select([fds.lifeline_r], [], [], 0)
+    if readable:
+        os._exit(SETUP_FAILED)
+
+
+def init_main(plan: ChildPlan, fds: ChildFds) -> NoReturn:
+    """PID 1 of the step: mounts, pivot_root, user, capabilities, exec. Never returns."""
+    try:
+        os.close(fds.lifeline_w)
+        _arm_pdeathsig(fds)
+        os.setsid()
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        linux.sethostname(plan.hostname)
+        _mount_rootfs(plan)
+        stubs: list[dict[str, object]] = []
+        for mount, fallback in plan.mounts:
+            stubs += _stubbed(plan.rootfs, mount, fallback)
+        _report(fds.report_w, {"stubs": stubs})
+        _populate_dev(plan.rootfs)
+        stdin = fds.stdin_r if fds.stdin_r is not None else os.open("/dev/null", os.O_RDONLY)
+        _pivot(plan.rootfs)
+        _enter_cwd(plan.cwd)
+        _drop_capabilities(plan.cap_last)
+        _become_user(plan)
+        _arm_pdeathsig(fds)  # a credential change clears it (kernel commit_creds)
+        os.dup2(stdin, 0)
+        os.dup2(fds.out_w, 1)
+        os.dup2(fds.out_w, 2)
+        os.closerange(3, fds.report_w)
+        os.closerange(fds.report_w + 1, os.sysconf("SC_OPEN_MAX"))
+    except BaseException as e:  # never return into the builder's code
+        _report_failure(fds.report_w, e)
+        os._exit(SETUP_FAILED)
+    _exec(plan)
+
+
+def _mount_rootfs(plan: ChildPlan) -> None:
+    os.chdir(plan.links_dir)
+    try:
+        linux.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay_data)
+    except OSError as e:
+        raise SandboxError(
+            f"overlayfs not available: mounting the rootfs failed ({e.strerror})",
+            hint="needs a kernel with overlayfs (rootless: Linux >= 5.11 for userxattr); "
+            "an overlay or FUSE filesystem under the store cannot hold an upper dir: "
+            "put the store (--root) on ext4, xfs or btrfs",
+        ) from e
+
+
+def _stubbed(rootfs: str, mount: Mount, fallback: Mount | None) -> list[dict[str, object]]:
+    """Apply one mount; describe the mount points it had to create and the mtimes of their
+    parent before and after, so the builder can take them out of the layer again."""
+    stub = apply_mount(mount, rootfs, fallback)
+    if stub is None:
+        return []
+    after = os.lstat(os.path.join(rootfs, stub.parent)).st_mtime_ns
+    return [
+        {
+            "paths": list(stub.paths),
+            "parent": stub.parent,
+            "before": stub.parent_mtime_ns,
+            "after": after,
+        }
+    ]
+
+
+def _populate_dev(rootfs: str) -> None:
+    for name, target in _DEV_LINKS:
+        os.symlink(target, os.path.join(rootfs, "dev", name))
+
+
+def _pivot(rootfs: str) -> None:
+    """pivot_root(".", ".") then detach the old root (runc's way: no put_old directory)."""
+    os.chdir(rootfs)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def _enter_cwd(cwd: str) -> None:
+    # resolved after pivot_root, so a symlink in the image cannot lead out of the rootfs
+    os.makedirs(cwd, mode=0o755, exist_ok=True)
+    os.chdir(cwd)
+
+
+def _drop_capabilities(cap_last: int) -> None:
+    for cap in range(cap_last + 1):
+        if cap not in DEFAULT_CAPS:
+            linux.prctl(linux.PR_CAPBSET_DROP, cap)
+
+
+def _become_user(plan: ChildPlan) -> None:
+    try:
+        if not plan.single_map:
+            os.setgroups(list(plan.groups))
+        os.setresgid(plan.gid, plan.gid, plan.gid)
+        os.setresuid(plan.uid, plan.uid, plan.uid)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        raise SandboxError(
+            f"user {plan.uid}:{plan.gid} is not mapped in the rootless user namespace",
+            hint="give this user a range in /etc/subuid and /etc/subgid and install "
+            "newuidmap/newgidmap (Debian package uidmap)",
+        ) from e
+
+
+def _exec(plan: ChildPlan) -> NoReturn:
+    env = dict(item.partition("=")[::2] for item in plan.env)
+    try:
+        os.execvpe(plan.argv[0], list(plan.argv), env)
+    except OSError as e:
+        missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
+        why = "executable file not found in $PATH" if missing else (e.strerror or str(e))
+        os.write(2, f"exec {plan.argv[0]!r}: {why}\n".encode())
+        os._exit(127 if missing else 126)
+    os._exit(SETUP_FAILED)  # not reached: execvpe returns only by raising

@@ -1,0 +1,357 @@
+"""run(RunSpec): execute one RUN command in namespaces over an overlay of layer snapshots.
+
+Vocabulary: the *lowerdirs* are committed, read-only layer snapshots (top-most first, see
+store/layers.py); the *upperdir* receives everything the command changes and becomes the step's
+layer (read back with overlaydiff.overlay_changes); the *workdir* is overlayfs' scratch space on
+the same filesystem as the upperdir. Both are created by the caller, empty, per step.
+
+Lifecycle: `run` makes a private run directory next to the upperdir (the rootfs mount point,
+short links to the lowerdirs, the /etc/hosts, /etc/resolv.conf and /etc/hostname files), forks
+the children described in child.py, streams the step's output to `on_output` while it runs,
+and returns its exit status (128+N when killed by signal N). Afterwards it removes from the
+upperdir the mount points the sandbox had to create (an /etc/hosts the image did not have, a
+missing /proc...), so they never reach the layer (BuildKit does the same; buildah leaves them).
+
+What a crash leaves: every mount exists only in the step's own mount namespace, so nothing stays
+mounted on the host whatever happens. If the builder dies, the kernel kills the children
+(PDEATHSIG) and the PID namespace with them; only the run directory and the upper/work dirs
+remain on disk, inside the caller's temporary snapshot directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerbuild.sandbox import linux
+from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
+from layerbuild.sandbox.errors import SandboxError
+from layerbuild.sandbox.mounts import (
+    Mount,
+    default_mounts,
+    kernel_overlay_features,
+    overlay_options,
+)
+from layerbuild.sandbox.userns import IdMap, caller_id_map, write_maps
+
+_NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
+_ETC_FILES = ("hosts", "resolv.conf", "hostname")
+# Docker's fallback when the host only has loopback resolvers (unreachable from the step)
+_DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One command to run: what, as whom, where, and over which snapshots."""
+
+    argv: tuple[str, ...]
+    env: tuple[str, ...]  # "KEY=value"
+    cwd: str  # absolute path inside the rootfs; created when missing
+    uid: int
+    gid: int
+    lowerdirs: tuple[Path, ...]  # top-most first
+    upperdir: Path
+    workdir: Path  # overlay upper/work, on the same filesystem
+    network: str = "none"  # "none" | "host"
+    hostname: str = "layerbuild"
+    extra_mounts: tuple[Mount, ...] = ()  # RUN --mount: bind/cache/tmpfs/secret
+    stdin: bytes | None = None
+    groups: tuple[int, ...] = ()  # supplementary groups of the user
+
+
+def _discard(_: bytes) -> None:
+    return None
+
+
+def run(
+    spec: RunSpec,
+    *,
+    on_output: Callable[[bytes], None] = _discard,
+    rootless: bool | None = None,
+) -> int:
+    """Run `spec`; its exit status. SandboxError when the sandbox itself cannot be set up.
+
+    `rootless` None means "rootless unless the caller is uid 0". `on_output` receives the
+    merged stdout/stderr as it arrives; an exception it raises (or KeyboardInterrupt) kills the
+    step and is re-raised.
+    """
+    if spec.network not in ("none", "host"):
+        raise SandboxError(
+            f"network mode {spec.network!r} is not supported", hint="use 'none' or 'host'"
+        )
+    if not spec.argv:
+        raise SandboxError("RUN has no command", hint="give the command to run")
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    ids = caller_id_map() if rootless else None
+    rundir = Path(tempfile.mkdtemp(prefix=".run-", dir=spec.upperdir.parent))
+    try:
+        plan = _plan(spec, rundir, ids)
+        _match_root(spec)
+        status, reports = _execute(plan, spec.stdin, ids, on_output)
+        _remove_stubs(spec.upperdir, reports)
+        errors = [r for r in reports if "error" in r]
+        if errors:
+            hint = errors[0].get("hint")
+            raise SandboxError(
+                str(errors[0]["error"]), hint=hint if isinstance(hint, str) else None
+            )
+        return status
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None) -> ChildPlan:
+    links = rundir / "l"
+    links.mkdir()
+    for i, lower in enumerate(spec.lowerdirs):
+        # overlay options must fit one page: "0:1:2" instead of 64-hex paths
+        (links / str(i)).symlink_to(lower.absolute())
+    (rundir / "rootfs").mkdir()
+    etc = _write_etc_files(rundir / "etc", spec)
+    data = overlay_options(
+        [str(i) for i in range(len(spec.lowerdirs))],
+        str(spec.upperdir.absolute()),
+        str(spec.workdir.absolute()),
+        rootless=ids is not None,
+        features=kernel_overlay_features(),
+    )
+    own_net = spec.network == "none"
+    sysfs_fallback = Mount("bind", "/sys", "/sys", ("rbind", "ro"))
+    mounts: list[tuple[Mount, Mount | None]] = [
+        (m, sysfs_fallback if m.type == "sysfs" else None)
+        for m in default_mounts(rootless=ids is not None, own_netns=own_net)
+    ]
+    mounts += [(Mount("bind", str(etc / n), f"/etc/{n}", ("bind",)), None) for n in _ETC_FILES]
+    mounts += [(m, None) for m in spec.extra_mounts]
+    flags = _NAMESPACES | (linux.CLONE_NEWNET if own_net else 0)
+    flags |= linux.CLONE_NEWUSER if ids is not None else 0
+    return ChildPlan(
+        argv=spec.argv,
+        env=spec.env,
+        cwd=spec.cwd or "/",
+        uid=spec.uid,
+        gid=spec.gid,
+        groups=spec.groups,
+        hostname=spec.hostname,
+        rootfs=str(rundir / "rootfs"),
+        links_dir=str(links),
+        overlay_data=data,
+        mounts=tuple(mounts),
+        unshare_flags=flags,
+        single_map=ids is not None and ids.single,
+        cap_last=linux.cap_last_cap(),
+    )
+
+
+def _write_etc_files(etc: Path, spec: RunSpec) -> Path:
+    etc.mkdir()
+    (etc / "hosts").write_text(
+        f"127.0.0.1\tlocalhost {spec.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    (etc / "hostname").write_text(spec.hostname + "\n")
+    (etc / "resolv.conf").write_text(resolv_conf(_read_host_resolv(), spec.network == "host"))
+    for name in _ETC_FILES:
+        os.chmod(etc / name, 0o644)
+    return etc
+
+
+def _read_host_resolv() -> str:
+    try:
+        return Path("/etc/resolv.conf").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def resolv_conf(host: str, host_network: bool) -> str:
+    """The step's resolv.conf from the host's: loopback resolvers are unreachable from a
+    network namespace of its own, so they are dropped (Docker's rule), falling back to public
+    resolvers when none is left."""
+    lines = []
+    for line in host.splitlines():
+        fields = line.split()
+        if fields[:1] == ["nameserver"] and len(fields) > 1 and not host_network:
+            if fields[1].startswith("127.") or fields[1] == "::1":
+                continue
+        lines.append(line)
+    if not any(line.split()[:1] == ["nameserver"] for line in lines):
+        lines += [f"nameserver {ns}" for ns in _DEFAULT_DNS]
+    return "\n".join(lines) + "\n"
+
+
+def _match_root(spec: RunSpec) -> None:
+    """Give a fresh upperdir the owner and mode of the image's root: overlayfs shows the
+    upper root's attributes as "/", and mkdtemp made it 0700."""
+    if not spec.lowerdirs or any(spec.upperdir.iterdir()):
+        return
+    st = os.stat(spec.lowerdirs[0])
+    try:
+        os.chown(spec.upperdir, st.st_uid, st.st_gid)
+    except PermissionError:
+        pass  # rootless: the snapshot root is ours anyway
+    os.chmod(spec.upperdir, st.st_mode & 0o7777)
+    os.utime(spec.upperdir, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@dataclass
+class _Pipes:
+    out_r: int
+    out_w: int
+    report_r: int
+    report_w: int
+    sync_r: int
+    sync_w: int
+    ack_r: int
+    ack_w: int
+    lifeline_r: int
+    lifeline_w: int
+    stdin_r: int | None = None
+    stdin_w: int | None = None
+
+    @classmethod
+    def open(cls, with_stdin: bool) -> _Pipes:
+        fds = [fd for _ in range(5) for fd in os.pipe()]
+        pipes = cls(*fds)
+        if with_stdin:
+            pipes.stdin_r, pipes.stdin_w = os.pipe()
+        return pipes
+
+    def child_fds(self) -> ChildFds:
+        return ChildFds(
+            self.out_w,
+            self.report_w,
+            self.sync_w,
+            self.ack_r,
+            self.lifeline_r,
+            self.lifeline_w,
+            self.stdin_r,
+        )
+
+    def close_child_ends(self) -> None:
+        for fd in (
+            self.out_w,
+            self.report_w,
+            self.sync_w,
+            self.ack_r,
+            self.lifeline_r,
+            self.lifeline_w,
+            self.stdin_r,
+        ):
+            if fd is not None:
+                os.close(fd)
+
+    def close_parent_ends(self) -> None:
+        for fd in (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w):
+            if fd is not None:
+                os.close(fd)
+
+
+def _execute(
+    plan: ChildPlan, stdin: bytes | None, ids: IdMap | None, on_output: Callable[[bytes], None]
+) -> tuple[int, list[dict[str, object]]]:
+    """Fork the children, feed stdin, stream output; (exit status, the children's reports)."""
+    pipes = _Pipes.open(stdin is not None)
+    builder = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        outer_main(plan, pipes.child_fds(), builder)
+    try:
+        pipes.close_child_ends()
+        if ids is not None:
+            _map_ids(pid, pipes, ids)
+        if stdin is not None and pipes.stdin_w is not None:
+            _feed(pipes.stdin_w, stdin)
+            pipes.stdin_w = None
+        while chunk := os.read(pipes.out_r, 65536):
+            on_output(chunk)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        code = os.waitstatus_to_exitcode(status)
+        return (code if code >= 0 else 128 - code), _read_reports(pipes.report_r)
+    finally:
+        if pid:
+            # cancelled (Ctrl-C, an error in on_output): killing the outer process kills PID 1
+            # through PDEATHSIG, and the PID namespace with it
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        pipes.close_parent_ends()
+
+
+def _map_ids(pid: int, pipes: _Pipes, ids: IdMap) -> None:
+    if os.read(pipes.sync_r, 1) != b"u":
+        return  # the child failed before unsharing; its report says why
+    write_maps(pid, ids)
+    os.write(pipes.ack_w, b"m")
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write stdin from a thread: the step may fill its output pipe before reading it all."""
+
+    def write() -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BrokenPipeError:
+            pass  # the step did not read all of its input
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=write, name="sandbox-stdin", daemon=True).start()
+
+
+def _read_reports(fd: int) -> list[dict[str, object]]:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    out = []
+    for line in b"".join(chunks).splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def _remove_stubs(upper: Path, reports: list[dict[str, object]]) -> None:
+    """Take the mount points the sandbox created out of the upperdir, latest first, and give
+    their parent back the mtime it had, unless the command itself changed that directory."""
+    stubs = [s for r in reports for s in r.get("stubs", []) or [] if isinstance(s, dict)]  # type: ignore[attr-defined]
+    for stub in reversed(stubs):
+        parent = upper / str(stub["parent"])
+        try:
+            current = os.lstat(parent).st_mtime_ns
+        except FileNotFoundError:
+            continue
+        removed = False
+        for rel in reversed(stub["paths"]):
+            removed |= _remove_if_stub(upper / rel)
+        if removed:
+            mtime = stub["before"] if current == stub["after"] else current
+            os.utime(parent, ns=(mtime, mtime), follow_symlinks=False)
+
+
+def _remove_if_stub(path: Path) -> bool:
+    """Remove an empty file or directory that the sandbox created as a mount point."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)  # fails when the command put something in it: then it stays
+        elif st.st_size == 0 and os.path.isfile(path):
+            os.unlink(path)
+        else:
+            return False
+    except OSError:
+        return False
+    return True

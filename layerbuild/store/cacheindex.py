@@ -1,0 +1,146 @@
+"""The cache index: step key → what the step produced (a layer or nothing, and the config).
+
+One small JSON file per key under `<store>/cache/keys/`, written to a temp file and renamed, so
+that two builds may record at once and a killed build leaves either the whole record or none.
+A record is only trusted when the layer blob it names is still in the store: gc or a prune may
+have removed it, and then the step simply misses.
+
+Records also keep the key's inputs (for `cache explain` and miss reasons) and, for COPY/ADD, a
+per-file summary of the sources (path → content digest), so a miss can name the file that
+changed. The last build of a given Dockerfile/target is kept under `<store>/cache/builds/` as
+the list of its step records; that is what "what changed since last time" compares against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from layerbuild.digest import Digest, sha256_bytes
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.manifest import Layer
+from layerbuild.plan.keys import CacheKey
+
+_MAX_RECORD = 64 << 20
+
+
+@dataclass(frozen=True)
+class CacheRecord:
+    key: CacheKey
+    layer: Layer | None
+    config: ImageConfig  # the stage's config after the step
+    created: float = field(default_factory=time.time)
+    files: dict[str, str] = field(default_factory=dict)  # COPY sources: path -> summary
+
+    def to_json(self) -> dict[str, Any]:
+        layer = self.layer
+        return {
+            "key": self.key.to_json(),
+            "layer": None
+            if layer is None
+            else {
+                "diff_id": str(layer.diff_id),
+                "digest": str(layer.digest),
+                "size": layer.size,
+                "mediaType": layer.media_type,
+            },
+            "config": self.config.to_json(),
+            "created": self.created,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> CacheRecord:
+        raw = obj.get("layer")
+        layer = (
+            None
+            if raw is None
+            else Layer(
+                Digest(raw["diff_id"]),
+                Digest(raw["digest"]),
+                int(raw["size"]),
+                str(raw["mediaType"]),
+            )
+        )
+        return cls(
+            key=CacheKey.from_json(obj["key"]),
+            layer=layer,
+            config=ImageConfig.from_json(obj["config"]),
+            created=float(obj.get("created", 0)),
+            files={str(k): str(v) for k, v in (obj.get("files") or {}).items()},
+        )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as f:
+            return json.loads(f.read(_MAX_RECORD))
+    except (OSError, ValueError):
+        return None  # missing or damaged: a miss, never a wrong hit
+
+
+class CacheIndex:
+    def __init__(self, root: Path) -> None:
+        self.keys_dir = root / "cache" / "keys"
+        self.builds_dir = root / "cache" / "builds"
+
+    def _path(self, digest: Digest) -> Path:
+        return self.keys_dir / digest.hex[:2] / digest.hex
+
+    def get(self, key: CacheKey) -> CacheRecord | None:
+        obj = _read_json(self._path(key.digest))
+        if not isinstance(obj, dict):
+            return None
+        try:
+            record = CacheRecord.from_json(obj)
+        except (KeyError, TypeError, ValueError):
+            return None
+        return record if record.key.digest == key.digest else None
+
+    def put(self, record: CacheRecord) -> None:
+        data = json.dumps(record.to_json(), sort_keys=True).encode()
+        _write_atomic(self._path(record.key.digest), data)
+
+    def records(self) -> Iterator[tuple[Path, CacheRecord]]:
+        if not self.keys_dir.is_dir():
+            return
+        for path in sorted(self.keys_dir.glob("*/*")):
+            obj = _read_json(path)
+            if isinstance(obj, dict):
+                try:
+                    yield path, CacheRecord.from_json(obj)
+                except (KeyError, TypeError, ValueError):
+                    continue
+
+    def remove(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    # -- the previous build of the same Dockerfile and target ------------------------------------
+
+    def _build_path(self, identity: str) -> Path:
+        return self.builds_dir / sha256_bytes(identity.encode()).hex
+
+    def last_build(self, identity: str) -> list[dict[str, Any]]:
+        obj = _read_json(self._build_path(identity))
+        return obj if isinstance(obj, list) else []
+
+    def save_build(self, identity: str, steps: list[dict[str, Any]]) -> None:
+        _write_atomic(self._build_path(identity), json.dumps(steps, sort_keys=True).encode())

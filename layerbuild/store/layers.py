@@ -1,0 +1,222 @@
+"""Per-layer snapshots: each layer unpacked alone, in overlayfs lowerdir format, for RUN.
+
+Where `snapshots.py` keeps the *merged* rootfs of a chain of layers (for COPY --from and
+exports), a RUN step stacks the parent image's layers as overlay lower directories, so each
+layer is unpacked once, by itself, and reused by every step and build that has it:
+
+- ``<store>/snapshots/layers/<hex of diff_id>`` holds one layer: its files, whiteouts as 0/0
+  character devices and opaque directories marked with the overlay opaque xattr (both
+  ``trusted.overlay.opaque`` and ``user.overlay.opaque`` when written by root, so a snapshot
+  serves root and rootless mounts; only the user one when written rootless, and then the
+  directory name ends in ``-rootless`` so a root mount never trusts it). Snapshots are keyed
+  by diff_id (the digest of the uncompressed tar, checked while unpacking): the same content
+  compressed two ways is one snapshot.
+- A committed snapshot is immutable; it is only ever an overlay lower directory.
+
+Lifecycle: `layer_dir` unpacks through ``unpack.apply_layer`` (the security boundary) into
+``layers/tmp-<pid>-<random>`` and renames it into place. A RUN step gets its upper and work
+directories from `prepare_step` (in such a tmp directory, so on the same filesystem), and
+after its upper dir was packed into a layer `commit_upper` renames it into place as that
+layer's snapshot instead of unpacking the blob again. A killed build leaves only ``tmp-``
+directories, which the next LayerSnapshots over the same store removes (their pid is dead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+from layerbuild.digest import Digest
+from layerbuild.errors import DigestMismatch
+from layerbuild.image.manifest import Layer
+from layerbuild.store.content import pid_alive
+from layerbuild.store.snapshots import decompressed
+from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS, apply_layer
+
+if TYPE_CHECKING:
+    from layerbuild.store.layout import Store
+
+_TMP_PREFIX = "tmp-"
+_ROOTLESS_SUFFIX = "-rootless"
+# OVL_MAX_STACK: overlayfs refuses more lower directories than this in one mount
+MAX_LOWERS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StepDirs:
+    """The overlay upper and work directories of one RUN step, inside `tmp`."""
+
+    tmp: Path
+    upper: Path
+    work: Path
+
+
+class _HashingReader:
+    """Hashes what tarfile reads, so the diff_id of a layer is checked by the unpack itself."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> Digest:
+        while self.read(1 << 20):
+            pass  # tarfile stops at the end-of-archive blocks; the digest covers all bytes
+        return Digest("sha256:" + self.hash.hexdigest())
+
+
+class LayerSnapshots:
+    """Committed per-layer snapshots under ``<store_root>/snapshots/layers``."""
+
+    def __init__(self, store_root: Path, *, rootless: bool | None = None) -> None:
+        self.root_dir = store_root / "snapshots" / "layers"
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self.clean_stale()
+
+    def path(self, diff_id: Digest, *, rootless: bool | None = None) -> Path:
+        rootless = self.rootless if rootless is None else rootless
+        return self.root_dir / (diff_id.hex + (_ROOTLESS_SUFFIX if rootless else ""))
+
+    def find(self, diff_id: Digest) -> Path | None:
+        """The committed snapshot of `diff_id` usable by this user, if any."""
+        candidates = [self.path(diff_id, rootless=False)]
+        if self.rootless:
+            candidates.append(self.path(diff_id, rootless=True))
+        return next((p for p in candidates if p.is_dir()), None)
+
+    def layer_dir(self, store: Store, layer: Layer) -> Path:
+        """The snapshot of `layer`, unpacked from the store's blob the first time."""
+        found = self.find(layer.diff_id)
+        if found is not None:
+            return found
+        tmp = self._tmp()
+        try:
+            tmp.mkdir(mode=0o755)
+            with (
+                store.content.open(layer.digest) as blob,
+                decompressed(blob, layer.media_type) as tar,
+            ):
+                reader = _HashingReader(tar)
+                unpack_to = cast(BinaryIO, reader)  # tarfile's stream mode only calls read()
+                apply_layer(unpack_to, tmp, rootless=self.rootless, whiteouts="overlay")
+                actual = reader.drain()
+            if actual != layer.diff_id:
+                raise DigestMismatch(layer.diff_id, actual, what=f"layer {layer.digest.short}")
+            return self._commit(tmp, self.path(layer.diff_id))
+        finally:
+            remove_tree(tmp)
+
+    def prepare_step(self) -> StepDirs:
+        """Fresh, empty upper and work directories for one RUN step."""
+        tmp = self._tmp()
+        tmp.mkdir(mode=0o700)
+        (tmp / "upper").mkdir(mode=0o755)
+        (tmp / "work").mkdir(mode=0o700)
+        return StepDirs(tmp, tmp / "upper", tmp / "work")
+
+    def commit_upper(self, store: Store, layer: Layer, upperdir: Path) -> Path:
+        """Make the upper dir a RUN step left (already packed into `layer`) that layer's
+        snapshot; the rest of its step directory is removed."""
+        del store  # the upper dir already is the layer's content; nothing is read back
+        target = self.path(layer.diff_id)
+        if target.is_dir():
+            return target
+        _as_lowerdir(upperdir, both_opaque_xattrs=not self.rootless)
+        return self._commit(upperdir, target)
+
+    def discard(self, step: StepDirs) -> None:
+        """Remove a step's directories (the step failed, or its upper dir was committed)."""
+        remove_tree(step.tmp)
+
+    def lowerdirs(
+        self, store: Store, layers: Sequence[Layer], *, limit: int = MAX_LOWERS
+    ) -> list[Path]:
+        """Lower directories for a RUN over `layers` (bottom first), top-most first.
+
+        More layers than `limit` do not fit one overlay mount: the lowest ones are then merged
+        into one flattened snapshot (snapshots.py, cached by chain), which is the bottom lower.
+        """
+        if not layers:
+            return [store.snapshots.rootfs(store, [])]
+        flat = max(0, len(layers) - limit + 1) if len(layers) > limit else 0
+        dirs = [self.layer_dir(store, layer) for layer in reversed(layers[flat:])]
+        if flat:
+            dirs.append(store.snapshots.rootfs(store, [x.descriptor for x in layers[:flat]]))
+        return dirs
+
+    def _tmp(self) -> Path:
+        return self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+    def _commit(self, src: Path, target: Path) -> Path:
+        try:
+            os.rename(src, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            # another build committed the same layer first: theirs is as good as ours
+        return target
+
+    def clean_stale(self) -> list[Path]:
+        """Remove ``tmp-`` directories of dead processes (killed builds)."""
+        removed: list[Path] = []
+        for entry in os.scandir(self.root_dir):
+            if not entry.name.startswith(_TMP_PREFIX):
+                continue
+            pid_text = entry.name[len(_TMP_PREFIX) :].partition("-")[0]
+            if pid_text.isdigit() and pid_alive(int(pid_text)):
+                continue
+            remove_tree(Path(entry.path))
+            removed.append(Path(entry.path))
+        return removed
+
+
+def _as_lowerdir(upper: Path, *, both_opaque_xattrs: bool) -> None:
+    """Drop overlay bookkeeping (origin, impure, ...) an upper dir carries, keeping opaque
+    markers; a root-made opaque dir also gets the user.* marker so rootless mounts see it."""
+    for dirpath, _dirs, files in os.walk(upper):
+        _clean_xattrs(dirpath, both_opaque_xattrs)
+        for name in files:
+            _clean_xattrs(os.path.join(dirpath, name), False)
+
+
+def _clean_xattrs(path: str, both: bool) -> None:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return
+    opaque = any(
+        n in OVERLAY_OPAQUE_XATTRS and os.getxattr(path, n, follow_symlinks=False) == b"y"
+        for n in names
+    )
+    for name in names:
+        if ".overlay." in name and name not in OVERLAY_OPAQUE_XATTRS:
+            os.removexattr(path, name, follow_symlinks=False)
+    if opaque and both:
+        for name in OVERLAY_OPAQUE_XATTRS:
+            os.setxattr(path, name, b"y", follow_symlinks=False)
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also removes directories without permissions (overlay's work/work is 000,
+    and an unprivileged caller cannot list it without making it accessible first)."""
+    if not os.path.lexists(path):
+        return
+    for dirpath, dirnames, _files in os.walk(path):
+        for name in dirnames:
+            sub = os.path.join(dirpath, name)
+            if not os.path.islink(sub):
+                with contextlib.suppress(OSError):
+                    os.chmod(sub, 0o700)
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,13 @@
+"""Registry fixtures (tests/support/registry.py) and image makers for the registry tests."""
+
+from __future__ import annotations
+
+from tests.support.registry import (
+    registry,
+    registry_basic,
+    registry_cli,
+    registry_token,
+    token_issuer,
+)
+
+__all__ = ["registry", "registry_basic", "registry_cli", "registry_token", "token_issuer"]
