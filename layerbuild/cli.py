@@ -16,13 +16,17 @@ from typing import Any, NoReturn
 import click
 
 from layerbuild import __version__
+from layerbuild.build.events import BuildEvent
 from layerbuild.build.executor import BuildOptions, BuildResult, build
+from layerbuild.build.report import BuildReport, summary_line
 from layerbuild.cli_registry import register as register_registry_commands
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ExportError, LayerbuildError
 from layerbuild.export.load import load
 from layerbuild.export.outputs import OutputSpec, parse_output, write_output
 from layerbuild.image.descriptor import Platform
+from layerbuild.registry.push import push
 from layerbuild.registry.reference import normalize_tag
+from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images as store_images
 from layerbuild.store.layout import Store
 from layerbuild.ui import listing
@@ -99,7 +103,7 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @click.argument("context", type=click.Path(path_type=Path), default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
 @click.option(
-    "-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile; - for stdin)."
+    "-f", "--file", "dockerfile", help="Dockerfile (default CONTEXT/Dockerfile; - = stdin)."
 )
 @click.option("--target", help="Build this stage (default: the last one).")
 @click.option("--build-arg", "build_args", multiple=True, help="Set a build arg NAME=VALUE.")
@@ -118,8 +122,16 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     "--output",
     "outputs",
     multiple=True,
-    help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D",
+    help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D "
+    "| type=tar,dest=F | type=registry",
 )
+@click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
+@click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
+@click.option("--no-cache-filter", multiple=True, help="Do not reuse cached steps of STAGE.")
+@click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
+@click.option("--pull/--no-pull", "pull", default=True, help="Pull missing base images.")
+@click.option("--insecure-registry", multiple=True, help="Speak plain HTTP to this registry.")
+@click.option("--registry-ca", type=click.Path(path_type=Path, exists=True), help="Extra CA file.")
 @click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
 @click.option("--iidfile", type=click.Path(path_type=Path), help="Write the image digest here.")
@@ -129,79 +141,102 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     help="Write build metadata (digest, tags) as JSON here.",
 )
 @click.pass_obj
-def build_cmd(
-    ctx: Context,
-    context: Path,
-    tags: tuple[str, ...],
-    dockerfile: str | None,
-    target: str | None,
-    build_args: tuple[str, ...],
-    build_contexts: tuple[str, ...],
-    platform: str,
-    compression: str,
-    outputs: tuple[str, ...],
-    progress: str,
-    quiet: bool,
-    iidfile: Path | None,
-    metadata_file: Path | None,
-) -> None:
+def build_cmd(ctx: Context, /, **kw: Any) -> None:
     """Build an image from a Dockerfile and a context directory."""
-    args = _pairs(build_args, "--build-arg", from_env=True)
-    try:
-        plat = Platform.parse(platform)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--platform") from None
-    text = sys.stdin.read() if dockerfile == "-" else None
-    options = BuildOptions(
-        context=context,
-        dockerfile=Path(dockerfile) if dockerfile and dockerfile != "-" else None,
-        tags=tags,
-        target=target,
-        build_args=args,
-        build_contexts=_pairs(build_contexts, "--build-context"),
-        platform=plat,
-        compression=compression,
-        source_date_epoch=_epoch(args),
-        dockerfile_text=text,
-    )
+    options = _build_options(kw)
+    registry = options.registry or RegistryOptions()
 
     def run() -> None:
-        specs = [parse_output(o) for o in outputs]
-        renderer = make_progress("quiet" if quiet else progress)
+        specs = [parse_output(o) for o in kw["outputs"]]
+        if kw["push"]:
+            specs.append(OutputSpec("registry"))
+        mode = "quiet" if kw["quiet"] else kw["progress"]
+        renderer = make_progress(mode)
+        report = BuildReport()
         store = ctx.store()
+        def emit(event: BuildEvent) -> None:
+            report(event)
+            renderer(event)
+
         try:
-            result = build(store, options, renderer)
+            result = build(store, options, emit)
         finally:
             renderer.close()
-        _after_build(store, result, specs, quiet, iidfile, metadata_file)
+            if kw["report"] is not None:
+                kw["report"].write_text(report.dumps())
+        if mode != "quiet":
+            click.echo(summary_line(report), err=True)
+        _after_build(store, result, specs, kw, registry)
 
     _run(ctx, run)
+
+
+def _build_options(kw: dict[str, Any]) -> BuildOptions:
+    args = _pairs(kw["build_args"], "--build-arg", from_env=True)
+    try:
+        plat = Platform.parse(kw["platform"])
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--platform") from None
+    dockerfile = kw["dockerfile"]
+    registry = RegistryOptions(
+        insecure=frozenset(kw["insecure_registry"]), ca_file=kw["registry_ca"]
+    )
+    return BuildOptions(
+        context=kw["context"],
+        dockerfile=Path(dockerfile) if dockerfile and dockerfile != "-" else None,
+        tags=kw["tags"],
+        target=kw["target"],
+        build_args=args,
+        build_contexts=_pairs(kw["build_contexts"], "--build-context"),
+        platform=plat,
+        compression=kw["compression"],
+        source_date_epoch=_epoch(args),
+        dockerfile_text=sys.stdin.read() if dockerfile == "-" else None,
+        no_cache=kw["no_cache"],
+        no_cache_filter=kw["no_cache_filter"],
+        registry=registry if kw["pull"] else None,
+    )
 
 
 def _after_build(
     store: Store,
     result: BuildResult,
     specs: list[OutputSpec],
-    quiet: bool,
-    iidfile: Path | None,
-    metadata_file: Path | None,
+    kw: dict[str, Any],
+    registry: RegistryOptions,
 ) -> None:
+    quiet = kw["quiet"]
+    stdout_used = any(s.dest == "-" for s in specs)
     for spec in specs:
-        note = write_output(store, result.descriptor, spec, result.tags)
+        if spec.type == "registry":
+            note = _push_tags(store, result, registry)
+        else:
+            note = write_output(store, result.descriptor, spec, result.tags)
         if not quiet:
             click.echo(note, err=True)
-    if iidfile is not None:
-        iidfile.write_text(str(result.digest))
-    if metadata_file is not None:
+    if kw["iidfile"] is not None:
+        kw["iidfile"].write_text(str(result.digest))
+    if kw["metadata_file"] is not None:
         metadata = {
             "containerimage.digest": str(result.digest),
             "containerimage.config.digest": str(result.config.digest),
             "image.name": ",".join(result.tags),
             "containerimage.descriptor": result.descriptor.to_json(),
         }
-        metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
+        kw["metadata_file"].write_text(json.dumps(metadata, indent=2) + "\n")
     if quiet:
-        click.echo(str(result.digest))
+        # the digest goes to stderr when stdout carries an exported tarball
+        click.echo(str(result.digest), err=stdout_used)
+
+
+def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:
+    if not result.tags:
+        raise ExportError("--push needs a name to push to", hint="add -t REGISTRY/REPOSITORY:TAG")
+    pushed = [
+        f"{tag}@{push(store, result.descriptor, tag, options=registry).digest}"
+        for tag in result.tags
+    ]
+    return "pushed " + ", ".join(pushed)
 
 
 @main.command("images")

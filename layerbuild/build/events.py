@@ -46,6 +46,7 @@ class BuildDone:
     digest: Digest  # manifest digest
     tags: tuple[str, ...]
     seconds: float
+    saved: float = 0.0  # seconds cached steps took when they last ran
 
 
 BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone

@@ -8,6 +8,8 @@ it wrote are complete (the store commits them atomically) and unreferenced until
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -16,13 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from layerbuild.build import meta as m
-from layerbuild.build.copyop import CopyRequest, run_copy
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
-from layerbuild.build.imageread import load_tree, read_file
+from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.sources import SourceResolver
-from layerbuild.build.users import resolve_chown, resolve_user
+from layerbuild.build.stepcache import StepCache, chain
+from layerbuild.context.hashing import changes_digest
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import load_ignore
+from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand
@@ -35,10 +38,13 @@ from layerbuild.image.compress import pack_layer
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
-from layerbuild.image.tree import FileTree
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
+from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.reference import normalize_tag
+from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images
+from layerbuild.store.cacheindex import CacheRecord
+from layerbuild.store.content import pid_alive
 from layerbuild.store.layout import Store
 
 HISTORY_COMMENT = "layerbuild.dockerfile.v0"
@@ -70,6 +76,9 @@ class BuildOptions:
     compression: str = "gzip"
     source_date_epoch: int | None = None
     dockerfile_text: str | None = None  # `-f -`: the Dockerfile read from stdin
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
+    registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
 
 
 @dataclass(frozen=True)
@@ -82,17 +91,6 @@ class BuildResult:
     @property
     def digest(self) -> Digest:
         return self.descriptor.digest
-
-
-@dataclass
-class StageState:
-    """A stage while it is built: its config so far, its layers, and its file tree."""
-
-    name: str
-    meta: m.StageMeta
-    layers: list[Layer]
-    scope: VarScope
-    tree: FileTree | None = None  # loaded on first need: most metadata steps never look
 
 
 def build(
@@ -113,6 +111,8 @@ class Executor:
         self.created = datetime.fromtimestamp(self.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.step_ids = 0
         self.results: dict[int, StageState] = {}
+        self.saved = 0.0  # seconds the cache saved, by the previous build's step times
+        self.statcache = StatCache(store.root / "cache" / "stat.db")
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -132,30 +132,53 @@ class Executor:
         )
         self.ignore = self._ignore()
         self.sources = SourceResolver(
-            self.store, self.options.context, self.options.build_contexts, self.options.platform
+            self.store,
+            self.options.context,
+            self.options.build_contexts,
+            self.options.platform,
+            self.options.registry,
         )
-        scratch = tempfile.TemporaryDirectory(prefix="layerbuild-build-")
-        self.scratch = Path(scratch.name)
+        opts = self.options
+        identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
+        self.cache = StepCache(
+            self.store,
+            identity,
+            disabled=opts.no_cache,
+            disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
+        )
+        scratch = _scratch_dir(self.store.root / "tmp")
+        self.files = FileSteps(
+            self.store,
+            self.sources,
+            opts.context,
+            self.ignore,
+            Path(scratch.name),
+            self.now,
+            self.results,
+        )
         # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
-        with self.store.lock(shared=True):
-            return self._build_graph(graph, tags, scratch)
-
-    def _build_graph(
-        self, graph: BuildGraph, tags: tuple[str, ...], scratch: tempfile.TemporaryDirectory[str]
-    ) -> BuildResult:
         try:
-            for planned in graph.stages:
-                self.results[planned.index] = self._run_stage(planned, graph)
-            final = self.results[graph.target]
-            config = replace(final.meta.config, created=self.created)
-            desc = images.write_image(self.store, config, final.layers)
-            for tag in tags:
-                images.tag(self.store, tag, desc)
+            with self.store.lock(shared=True):
+                return self._build_graph(graph, tags)
         finally:
             self.sources.close()
+            self.statcache.close()
             scratch.cleanup()
+
+    def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
+        for planned in graph.stages:
+            self.results[planned.index] = self._run_stage(planned, graph)
+        final = self.results[graph.target]
+        # the image is as old as its newest step: a fully cached rebuild is the same image
+        history = final.meta.config.history
+        created = history[-1].created if history and history[-1].created else self.created
+        config = replace(final.meta.config, created=created)
+        desc = images.write_image(self.store, config, final.layers)
+        for tag in tags:
+            images.tag(self.store, tag, desc)
+        self.cache.finish()
         seconds = time.monotonic() - self.started
-        self.emit(BuildDone(desc.digest, tags, seconds))
+        self.emit(BuildDone(desc.digest, tags, seconds, saved=self.saved))
         return BuildResult(desc, config, tags, seconds)
 
     def _parse(self) -> Dockerfile:
@@ -191,17 +214,31 @@ class Executor:
         state = self._from(planned, total)
         copy_from = dict(planned.copy_from)
         for position, instr in enumerate(stage.instructions):
-            step_id = self._start(state.name, position + 2, total, instr)
+            index = position + 2
+            step_id = self._start(state.name, index, total, instr)
             t0 = time.monotonic()
             try:
-                layer, note = self._step(state, instr, copy_from.get(position))
+                out = self._step(state, instr, copy_from.get(position), index)
             except LayerbuildError as e:
-                self.emit(StepFailed(step_id, time.monotonic() - t0, str(e)))
-                if isinstance(e, BuildError) and e.step is None:
-                    e.step = _step_name(self.dockerfile, state.name, instr)
+                self._failed(step_id, t0, e, state.name, instr)
                 raise
-            self.emit(StepDone(step_id, time.monotonic() - t0, layer, note=note))
+            seconds = time.monotonic() - t0
+            self.cache.note_step(state.name, index, out.key, seconds, out.hit)
+            if out.hit:
+                self.saved += self.cache.previous_seconds(state.name, index)
+            self.emit(
+                StepDone(
+                    step_id, seconds, out.layer, out.hit, out.note, out.key.digest, out.reason
+                )
+            )
         return state
+
+    def _failed(
+        self, step_id: int, t0: float, e: LayerbuildError, stage: str, instr: ins.Instruction
+    ) -> None:
+        self.emit(StepFailed(step_id, time.monotonic() - t0, str(e)))
+        if isinstance(e, BuildError) and e.step is None:
+            e.step = _step_name(self.dockerfile, stage, instr)
 
     def _start(self, stage: str, index: int, total: int, instr: ins.Instruction) -> int:
         self.step_ids += 1
@@ -214,63 +251,133 @@ class Executor:
         name = stage.name or f"stage-{stage.index}"
         step_id = self._start(name, 1, total, stage.from_)
         t0 = time.monotonic()
+        try:
+            state = self._base(planned, name, step_id)
+        except LayerbuildError as e:
+            self._failed(step_id, t0, e, name, stage.from_)
+            raise
+        self.emit(StepDone(step_id, time.monotonic() - t0, cached=True, key=state.key))
+        return state
+
+    def _base(self, planned: PlannedStage, name: str, step_id: int) -> StageState:
         platform = self.options.platform
         base_config: ImageConfig | None
         if isinstance(planned.base, ScratchBase):
-            base_config, layers = None, []
+            base_config, layers, base_key = None, [], "scratch"
         elif isinstance(planned.base, StageBase):
             parent = self.results[planned.base.index]
-            base_config, layers = parent.meta.config, list(parent.layers)
+            base_config, layers, base_key = parent.meta.config, list(parent.layers), parent.key
         else:
-            base_config, layers = self._base_image(planned.base, step_id)
+            desc, base_config, layers = self._base_image(planned.base, step_id)
+            base_key = str(desc.digest)
         config = m.new_stage_config(base_config, platform.architecture, platform.os)
         if base_config is not None and base_config.config.on_build:
             raise UnsupportedError(
-                "the base image has ONBUILD triggers, which need RUN support to be honoured",
-                step=_step_name(self.dockerfile, name, stage.from_),
+                "the base image has ONBUILD triggers, which need RUN support to be honoured"
             )
         scope = VarScope.for_stage(
             self.global_args, self.options.build_args, config.config.env_dict()
         )
-        self.emit(StepDone(step_id, time.monotonic() - t0))
-        return StageState(name, m.StageMeta(config), layers, scope)
+        key = CacheKey.of(
+            [
+                ("base", base_key),
+                ("platform", str(platform)),
+                ("compression", self.options.compression),
+                ("epoch", str(self.options.source_date_epoch)),
+            ]
+        )
+        return StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
 
-    def _base_image(self, base: ImageBase, step_id: int) -> tuple[ImageConfig, list[Layer]]:
+    def _base_image(
+        self, base: ImageBase, step_id: int
+    ) -> tuple[Descriptor, ImageConfig, list[Layer]]:
         desc = self.sources.image(base.ref, named_context=base.named_context)
-        _, manifest, config = images.read_image(self.store, desc, self.options.platform)
-        self.emit(Log(step_id, f"base {base.ref} {desc.digest}"))
-        return config, _layers(manifest.layers, config)
+        manifest_desc, manifest, config = images.read_image(
+            self.store, desc, self.options.platform
+        )
+        check_platform(config, self.options.platform, base.ref)
+        self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
+        return manifest_desc, config, _layers(manifest.layers, config)
 
     # -- one step ------------------------------------------------------------------------------
 
     def _step(
-        self, state: StageState, instr: ins.Instruction, source: StageBase | ImageBase | None
-    ) -> tuple[Digest | None, str]:
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        source: StageBase | ImageBase | None,
+        index: int,
+    ) -> StepOutcome:
         escape = self.dockerfile.escape
         if isinstance(instr, ins.Arg):
             state.scope.apply_arg(instr, escape=escape, source=self.dockerfile.source)
-            # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
-            self._history(state, instr, empty=True)
-            return None, ""
-        if isinstance(instr, ins.Run):
+            expanded: ins.Instruction = instr
+        elif isinstance(instr, ins.Run):
             raise UnsupportedError(
                 "RUN is not supported yet: layerbuild cannot execute commands in a sandbox",
                 hint="build stages that only use FROM, COPY, ADD and metadata instructions, "
                 "or use --target to stop before the first RUN",
             )
-        expanded = expand(instr, state.scope.expansion_env(), escape=escape)
+        else:
+            expanded = expand(
+                instr, state.scope.expansion_env(), escape=escape, source=self.dockerfile.source
+            )
         if isinstance(expanded, ins.Env):
-            for key, value in expanded.pairs:
-                state.scope.set_env(key, value)
-        if isinstance(expanded, _META):
-            state.meta = m.apply_metadata(state.meta, expanded)
-            self._history(state, expanded, empty=True)
-            return None, ""
-        if isinstance(expanded, ins.Workdir):
-            return self._workdir(state, expanded), ""
+            for name, value in expanded.pairs:
+                state.scope.set_env(name, value)
+        inputs: list[tuple[str, str]] = [("instruction", ins.describe(expanded))]
+        changes: list[Change] | None = None
+        files: dict[str, str] | None = None
         if isinstance(expanded, ins.Copy | ins.Add):
-            return self._copy(state, expanded, source)
-        raise UnsupportedError(f"{instr.keyword} is not supported here")
+            changes, source_key = self.files.copy_changes(state, expanded, source)
+            digest, files = changes_digest(changes, self.statcache)
+            inputs += [("from", source_key), ("sources", str(digest))]
+        elif isinstance(expanded, ins.Workdir):
+            changes = self.files.workdir_changes(state, expanded)
+        key = chain(state.key, inputs)
+        record = self.cache.lookup(state.name, key)
+        if record is not None:
+            return self._reuse(state, expanded, key, record, changes)
+        reason = self.cache.reason(state.name, index, key, files)
+        layer = self._execute(state, expanded, changes)
+        self.cache.record(key, layer, state.meta.config, files)
+        state.key = key.digest
+        note = _files_note(changes)
+        return StepOutcome(key, False, layer.digest if layer else None, reason, note)
+
+    def _reuse(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        key: CacheKey,
+        record: CacheRecord,
+        changes: list[Change] | None,
+    ) -> StepOutcome:
+        state.meta = m.StageMeta(
+            record.config, cmd_set=state.meta.cmd_set or isinstance(instr, ins.Cmd)
+        )
+        if record.layer is not None:
+            state.layers.append(record.layer)
+            if changes is not None and state.tree is not None:
+                state.tree.apply(changes, record.layer.digest)
+            else:
+                state.tree = None  # reloaded from the layers when next needed
+        state.key = key.digest
+        layer = record.layer.digest if record.layer else None
+        return StepOutcome(key, True, layer, "", _files_note(changes))
+
+    def _execute(
+        self, state: StageState, instr: ins.Instruction, changes: list[Change] | None
+    ) -> Layer | None:
+        if isinstance(instr, ins.Workdir):
+            state.meta = m.apply_metadata(state.meta, instr)
+        elif changes is None:
+            if not isinstance(instr, ins.Arg):
+                state.meta = m.apply_metadata(state.meta, instr)
+            # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
+            self._history(state, instr, empty=True)
+            return None
+        return self._add_layer(state, instr, changes or [])
 
     def _history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
         entry = History(
@@ -282,14 +389,9 @@ class Executor:
         config = state.meta.config
         state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
-    def _tree(self, state: StageState) -> FileTree:
-        if state.tree is None:
-            state.tree = load_tree(self.store, state.layers)
-        return state.tree
-
     def _add_layer(
         self, state: StageState, instr: ins.Instruction, changes: list[Change]
-    ) -> Digest | None:
+    ) -> Layer | None:
         if not changes:
             self._history(state, instr, empty=True)
             return None
@@ -301,81 +403,40 @@ class Executor:
                 source_date_epoch=self.options.source_date_epoch,
             )
             ingest.commit(expected=layer.digest)
-        self._tree(state).apply(changes, layer.digest)
+        self.files.tree(state).apply(changes, layer.digest)
         state.layers.append(layer)
         config = state.meta.config
         state.meta = replace(
             state.meta, config=replace(config, diff_ids=(*config.diff_ids, layer.diff_id))
         )
         self._history(state, instr, empty=False)
-        return layer.digest
+        return layer
 
-    def _workdir(self, state: StageState, instr: ins.Workdir) -> Digest | None:
-        state.meta = m.apply_metadata(state.meta, instr)
-        path = state.meta.workdir.lstrip("/")
-        tree = self._tree(state)
-        if not path or tree.lookup(path) is not None:
-            self._history(state, instr, empty=True)
-            return None
-        uid, gid = self._user_ids(state)
-        changes: list[Change] = []
-        parts = path.split("/")
-        for depth in range(1, len(parts) + 1):
-            sub = "/".join(parts[:depth])
-            existing = tree.lookup(sub)
-            if existing is not None and existing.kind is ChangeKind.DIR:
-                changes.append(replace(existing, path=tree.resolve(sub)))
-                continue
-            changes.append(Change(sub, ChangeKind.DIR, 0o755, uid, gid, mtime=self.now))
-        return self._add_layer(state, instr, changes)
 
-    def _user_ids(self, state: StageState) -> tuple[int, int]:
-        user = state.meta.config.config.user
-        if not user:
-            return 0, 0
-        return resolve_user(user, *self._passwd_group(state))
+@dataclass(frozen=True)
+class StepOutcome:
+    key: CacheKey
+    hit: bool
+    layer: Digest | None = None
+    reason: str = ""
+    note: str = ""
 
-    def _passwd_group(self, state: StageState) -> tuple[str | None, str | None]:
-        tree = self._tree(state)
-        texts = []
-        for path in ("etc/passwd", "etc/group"):
-            data = read_file(self.store, state.layers, tree, path)
-            texts.append(data.decode("utf-8", "replace") if data is not None else None)
-        return texts[0], texts[1]
 
-    def _copy(
-        self,
-        state: StageState,
-        instr: ins.Copy | ins.Add,
-        source: StageBase | ImageBase | None,
-    ) -> tuple[Digest | None, str]:
-        if source is None:
-            root, preserve_owner, ignore = self.options.context, False, self.ignore
-        elif isinstance(source, StageBase):
-            root = self.sources.stage_rootfs(self.results[source.index].layers)
-            preserve_owner, ignore = True, None
-        else:
-            root = self.sources.rootfs_of(source.ref, named_context=source.named_context)
-            preserve_owner, ignore = True, None
-        chown = None
-        if instr.chown:
-            needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
-            texts = self._passwd_group(state) if needs_names else (None, None)
-            chown = resolve_chown(instr.chown, *texts)
-        request = CopyRequest(
-            instr=instr,
-            root=root,
-            workdir=state.meta.workdir,
-            ignore=ignore,
-            chown=chown,
-            preserve_owner=preserve_owner,
-            now=self.now,
-            env=state.scope.expansion_env(),
-            scratch=self.scratch,
+def _files_note(changes: list[Change] | None) -> str:
+    if changes is None:
+        return ""
+    return f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
+
+
+def check_platform(config: ImageConfig, platform: Platform, ref: str) -> None:
+    """A single-platform base must match the requested platform (no emulation here)."""
+    have = (config.os, config.architecture)
+    if all(have) and have != (platform.os, platform.architecture):
+        raise BuildError(
+            f"base image {ref} is {config.os}/{config.architecture}, not {platform}",
+            hint=f"build with --platform {config.os}/{config.architecture}, or use a base "
+            f"image for {platform}",
         )
-        changes = run_copy(request, self._tree(state))
-        note = f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
-        return self._add_layer(state, instr, changes), note
 
 
 def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[Layer]:
@@ -389,6 +450,17 @@ def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[La
         Layer(diff_id, d.digest, d.size, d.media_type)
         for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
     ]
+
+
+def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    """A private work directory in the store, named after this process: one left by a killed
+    build (its pid gone) is removed by the next build."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob("build-*-*"):
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=parent)
 
 
 def _step_name(dockerfile: Dockerfile, stage: str, instr: ins.Instruction) -> str:

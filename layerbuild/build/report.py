@@ -58,6 +58,7 @@ class BuildReport:
     image: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     seconds: float = 0.0
+    saved: float = 0.0  # what the cached steps took when they last ran
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: BuildEvent) -> None:
@@ -77,6 +78,7 @@ class BuildReport:
             record.cache, record.reason, record.seconds = "error", event.error, event.seconds
         elif isinstance(event, BuildDone):
             self.image, self.seconds = str(event.digest), event.seconds
+            self.saved = event.saved
 
     def summary(self) -> dict[str, Any]:
         counted = [s for s in self.steps if s.cache in ("hit", "miss")]
@@ -86,6 +88,7 @@ class BuildReport:
             "hits": hits,
             "misses": len(counted) - hits,
             "hit_ratio": round(hits / len(counted), 4) if counted else 0.0,
+            "seconds_saved": round(self.saved, 4),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -106,3 +109,13 @@ class BuildReport:
             steps=[StepRecord.from_json(s) for s in obj.get("steps") or ()],
             seconds=float(obj.get("seconds", 0.0)),
         )
+
+
+def summary_line(report: BuildReport) -> str:
+    """The line the progress view ends with: steps, hits, misses, hit ratio, time saved."""
+    s = report.summary()
+    return (
+        f"{s['steps']} steps: {s['hits']} cached, {s['misses']} built "
+        f"({s['hit_ratio']:.0%} hits), {report.seconds:.2f}s, about "
+        f"{s['seconds_saved']:.2f}s saved by the cache"
+    )

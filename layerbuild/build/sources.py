@@ -5,6 +5,9 @@ Named build contexts use docker buildx's syntax (`--build-context NAME=VALUE`):
   directory, imported into the store (untagged) when first used;
 - `docker-image://REF`: an image in the local store under another name;
 - any other value: a local directory, usable as a COPY --from source (not as a FROM base).
+
+An image that is not in the store is pulled from its registry (Docker Hub naming rules), as
+`docker build` does, unless pulling was turned off.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from layerbuild.errors import ContextError, ImageNotFound
 from layerbuild.export.load import import_image
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
+from layerbuild.registry.pull import pull
 from layerbuild.registry.reference import normalize_tag
+from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images
 from layerbuild.store.layout import Store
 
@@ -28,8 +33,14 @@ _TAG_RE = re.compile(r"^(?P<path>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,12
 
 class SourceResolver:
     def __init__(
-        self, store: Store, context: Path, named: Mapping[str, str], platform: Platform
+        self,
+        store: Store,
+        context: Path,
+        named: Mapping[str, str],
+        platform: Platform,
+        registry: RegistryOptions | None = None,  # None: never pull a missing image
     ) -> None:
+        self.registry = registry
         self.store = store
         self.context = context
         self.named = {k.lower(): v for k, v in named.items()}
@@ -41,14 +52,15 @@ class SourceResolver:
         if named_context:
             return self._named_image(ref)
         try:
-            return images.resolve(self.store, normalize_tag(ref))
+            return images.resolve(self.store, ref if "@" in ref else normalize_tag(ref))
         except ImageNotFound:
-            raise ImageNotFound(
-                f"image {ref!r} is not in the local store, and pulling from registries is not "
-                "supported yet",
-                hint=f"load it first (`layerbuild load IMAGE.tar -t {ref}`), or name an OCI "
-                f"layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
-            ) from None
+            if self.registry is None:
+                raise ImageNotFound(
+                    f"image {ref!r} is not in the local store (and pulling is off)",
+                    hint=f"load it first (`layerbuild load IMAGE.tar -t {ref}`), or name an "
+                    f"OCI layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
+                ) from None
+        return pull(self.store, ref, platform=self.platform, options=self.registry)
 
     def _named_image(self, name: str) -> Descriptor:
         spec = self.named[name.lower()]

@@ -2,8 +2,9 @@
 
 `type=oci,dest=img.tar` (OCI tarball), `type=oci,dest=DIR,tar=false` (OCI layout directory),
 `type=docker,dest=img.tar` (docker-archive), `type=local,dest=DIR` (the final rootfs),
-`type=image` (the store only: the default). A bare value is buildx's shorthand for
-`type=local,dest=VALUE`; `dest=-` writes a tarball to stdout.
+`type=tar,dest=F` (the final rootfs as one tar, as buildx writes it), `type=registry` (push
+the tags; done by the CLI), `type=image` (the store only: the default). A bare value is
+buildx's shorthand for `type=local,dest=VALUE`; `dest=-` writes a tarball to stdout.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from layerbuild.errors import ExportError
 from layerbuild.export.docker_tar import write_docker_tar
 from layerbuild.export.oci_layout import write_oci_layout
 from layerbuild.export.oci_tar import write_oci_tar
-from layerbuild.export.rootfs import write_rootfs
+from layerbuild.export.rootfs import write_rootfs, write_rootfs_tar
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.store.layout import Store
 
-TYPES = ("oci", "docker", "local", "image", "tar")
+TYPES = ("oci", "docker", "local", "image", "tar", "registry")
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
@@ -54,10 +55,10 @@ def parse_output(spec: str) -> OutputSpec:
         fields.pop(ignored, None)
     if fields:
         raise _bad(spec, f"unknown option(s): {', '.join(sorted(fields))}")
-    if kind == "tar":  # buildx's type=tar is the rootfs as a tar; we keep it a layout tar
-        kind = "oci"
-    if kind in ("oci", "docker", "local") and not dest:
+    if kind in ("oci", "docker", "local", "tar") and not dest:
         raise _bad(spec, f"type={kind} needs dest=PATH")
+    if kind == "local" and dest == "-":
+        raise _bad(spec, "type=local writes a directory; use type=tar,dest=- for a stream")
     return OutputSpec(kind, dest, tar_text in _TRUE)
 
 
@@ -73,7 +74,14 @@ def write_output(store: Store, desc: Descriptor, spec: OutputSpec, tags: Sequenc
     """Write the image to `spec`; returns a one-line description of what was written."""
     if spec.type == "image":
         return "image kept in the store"
+    if spec.type == "registry":
+        raise ExportError("type=registry is pushed by the caller, not written here")
     assert spec.dest is not None
+    if spec.dest != "-":
+        Path(spec.dest).absolute().parent.mkdir(parents=True, exist_ok=True)
+    if spec.type == "tar":
+        write_rootfs_tar(store, desc, sys.stdout.buffer if spec.dest == "-" else Path(spec.dest))
+        return f"rootfs tarball written to {spec.dest}"
     if spec.type == "local":
         write_rootfs(store, desc, Path(spec.dest))
         return f"rootfs written to {spec.dest}"

@@ -15,13 +15,19 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
+from layerbuild.context.filesource import FileSource
 from layerbuild.errors import ExportError, ImageFormatError
 from layerbuild.image import mediatypes as mt
+from layerbuild.image.changes import Change, ChangeKind, sorted_changes
 from layerbuild.image.compress import open_layer
 from layerbuild.image.descriptor import Descriptor
+from layerbuild.image.tarwriter import write_tar
 from layerbuild.store.images import read_image
 from layerbuild.store.unpack import apply_layer
 
@@ -82,3 +88,66 @@ def _check_dest(dest: Path) -> None:
         raise ExportError(
             f"{dest} is not empty", hint="choose a new or empty directory, or remove its contents"
         )
+
+
+def write_rootfs_tar(store: Store, desc: Descriptor, dest: Path | BinaryIO) -> None:
+    """The image's merged filesystem as one deterministic tar (buildx `--output type=tar`)."""
+    _, manifest, _ = read_image(store, desc)
+    root = store.snapshots.rootfs(store, list(manifest.layers))
+    changes = sorted_changes(_walk(root, ""))
+    if not isinstance(dest, Path):
+        write_tar(changes, dest)
+        return
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            write_tar(changes, out)
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise ExportError(f"cannot write {dest}: {e.strerror or e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _walk(root: Path, rel: str) -> Iterator[Change]:
+    """Every entry below `root` as a Change (hard links kept as links, symlinks not followed)."""
+    first: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root / rel if rel else root):
+        dirnames.sort()
+        base = os.path.relpath(dirpath, root)
+        for name in sorted([*dirnames, *filenames]):
+            path = name if base == "." else f"{base}/{name}"
+            st = os.lstat(root / path)
+            yield _entry(root / path, path, st, first)
+
+
+_KINDS = {
+    stat.S_IFDIR: ChangeKind.DIR,
+    stat.S_IFLNK: ChangeKind.SYMLINK,
+    stat.S_IFIFO: ChangeKind.FIFO,
+    stat.S_IFCHR: ChangeKind.CHARDEV,
+    stat.S_IFBLK: ChangeKind.BLOCKDEV,
+}
+
+
+def _entry(full: Path, path: str, st: os.stat_result, first: dict[tuple[int, int], str]) -> Change:
+    fmt = stat.S_IFMT(st.st_mode)
+    change = Change(
+        path,
+        _KINDS.get(fmt, ChangeKind.FIFO),
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        mtime=int(st.st_mtime),
+    )
+    if fmt == stat.S_IFREG:
+        inode = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and inode in first:
+            return replace(change, kind=ChangeKind.HARDLINK, link=first[inode])
+        first.setdefault(inode, path)
+        return replace(change, kind=ChangeKind.FILE, size=st.st_size, content=FileSource(full, st))
+    if fmt == stat.S_IFLNK:
+        return replace(change, link=os.readlink(full))
+    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        return replace(change, devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
+    return change

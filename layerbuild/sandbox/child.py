@@ -72,6 +72,7 @@ class ChildFds:
     lifeline_r: int  # EOF when the outer process is gone
     lifeline_w: int
     stdin_r: int | None
+    parent_ends: tuple[int, ...]  # the builder's ends of these pipes: closed first thing
 
 
 def _report(fd: int, message: dict[str, object]) -> None:
@@ -94,6 +95,8 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
     """The builder's child: own namespaces, then wait for PID 1 and pass on its status."""
     code = SETUP_FAILED
     try:
+        for fd in fds.parent_ends:
+            os.close(fd)  # else the step would never see EOF on its stdin
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != builder:
             os._exit(code)  # the builder died before PDEATHSIG was armed

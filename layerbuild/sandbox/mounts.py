@@ -87,7 +87,11 @@ def overlay_options(
             )
     known = set(features)
     parts = [f"lowerdir={':'.join(lowerdirs)}", f"upperdir={upper}", f"workdir={work}"]
-    parts += [f"{name}=off" for name in OVERLAY_OFF if name in known]
+    for name in OVERLAY_OFF:
+        if name in known:
+            # with userxattr the kernel takes only "nofollow" (which also creates no redirect)
+            value = "nofollow" if rootless and name == "redirect_dir" else "off"
+            parts.append(f"{name}={value}")
     if rootless:
         parts.append("userxattr")
     data = ",".join(parts)

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from layerbuild.sandbox import linux
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
@@ -88,6 +89,13 @@ def run(
         )
     if not spec.argv:
         raise SandboxError("RUN has no command", hint="give the command to run")
+    for d in (*spec.lowerdirs, spec.upperdir, spec.workdir):
+        if not d.is_dir():
+            raise SandboxError(
+                f"overlay directory {d} does not exist",
+                hint="lowerdirs come from LayerSnapshots.lowerdirs, upper and work dirs "
+                "from LayerSnapshots.prepare_step",
+            )
     rootless = os.geteuid() != 0 if rootless is None else rootless
     ids = caller_id_map() if rootless else None
     rundir = Path(tempfile.mkdtemp(prefix=".run-", dir=spec.upperdir.parent))
@@ -223,6 +231,7 @@ class _Pipes:
         return pipes
 
     def child_fds(self) -> ChildFds:
+        parent = (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w)
         return ChildFds(
             self.out_w,
             self.report_w,
@@ -231,6 +240,7 @@ class _Pipes:
             self.lifeline_r,
             self.lifeline_w,
             self.stdin_r,
+            tuple(fd for fd in parent if fd is not None),
         )
 
     def close_child_ends(self) -> None:
@@ -321,11 +331,15 @@ def _read_reports(fd: int) -> list[dict[str, object]]:
     return out
 
 
+def _stub_records(reports: list[dict[str, object]]) -> list[dict[str, Any]]:
+    records = [r.get("stubs") for r in reports]
+    return [s for rec in records if isinstance(rec, list) for s in rec if isinstance(s, dict)]
+
+
 def _remove_stubs(upper: Path, reports: list[dict[str, object]]) -> None:
     """Take the mount points the sandbox created out of the upperdir, latest first, and give
     their parent back the mtime it had, unless the command itself changed that directory."""
-    stubs = [s for r in reports for s in r.get("stubs", []) or [] if isinstance(s, dict)]  # type: ignore[attr-defined]
-    for stub in reversed(stubs):
+    for stub in reversed(_stub_records(reports)):
         parent = upper / str(stub["parent"])
         try:
             current = os.lstat(parent).st_mtime_ns
@@ -333,9 +347,9 @@ def _remove_stubs(upper: Path, reports: list[dict[str, object]]) -> None:
             continue
         removed = False
         for rel in reversed(stub["paths"]):
-            removed |= _remove_if_stub(upper / rel)
+            removed |= _remove_if_stub(upper / str(rel))
         if removed:
-            mtime = stub["before"] if current == stub["after"] else current
+            mtime = int(stub["before"]) if current == stub["after"] else current
             os.utime(parent, ns=(mtime, mtime), follow_symlinks=False)
 
 

@@ -51,7 +51,8 @@ def _plain_line(event: BuildEvent) -> str:
         what = "CACHED" if event.cached else "DONE"
         extra = f" {event.note}" if event.note else ""
         layer = f" layer {event.layer.short}" if event.layer else ""
-        return f"#{event.step_id} {what} {event.seconds:.1f}s{layer}{extra}"
+        why = f" ({event.reason})" if event.reason and not event.cached else ""
+        return f"#{event.step_id} {what} {event.seconds:.1f}s{layer}{extra}{why}"
     if isinstance(event, StepFailed):
         first = event.error.splitlines()[0] if event.error else ""
         return f"#{event.step_id} ERROR {event.seconds:.1f}s: {first}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,14 @@ def test_output_streams_back_and_exit_codes_pass_through(sandbox: Sandbox) -> No
 
 
 def test_env_cwd_and_user_are_the_specs(sandbox: Sandbox) -> None:
-    r = sandbox.run("echo $GREETING; pwd; id -u; id -g; id -G", env=("GREETING=hi", "PATH=/bin"),
-                    cwd="/work/dir", uid=1000, gid=1000, groups=(1000, 65534))
+    r = sandbox.run(
+        "echo $GREETING; pwd; id -u; id -g; id -G",
+        env=("GREETING=hi", "PATH=/bin"),
+        cwd="/work/dir",
+        uid=1000,
+        gid=1000,
+        groups=(1000, 65534),
+    )
     assert r.text.split() == ["hi", "/work/dir", "1000", "1000", "1000", "65534"]
     assert ("DIR", "work/dir") in r.paths  # WORKDIR is created when missing, as BuildKit does
 
@@ -83,11 +90,16 @@ def test_a_missing_command_is_exit_127(sandbox: Sandbox) -> None:
 
 
 def test_an_unusable_overlay_is_a_sandbox_error(sandbox: Sandbox, tmp_path: Path) -> None:
-    spec = sandbox.spec("true", lowerdirs=(tmp_path / "missing",))
     from layerbuild.sandbox import run
 
-    with pytest.raises(SandboxError, match="overlayfs not available"):
-        run(spec, rootless=False)
+    with pytest.raises(SandboxError, match="missing does not exist"):
+        run(sandbox.spec("true", lowerdirs=(tmp_path / "missing",)), rootless=False)
+    # overlayfs refuses a work dir on another filesystem than the upper dir
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        spec = sandbox.spec("true", workdir=Path(elsewhere))
+        with pytest.raises(SandboxError, match="overlayfs not available") as err:
+            run(spec, rootless=False)
+    assert err.value.hint and "store" in err.value.hint
 
 
 def _children() -> list[int]:

@@ -27,7 +27,7 @@ def test_overlay_options_keep_the_lowerdir_order_and_turn_features_off() -> None
 
 def test_rootless_overlay_uses_userxattr_and_only_known_features() -> None:
     data = overlay_options(["0"], "u", "w", rootless=True, features=["redirect_dir"])
-    assert data == "lowerdir=0,upperdir=u,workdir=w,redirect_dir=off,userxattr"
+    assert data == "lowerdir=0,upperdir=u,workdir=w,redirect_dir=nofollow,userxattr"
 
 
 def test_overlay_options_refuse_what_the_kernel_would() -> None:

@@ -1,0 +1,139 @@
+"""What the file-changing steps (COPY, ADD, WORKDIR) will write, computed before the cache is
+asked: the key of such a step depends on the Changes themselves (content, modes, owners).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from layerbuild.build import meta as m
+from layerbuild.build.copyop import CopyRequest, run_copy
+from layerbuild.build.imageread import load_tree, read_file
+from layerbuild.build.sources import SourceResolver
+from layerbuild.build.users import resolve_chown, resolve_user
+from layerbuild.context.ignore import IgnoreRules
+from layerbuild.digest import Digest
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.dockerfile.scope import VarScope
+from layerbuild.errors import BuildError, UnsupportedError
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.manifest import Layer
+from layerbuild.image.tree import FileTree
+from layerbuild.plan.graph import ImageBase, StageBase
+from layerbuild.store.layout import Store
+
+
+@dataclass
+class StageState:
+    """A stage while it is built: its config so far, its layers, and its file tree."""
+
+    name: str
+    meta: m.StageMeta
+    layers: list[Layer]
+    scope: VarScope
+    key: Digest  # the cache key of the last step: every step's key chains its parent's
+    tree: FileTree | None = None  # loaded on first need: most metadata steps never look
+
+
+@dataclass
+class FileSteps:
+    """Computes COPY/ADD/WORKDIR Changes for the stages of one build."""
+
+    store: Store
+    sources: SourceResolver
+    context: Path
+    ignore: IgnoreRules | None
+    scratch: Path
+    now: int
+    results: dict[int, StageState] = field(default_factory=dict)
+
+    def tree(self, state: StageState) -> FileTree:
+        if state.tree is None:
+            state.tree = load_tree(self.store, state.layers)
+        return state.tree
+
+    def workdir_changes(self, state: StageState, instr: ins.Workdir) -> list[Change]:
+        """The directories WORKDIR must create (none when it exists), owned by USER."""
+        path = m.resolve_workdir(state.meta.workdir, instr.path).lstrip("/")
+        tree = self.tree(state)
+        if not path or tree.lookup(path) is not None:
+            return []
+        uid, gid = self._user_ids(state)
+        changes: list[Change] = []
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            existing = tree.lookup(sub)
+            if existing is not None and existing.kind is ChangeKind.DIR:
+                changes.append(replace(existing, path=tree.resolve(sub)))
+                continue
+            changes.append(Change(sub, ChangeKind.DIR, 0o755, uid, gid, mtime=self.now))
+        return changes
+
+    def _user_ids(self, state: StageState) -> tuple[int, int]:
+        user = state.meta.config.config.user
+        if not user:
+            return 0, 0
+        return resolve_user(user, *self._passwd_group(state))
+
+    def _passwd_group(self, state: StageState) -> tuple[str | None, str | None]:
+        tree = self.tree(state)
+        texts = []
+        for path in ("etc/passwd", "etc/group"):
+            data = read_file(self.store, state.layers, tree, path)
+            texts.append(data.decode("utf-8", "replace") if data is not None else None)
+        return texts[0], texts[1]
+
+    def copy_changes(
+        self,
+        state: StageState,
+        instr: ins.Copy | ins.Add,
+        source: StageBase | ImageBase | None,
+    ) -> tuple[list[Change], str]:
+        """The Changes of a COPY/ADD and the key of where its sources come from."""
+        if isinstance(instr, ins.Copy) and instr.parents:
+            raise UnsupportedError("COPY --parents is not supported yet")
+        if isinstance(instr, ins.Add) and instr.checksum and not _remote(instr.sources):
+            raise BuildError(
+                "ADD --checksum only applies to URL sources",
+                hint="remove --checksum, or ADD the file from an http(s) URL",
+            )
+        root, preserve_owner, ignore, source_key = self._copy_root(source)
+        chown = None
+        if instr.chown:
+            needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
+            texts = self._passwd_group(state) if needs_names else (None, None)
+            chown = resolve_chown(instr.chown, *texts)
+        request = CopyRequest(
+            instr=instr,
+            root=root,
+            workdir=state.meta.workdir,
+            ignore=ignore,
+            chown=chown,
+            preserve_owner=preserve_owner,
+            now=self.now,
+            env=state.scope.expansion_env(),
+            scratch=self.scratch,
+        )
+        return run_copy(request, self.tree(state)), source_key
+
+    def _copy_root(
+        self, source: StageBase | ImageBase | None
+    ) -> tuple[Path, bool, IgnoreRules | None, str]:
+        """(root, keep owners, ignore rules, key) of a COPY's source."""
+        if source is None:
+            return self.context, False, self.ignore, "context"
+        if isinstance(source, StageBase):
+            result = self.results[source.index]
+            return self.sources.stage_rootfs(result.layers), True, None, f"stage:{result.key}"
+        if source.named_context and (directory := self.sources.directory(source.ref)):
+            # a local directory is a context like the main one: owners reset to 0:0
+            return directory, False, None, f"dir:{directory}"
+        desc = self.sources.image(source.ref, named_context=source.named_context)
+        root = self.sources.rootfs_of(source.ref, named_context=source.named_context)
+        return root, True, None, f"image:{desc.digest}"
+
+
+def _remote(sources: tuple[str, ...]) -> bool:
+    return any(s.startswith(("http://", "https://")) for s in sources)
