@@ -17,7 +17,8 @@ import click
 
 from layerbuild import __version__
 from layerbuild.build.events import BuildEvent
-from layerbuild.build.executor import BuildOptions, BuildResult, build
+from layerbuild.build.executor import build
+from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.report import BuildReport, summary_line
 from layerbuild.cli_registry import register as register_registry_commands
 from layerbuild.errors import ExportError, LayerbuildError

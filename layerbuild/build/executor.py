@@ -12,14 +12,16 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from layerbuild.build import meta as m
+from layerbuild.build import runstep
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 from layerbuild.build.filesteps import FileSteps, StageState
+from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.context.hashing import changes_digest
@@ -41,10 +43,10 @@ from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
 from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.reference import normalize_tag
-from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images
 from layerbuild.store.cacheindex import CacheRecord
 from layerbuild.store.content import pid_alive
+from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
 HISTORY_COMMENT = "layerbuild.dockerfile.v0"
@@ -62,35 +64,6 @@ _META = (
     ins.Entrypoint,
     ins.Maintainer,
 )
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    context: Path
-    dockerfile: Path | None = None  # default: <context>/Dockerfile
-    tags: tuple[str, ...] = ()
-    target: str | None = None
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    build_contexts: Mapping[str, str] = field(default_factory=dict)  # NAME -> spec
-    platform: Platform = field(default_factory=Platform)
-    compression: str = "gzip"
-    source_date_epoch: int | None = None
-    dockerfile_text: str | None = None  # `-f -`: the Dockerfile read from stdin
-    no_cache: bool = False
-    no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
-    registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    descriptor: Descriptor  # the image manifest
-    config: ImageConfig
-    tags: tuple[str, ...]
-    seconds: float
-
-    @property
-    def digest(self) -> Digest:
-        return self.descriptor.digest
 
 
 def build(
@@ -113,6 +86,7 @@ class Executor:
         self.results: dict[int, StageState] = {}
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
         self.statcache = StatCache(store.root / "cache" / "stat.db")
+        self.snaps = LayerSnapshots(store.root)
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -218,7 +192,7 @@ class Executor:
             step_id = self._start(state.name, index, total, instr)
             t0 = time.monotonic()
             try:
-                out = self._step(state, instr, copy_from.get(position), index)
+                out = self._step(state, instr, copy_from.get(position), index, step_id)
             except LayerbuildError as e:
                 self._failed(step_id, t0, e, state.name, instr)
                 raise
@@ -307,17 +281,14 @@ class Executor:
         instr: ins.Instruction,
         source: StageBase | ImageBase | None,
         index: int,
+        step_id: int,
     ) -> StepOutcome:
         escape = self.dockerfile.escape
         if isinstance(instr, ins.Arg):
             state.scope.apply_arg(instr, escape=escape, source=self.dockerfile.source)
             expanded: ins.Instruction = instr
         elif isinstance(instr, ins.Run):
-            raise UnsupportedError(
-                "RUN is not supported yet: layerbuild cannot execute commands in a sandbox",
-                hint="build stages that only use FROM, COPY, ADD and metadata instructions, "
-                "or use --target to stop before the first RUN",
-            )
+            expanded = instr  # RUN is not expanded: its shell does that
         else:
             expanded = expand(
                 instr, state.scope.expansion_env(), escape=escape, source=self.dockerfile.source
@@ -334,12 +305,17 @@ class Executor:
             inputs += [("from", source_key), ("sources", str(digest))]
         elif isinstance(expanded, ins.Workdir):
             changes = self.files.workdir_changes(state, expanded)
+        elif isinstance(expanded, ins.Run):
+            inputs = self._run_inputs(state, expanded)
         key = chain(state.key, inputs)
         record = self.cache.lookup(state.name, key)
         if record is not None:
             return self._reuse(state, expanded, key, record, changes)
         reason = self.cache.reason(state.name, index, key, files)
-        layer = self._execute(state, expanded, changes)
+        if isinstance(expanded, ins.Run):
+            layer = self._run(state, expanded, step_id)
+        else:
+            layer = self._execute(state, expanded, changes)
         self.cache.record(key, layer, state.meta.config, files)
         state.key = key.digest
         note = _files_note(changes)
@@ -379,6 +355,41 @@ class Executor:
             return None
         return self._add_layer(state, instr, changes or [])
 
+    def _network(self, instr: ins.Run) -> str:
+        return instr.network if instr.network not in (None, "default") else self.options.network
+
+    def _run_inputs(self, state: StageState, instr: ins.Run) -> list[tuple[str, str]]:
+        user = state.meta.config.config.user
+        return runstep.cache_inputs(
+            instr,
+            state.scope.run_env(),
+            state.meta.shell,
+            user,
+            state.meta.workdir,
+            self._network(instr),
+        )
+
+    def _run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
+        result = runstep.execute_run(
+            self.store,
+            self.snaps,
+            state.layers,
+            instr,
+            argv=runstep.run_argv(instr, state.meta.shell),
+            env=runstep.run_env(state.scope.run_env()),
+            cwd=state.meta.workdir,
+            ids=self.files.user_ids(state),
+            network=self._network(instr),
+            log=lambda line: self.emit(Log(step_id, line)),
+        )
+        try:
+            layer = self._add_layer(state, instr, result.changes)
+            if layer is not None:
+                self.snaps.commit_upper(self.store, layer, result.step.upper)
+        finally:
+            self.snaps.discard(result.step)
+        return layer
+
     def _history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
         entry = History(
             created_by=ins.describe(instr),
@@ -403,7 +414,8 @@ class Executor:
                 source_date_epoch=self.options.source_date_epoch,
             )
             ingest.commit(expected=layer.digest)
-        self.files.tree(state).apply(changes, layer.digest)
+        if state.tree is not None:  # else it is loaded from the layers when next needed
+            state.tree.apply(changes, layer.digest)
         state.layers.append(layer)
         config = state.meta.config
         state.meta = replace(

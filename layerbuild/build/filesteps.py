@@ -59,7 +59,7 @@ class FileSteps:
         tree = self.tree(state)
         if not path or tree.lookup(path) is not None:
             return []
-        uid, gid = self._user_ids(state)
+        uid, gid = self.user_ids(state)
         changes: list[Change] = []
         parts = path.split("/")
         for depth in range(1, len(parts) + 1):
@@ -71,7 +71,7 @@ class FileSteps:
             changes.append(Change(sub, ChangeKind.DIR, 0o755, uid, gid, mtime=self.now))
         return changes
 
-    def _user_ids(self, state: StageState) -> tuple[int, int]:
+    def user_ids(self, state: StageState) -> tuple[int, int]:
         user = state.meta.config.config.user
         if not user:
             return 0, 0

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from layerbuild.store.layout import Store
 
 EMPTY = "empty"  # the snapshot of zero layers (FROM scratch)
+LAYERS_DIR = "layers"
 _TMP_PREFIX = "tmp-"
 
 
@@ -133,6 +134,8 @@ class Snapshots:
         """Committed chain ids ("sha256:<hex>", or EMPTY)."""
         out = []
         for entry in os.scandir(self.root_dir):
+            if entry.name == LAYERS_DIR:
+                continue  # per-layer overlay snapshots (store/layers.py) are not chains
             if entry.name == EMPTY:
                 out.append(EMPTY)
             elif not entry.name.startswith(_TMP_PREFIX):

@@ -1,0 +1,42 @@
+"""What a build is asked to do (BuildOptions) and what it gives back (BuildResult)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layerbuild.digest import Digest
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.registry.transport import RegistryOptions
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path | None = None  # default: <context>/Dockerfile
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_contexts: Mapping[str, str] = field(default_factory=dict)  # NAME -> spec
+    platform: Platform = field(default_factory=Platform)
+    compression: str = "gzip"
+    source_date_epoch: int | None = None
+    dockerfile_text: str | None = None  # `-f -`: the Dockerfile read from stdin
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
+    registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
+    network: str = "none"  # RUN's network unless RUN --network says otherwise: none | host
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    descriptor: Descriptor  # the image manifest
+    config: ImageConfig
+    tags: tuple[str, ...]
+    seconds: float
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest

@@ -1,0 +1,146 @@
+"""RUN as a step: the command line a RUN means, the sandbox run, and its changes.
+
+The sandbox (sandbox/) runs one command over the parent image's layer snapshots and leaves an
+overlay upper directory; this module decides the argv (shell form, exec form, heredocs as
+BuildKit treats them), the environment, and turns a failure into an error that shows the
+command, its exit code and the last lines it printed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.errors import BuildError, UnsupportedError
+from layerbuild.image.changes import Change
+from layerbuild.image.manifest import Layer
+from layerbuild.sandbox.overlaydiff import overlay_changes
+from layerbuild.sandbox.runner import RunSpec, run
+from layerbuild.store.layers import LayerSnapshots, StepDirs
+from layerbuild.store.layout import Store
+
+# BuildKit gives a RUN this PATH when the image sets none
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_TAIL_LINES = 12
+
+
+def run_argv(instr: ins.Run, shell: Sequence[str]) -> tuple[str, ...]:
+    """The argv of a RUN. A shell form whose whole command is one heredoc runs the heredoc as
+    the script; other heredocs go to the shell with their bodies, which the shell reads itself
+    (BuildKit dispatchRun does the same)."""
+    if not instr.shell_form:
+        return instr.command
+    script = instr.command[0]
+    if instr.heredocs:
+        only = instr.heredocs[0]
+        bare = script.strip().lstrip("<").lstrip("-").strip("'\"")
+        if len(instr.heredocs) == 1 and bare == only.name:
+            return (*shell, only.content)
+        script += "\n" + "".join(f"{h.content}{h.name}\n" for h in instr.heredocs)
+    return (*shell, script)
+
+
+def run_env(env: Mapping[str, str]) -> tuple[str, ...]:
+    items = dict(env)
+    items.setdefault("PATH", DEFAULT_PATH)
+    return tuple(f"{k}={v}" for k, v in items.items())
+
+
+def cache_inputs(
+    instr: ins.Run,
+    env: Mapping[str, str],
+    shell: Sequence[str],
+    user: str,
+    workdir: str,
+    network: str,
+) -> list[tuple[str, str]]:
+    """What a RUN's result depends on besides its parent (BuildKit ExecOp.CacheMap)."""
+    return [
+        ("instruction", ins.describe(instr)),
+        ("argv", json.dumps(run_argv(instr, shell))),
+        ("env", json.dumps(sorted(env.items()))),
+        ("user", user),
+        ("workdir", workdir),
+        ("network", network),
+    ]
+
+
+@dataclass
+class RunResult:
+    changes: list[Change]
+    step: StepDirs  # the upper dir the changes read from; commit or discard it
+
+
+class Output:
+    """Streams a step's output to the build events and keeps the last lines for errors."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._partial = b""
+
+    def __call__(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        self.tail.append(text)
+        self.log(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+
+
+def execute_run(
+    store: Store,
+    snaps: LayerSnapshots,
+    layers: Sequence[Layer],
+    instr: ins.Run,
+    *,
+    argv: tuple[str, ...],
+    env: tuple[str, ...],
+    cwd: str,
+    ids: tuple[int, int],
+    network: str,
+    log: Callable[[str], None],
+) -> RunResult:
+    """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`."""
+    if instr.mounts:
+        raise UnsupportedError(
+            "RUN --mount is not supported yet", hint="remove the --mount flags for now"
+        )
+    lowers = tuple(snaps.lowerdirs(store, layers))
+    step = snaps.prepare_step()
+    output = Output(log)
+    try:
+        spec = RunSpec(argv, env, cwd, ids[0], ids[1], lowers, step.upper, step.work, network)
+        code = run(spec, on_output=output)
+        output.flush()
+        if code != 0:
+            raise _failed(argv, code, list(output.tail))
+        changes = list(overlay_changes(step.upper, lowerdirs=lowers))
+    except BaseException:
+        snaps.discard(step)
+        raise
+    return RunResult(changes, step)
+
+
+def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
+    command = " ".join(argv)
+    if len(command) > 200:
+        command = command[:197] + "..."
+    what = f"killed by signal {code - 128}" if code > 128 else f"exit code {code}"
+    shown = "\n".join(f"  | {line}" for line in tail)
+    message = f"process {command!r} did not complete successfully: {what}"
+    if shown:
+        message += f"\nlast output:\n{shown}"
+    hint = "the command was not found in the image" if code == 127 else None
+    return BuildError(message, hint=hint)
