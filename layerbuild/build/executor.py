@@ -31,8 +31,8 @@ from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand
-from layerbuild.dockerfile.parser import Dockerfile, parse_dockerfile
-from layerbuild.dockerfile.scope import VarScope, global_arg_values
+from layerbuild.dockerfile.parser import Dockerfile, parse_dockerfile, parse_trigger
+from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
 from layerbuild.dockerfile.source import DockerfileSource
 from layerbuild.errors import BuildError, ContextError, LayerbuildError, UnsupportedError
 from layerbuild.image.changes import Change, ChangeKind
@@ -151,6 +151,11 @@ class Executor:
         for tag in tags:
             images.tag(self.store, tag, desc)
         self.cache.finish()
+        unused = unused_build_args(self.dockerfile, self.options.build_args)
+        if unused:
+            self.emit(
+                Log(None, f"warning: build args not consumed by any ARG: {', '.join(unused)}")
+            )
         seconds = time.monotonic() - self.started
         self.emit(BuildDone(desc.digest, tags, seconds, saved=self.saved))
         return BuildResult(desc, config, tags, seconds)
@@ -187,12 +192,17 @@ class Executor:
         total = len(stage.instructions) + 1
         state = self._from(planned, total)
         copy_from = dict(planned.copy_from)
-        for position, instr in enumerate(stage.instructions):
-            index = position + 2
+        steps: list[tuple[int | None, ins.Instruction]] = [
+            (None, self._trigger(text, stage.from_)) for text in state.triggers
+        ]
+        steps += list(enumerate(stage.instructions))
+        total += len(state.triggers)
+        for index, (position, instr) in enumerate(steps, start=2):
             step_id = self._start(state.name, index, total, instr)
             t0 = time.monotonic()
             try:
-                out = self._step(state, instr, copy_from.get(position), index, step_id)
+                source = copy_from.get(position) if position is not None else None
+                out = self._step(state, instr, source, index, step_id)
             except LayerbuildError as e:
                 self._failed(step_id, t0, e, state.name, instr)
                 raise
@@ -206,6 +216,14 @@ class Executor:
                 )
             )
         return state
+
+    def _trigger(self, text: str, at: ins.From) -> ins.Instruction:
+        """A base image's ONBUILD trigger, run as the first steps of this stage (as Docker
+        does); errors point at the FROM line that inherited it."""
+        trigger = parse_trigger(text, at.span, self.dockerfile.source, self.dockerfile.escape)
+        if isinstance(trigger, ins.Copy) and trigger.from_stage:
+            raise UnsupportedError(f"ONBUILD {text}: COPY --from in a trigger is not supported")
+        return trigger
 
     def _failed(
         self, step_id: int, t0: float, e: LayerbuildError, stage: str, instr: ins.Instruction
@@ -234,7 +252,7 @@ class Executor:
         return state
 
     def _base(self, planned: PlannedStage, name: str, step_id: int) -> StageState:
-        platform = self.options.platform
+        platform = self._stage_platform(planned)
         base_config: ImageConfig | None
         if isinstance(planned.base, ScratchBase):
             base_config, layers, base_key = None, [], "scratch"
@@ -242,13 +260,9 @@ class Executor:
             parent = self.results[planned.base.index]
             base_config, layers, base_key = parent.meta.config, list(parent.layers), parent.key
         else:
-            desc, base_config, layers = self._base_image(planned.base, step_id)
+            desc, base_config, layers = self._base_image(planned.base, platform, step_id)
             base_key = str(desc.digest)
         config = m.new_stage_config(base_config, platform.architecture, platform.os)
-        if base_config is not None and base_config.config.on_build:
-            raise UnsupportedError(
-                "the base image has ONBUILD triggers, which need RUN support to be honoured"
-            )
         scope = VarScope.for_stage(
             self.global_args, self.options.build_args, config.config.env_dict()
         )
@@ -260,16 +274,26 @@ class Executor:
                 ("epoch", str(self.options.source_date_epoch)),
             ]
         )
-        return StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
+        triggers = base_config.config.on_build if base_config is not None else ()
+        state = StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
+        state.triggers = triggers
+        return state
+
+    def _stage_platform(self, planned: PlannedStage) -> Platform:
+        """FROM --platform wins over --platform for that stage (as in BuildKit)."""
+        if not planned.platform:
+            return self.options.platform
+        try:
+            return Platform.parse(planned.platform)
+        except ValueError as e:
+            raise BuildError(f"FROM --platform: {e}") from None
 
     def _base_image(
-        self, base: ImageBase, step_id: int
+        self, base: ImageBase, platform: Platform, step_id: int
     ) -> tuple[Descriptor, ImageConfig, list[Layer]]:
         desc = self.sources.image(base.ref, named_context=base.named_context)
-        manifest_desc, manifest, config = images.read_image(
-            self.store, desc, self.options.platform
-        )
-        check_platform(config, self.options.platform, base.ref)
+        manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
+        check_platform(config, platform, base.ref)
         self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
         return manifest_desc, config, _layers(manifest.layers, config)
 

@@ -34,6 +34,7 @@ class StageState:
     scope: VarScope
     key: Digest  # the cache key of the last step: every step's key chains its parent's
     tree: FileTree | None = None  # loaded on first need: most metadata steps never look
+    triggers: tuple[str, ...] = ()  # the base image's ONBUILD instructions, run first
 
 
 @dataclass

@@ -56,7 +56,7 @@ def apply_metadata(meta: StageMeta, instr: ins.Instruction) -> StageMeta:
         labels.update(instr.pairs)
         c = replace(c, labels=tuple(sorted(labels.items())))
     elif isinstance(instr, ins.Expose):
-        ports = set(c.exposed_ports) | {p if "/" in p else f"{p}/tcp" for p in instr.ports}
+        ports = set(c.exposed_ports) | {p for spec in instr.ports for p in expose_ports(spec)}
         c = replace(c, exposed_ports=tuple(sorted(ports)))
     elif isinstance(instr, ins.Volume):
         c = replace(c, volumes=tuple(sorted(set(c.volumes) | set(instr.paths))))
@@ -85,6 +85,17 @@ def apply_metadata(meta: StageMeta, instr: ins.Instruction) -> StageMeta:
     else:
         raise TypeError(f"not a metadata instruction: {type(instr).__name__}")
     return replace(meta, config=replace(meta.config, config=c))
+
+
+def expose_ports(spec: str) -> list[str]:
+    """`80`, `53/UDP`, `8000-8002/tcp` → ["80/tcp"], ["53/udp"], one entry per port (as Docker's
+    nat.ParsePortSpecs stores them); anything else is kept as written."""
+    port, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    low, sep, high = port.partition("-")
+    if sep and low.isdigit() and high.isdigit() and int(low) <= int(high):
+        return [f"{n}/{proto}" for n in range(int(low), int(high) + 1)]
+    return [f"{port}/{proto}"]
 
 
 def _healthcheck(instr: ins.Healthcheck) -> Healthcheck:

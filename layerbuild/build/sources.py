@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from layerbuild.errors import ContextError, ImageNotFound
+from layerbuild.errors import ContextError, ImageNotFound, RegistryError
 from layerbuild.export.load import import_image
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
@@ -60,7 +60,15 @@ class SourceResolver:
                     hint=f"load it first (`layerbuild load IMAGE.tar -t {ref}`), or name an "
                     f"OCI layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
                 ) from None
-        return pull(self.store, ref, platform=self.platform, options=self.registry)
+        try:
+            return pull(self.store, ref, platform=self.platform, options=self.registry)
+        except RegistryError as e:
+            raise ImageNotFound(
+                f"image {ref!r} is not in the local store and could not be pulled: {e.message}",
+                hint=f"load it first (`layerbuild load IMAGE.tar -t {ref}`), name an OCI "
+                f"layout (--build-context {ref}=oci-layout:///path/to/layout:TAG), or fix "
+                "the registry access",
+            ) from e
 
     def _named_image(self, name: str) -> Descriptor:
         spec = self.named[name.lower()]

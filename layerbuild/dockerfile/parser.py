@@ -420,3 +420,8 @@ def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
     return Dockerfile(
         source, dict(lexed.directives), tuple(global_args),
         tuple(Stage(i, f.stage_name, f, tuple(body)) for i, (f, body) in enumerate(stages)))
+
+
+def parse_trigger(text: str, span: Span, source: DockerfileSource, escape: str) -> Instruction:
+    """An ONBUILD trigger of a base image as the instruction it names (reported at `span`)."""
+    return build_instruction(split_command(text, span), source, escape)

@@ -18,6 +18,7 @@ plus an optional ``--registry-ca`` file.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import threading
 import time
@@ -227,7 +228,9 @@ class Transport:
                     parts.scheme, parts.netloc, method, target, all_headers, body
                 )
             except (OSError, http.client.HTTPException) as e:
-                if isinstance(e, ssl.SSLCertVerificationError) or last:
+                # a name that does not resolve will not resolve a second later either
+                permanent = isinstance(e, ssl.SSLCertVerificationError | socket.gaierror)
+                if permanent or last:
                     raise unreachable(method, url, e) from e
                 self._sleep(attempt, None)
                 continue

@@ -93,7 +93,7 @@ def history(store: Store, name: str, *, trunc: bool = True) -> str:
     rows = []
     for entry in config.history:
         size = 0 if entry.empty_layer else next(sizes, 0)
-        text = entry.created_by
+        text = entry.created_by.replace("\n", "\\n")  # heredoc bodies stay on one row
         if trunc and len(text) > 70:
             text = text[:67] + "..."
         rows.append(f"{entry.created or '':<21} {_human(size):>8}  {text}")

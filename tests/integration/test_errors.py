@@ -68,9 +68,9 @@ def test_unknown_from_stage_index(lb: Layerbuild, tmp_path: Path) -> None:
 
 def test_unknown_from_name_is_an_image_lookup(lb: Layerbuild, tmp_path: Path) -> None:
     """COPY --from=<name> that is no stage is an image reference (as in Docker): not in the
-    store, so the message says how to load it."""
+    store (pulling off), so the message says how to load it."""
     ctx = _dockerfile(tmp_path, "FROM busybox AS base\nCOPY --from=bsae /x /\n")
-    proc = _fails(lb, ctx)
+    proc = _fails(lb, ctx, "--no-pull")
     assert "bsae" in proc.stderr
     assert "layerbuild load" in proc.stderr
 
@@ -111,10 +111,10 @@ def test_missing_context_directory(lb: Layerbuild, tmp_path: Path) -> None:
 
 
 def test_missing_base_image_says_how_to_load_it(lb: Layerbuild, tmp_path: Path) -> None:
-    """FROM an image that is not in the store explains that there is no pull and how to load
-    the image or use an OCI layout."""
+    """FROM an image that is not in the store (pulling off) says so and how to load the image
+    or use an OCI layout."""
     ctx = _dockerfile(tmp_path, "FROM alpine:3.19\nCOPY a.txt /\n")
-    proc = _fails(lb, ctx)
+    proc = _fails(lb, ctx, "--no-pull")  # hermetic: never ask Docker Hub
     assert "alpine:3.19" in proc.stderr
     assert "layerbuild load" in proc.stderr
     assert "oci-layout://" in proc.stderr

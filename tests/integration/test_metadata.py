@@ -185,7 +185,7 @@ def test_global_arg_in_from_and_build_arg(lb: Layerbuild, tmp_path: Path) -> Non
     )
     lb.build(ctx, "-t", "g:1")
     assert lb.config("g:1")["config"]["Labels"] == {"tag": "x"}
-    proc = lb("build", "-t", "g:2", "--build-arg", "TAG=nope", ctx)
+    proc = lb("build", "--no-pull", "-t", "g:2", "--build-arg", "TAG=nope", ctx)
     assert proc.returncode != 0
     assert "busybox:nope" in proc.stderr
 

@@ -71,28 +71,30 @@ def test_unused_stages_are_skipped(lb: Layerbuild, tmp_path: Path) -> None:
     a missing file; the build passes."""
     ctx = _ctx(
         tmp_path,
-        "FROM busybox AS runner\nRUN echo never\n"
+        "FROM busybox AS runner\nRUN echo never; exit 1\n"
         "FROM busybox AS broken\nCOPY missing.txt /\n"
         "FROM busybox\nCOPY a.txt /a.txt\n",
     )
     proc = lb.build(ctx, "-t", "ok:1")
     assert "never" not in proc.stdout + proc.stderr
+    assert "RUN" not in proc.stderr and "missing.txt" not in proc.stderr  # never started
     assert "ok:1" in lb.image_names()
 
 
-def test_needed_stage_with_run_fails_clearly(lb: Layerbuild, tmp_path: Path) -> None:
-    """A RUN in a stage the target needs fails with a 'not supported' error, a non-zero exit,
-    and writes no tag (the previous image of the tag stays)."""
+def test_failing_needed_stage_writes_no_tag(lb: Layerbuild, tmp_path: Path) -> None:
+    """A RUN that fails in a stage the target needs stops the build with a non-zero exit and
+    a message naming the step's line and the failure (exit status, or "not supported" where
+    RUN cannot run), writes no tag, and leaves the previous image of the tag in place."""
     ctx = _ctx(tmp_path, "FROM busybox\nCOPY a.txt /a.txt\n")
     lb.build(ctx, "-t", "app:1")
     before = lb.inspect("app:1")["Digest"]
     (ctx / "Dockerfile").write_text(
-        "FROM busybox AS builder\nRUN echo build\nFROM busybox\nCOPY --from=builder /x /x\n"
+        "FROM busybox AS builder\nRUN exit 3\nFROM busybox\nCOPY --from=builder /x /x\n"
     )
     proc = lb("build", "-t", "app:1", "-t", "new:1", ctx)
     assert proc.returncode != 0
-    assert "not supported" in proc.stderr
-    assert "RUN" in proc.stderr and ":2" in proc.stderr  # names the step's line
+    assert "exit code 3" in proc.stderr or "not supported" in proc.stderr
+    assert "Dockerfile:2" in proc.stderr and "RUN exit 3" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "new:1" not in lb.image_names()
     assert lb.inspect("app:1")["Digest"] == before
