@@ -20,6 +20,7 @@ from layerbuild.build.events import BuildEvent
 from layerbuild.build.executor import build
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.report import BuildReport, summary_line
+from layerbuild.cli_cache import cache_specs
 from layerbuild.cli_registry import register as register_registry_commands
 from layerbuild.errors import ExportError, LayerbuildError
 from layerbuild.export.load import load
@@ -130,6 +131,16 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
 @click.option("--no-cache-filter", multiple=True, help="Do not reuse cached steps of STAGE.")
 @click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
+@click.option(
+    "--cache-to",
+    multiple=True,
+    help="Export the build cache: type=local,dest=DIR[,mode=max] | type=registry,ref=REF.",
+)
+@click.option(
+    "--cache-from",
+    multiple=True,
+    help="Import a build cache first: type=local,src=DIR | type=registry,ref=REF.",
+)
 @click.option("--pull/--no-pull", "pull", default=True, help="Pull missing base images.")
 @click.option("--insecure-registry", multiple=True, help="Speak plain HTTP to this registry.")
 @click.option("--registry-ca", type=click.Path(path_type=Path, exists=True), help="Extra CA file.")
@@ -155,6 +166,7 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
         renderer = make_progress(mode)
         report = BuildReport()
         store = ctx.store()
+
         def emit(event: BuildEvent) -> None:
             report(event)
             renderer(event)
@@ -196,6 +208,8 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         no_cache=kw["no_cache"],
         no_cache_filter=kw["no_cache_filter"],
         registry=registry if kw["pull"] else None,
+        cache_to=cache_specs(kw["cache_to"], "to"),
+        cache_from=cache_specs(kw["cache_from"], "from"),
     )
 
 
@@ -216,7 +230,7 @@ def _after_build(
         if not quiet:
             click.echo(note, err=True)
     if kw["iidfile"] is not None:
-        kw["iidfile"].write_text(str(result.digest))
+        _write_file(kw["iidfile"], str(result.digest), "--iidfile")
     if kw["metadata_file"] is not None:
         metadata = {
             "containerimage.digest": str(result.digest),
@@ -224,10 +238,20 @@ def _after_build(
             "image.name": ",".join(result.tags),
             "containerimage.descriptor": result.descriptor.to_json(),
         }
-        kw["metadata_file"].write_text(json.dumps(metadata, indent=2) + "\n")
+        _write_file(kw["metadata_file"], json.dumps(metadata, indent=2) + "\n", "--metadata-file")
     if quiet:
         # the digest goes to stderr when stdout carries an exported tarball
         click.echo(str(result.digest), err=stdout_used)
+
+
+def _write_file(path: Path, text: str, option: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise ExportError(
+            f"cannot write {option} {path}: {e.strerror or e}",
+            hint="choose a path in an existing, writable directory",
+        ) from None
 
 
 def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:

@@ -241,11 +241,6 @@ def test_oci_tar_to_stdout(lb: Layerbuild, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="CLI bug: cli._after_build writes --iidfile/--metadata-file unguarded, so an "
-    "unwritable path ends in a Python traceback instead of an error message",
-    strict=True,
-)
 def test_unwritable_iidfile_is_an_error_not_a_traceback(lb: Layerbuild, tmp_path: Path) -> None:
     """--iidfile in a directory that does not exist fails with a message naming the path."""
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\n"})
