@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from layerbuild.build import meta as m
-from layerbuild.build import runstep
+from layerbuild.build import remotecache, runmounts, runmounts_prepare, runstep
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.stepcache import StepCache, chain
+from layerbuild.context.filesource import FileSource
 from layerbuild.context.hashing import changes_digest
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import load_ignore
@@ -50,6 +51,8 @@ from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
 HISTORY_COMMENT = "layerbuild.dockerfile.v0"
+# below this many unread bytes, hashing first and packing only on a miss is cheap enough
+_SPECULATE_BYTES = 8 << 20
 _META = (
     ins.Env,
     ins.Label,
@@ -140,6 +143,8 @@ class Executor:
             scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
+        opts, note = self.options, lambda message: self.emit(Log(None, message))
+        remotecache.import_caches(self.store, opts.cache_from, opts.registry, note)
         for planned in graph.stages:
             self.results[planned.index] = self._run_stage(planned, graph)
         final = self.results[graph.target]
@@ -151,6 +156,10 @@ class Executor:
         for tag in tags:
             images.tag(self.store, tag, desc)
         self.cache.finish()
+        steps, registry = self.cache.steps, opts.registry
+        remotecache.export_caches(
+            self.store, opts.cache_to, steps, final.name, final.layers, registry, note
+        )
         unused = unused_build_args(self.dockerfile, self.options.build_args)
         if unused:
             self.emit(
@@ -325,7 +334,7 @@ class Executor:
         files: dict[str, str] | None = None
         if isinstance(expanded, ins.Copy | ins.Add):
             changes, source_key = self.files.copy_changes(state, expanded, source)
-            digest, files = changes_digest(changes, self.statcache)
+            digest, files, packed = self._sources_digest(changes)
             inputs += [("from", source_key), ("sources", str(digest))]
         elif isinstance(expanded, ins.Workdir):
             changes = self.files.workdir_changes(state, expanded)
@@ -339,7 +348,7 @@ class Executor:
         if isinstance(expanded, ins.Run):
             layer = self._run(state, expanded, step_id)
         else:
-            layer = self._execute(state, expanded, changes)
+            layer = self._execute(state, expanded, changes, packed)
         self.cache.record(key, layer, state.meta.config, files)
         state.key = key.digest
         note = _files_note(changes)
@@ -367,7 +376,11 @@ class Executor:
         return StepOutcome(key, True, layer, "", _files_note(changes))
 
     def _execute(
-        self, state: StageState, instr: ins.Instruction, changes: list[Change] | None
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        changes: list[Change] | None,
+        packed: Layer | None = None,
     ) -> Layer | None:
         if isinstance(instr, ins.Workdir):
             state.meta = m.apply_metadata(state.meta, instr)
@@ -377,13 +390,55 @@ class Executor:
             # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
             self._history(state, instr, empty=True)
             return None
-        return self._add_layer(state, instr, changes or [])
+        return self._add_layer(state, instr, changes or [], packed)
+
+    def _sources_digest(
+        self, changes: list[Change]
+    ) -> tuple[Digest, dict[str, str], Layer | None]:
+        """The digest of a COPY's Changes for its key. When most of its files were never seen
+        by the stat cache (a context built for the first time), the layer is packed first and
+        the file digests come from that one read, instead of reading everything twice."""
+        on_disk = [
+            (c.content.path, c.content.st)
+            for c in changes
+            if c.kind is ChangeKind.FILE and isinstance(c.content, FileSource)
+        ]
+        known, unseen = self.statcache.probe(on_disk)
+        unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
+        if not on_disk or unseen * 2 < len(on_disk) or unknown_bytes < _SPECULATE_BYTES:
+            trusted = {p: d for (p, _), d in zip(on_disk, known, strict=True) if d is not None}
+            by_layer_path = {
+                c.path: trusted[c.content.path]
+                for c in changes
+                if isinstance(c.content, FileSource) and c.content.path in trusted
+            }
+            digest, files = changes_digest(changes, self.statcache, known=by_layer_path)
+            return digest, files, None
+        started = time.time_ns()
+        digests: dict[str, Digest] = {}
+        packed = self._pack(changes, digests)
+        by_path = {c.content.path: c.path for c in changes if isinstance(c.content, FileSource)}
+        self.statcache.remember(
+            [(p, st, digests[by_path[p]]) for p, st in on_disk if by_path[p] in digests], started
+        )
+        digest, files = changes_digest(changes, self.statcache, known=digests)
+        return digest, files, packed
 
     def _network(self, instr: ins.Run) -> str:
         return instr.network if instr.network not in (None, "default") else self.options.network
 
     def _run_inputs(self, state: StageState, instr: ins.Run) -> list[tuple[str, str]]:
         user = state.meta.config.config.user
+        # --mount flags are expanded like BuildKit's; kept for _run, which follows on a miss
+        self._mounts = runmounts.parse_mounts(
+            instr,
+            state.meta.workdir,
+            state.scope.expansion_env(),
+            file=self.dockerfile.source.name,
+        )
+        mounts = ""
+        if self._mounts:
+            mounts = runmounts_prepare.mounts_key(self._mounts, self._mount_inputs())
         return runstep.cache_inputs(
             instr,
             state.scope.run_env(),
@@ -391,21 +446,34 @@ class Executor:
             user,
             state.meta.workdir,
             self._network(instr),
+            mounts=mounts,
+        )
+
+    def _mount_inputs(self) -> runmounts_prepare.MountInputs:
+        return runmounts_prepare.MountInputs(
+            self.store,
+            self.options.context,
+            self.ignore,
+            self.options.secrets,
+            runmounts_prepare.MountFrom(self.results, self.sources),
+            self.files.scratch,
         )
 
     def _run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
-        result = runstep.execute_run(
-            self.store,
-            self.snaps,
-            state.layers,
-            instr,
-            argv=runstep.run_argv(instr, state.meta.shell),
-            env=runstep.run_env(state.scope.run_env()),
-            cwd=state.meta.workdir,
-            ids=self.files.user_ids(state),
-            network=self._network(instr),
-            log=lambda line: self.emit(Log(step_id, line)),
-        )
+        with runmounts_prepare.prepared(self._mounts, self._mount_inputs()) as mounts:
+            result = runstep.execute_run(
+                self.store,
+                self.snaps,
+                state.layers,
+                instr,
+                argv=runstep.run_argv(instr, state.meta.shell),
+                env=runstep.run_env(state.scope.run_env()),
+                cwd=state.meta.workdir,
+                ids=self.files.user_ids(state),
+                network=self._network(instr),
+                log=lambda line: self.emit(Log(step_id, line)),
+                mounts=mounts,
+            )
         try:
             layer = self._add_layer(state, instr, result.changes)
             if layer is not None:
@@ -424,20 +492,29 @@ class Executor:
         config = state.meta.config
         state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
-    def _add_layer(
-        self, state: StageState, instr: ins.Instruction, changes: list[Change]
-    ) -> Layer | None:
-        if not changes:
-            self._history(state, instr, empty=True)
-            return None
+    def _pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
         with self.store.content.ingest() as ingest:
             layer = pack_layer(
                 changes,
                 ingest,
                 compression=self.options.compression,
                 source_date_epoch=self.options.source_date_epoch,
+                digests=digests,
             )
             ingest.commit(expected=layer.digest)
+        return layer
+
+    def _add_layer(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        changes: list[Change],
+        packed: Layer | None = None,
+    ) -> Layer | None:
+        if not changes:
+            self._history(state, instr, empty=True)
+            return None
+        layer = packed or self._pack(changes)
         if state.tree is not None:  # else it is loaded from the layers when next needed
             state.tree.apply(changes, layer.digest)
         state.layers.append(layer)

@@ -43,7 +43,10 @@ _EMPTY = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
 
 
 def changes_digest(
-    changes: Sequence[Change], statcache: StatCache | None
+    changes: Sequence[Change],
+    statcache: StatCache | None,
+    *,
+    known: Mapping[str, Digest] | None = None,
 ) -> tuple[Digest, dict[str, str]]:
     """The digest of ``changes`` (see the module docstring) and a per-path summary.
 
@@ -53,7 +56,7 @@ def changes_digest(
     `` xattrs:<12 hex>`` appended when the entry has xattrs. Store it beside the key, so a
     later miss can name the paths that differ (``changed_paths``).
     """
-    contents = _file_digests(changes, statcache)
+    contents = _file_digests(changes, statcache, known or {})
     records = [_VERSION]
     summary: dict[str, str] = {}
     for i, change in enumerate(changes):
@@ -69,14 +72,19 @@ def changed_paths(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
 
-def _file_digests(changes: Sequence[Change], statcache: StatCache | None) -> dict[int, Digest]:
-    """Content digest of each FILE Change, by index; context files go through the stat cache
-    in one batch so its misses are hashed in parallel."""
+def _file_digests(
+    changes: Sequence[Change], statcache: StatCache | None, known: Mapping[str, Digest]
+) -> dict[int, Digest]:
+    """Content digest of each FILE Change, by index: from `known` (read while packing), else
+    context files through the stat cache in one batch so its misses are hashed in parallel."""
     out: dict[int, Digest] = {}
     on_disk: list[int] = []
     items = []
     for i, change in enumerate(changes):
         if change.kind is not ChangeKind.FILE:
+            continue
+        if change.path in known:
+            out[i] = known[change.path]
             continue
         source = change.content
         if isinstance(source, FileSource):

@@ -176,6 +176,38 @@ class StatCache:
             self._count(len(items) - len(missed), len(missed), racy, hashed)
         return [d for d in out if d is not None]
 
+    def probe(
+        self, items: Sequence[tuple[Path, os.stat_result]]
+    ) -> tuple[list[Digest | None], int]:
+        """Cached digests that may be trusted (None where a file must be read), and how many
+        of the paths this cache has never seen at all (a context never built before)."""
+        keys = [_db_key(path) for path, _ in items]
+        with self._lock:
+            found = self._lookup(keys)
+        out: list[Digest | None] = []
+        for key, (_, st) in zip(keys, items, strict=True):
+            entry = found.get(key)
+            ok = entry is not None and entry.key == _stat_key(st) and not self._is_racy(entry)
+            out.append(Digest("sha256:" + entry.digest.hex()) if ok and entry else None)
+        return out, sum(1 for key in keys if key not in found)
+
+    def remember(
+        self, items: Sequence[tuple[Path, os.stat_result, Digest]], recorded_ns: int
+    ) -> None:
+        """Record digests computed elsewhere (while packing a layer) from reads that started
+        at `recorded_ns`; a file whose lstat moved since `st` is not recorded."""
+        results = []
+        for path, st, digest in items:
+            try:
+                now = os.lstat(path)
+            except OSError:
+                continue
+            stable = _stat_key(now) == _stat_key(st)
+            results.append((_db_key(path), FileDigest(digest, st, stable)))
+        with self._lock:
+            self._record(results, recorded_ns)
+            self._count(0, len(results), 0, [r for _, r in results])
+
     def stats(self) -> StatCacheStats:
         with self._lock:
             return self._stats

@@ -153,7 +153,12 @@ class _ChunkPipe:
 
 
 class _Producer(threading.Thread):
-    def __init__(self, changes: Iterable[Change], source_date_epoch: int | None) -> None:
+    def __init__(
+        self,
+        changes: Iterable[Change],
+        source_date_epoch: int | None,
+        digests: dict[str, Digest] | None = None,
+    ) -> None:
         super().__init__(name="layer-tar", daemon=True)
         self.chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self.cancelled = threading.Event()
@@ -161,10 +166,13 @@ class _Producer(threading.Thread):
         self.error: BaseException | None = None
         self._changes = changes
         self._epoch = source_date_epoch
+        self._digests = digests
 
     def run(self) -> None:
         try:
-            write_tar(self._changes, self.pipe, source_date_epoch=self._epoch)
+            write_tar(
+                self._changes, self.pipe, source_date_epoch=self._epoch, digests=self._digests
+            )
             self.pipe.flush()
         except _Cancelled:
             return
@@ -183,6 +191,7 @@ def pack_layer(
     compression: str,
     source_date_epoch: int | None = None,
     level: int | None = None,
+    digests: dict[str, Digest] | None = None,
 ) -> Layer:
     """Write ``changes`` as a compressed layer blob to ``sink`` and describe it.
 
@@ -191,7 +200,7 @@ def pack_layer(
     partial blob that the caller must discard (a store ingest that is not committed).
     """
     encoder = _encoder(compression, level)
-    producer = _Producer(changes, source_date_epoch)
+    producer = _Producer(changes, source_date_epoch, digests)
     digest = hashlib.sha256()
     size = 0
     # The consumer spends ~2 ms per chunk inside the compressor without the GIL and then must

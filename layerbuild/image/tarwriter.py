@@ -22,11 +22,13 @@ producers decide which to keep (containerd keeps only ``security.capability``).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import struct
 from collections.abc import Iterable
 from typing import Protocol
 
+from layerbuild.digest import Digest
 from layerbuild.errors import LayerbuildError
 from layerbuild.image.changes import (
     OPAQUE_MARKER,
@@ -38,6 +40,7 @@ from layerbuild.image.changes import (
 
 BLOCK = 512
 CHUNK = 1 << 20  # file data is copied in 1 MiB reads
+_EMPTY_DIGEST = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
 _NAME_SIZE = 100
@@ -74,18 +77,26 @@ class LayerContentError(LayerbuildError):
 
 
 def write_tar(
-    changes: Iterable[Change], out: Writable, *, source_date_epoch: int | None = None
+    changes: Iterable[Change],
+    out: Writable,
+    *,
+    source_date_epoch: int | None = None,
+    digests: dict[str, Digest] | None = None,
 ) -> None:
     """Write ``changes`` as a layer tar to ``out``, in ``sorted_changes`` order.
 
     The output depends only on the changes (and the epoch), never on their input order, the
     machine or the time. Raises LayerContentError when a file's opener yields more or fewer
-    bytes than its ``size`` (the file changed while it was being packed).
+    bytes than its ``size`` (the file changed while it was being packed). With ``digests``,
+    the sha256 of every file's content is recorded there by path as it is written: a cold
+    COPY gets its cache key from the same single read that packs it.
     """
     for change in sorted_changes(changes):
         out.write(entry_header(change, source_date_epoch))
         if change.kind is ChangeKind.FILE and change.size > 0:
-            _write_content(change, out)
+            _write_content(change, out, digests)
+        elif change.kind is ChangeKind.FILE and digests is not None:
+            digests[change.path] = _EMPTY_DIGEST
     out.write(END_OF_ARCHIVE)
 
 
@@ -287,13 +298,14 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-def _write_content(change: Change, out: Writable) -> None:
+def _write_content(change: Change, out: Writable, digests: dict[str, Digest] | None) -> None:
     if change.content is None:
         raise LayerContentError(
             f"{change.path}: a file of {change.size} bytes has no content to read",
             hint="this is a bug in the step that produced the file; please report it",
         )
     remaining = change.size
+    h = hashlib.sha256() if digests is not None else None
     try:
         with change.content() as src:
             while remaining > 0:
@@ -301,6 +313,8 @@ def _write_content(change: Change, out: Writable) -> None:
                 if not chunk:
                     break
                 out.write(chunk)
+                if h is not None:
+                    h.update(chunk)
                 remaining -= len(chunk)
             grew = remaining == 0 and bool(src.read(1))
     except OSError as e:
@@ -316,3 +330,5 @@ def _write_content(change: Change, out: Writable) -> None:
             hint="make sure nothing modifies the build context or image during the build",
         )
     out.write(_padding(change.size))
+    if digests is not None and h is not None:
+        digests[change.path] = Digest.from_hash(h)
