@@ -195,15 +195,10 @@ class StatCache:
         self, items: Sequence[tuple[Path, os.stat_result, Digest]], recorded_ns: int
     ) -> None:
         """Record digests computed elsewhere (while packing a layer) from reads that started
-        at `recorded_ns`; a file whose lstat moved since `st` is not recorded."""
-        results = []
-        for path, st, digest in items:
-            try:
-                now = os.lstat(path)
-            except OSError:
-                continue
-            stable = _stat_key(now) == _stat_key(st)
-            results.append((_db_key(path), FileDigest(digest, st, stable)))
+        at `recorded_ns`, under the lstat taken before the read. No second lstat is needed: a
+        file written during the read has an mtime/ctime after `recorded_ns`, so the racy rule
+        re-reads it next time, and one whose stat moved no longer matches the recorded one."""
+        results = [(_db_key(path), FileDigest(digest, st, True)) for path, st, digest in items]
         with self._lock:
             self._record(results, recorded_ns)
             self._count(0, len(results), 0, [r for _, r in results])
