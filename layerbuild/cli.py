@@ -21,7 +21,9 @@ from layerbuild.build.executor import build
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.report import BuildReport, summary_line
 from layerbuild.cli_cache import cache_specs
+from layerbuild.cli_cache import register as register_cache_commands
 from layerbuild.cli_registry import register as register_registry_commands
+from layerbuild.cli_run import secrets_option
 from layerbuild.errors import ExportError, LayerbuildError
 from layerbuild.export.load import load
 from layerbuild.export.outputs import OutputSpec, parse_output, write_output
@@ -30,6 +32,7 @@ from layerbuild.registry.push import push
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images as store_images
+from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.layout import Store
 from layerbuild.ui import listing
 from layerbuild.ui.progress import MODES, make_progress
@@ -130,6 +133,15 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
 @click.option("--no-cache-filter", multiple=True, help="Do not reuse cached steps of STAGE.")
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    help="Secret for RUN --mount: id=ID,src=PATH | id=ID,env=VAR.",
+)
+@click.option(
+    "--network", type=click.Choice(["none", "host"]), default="none", help="Network of RUN steps."
+)
 @click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
 @click.option(
     "--cache-to",
@@ -177,6 +189,9 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
             renderer.close()
             if kw["report"] is not None:
                 kw["report"].write_text(report.dumps())
+        index = CacheIndex(store.root)
+        for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
+            index.save_report(tag, report.to_json())
         if mode != "quiet":
             click.echo(summary_line(report), err=True)
         _after_build(store, result, specs, kw, registry)
@@ -208,6 +223,8 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         no_cache=kw["no_cache"],
         no_cache_filter=kw["no_cache_filter"],
         registry=registry if kw["pull"] else None,
+        secrets=secrets_option(kw["secrets"]),
+        network=kw["network"],
         cache_to=cache_specs(kw["cache_to"], "to"),
         cache_from=cache_specs(kw["cache_from"], "from"),
     )
@@ -388,3 +405,4 @@ def rmi_cmd(ctx: Context, names: tuple[str, ...]) -> None:
 
 
 register_registry_commands(main)
+register_cache_commands(main)

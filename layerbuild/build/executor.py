@@ -332,6 +332,7 @@ class Executor:
         inputs: list[tuple[str, str]] = [("instruction", ins.describe(expanded))]
         changes: list[Change] | None = None
         files: dict[str, str] | None = None
+        packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
         if isinstance(expanded, ins.Copy | ins.Add):
             changes, source_key = self.files.copy_changes(state, expanded, source)
             digest, files, packed = self._sources_digest(changes)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from layerbuild.build.remotecache import CacheSpec
 from layerbuild.digest import Digest
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
@@ -28,6 +29,10 @@ class BuildOptions:
     no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
     registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
     network: str = "none"  # RUN's network unless RUN --network says otherwise: none | host
+    # RUN --mount=type=secret sources: id -> file (never copied into a layer or a cache key)
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: export this build's cache records
+    cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: import records before the build
 
 
 @dataclass(frozen=True)

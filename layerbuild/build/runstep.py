@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.errors import BuildError, UnsupportedError
+from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
+from layerbuild.sandbox.mounts import Mount
 from layerbuild.sandbox.overlaydiff import overlay_changes
 from layerbuild.sandbox.runner import RunSpec, run
 from layerbuild.store.layers import LayerSnapshots, StepDirs
@@ -56,9 +57,13 @@ def cache_inputs(
     user: str,
     workdir: str,
     network: str,
+    mounts: str = "",
 ) -> list[tuple[str, str]]:
-    """What a RUN's result depends on besides its parent (BuildKit ExecOp.CacheMap)."""
-    return [
+    """What a RUN's result depends on besides its parent (BuildKit ExecOp.CacheMap).
+
+    `mounts` is runmounts_prepare.mounts_key of its --mount flags ("" when it has none, so
+    the keys of RUNs without mounts stay as they were)."""
+    inputs = [
         ("instruction", ins.describe(instr)),
         ("argv", json.dumps(run_argv(instr, shell))),
         ("env", json.dumps(sorted(env.items()))),
@@ -66,6 +71,9 @@ def cache_inputs(
         ("workdir", workdir),
         ("network", network),
     ]
+    if mounts:
+        inputs.append(("mounts", mounts))
+    return inputs
 
 
 @dataclass
@@ -111,17 +119,29 @@ def execute_run(
     ids: tuple[int, int],
     network: str,
     log: Callable[[str], None],
+    mounts: tuple[Mount, ...] = (),
 ) -> RunResult:
-    """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`."""
-    if instr.mounts:
-        raise UnsupportedError(
-            "RUN --mount is not supported yet", hint="remove the --mount flags for now"
-        )
+    """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
+
+    `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
+    they need are taken out of the upper dir by the sandbox, so they never reach the layer."""
+    del instr  # the argv already says what to run; kept for the callers' symmetry
     lowers = tuple(snaps.lowerdirs(store, layers))
     step = snaps.prepare_step()
     output = Output(log)
     try:
-        spec = RunSpec(argv, env, cwd, ids[0], ids[1], lowers, step.upper, step.work, network)
+        spec = RunSpec(
+            argv,
+            env,
+            cwd,
+            ids[0],
+            ids[1],
+            lowers,
+            step.upper,
+            step.work,
+            network,
+            extra_mounts=mounts,
+        )
         code = run(spec, on_output=output)
         output.flush()
         if code != 0:

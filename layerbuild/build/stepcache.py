@@ -49,6 +49,7 @@ class StepCache:
             return None
         if record.layer is not None and not self.store.content.has(record.layer.digest):
             return None
+        self.index.touch(key.digest)  # last used: what `cache prune` drops first is the oldest
         return record
 
     def record(
@@ -58,7 +59,8 @@ class StepCache:
         config: ImageConfig,
         files: dict[str, str] | None = None,
     ) -> None:
-        self.index.put(CacheRecord(key, layer, config, files=files or {}))
+        text = dict(key.inputs).get("instruction", "")
+        self.index.put(CacheRecord(key, layer, config, files=files or {}, description=text))
 
     def reason(
         self, stage: str, index: int, key: CacheKey, files: dict[str, str] | None = None

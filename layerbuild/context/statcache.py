@@ -27,6 +27,8 @@ and short write transactions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import sqlite3
@@ -43,6 +45,7 @@ from layerbuild.context.filesource import FileDigest, hash_files
 from layerbuild.digest import Digest
 
 RACY_MARGIN_NS = 2_000_000_000
+STATS_ENV = "LAYERBUILD_STATCACHE_STATS"  # see _write_stats
 BUSY_TIMEOUT_S = 10.0
 _SCHEMA_VERSION = 1
 _LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
@@ -138,6 +141,7 @@ class StatCache:
         self._lock = threading.Lock()
         self._stats = StatCacheStats()
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         with self._lock:
             self._conn = self._open()
 
@@ -212,6 +216,9 @@ class StatCache:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if not self._closed:
+                self._closed = True
+                _write_stats(self._stats)
 
     def __enter__(self) -> StatCache:
         return self
@@ -360,6 +367,17 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _write_stats(stats: StatCacheStats) -> None:
+    """Append this instance's counters as one JSON line to $LAYERBUILD_STATCACHE_STATS, when
+    set: how benchmarks see how many files a rebuild re-hashed, without a report field."""
+    target = os.environ.get(STATS_ENV)
+    if not target:
+        return
+    line = json.dumps(dataclasses.asdict(stats)) + "\n"
+    with contextlib.suppress(OSError), open(target, "a", encoding="ascii") as f:
+        f.write(line)
 
 
 def _remove_db(db_path: Path) -> None:

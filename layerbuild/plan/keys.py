@@ -8,6 +8,7 @@ the first input that differs instead of leaving the user to guess.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,6 +74,8 @@ def explain(
             return _files_reason(files_old or {}, files_new or {})
         if name.startswith("arg:"):
             return f"build arg {name[4:]} changed"
+        if name == "env":
+            return _env_reason(before.get(name), value)
         if name == "parent" and before.get(name) is not None:
             return "parent step missed"
         if name == "instruction":
@@ -93,6 +96,26 @@ def _files_reason(old: dict[str, str], new: dict[str, str]) -> str:
         if old[path] != new[path]:
             return f"/{path} changed"
     return "source files changed"
+
+
+def _env_reason(old: str | None, new: str) -> str:
+    """A RUN's environment differs while its parent step did not (the parent is compared
+    first): ENV lines are part of the parent chain, so the variable came from a build arg."""
+    before, after = _env_pairs(old), _env_pairs(new)
+    if before is None or after is None:
+        return "environment changed"
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            return f"build arg {name} changed"
+    return "environment changed"
+
+
+def _env_pairs(text: str | None) -> dict[str, str] | None:
+    try:
+        pairs = json.loads(text) if text is not None else None
+        return {str(k): str(v) for k, v in pairs} if isinstance(pairs, list) else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _short(text: str) -> str:

@@ -61,6 +61,11 @@ class ChildPlan:
     unshare_flags: int
     single_map: bool  # rootless without subordinate ids: setgroups is denied
     cap_last: int  # highest capability number of this kernel (read before forking)
+    # the rootfs, by snapshotter (runner.py): overlay_data for "overlay", fuse_argv for
+    # "fuse-overlayfs" (the mount point is its last argument), a directory to bind for "copy"
+    snapshotter: str = "overlay"
+    fuse_argv: tuple[str, ...] = ()
+    bind_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +86,14 @@ def _report(fd: int, message: dict[str, object]) -> None:
         data = data[os.write(fd, data) :]
 
 
+class RootfsError(SandboxError):
+    """The rootfs could not be mounted: nothing ran yet, another snapshotter may work."""
+
+
 def _report_failure(fd: int, exc: BaseException) -> None:
     if isinstance(exc, SandboxError):
-        _report(fd, {"error": exc.message, "hint": exc.hint})
+        rootfs = isinstance(exc, RootfsError)
+        _report(fd, {"error": exc.message, "hint": exc.hint, "rootfs": rootfs})
     elif isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         _report(fd, {"error": f"{exc.strerror or exc}{where}"})
@@ -160,15 +170,45 @@ def init_main(plan: ChildPlan, fds: ChildFds) -> NoReturn:
 
 def _mount_rootfs(plan: ChildPlan) -> None:
     os.chdir(plan.links_dir)
+    if plan.snapshotter == "copy":
+        # pivot_root needs a mount point: the working copy bound onto itself
+        linux.mount(plan.bind_source, plan.rootfs, None, linux.MS_BIND | linux.MS_REC)
+        return
+    if plan.snapshotter == "fuse-overlayfs":
+        _mount_fuse(plan.fuse_argv)
+        return
     try:
         linux.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay_data)
     except OSError as e:
-        raise SandboxError(
+        raise RootfsError(
             f"overlayfs not available: mounting the rootfs failed ({e.strerror})",
             hint="needs a kernel with overlayfs (rootless: Linux >= 5.11 for userxattr); "
             "an overlay or FUSE filesystem under the store cannot hold an upper dir: "
             "put the store (--root) on ext4, xfs or btrfs",
         ) from e
+
+
+def _mount_fuse(argv: tuple[str, ...]) -> None:
+    """Start fuse-overlayfs in this mount namespace; it daemonizes once the mount is up. It
+    lives in the step's PID namespace, so it dies with the step like every other process."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            os.execv(argv[0], list(argv))
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        code = os.waitstatus_to_exitcode(status)
+        raise RootfsError(
+            f"fuse-overlayfs could not mount the rootfs (exit status {code})",
+            hint="needs /dev/fuse and the fuse-overlayfs package; "
+            "LAYERBUILD_SNAPSHOTTER=copy works everywhere (slower)",
+        )
 
 
 def _stubbed(rootfs: str, mount: Mount, fallback: Mount | None) -> list[dict[str, object]]:

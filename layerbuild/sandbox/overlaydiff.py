@@ -29,9 +29,14 @@ from typing import BinaryIO
 from layerbuild.image.changes import Change, ChangeKind, Opener
 from layerbuild.sandbox.userns import IdMap
 
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque")
 _WHITEOUT_XATTRS = ("trusted.overlay.whiteout", "user.overlay.whiteout")
-_OVERLAY_PREFIXES = ("trusted.overlay.", "user.overlay.")
+_OVERLAY_PREFIXES = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.")
+# fuse-overlayfs (when it cannot mknod or set trusted.* xattrs, and for every directory it
+# creates) marks whiteouts and opaque directories with AUFS-style files, as in a layer tar
+_WH = ".wh."
+_OPQ = ".wh..wh..opq"
+_OPQ_MARKERS = (_OPQ, ".wh..opq")  # fuse-overlayfs writes both (the second as a 0/0 device)
 
 
 def overlay_changes(
@@ -62,8 +67,15 @@ class _Walker:
         host = os.path.join(self.root, rel)
         for name in sorted(os.listdir(host)):
             path = f"{rel}/{name}" if rel else name
+            if name in _OPQ_MARKERS:
+                continue  # read by dir_entry
+            if name.startswith(_WH):
+                out.append(Change(path[: -len(name)] + name[len(_WH) :], ChangeKind.WHITEOUT))
+                continue
             out += self.entry(path, os.lstat(os.path.join(self.root, path)))
-        return out
+        return (
+            sorted(out, key=_sort_key) if any(n.startswith(_WH) for n in os.listdir(host)) else out
+        )
 
     def entry(self, path: str, st: os.stat_result) -> list[Change]:
         host = os.path.join(self.root, path)
@@ -92,6 +104,10 @@ class _Walker:
 
     def dir_entry(self, path: str, st: os.stat_result, xattrs: dict[str, bytes]) -> list[Change]:
         opaque = any(xattrs.get(name) == b"y" for name in _OPAQUE_XATTRS)
+        opaque |= any(os.path.lexists(os.path.join(self.root, path, m)) for m in _OPQ_MARKERS)
+        # fuse-overlayfs marks every directory it creates opaque: only an opaque marker that
+        # hides a lower directory means anything in a layer
+        opaque &= not self.lowers or self.in_lower(path)
         change = self.change(path, st, ChangeKind.DIR, xattrs)
         below = self.directory(path)
         if opaque:
@@ -124,6 +140,9 @@ class _Walker:
             content=_opener(host) if kind is ChangeKind.FILE else None,
         )
 
+    def in_lower(self, path: str) -> bool:
+        return any(os.path.isdir(os.path.join(lower, path)) for lower in self.lowers)
+
     def same_as_lower(self, path: str, change: Change) -> bool:
         """True when the first lower with `path` has it as a directory with equal attributes."""
         for lower in self.lowers:
@@ -146,6 +165,10 @@ class _Walker:
 
 
 _DEVICES = (ChangeKind.CHARDEV, ChangeKind.BLOCKDEV)
+
+
+def _sort_key(change: Change) -> str:
+    return change.path
 
 
 def _kind(st: os.stat_result) -> ChangeKind:

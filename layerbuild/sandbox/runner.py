@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerbuild.sandbox import linux
+from layerbuild.sandbox import copyroot, linux
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
 from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.mounts import (
@@ -41,9 +42,12 @@ from layerbuild.sandbox.mounts import (
     overlay_options,
 )
 from layerbuild.sandbox.userns import IdMap, caller_id_map, write_maps
+from layerbuild.store.layers import remove_tree
 
 _NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
 _ETC_FILES = ("hosts", "resolv.conf", "hostname")
+SNAPSHOTTERS = ("overlay", "fuse-overlayfs", "copy")
+SNAPSHOTTER_ENV = "LAYERBUILD_SNAPSHOTTER"
 # Docker's fallback when the host only has loopback resolvers (unreachable from the step)
 _DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")
 
@@ -71,18 +75,78 @@ def _discard(_: bytes) -> None:
     return None
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+# auto mode: the snapshotter that worked last in this process, tried first next time
+_working: list[str] = []
+
+
+def snapshotter_order(requested: str | None = None) -> list[str]:
+    """Snapshotters to try: the one asked for (argument, else $LAYERBUILD_SNAPSHOTTER), or
+    for "auto" overlay, then fuse-overlayfs when installed, then copy."""
+    mode = requested or os.environ.get(SNAPSHOTTER_ENV) or "auto"
+    if mode != "auto":
+        if mode not in SNAPSHOTTERS:
+            raise SandboxError(
+                f"unknown snapshotter {mode!r} (from {SNAPSHOTTER_ENV} or the caller)",
+                hint=f"use one of auto, {', '.join(SNAPSHOTTERS)}",
+            )
+        return [mode]
+    order = [m for m in SNAPSHOTTERS if m != "fuse-overlayfs" or shutil.which(m)]
+    if _working:
+        order = order[order.index(_working[0]) :]
+    return order
+
+
 def run(
     spec: RunSpec,
     *,
     on_output: Callable[[bytes], None] = _discard,
     rootless: bool | None = None,
+    snapshotter: str | None = None,
+    on_warning: Callable[[str], None] = _warn_once,
 ) -> int:
     """Run `spec`; its exit status. SandboxError when the sandbox itself cannot be set up.
 
     `rootless` None means "rootless unless the caller is uid 0". `on_output` receives the
     merged stdout/stderr as it arrives; an exception it raises (or KeyboardInterrupt) kills the
-    step and is re-raised.
+    step and is re-raised. `snapshotter` (default $LAYERBUILD_SNAPSHOTTER, else "auto") picks
+    how the rootfs is made; auto falls back from overlay to fuse-overlayfs to copy when the
+    rootfs cannot be mounted (before anything ran), calling `on_warning` when it does.
     """
+    _check_spec(spec)
+    rootless = os.geteuid() != 0 if rootless is None else rootless
+    ids = caller_id_map() if rootless else None
+    order = snapshotter_order(snapshotter)
+    for i, mode in enumerate(order):
+        try:
+            status = _run_with(spec, mode, ids, on_output)
+        except _RootfsFailed as e:
+            if i + 1 == len(order):
+                raise SandboxError(e.message, hint=e.hint) from None
+            on_warning(
+                f"{e.message}; falling back to {order[i + 1]}"
+                + (" (a full copy of the image per RUN: slow)" if order[i + 1] == "copy" else "")
+            )
+            continue
+        if mode not in _working:
+            _working[:] = [mode]
+        return status
+    raise AssertionError("not reached: the loop returns or raises")
+
+
+class _RootfsFailed(SandboxError):
+    """The child could not mount the rootfs with this snapshotter."""
+
+
+def _check_spec(spec: RunSpec) -> None:
     if spec.network not in ("none", "host"):
         raise SandboxError(
             f"network mode {spec.network!r} is not supported", hint="use 'none' or 'host'"
@@ -96,26 +160,38 @@ def run(
                 hint="lowerdirs come from LayerSnapshots.lowerdirs, upper and work dirs "
                 "from LayerSnapshots.prepare_step",
             )
-    rootless = os.geteuid() != 0 if rootless is None else rootless
-    ids = caller_id_map() if rootless else None
+
+
+def _run_with(
+    spec: RunSpec, mode: str, ids: IdMap | None, on_output: Callable[[bytes], None]
+) -> int:
     rundir = Path(tempfile.mkdtemp(prefix=".run-", dir=spec.upperdir.parent))
     try:
-        plan = _plan(spec, rundir, ids)
+        copy = rundir / "copy"
+        before = copyroot.merge_lowers(spec.lowerdirs, copy) if mode == "copy" else None
+        plan = _plan(spec, rundir, ids, mode)
         _match_root(spec)
         status, reports = _execute(plan, spec.stdin, ids, on_output)
-        _remove_stubs(spec.upperdir, reports)
         errors = [r for r in reports if "error" in r]
+        if errors and errors[0].get("rootfs"):
+            hint = errors[0].get("hint")
+            raise _RootfsFailed(
+                str(errors[0]["error"]), hint=hint if isinstance(hint, str) else None
+            )
+        _remove_stubs(copy if before is not None else spec.upperdir, reports)
         if errors:
             hint = errors[0].get("hint")
             raise SandboxError(
                 str(errors[0]["error"]), hint=hint if isinstance(hint, str) else None
             )
+        if before is not None:
+            copyroot.diff_into_upper(copy, before, spec.upperdir, privileged=ids is None)
         return status
     finally:
-        shutil.rmtree(rundir, ignore_errors=True)
+        remove_tree(rundir)
 
 
-def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None) -> ChildPlan:
+def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None, mode: str = "overlay") -> ChildPlan:
     links = rundir / "l"
     links.mkdir()
     for i, lower in enumerate(spec.lowerdirs):
@@ -155,7 +231,19 @@ def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None) -> ChildPlan:
         unshare_flags=flags,
         single_map=ids is not None and ids.single,
         cap_last=linux.cap_last_cap(),
+        snapshotter=mode,
+        fuse_argv=_fuse_argv(spec, rundir / "rootfs") if mode == "fuse-overlayfs" else (),
+        bind_source=str(rundir / "copy") if mode == "copy" else "",
     )
+
+
+def _fuse_argv(spec: RunSpec, rootfs: Path) -> tuple[str, ...]:
+    tool = shutil.which("fuse-overlayfs") or "fuse-overlayfs"
+    lowers = ":".join(str(d.absolute()) for d in spec.lowerdirs)
+    options = (
+        f"lowerdir={lowers},upperdir={spec.upperdir.absolute()},workdir={spec.workdir.absolute()}"
+    )
+    return (tool, "-o", options, str(rootfs))
 
 
 def _write_etc_files(etc: Path, spec: RunSpec) -> Path:

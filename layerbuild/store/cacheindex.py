@@ -9,10 +9,15 @@ Records also keep the key's inputs (for `cache explain` and miss reasons) and, f
 per-file summary of the sources (path → content digest), so a miss can name the file that
 changed. The last build of a given Dockerfile/target is kept under `<store>/cache/builds/` as
 the list of its step records; that is what "what changed since last time" compares against.
+
+When a record was last used is the mtime of its file: a hit touches it (one utime, no rewrite),
+so `cache prune` can drop the least recently used records first. The last BuildReport of each
+tagged image is kept under `<store>/cache/reports/`, for `cache compare IMAGE_A IMAGE_B`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -37,6 +42,12 @@ class CacheRecord:
     config: ImageConfig  # the stage's config after the step
     created: float = field(default_factory=time.time)
     files: dict[str, str] = field(default_factory=dict)  # COPY sources: path -> summary
+    description: str = ""  # the instruction as expanded, for `cache ls`
+
+    @property
+    def step_text(self) -> str:
+        """What the step was: its description, else the instruction among the key's inputs."""
+        return self.description or dict(self.key.inputs).get("instruction", "")
 
     def to_json(self) -> dict[str, Any]:
         layer = self.layer
@@ -53,6 +64,7 @@ class CacheRecord:
             "config": self.config.to_json(),
             "created": self.created,
             "files": self.files,
+            "description": self.description,
         }
 
     @classmethod
@@ -74,7 +86,17 @@ class CacheRecord:
             config=ImageConfig.from_json(obj["config"]),
             created=float(obj.get("created", 0)),
             files={str(k): str(v) for k, v in (obj.get("files") or {}).items()},
+            description=str(obj.get("description") or ""),
         )
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A record as stored: its file, and when it was last used (the file's mtime)."""
+
+    path: Path
+    record: CacheRecord
+    last_used: float
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -101,19 +123,31 @@ class CacheIndex:
     def __init__(self, root: Path) -> None:
         self.keys_dir = root / "cache" / "keys"
         self.builds_dir = root / "cache" / "builds"
+        self.reports_dir = root / "cache" / "reports"
 
     def _path(self, digest: Digest) -> Path:
         return self.keys_dir / digest.hex[:2] / digest.hex
 
     def get(self, key: CacheKey) -> CacheRecord | None:
-        obj = _read_json(self._path(key.digest))
+        return self.get_digest(key.digest)
+
+    def get_digest(self, digest: Digest) -> CacheRecord | None:
+        obj = _read_json(self._path(digest))
         if not isinstance(obj, dict):
             return None
         try:
             record = CacheRecord.from_json(obj)
         except (KeyError, TypeError, ValueError):
             return None
-        return record if record.key.digest == key.digest else None
+        return record if record.key.digest == digest else None
+
+    def has(self, digest: Digest) -> bool:
+        return self._path(digest).is_file()
+
+    def touch(self, digest: Digest) -> None:
+        """Mark the record of `digest` as used now (its mtime), for LRU pruning."""
+        with contextlib.suppress(OSError):  # pruned meanwhile, or a read-only store: no matter
+            os.utime(self._path(digest))
 
     def put(self, record: CacheRecord) -> None:
         data = json.dumps(record.to_json(), sort_keys=True).encode()
@@ -130,6 +164,17 @@ class CacheIndex:
                 except (KeyError, TypeError, ValueError):
                     continue
 
+    def entries(self) -> list[CacheEntry]:
+        """Every readable record with its last use; damaged files are skipped."""
+        out = []
+        for path, record in self.records():
+            try:
+                last_used = path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # removed by a concurrent prune
+            out.append(CacheEntry(path, record, last_used))
+        return out
+
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
 
@@ -144,3 +189,20 @@ class CacheIndex:
 
     def save_build(self, identity: str, steps: list[dict[str, Any]]) -> None:
         _write_atomic(self._build_path(identity), json.dumps(steps, sort_keys=True).encode())
+
+    # -- the last build report of each tagged image ------------------------------------------
+
+    def _report_path(self, tag: str) -> Path:
+        return self.reports_dir / f"{sha256_bytes(tag.encode()).hex}.json"
+
+    def save_report(self, tag: str, report: dict[str, Any]) -> None:
+        """Keep `report` (BuildReport.to_json()) as the last build of the image `tag`."""
+        data = json.dumps({"tag": tag, "report": report}, sort_keys=True).encode()
+        _write_atomic(self._report_path(tag), data)
+
+    def load_report(self, tag: str) -> dict[str, Any] | None:
+        obj = _read_json(self._report_path(tag))
+        if not isinstance(obj, dict) or obj.get("tag") != tag:
+            return None
+        report = obj.get("report")
+        return report if isinstance(report, dict) else None

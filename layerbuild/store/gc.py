@@ -2,9 +2,10 @@
 
 Marked (kept): every image a name in index.json points to (an index keeps its manifests, a
 manifest its config and layers), entries of index.json without a name, the digests listed in
-GC roots of live processes (``roots/``), and `extra_roots` (e.g. layers the build cache still
-refers to). Swept: every other blob, and every snapshot whose chain is not a prefix of a kept
-image's layers.
+GC roots of live processes (``roots/``), the layers the build cache records name (unless
+``keep_cache=False``: a cached layer is what makes the next build fast, and only `cache prune`
+decides to give it up), and `extra_roots`. Swept: every other blob, and every snapshot whose
+chain is not a prefix of a kept image's layers.
 
 collect() holds the store lock exclusive, which running builds hold shared: gc waits for them
 (or fails with the lock's message), so it never deletes what a build is writing or reading.
@@ -13,13 +14,16 @@ collect() holds the store lock exclusive, which running builds hold shared: gc w
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
 from layerbuild.errors import ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.manifest import Index, Manifest
+from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.content import BlobNotFound
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.locking import DEFAULT_TIMEOUT, live_roots, refs_lock, store_lock
@@ -63,15 +67,38 @@ class _Marker:
             return
 
 
+def tagged_blobs(store: Store) -> set[Digest]:
+    """Every blob an image in index.json needs (named or not); read without locking."""
+    marker = _Marker(store)
+    for desc in [*store.refs.list().values(), *store.refs.unnamed()]:
+        marker.mark(desc.digest, desc.media_type)
+    return marker.blobs
+
+
+def cached_layers(store: Store) -> set[Digest]:
+    """The layer blobs the build cache records name."""
+    return {
+        record.layer.digest
+        for _, record in CacheIndex(store.root).records()
+        if record.layer is not None
+    }
+
+
 def collect(
-    store: Store, *, extra_roots: Iterable[Digest] = (), timeout: float = DEFAULT_TIMEOUT
+    store: Store,
+    *,
+    extra_roots: Iterable[Digest] = (),
+    timeout: float = DEFAULT_TIMEOUT,
+    keep_cache: bool = True,
 ) -> tuple[list[Digest], int]:
     """Remove unreferenced blobs and snapshots; returns (removed blobs, bytes freed)."""
     with store_lock(store.root, timeout=timeout), refs_lock(store.root, timeout=timeout):
         marker = _Marker(store)
         for desc in [*store.refs.list().values(), *store.refs.unnamed()]:
             marker.mark(desc.digest, desc.media_type)
-        for digest in [*live_roots(store.root), *extra_roots]:
+        # read under the lock: a build that recorded a step has finished (or waits for us)
+        cache = cached_layers(store) if keep_cache else set()
+        for digest in [*live_roots(store.root), *extra_roots, *cache]:
             marker.mark(digest)
         removed: list[Digest] = []
         freed = 0
@@ -90,3 +117,107 @@ def collect(
         store.snapshots.clean_stale()
         store.content.clean_stale_ingests()
     return sorted(removed), freed
+
+
+# -- the build cache: how much it holds, and giving some of it up --------------------------------
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    records: int
+    layers: int  # distinct cached layer blobs present in the store
+    total: int  # their bytes
+    reclaimable: int  # bytes of those no tagged image needs
+
+
+def cache_usage(store: Store) -> CacheUsage:
+    """What the cache records hold: the layers they name, and how much no tagged image needs."""
+    entries = CacheIndex(store.root).entries()
+    tagged = tagged_blobs(store)
+    sizes = _layer_sizes(store, entries)
+    reclaimable = sum(size for digest, size in sizes.items() if digest not in tagged)
+    return CacheUsage(len(entries), len(sizes), sum(sizes.values()), reclaimable)
+
+
+def _layer_sizes(store: Store, entries: Iterable[CacheEntry]) -> dict[Digest, int]:
+    sizes: dict[Digest, int] = {}
+    for entry in entries:
+        layer = entry.record.layer
+        if layer is not None and layer.digest not in sizes:
+            with contextlib.suppress(BlobNotFound):
+                sizes[layer.digest] = store.content.size(layer.digest)
+    return sizes
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    records: int  # cache records removed
+    blobs: int  # blobs removed by the gc that followed
+    freed: int  # bytes
+
+
+def prune_cache(
+    store: Store,
+    *,
+    everything: bool = False,
+    keep_storage: int | None = None,
+    older_than: float | None = None,
+    now: float | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> PruneResult:
+    """Remove cache records, least recently used first, then gc with the rest as roots.
+
+    Candidates are the records whose layer no tagged image needs or whose blob is gone (all
+    records with `everything`), narrowed to those last used before `now - older_than`. With
+    `keep_storage`, only as many (oldest first) as needed to bring the bytes of cached layers
+    no tagged image needs down to `keep_storage`. A tagged image never loses a blob: gc marks
+    from the names first.
+    """
+    index = CacheIndex(store.root)
+    entries = index.entries()
+    tagged = tagged_blobs(store)
+    sizes = _layer_sizes(store, entries)
+
+    def holds_space(e: CacheEntry) -> bool:
+        layer = e.record.layer
+        return layer is not None and (layer.digest not in tagged or layer.digest not in sizes)
+
+    candidates = [e for e in entries if everything or holds_space(e)]
+    if older_than is not None:
+        cutoff = (time.time() if now is None else now) - older_than
+        candidates = [e for e in candidates if e.last_used < cutoff]
+    candidates.sort(key=lambda e: e.last_used)
+    doomed = candidates
+    if keep_storage is not None:
+        doomed = _over_budget(entries, candidates, sizes, tagged, keep_storage)
+    for entry in doomed:
+        index.remove(entry.path)
+    removed, freed = collect(store, timeout=timeout)
+    return PruneResult(len(doomed), len(removed), freed)
+
+
+def _over_budget(
+    entries: list[CacheEntry],
+    candidates: list[CacheEntry],
+    sizes: dict[Digest, int],
+    tagged: set[Digest],
+    budget: int,
+) -> list[CacheEntry]:
+    """The oldest candidates whose removal brings the untagged cached bytes within `budget`."""
+    users: dict[Digest, int] = {}
+    for entry in entries:
+        if entry.record.layer is not None:
+            users[entry.record.layer.digest] = users.get(entry.record.layer.digest, 0) + 1
+    held = sum(size for digest, size in sizes.items() if digest not in tagged)
+    doomed = []
+    for entry in candidates:
+        if held <= budget:
+            break
+        doomed.append(entry)
+        layer = entry.record.layer
+        if layer is None:
+            continue
+        users[layer.digest] -= 1
+        if users[layer.digest] == 0 and layer.digest not in tagged:
+            held -= sizes.get(layer.digest, 0)  # its last record: gc frees the blob
+    return doomed

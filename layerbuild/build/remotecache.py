@@ -1,0 +1,338 @@
+"""Remote build cache: export the cache records of a build, import them into another store.
+
+`--cache-to type=local,dest=DIR[,mode=max]` / `--cache-from type=local,src=DIR` and
+`--cache-to type=registry,ref=REPO:TAG[,mode=max]` / `--cache-from type=registry,ref=...`.
+
+The exported cache is an OCI image manifest whose layers are the cached layer blobs and whose
+config (media type `application/vnd.layerbuild.cache.config.v1+json`) lists the CacheRecords;
+docs/cache-format.md describes it. Locally it is an OCI layout directory, in a registry a
+tagged manifest, so any OCI tool can copy it around.
+
+Import happens before the build's first step: the records go into the local CacheIndex and
+their layer blobs into the store (eagerly; every blob is verified against its digest on the
+way in), so lookups hit exactly as if this store had built the steps. A record whose key
+digest does not match its own inputs, or whose layer the manifest does not carry, is skipped.
+A cache that does not exist yet (first CI run) is a note, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from layerbuild.digest import Digest, canonical_json
+from layerbuild.errors import DigestMismatch, ImageFormatError, LayerbuildError, RegistryError
+from layerbuild.image import mediatypes as mt
+from layerbuild.image.descriptor import Descriptor
+from layerbuild.image.manifest import Index, Layer, Manifest
+from layerbuild.plan.keys import CacheKey
+from layerbuild.registry.client import RegistryClient
+from layerbuild.registry.pull import fetch_blobs
+from layerbuild.registry.push import push
+from layerbuild.registry.reference import parse_reference
+from layerbuild.registry.transport import RegistryOptions
+from layerbuild.store.cacheindex import CacheIndex, CacheRecord
+from layerbuild.store.layout import Store
+from layerbuild.store.refs import write_json_atomic
+
+CACHE_CONFIG = "application/vnd.layerbuild.cache.config.v1+json"
+FORMAT_VERSION = 1
+MODE_ANNOTATION = "dev.layerbuild.cache.mode"
+LOCAL_TAG = "latest"  # the ref.name of the cache manifest in a local cache directory
+_MAX_CONFIG = 256 << 20
+
+Note = Callable[[str], None]
+
+
+class CacheError(LayerbuildError):
+    """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
+
+    reference = "cache"
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSpec:
+    """One --cache-to or --cache-from: `type=local` (a directory) or `type=registry` (a ref)."""
+
+    kind: str  # "local" | "registry"
+    location: str  # DIR or REPO:TAG
+    mode: str = "min"  # export only: "min" | "max"
+
+    def __str__(self) -> str:
+        return f"type={self.kind} {self.location}"
+
+
+def parse_cache_spec(text: str, direction: str) -> CacheSpec:
+    """Parse `type=local,dest=DIR[,mode=max]` (direction "to") or `type=local,src=DIR`
+    (direction "from"); `type=registry,ref=REF[,mode=...]` for either."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise CacheError(f"--cache-{direction} {text!r}: {part!r} is not KEY=VALUE")
+        fields[name.strip()] = value.strip()
+    kind = fields.pop("type", "registry" if "ref" in fields else "")
+    where = {"local": "dest" if direction == "to" else "src", "registry": "ref"}.get(kind)
+    if where is None:
+        raise CacheError(
+            f"--cache-{direction} {text!r}: type must be local or registry",
+            hint=f"e.g. --cache-{direction} type=local,"
+            f"{'dest' if direction == 'to' else 'src'}=DIR",
+        )
+    location = fields.pop(where, "")
+    mode = fields.pop("mode", "min")
+    fields.pop("ignore-error", None)  # accepted for BuildKit compatibility
+    if not location or mode not in ("min", "max") or fields:
+        raise CacheError(
+            f"--cache-{direction} {text!r}: type={kind} needs {where}=... "
+            f"(and optionally mode=min|max); unknown: {', '.join(fields) or 'none'}",
+            hint=f"e.g. --cache-{direction} type={kind},{where}="
+            f"{'DIR' if kind == 'local' else 'registry.example/app:buildcache'}",
+        )
+    if kind == "registry":
+        parse_reference(location)  # a bad reference fails now, not after the build
+    return CacheSpec(kind, location, mode)
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def select_records(
+    index: CacheIndex,
+    steps: Iterable[dict[str, Any]],
+    final_stage: str,
+    final_layers: Sequence[Layer],
+    mode: str,
+) -> list[CacheRecord]:
+    """The records a build used, in build order: all of them for mode=max; for mode=min the
+    final stage's steps and the steps that made one of the final image's layers."""
+    wanted = {layer.digest for layer in final_layers}
+    out: dict[Digest, CacheRecord] = {}
+    for step in steps:
+        record = index.get_digest(Digest(str(step.get("key"))))
+        if record is None or record.key.digest in out:
+            continue
+        in_final = str(step.get("stage")) == final_stage or (
+            record.layer is not None and record.layer.digest in wanted
+        )
+        if mode == "max" or in_final:
+            out[record.key.digest] = record
+    return list(out.values())
+
+
+def cache_image(store: Store, records: Sequence[CacheRecord], mode: str) -> Descriptor:
+    """Write the cache config and manifest of `records` into the store; the manifest's
+    descriptor."""
+    config = {
+        "mediaType": CACHE_CONFIG,
+        "version": FORMAT_VERSION,
+        "records": [r.to_json() for r in records],
+    }
+    data = canonical_json(config)
+    config_desc = Descriptor(CACHE_CONFIG, store.content.put_bytes(data), len(data))
+    layers = {r.layer.digest: r.layer.descriptor for r in records if r.layer is not None}
+    manifest = Manifest(
+        config_desc, tuple(layers.values()), annotations=((MODE_ANNOTATION, mode),)
+    )
+    body = manifest.to_bytes()
+    return Descriptor(mt.OCI_MANIFEST, store.content.put_bytes(body), len(body))
+
+
+def export_local(store: Store, desc: Descriptor, dest: Path) -> None:
+    """Write the cache image `desc` as the OCI layout `dest` (index.json names it `latest`)."""
+    blobs_dir = dest / "blobs" / "sha256"
+    blobs_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.from_bytes(store.content.read_bytes(desc.digest))
+    wanted = [desc.digest, manifest.config.digest, *(layer.digest for layer in manifest.layers)]
+    for digest in wanted:
+        target = blobs_dir / digest.hex
+        if not target.is_file():
+            _copy_atomic(store.content.path(digest), target)
+    write_json_atomic(dest / "oci-layout", {"imageLayoutVersion": mt.OCI_LAYOUT_VERSION})
+    entry = desc.with_annotations({mt.ANNOTATION_REF_NAME: LOCAL_TAG})
+    write_json_atomic(dest / "index.json", Index((entry,)).to_json())
+    # blobs of earlier exports that this one no longer names would only grow the directory
+    keep = {d.hex for d in wanted}
+    for path in blobs_dir.iterdir():
+        if path.name not in keep and not path.name.startswith(".tmp-"):
+            path.unlink(missing_ok=True)
+
+
+def _copy_atomic(src: Path, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_caches(
+    store: Store,
+    specs: Sequence[CacheSpec],
+    steps: Iterable[dict[str, Any]],
+    final_stage: str,
+    final_layers: Sequence[Layer],
+    registry: RegistryOptions | None,
+    note: Note = lambda message: None,
+) -> None:
+    """Export the records of this build to every --cache-to."""
+    if not specs:
+        return
+    index = CacheIndex(store.root)
+    steps = list(steps)
+    for spec in specs:
+        records = select_records(index, steps, final_stage, final_layers, spec.mode)
+        desc = cache_image(store, records, spec.mode)
+        if spec.kind == "local":
+            export_local(store, desc, Path(spec.location))
+        else:
+            push(store, desc, spec.location, options=registry or RegistryOptions())
+        note(f"exported {len(records)} cache records to {spec} (mode={spec.mode})")
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def read_records(manifest: Manifest, config: bytes, where: str) -> list[CacheRecord]:
+    """The usable records of a cache config: the key digest must be the digest of the key's
+    inputs, and the layer must be one the manifest carries (so its blob came with it)."""
+    if manifest.config.media_type != CACHE_CONFIG:
+        raise CacheError(
+            f"{where} is not a layerbuild cache (config media type {manifest.config.media_type})",
+            hint="point --cache-from at what --cache-to wrote",
+        )
+    try:
+        obj = json.loads(config)
+        raw = obj["records"] if isinstance(obj, dict) else None
+        if not isinstance(raw, list) or obj.get("version") != FORMAT_VERSION:
+            raise ValueError("no records, or an unknown format version")
+    except (ValueError, KeyError) as e:
+        raise CacheError(f"the cache config of {where} is damaged: {e}") from None
+    carried = {d.digest: d for d in manifest.layers}
+    out = []
+    for item in raw:
+        try:
+            record = CacheRecord.from_json(item)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if CacheKey.of(record.key.inputs).digest != record.key.digest:
+            continue
+        if record.layer is not None and record.layer.digest not in carried:
+            continue
+        out.append(record)
+    return out
+
+
+def _install(store: Store, records: Iterable[CacheRecord]) -> int:
+    """Put the records this store lacks (or cannot use) into its index; how many."""
+    index = CacheIndex(store.root)
+    count = 0
+    for record in records:
+        have = index.get_digest(record.key.digest)
+        usable = have is not None and (have.layer is None or store.content.has(have.layer.digest))
+        if usable:
+            continue
+        if record.layer is not None and not store.content.has(record.layer.digest):
+            continue
+        index.put(record)
+        count += 1
+    return count
+
+
+def import_local(store: Store, src: Path, note: Note) -> int:
+    """Import the cache layout at `src`; the number of records added."""
+    index_path = src / "index.json"
+    if not index_path.is_file():
+        note(f"no cache at {src} yet; building without it")
+        return 0
+    try:
+        index = Index.from_bytes(index_path.read_bytes())
+        entry = next(m for m in index.manifests if m.media_type == mt.OCI_MANIFEST)
+    except (OSError, StopIteration, ImageFormatError) as e:
+        raise CacheError(f"{src} is not a cache written by --cache-to: {e}") from None
+    manifest_bytes = _local_blob(store, src, entry.digest)
+    manifest = Manifest.from_bytes(manifest_bytes, mt.OCI_MANIFEST)
+    _local_blob(store, src, manifest.config.digest)
+    config = store.content.read_bytes(manifest.config.digest)
+    records = read_records(manifest, config, str(src))
+    for record in records:
+        if record.layer is not None and not store.content.has(record.layer.digest):
+            _local_blob(store, src, record.layer.digest)
+    return _install(store, records)
+
+
+def _local_blob(store: Store, src: Path, digest: Digest) -> bytes:
+    """Copy one blob of the layout into the store, verified; its bytes when small."""
+    if not store.content.has(digest):
+        path = src / "blobs" / digest.algorithm / digest.hex
+        try:
+            with path.open("rb") as f, store.content.ingest() as ingest:
+                shutil.copyfileobj(f, ingest, 1 << 20)
+                ingest.commit(expected=digest)
+        except FileNotFoundError:
+            raise CacheError(
+                f"the cache at {src} lacks blob {digest}",
+                hint="export it again with --cache-to; the directory is incomplete",
+            ) from None
+        except DigestMismatch as e:
+            raise CacheError(f"blob {digest} in the cache at {src} is corrupt: {e}") from None
+    if store.content.size(digest) > _MAX_CONFIG:
+        return b""
+    return store.content.read_bytes(digest)
+
+
+def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note) -> int:
+    """Pull the cache manifest `ref` with its config and layers; the number of records added."""
+    reference = parse_reference(ref)
+    client = RegistryClient(reference.registry, options)
+    repo = reference.repository
+    try:
+        with store.gc_root() as root:
+            try:
+                fetched = client.get_manifest(repo, reference.digest or reference.tag or "latest")
+            except RegistryError as e:
+                if e.status != 404:
+                    raise
+                note(f"no cache at {ref} yet; building without it")
+                return 0
+            root.add(fetched.digest)
+            manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
+            root.add(manifest.config.digest, *(d.digest for d in manifest.layers))
+            fetch_blobs(store, client, repo, [manifest.config])
+            config = store.content.read_bytes(manifest.config.digest)
+            records = read_records(manifest, config, ref)
+            wanted = {r.layer.digest for r in records if r.layer is not None}
+            fetch_blobs(store, client, repo, [d for d in manifest.layers if d.digest in wanted])
+            return _install(store, records)
+    finally:
+        client.close()
+
+
+def import_caches(
+    store: Store,
+    specs: Sequence[CacheSpec],
+    registry: RegistryOptions | None,
+    note: Note = lambda message: None,
+) -> int:
+    """Import every --cache-from into the store's cache index; the records added."""
+    added = 0
+    for spec in specs:
+        t0 = time.monotonic()
+        if spec.kind == "local":
+            count = import_local(store, Path(spec.location), note)
+        else:
+            count = import_registry(store, spec.location, registry or RegistryOptions(), note)
+        note(f"imported {count} cache records from {spec} in {time.monotonic() - t0:.2f}s")
+        added += count
+    return added

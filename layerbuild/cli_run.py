@@ -1,0 +1,219 @@
+"""`layerbuild run`: run a built image in the RUN sandbox; and `--secret` parsing for `build`.
+
+The image's layer snapshots are the overlay's lower directories and a throwaway upper dir
+takes what the command writes: nothing of a run is kept (so `--rm` is the only behaviour; the
+flag is accepted for `docker run` muscle memory). ENTRYPOINT and CMD combine as in
+`docker run`: arguments after IMAGE replace CMD, ENTRYPOINT stays. `layerbuild.cli` is imported
+only inside the command (see cli_registry.py), so cli.py can import this module at its top.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from layerbuild.build.runstep import run_env
+from layerbuild.build.users import resolve_user
+from layerbuild.errors import BuildError
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.manifest import Layer
+from layerbuild.sandbox.runner import RunSpec, run
+from layerbuild.store import images as store_images
+from layerbuild.store.layers import LayerSnapshots
+from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.cli import Context
+
+
+def parse_secret(value: str) -> tuple[str, Path]:
+    """`--secret id=ID,src=PATH` or `id=ID,env=VAR` (docker buildx syntax) -> (id, file).
+
+    An env= secret is written to a private temporary file (mode 0600) that is removed when
+    the process exits, so the build reads every secret the same way."""
+    fields = dict(part.partition("=")[::2] for part in value.split(",") if part)
+    unknown = set(fields) - {"id", "src", "source", "env", "type"}
+    if unknown or fields.get("type", "file") not in ("file", "env"):
+        raise click.BadParameter(
+            f"{value!r}: expected id=ID,src=PATH or id=ID,env=VAR", param_hint="--secret"
+        )
+    src = fields.get("src") or fields.get("source")
+    env = fields.get("env")
+    secret_id = fields.get("id") or (Path(src).name if src else env) or ""
+    if not secret_id or (src is None) == (env is None):
+        raise click.BadParameter(
+            f"{value!r}: give id= and exactly one of src=PATH or env=VAR", param_hint="--secret"
+        )
+    if src is not None:
+        path = Path(src).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{src} is not a file", param_hint="--secret")
+        return secret_id, path
+    assert env is not None
+    if env not in os.environ:
+        raise click.BadParameter(f"environment variable {env} is not set", param_hint="--secret")
+    return secret_id, _env_secret_file(os.environ[env])
+
+
+def _env_secret_file(value: str) -> Path:
+    directory = tempfile.mkdtemp(prefix="layerbuild-secret-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return path
+
+
+def secrets_option(values: Sequence[str]) -> dict[str, Path]:
+    """The BuildOptions.secrets of repeated --secret flags."""
+    return dict(parse_secret(v) for v in values)
+
+
+def command_argv(
+    config: ImageConfig, args: Sequence[str], entrypoint: str | None = None
+) -> tuple[str, ...]:
+    """docker run's rule: ENTRYPOINT + (args or CMD); --entrypoint replaces ENTRYPOINT and
+    drops the image's CMD."""
+    c = config.config
+    if entrypoint is not None:
+        return (entrypoint, *args) if entrypoint else tuple(args)
+    return (*(c.entrypoint or ()), *(args or c.cmd or ()))
+
+
+def run_env_of(config: ImageConfig, overrides: Sequence[str]) -> tuple[str, ...]:
+    env = config.config.env_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]  # docker run -e NAME passes the caller's value
+    return run_env(env)
+
+
+def _read_from_lowers(lowers: Sequence[Path], path: str) -> str | None:
+    """A file of the merged image as the overlay would show it (top-most lower first)."""
+    for lower in lowers:
+        candidate = lower / path
+        if candidate.is_symlink() or not os.path.lexists(candidate):
+            continue
+        if candidate.is_file():
+            return candidate.read_text("utf-8", "replace")
+        return None  # a whiteout (character device) or a directory hides lower ones
+    return None
+
+
+def run_image(
+    store: Store,
+    name: str,
+    args: Sequence[str],
+    *,
+    env: Sequence[str] = (),
+    user: str | None = None,
+    workdir: str | None = None,
+    network: str = "none",
+    entrypoint: str | None = None,
+) -> int:
+    """Run image `name` like `docker run --rm`; the command's exit status."""
+    desc = store_images.resolve(store, name)
+    _, manifest, config = store_images.read_image(store, desc)
+    layers = [
+        Layer(diff, d.digest, d.size, d.media_type)
+        for diff, d in zip(config.diff_ids, manifest.layers, strict=True)
+    ]
+    argv = command_argv(config, args, entrypoint)
+    if not argv:
+        raise BuildError(
+            f"image {name} has no CMD or ENTRYPOINT, and no command was given",
+            hint=f"name the command: layerbuild run {name} /bin/sh -c '...'",
+        )
+    snaps = LayerSnapshots(store.root)
+    with store.lock(shared=True):
+        lowers = tuple(snaps.lowerdirs(store, layers))
+        spec_user = user if user is not None else config.config.user
+        ids = (0, 0)
+        if spec_user:
+            passwd, group = (_read_from_lowers(lowers, f"etc/{f}") for f in ("passwd", "group"))
+            ids = resolve_user(spec_user, passwd, group)
+        step = snaps.prepare_step()
+        try:
+            spec = RunSpec(
+                argv=argv,
+                env=run_env_of(config, env),
+                cwd=workdir or config.config.working_dir or "/",
+                uid=ids[0],
+                gid=ids[1],
+                lowerdirs=lowers,
+                upperdir=step.upper,
+                workdir=step.work,
+                network=network,
+                stdin=None if sys.stdin.isatty() else sys.stdin.buffer.read(),
+            )
+            return run(spec, on_output=_write_stdout)
+        finally:
+            snaps.discard(step)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@click.command(
+    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False}
+)
+@click.option("--rm", is_flag=True, help="Accepted for docker compatibility: runs never persist.")
+@click.option("-e", "--env", "env", multiple=True, help="Set K=V (or pass K from the caller).")
+@click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True)
+@click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
+@click.option("-w", "--workdir", help="Working directory inside the image.")
+@click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run_cmd(
+    ctx: Context,
+    rm: bool,
+    env: tuple[str, ...],
+    network: str,
+    user: str | None,
+    workdir: str | None,
+    entrypoint: str | None,
+    image: str,
+    command: tuple[str, ...],
+) -> None:
+    """Run IMAGE [COMMAND...] in the build sandbox; exits with the command's status."""
+    from layerbuild import cli
+
+    del rm  # a run's changes are always discarded
+    status = 0
+
+    def go() -> None:
+        nonlocal status
+        status = run_image(
+            ctx.store(),
+            image,
+            command,
+            env=env,
+            user=user,
+            workdir=workdir,
+            network=network,
+            entrypoint=entrypoint,
+        )
+
+    cli._run(ctx, go)
+    sys.exit(status)
+
+
+def register(group: click.Group) -> None:
+    """Add `run` to the main `layerbuild` group."""
+    group.add_command(run_cmd)
