@@ -23,6 +23,7 @@ from layerbuild.errors import LayerbuildError
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.gc import cache_usage, collect, prune_cache
+from layerbuild.ui.listing import human_size
 
 if TYPE_CHECKING:
     from layerbuild.cli import Context
@@ -71,15 +72,6 @@ def parse_until(filters: Sequence[str]) -> float | None:
     return seconds
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1000
-    return f"{size}B"
-
-
 def _ago(then: float, now: float) -> str:
     seconds = max(0.0, now - then)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -120,7 +112,7 @@ def list_records(root: Path, fmt: str) -> str:
         step = e.record.step_text
         step = step if len(step) <= 60 else step[:57] + "..."
         key = e.record.key.digest.hex[:12]
-        size = _human(e.record.layer.size) if e.record.layer else "-"
+        size = human_size(e.record.layer.size) if e.record.layer else "-"
         lines.append(f"{key:<14}{size:>9}  {created:<17}{_ago(e.last_used, now):<11}{step}")
     return "\n".join(lines)
 
@@ -239,8 +231,8 @@ def du_cmd(ctx: Context, fmt: str) -> None:
             return
         click.echo(f"records:      {usage.records}")
         click.echo(f"layers:       {usage.layers}")
-        click.echo(f"reclaimable:  {_human(usage.reclaimable)} ({usage.reclaimable} bytes)")
-        click.echo(f"total:        {_human(usage.total)} ({usage.total} bytes)")
+        click.echo(f"reclaimable:  {human_size(usage.reclaimable)} ({usage.reclaimable} bytes)")
+        click.echo(f"total:        {human_size(usage.total)} ({usage.total} bytes)")
 
     _run(ctx, run)
 
@@ -276,7 +268,7 @@ def cache_prune_cmd(
         )
         click.echo(
             f"removed {result.records} cache records and {result.blobs} blobs, "
-            f"freed {_human(result.freed)}"
+            f"freed {human_size(result.freed)}"
         )
 
     _run(ctx, run)
@@ -309,6 +301,6 @@ def prune_cmd(ctx: Context, timeout: float) -> None:
 
     def run() -> None:
         removed, freed = collect(ctx.store(), timeout=timeout)
-        click.echo(f"removed {len(removed)} blobs, freed {_human(freed)}")
+        click.echo(f"removed {len(removed)} blobs, freed {human_size(freed)}")
 
     _run(ctx, run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,3 +97,29 @@ class Descriptor:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ImageFormatError(f"invalid descriptor {obj!r}: {e}") from e
+
+
+DEFAULT_PLATFORM = Platform(architecture="amd64", os="linux")
+
+
+def platform_matches(have: Platform | None, want: Platform) -> bool:
+    """`want` without a variant matches any variant of its os/architecture."""
+    if have is None or (have.os, have.architecture) != (want.os, want.architecture):
+        return False
+    return want.variant is None or have.variant == want.variant
+
+
+def choose_platform(
+    entries: Iterable[Descriptor], platform: Platform | None
+) -> tuple[Descriptor | None, str]:
+    """The index entry for `platform` (default linux/amd64; an index of one image: that one),
+    or None, with the available platforms as text for the error the caller raises."""
+    # BuildKit attestation manifests carry the platform unknown/unknown: never an image
+    images = [m for m in entries if not (m.platform and m.platform.os == "unknown")]
+    want = platform or DEFAULT_PLATFORM
+    for m in images:
+        if platform_matches(m.platform, want):
+            return m, ""
+    if platform is None and len(images) == 1:
+        return images[0], ""
+    return None, ", ".join(str(m.platform) for m in images if m.platform) or "none"

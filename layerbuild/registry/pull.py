@@ -21,7 +21,13 @@ from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch, ImageFormatError, RegistryError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
-from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.descriptor import (
+    DEFAULT_PLATFORM,
+    Descriptor,
+    Platform,
+    choose_platform,
+    platform_matches,
+)
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.client import RegistryClient
 from layerbuild.registry.progress import DONE, EXISTS, STARTED, ByteCounter, OnProgress
@@ -30,8 +36,6 @@ from layerbuild.registry.reference import Reference, parse_reference
 from layerbuild.registry.sources import BlobSources
 from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store.layout import Store
-
-DEFAULT_PLATFORM = Platform(architecture="amd64", os="linux")
 
 
 class KeepAlive(Protocol):
@@ -94,7 +98,7 @@ def _pull(
     BlobSources(store.root).record([b.digest for b in blobs], client.registry, repo)
     config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
     have = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
-    if chosen is None and platform is not None and not _matches(have, platform):
+    if chosen is None and platform is not None and not platform_matches(have, platform):
         raise RegistryError(
             f"{reference.familiar} is a single-platform image for {have}, not {platform}",
             hint=f"pull it without --platform, or pass --platform {have}",
@@ -102,31 +106,17 @@ def _pull(
     return Descriptor(fetched.media_type, fetched.digest, len(fetched.data), platform=have)
 
 
-def _matches(have: Platform | None, want: Platform) -> bool:
-    if have is None or (have.os, have.architecture) != (want.os, want.architecture):
-        return False
-    return want.variant is None or have.variant == want.variant
-
-
 def select_manifest(index: Index, platform: Platform | None, reference: Reference) -> Descriptor:
     """The index entry for `platform` (default linux/amd64; an index of one image: that one)."""
-    # BuildKit attestation manifests carry the platform unknown/unknown: never an image
-    images = [
-        m
-        for m in index.manifests
-        if m.media_type in mt.MANIFESTS and not (m.platform and m.platform.os == "unknown")
-    ]
-    want = platform or DEFAULT_PLATFORM
-    for m in images:
-        if _matches(m.platform, want):
-            return m
-    if platform is None and len(images) == 1:
-        return images[0]
-    available = ", ".join(str(m.platform) for m in images if m.platform) or "none"
-    raise RegistryError(
-        f"{reference.familiar} has no image for platform {want} (available: {available})",
-        hint="pass --platform with one of the available platforms",
-    )
+    images = [m for m in index.manifests if m.media_type in mt.MANIFESTS]
+    chosen, available = choose_platform(images, platform)
+    if chosen is None:
+        raise RegistryError(
+            f"{reference.familiar} has no image for platform "
+            f"{platform or DEFAULT_PLATFORM} (available: {available})",
+            hint="pass --platform with one of the available platforms",
+        )
+    return chosen
 
 
 def _check_layers(manifest: Manifest, reference: Reference) -> None:

@@ -11,14 +11,13 @@ from layerbuild.digest import Digest, is_digest
 from layerbuild.errors import ImageFormatError, ImageNotFound, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
-from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.descriptor import DEFAULT_PLATFORM, Descriptor, Platform, choose_platform
 from layerbuild.image.manifest import Index, Layer, Manifest
 from layerbuild.registry.reference import InvalidReference, parse_reference
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store
 
-DEFAULT_PLATFORM = Platform(architecture="amd64", os="linux")
 MIN_PREFIX = 12
 _MAX_NESTING = 4
 _SNIFF_LIMIT = 4 << 20  # manifests and indexes are small; never parse a layer as JSON
@@ -43,28 +42,15 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
-def _platform_matches(have: Platform | None, want: Platform) -> bool:
-    if have is None:
-        return False
-    if (have.os, have.architecture) != (want.os, want.architecture):
-        return False
-    return want.variant is None or have.variant == want.variant
-
-
 def _choose_manifest(index: Index, desc: Descriptor, platform: Platform | None) -> Descriptor:
-    # attestation manifests (BuildKit) carry the platform unknown/unknown: never an image
-    images = [m for m in index.manifests if not (m.platform and m.platform.os == "unknown")]
-    want = platform or DEFAULT_PLATFORM
-    for m in images:
-        if _platform_matches(m.platform, want):
-            return m
-    if platform is None and len(images) == 1:
-        return images[0]
-    available = ", ".join(str(m.platform) for m in images if m.platform) or "none"
-    raise ImageNotFound(
-        f"image {desc.digest.short} has no manifest for platform {want} (available: {available})",
-        hint="pass --platform with one of the available platforms",
-    )
+    chosen, available = choose_platform(index.manifests, platform)
+    if chosen is None:
+        raise ImageNotFound(
+            f"image {desc.digest.short} has no manifest for platform "
+            f"{platform or DEFAULT_PLATFORM} (available: {available})",
+            hint="pass --platform with one of the available platforms",
+        )
+    return chosen
 
 
 def read_image(

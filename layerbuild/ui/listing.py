@@ -12,7 +12,8 @@ from layerbuild.store import images as store_images
 from layerbuild.store.layout import Store
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """Decimal units, as docker prints image sizes: 1.0MB, 512B."""
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
         if value < 1000 or unit == "GB":
@@ -46,7 +47,7 @@ def images(store: Store, *, full: bool = False, fmt: str = "table") -> str:
         digest = row["digest"] if full else row["digest"].split(":")[1][:12]
         lines.append(
             f"{row['repository']:<40} {row['tag']:<16} {digest:<20} {row['created']:<21} "
-            f"{_human(row['size'])}"
+            f"{human_size(row['size'])}"
         )
     return "\n".join(lines)
 
@@ -96,7 +97,7 @@ def history(store: Store, name: str, *, trunc: bool = True) -> str:
         text = entry.created_by.replace("\n", "\\n")  # heredoc bodies stay on one row
         if trunc and len(text) > 70:
             text = text[:67] + "..."
-        rows.append(f"{entry.created or '':<21} {_human(size):>8}  {text}")
+        rows.append(f"{entry.created or '':<21} {human_size(size):>8}  {text}")
     lines.extend(reversed(rows))  # newest first, as docker history shows it
     return "\n".join(lines)
 
