@@ -23,6 +23,7 @@ from layerbuild.build.report import BuildReport, summary_line
 from layerbuild.cli_cache import cache_specs
 from layerbuild.cli_cache import register as register_cache_commands
 from layerbuild.cli_registry import register as register_registry_commands
+from layerbuild.cli_run import register as register_run_command
 from layerbuild.cli_run import secrets_option
 from layerbuild.errors import ExportError, LayerbuildError
 from layerbuild.export.load import load
@@ -406,3 +407,4 @@ def rmi_cmd(ctx: Context, names: tuple[str, ...]) -> None:
 
 register_registry_commands(main)
 register_cache_commands(main)
+register_run_command(main)

@@ -176,6 +176,11 @@ def _mount_rootfs(plan: ChildPlan) -> None:
         return
     if plan.snapshotter == "fuse-overlayfs":
         _mount_fuse(plan.fuse_argv)
+        # pivot_root moves the root of every process of the mount namespace that has the old
+        # root, which would put the daemon inside its own mount (it then deadlocks on its own
+        # requests): the step continues in a copy of this namespace, the daemon stays here
+        linux.unshare(linux.CLONE_NEWNS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         return
     try:
         linux.mount("overlay", plan.rootfs, "overlay", 0, plan.overlay_data)

@@ -129,27 +129,32 @@ class _Merger:
         self.masked.update(masked_here)  # they hide lower layers only, not this one
 
     def copy(self, src: str, dst: str, st: os.stat_result, index: int) -> None:
-        mode = st.st_mode
         key = (index, st.st_ino)
         if st.st_nlink > 1 and key in self.links:
             os.link(self.links[key], dst, follow_symlinks=False)
             return
-        if stat.S_ISREG(mode):
-            shutil.copyfile(src, dst)
-        elif stat.S_ISLNK(mode):
-            os.symlink(os.readlink(src), dst)
-        elif stat.S_ISFIFO(mode):
-            os.mkfifo(dst, 0o600)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-        else:
-            return  # sockets do not belong in an image
-        if st.st_nlink > 1:
+        if copy_entry(src, dst, st) and st.st_nlink > 1:
             self.links[key] = dst
-        self.attrs(src, dst, st)
 
     def attrs(self, src: str, dst: str, st: os.stat_result) -> None:
         copy_attrs(src, dst, st)
+
+
+def copy_entry(src: str, dst: str, st: os.stat_result) -> bool:
+    """Copy one non-directory with its attributes; False for a socket (left out)."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        shutil.copyfile(src, dst)
+    elif stat.S_ISLNK(mode):
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISFIFO(mode):
+        os.mkfifo(dst, 0o600)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+    else:
+        return False  # sockets do not belong in an image
+    copy_attrs(src, dst, st)
+    return True
 
 
 def copy_attrs(src: str, dst: str, st: os.stat_result) -> None:
@@ -273,7 +278,11 @@ class _Differ:
         self.ensure_dir(os.path.dirname(path))
         src, dst = os.path.join(self.root, path), os.path.join(self.upper, path)
         if not stat.S_ISDIR(st.st_mode):
-            os.link(src, dst, follow_symlinks=False)
+            try:
+                os.link(src, dst, follow_symlinks=False)
+            except PermissionError:
+                # fs.protected_hardlinks: an unprivileged caller may not link others' files
+                copy_entry(src, dst, st)
             return
         os.mkdir(dst, 0o700)
         self.made.append(path)

@@ -136,7 +136,7 @@ def run(
                 + (" (a full copy of the image per RUN: slow)" if order[i + 1] == "copy" else "")
             )
             continue
-        if mode not in _working:
+        if len(order) > 1:  # auto: start from here next time
             _working[:] = [mode]
         return status
     raise AssertionError("not reached: the loop returns or raises")

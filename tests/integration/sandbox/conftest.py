@@ -2,9 +2,11 @@
 
 Name: busybox_lowers · Scope: session · Depends: busybox_layout (tests/integration/conftest.py)
     The busybox image loaded into a session store; its layers as LayerSnapshots lowerdirs.
-Name: sandbox · Scope: function · Depends: busybox_lowers
+Name: sandbox · Scope: function · Depends: busybox_lowers · Params: the snapshotters
     `sandbox.run("shell command", **RunSpec fields)` runs one step in a fresh upper dir and
     returns its exit code, output and changes; the step directories are removed afterwards.
+    Every test using it runs once per snapshotter (overlay, fuse-overlayfs, copy): the changes
+    a step produces must not depend on how its rootfs was made. `sandbox.mode` names it.
 
 Tests marked `root` are skipped (with the reason) when not running as root, tests marked
 `overlay` when the kernel has no overlayfs.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from layerbuild.export.load import load
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.sandbox import RunSpec, overlay_changes, run
+from layerbuild.sandbox.runner import SNAPSHOTTERS
 from layerbuild.store import Store
 from layerbuild.store.images import read_image
 from layerbuild.store.layers import LayerSnapshots, StepDirs
@@ -90,6 +94,7 @@ class Result:
 @dataclass
 class Sandbox:
     busybox: Busybox
+    mode: str = "overlay"
     steps: list[StepDirs] = field(default_factory=list)
 
     def spec(self, script: str, **fields: object) -> RunSpec:
@@ -110,15 +115,31 @@ class Sandbox:
     def run(self, script: str, **fields: object) -> Result:
         spec = self.spec(script, **fields)
         out: list[bytes] = []
-        code = run(spec, on_output=out.append, rootless=False)
+        code = run(spec, on_output=out.append, rootless=False, snapshotter=self.mode)
         changes = list(overlay_changes(spec.upperdir, lowerdirs=spec.lowerdirs))
         step = self.steps[-1]
         return Result(code, b"".join(out), changes, step)
 
 
+@pytest.fixture(params=SNAPSHOTTERS)
+def sandbox(busybox_lowers: Busybox, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Name: sandbox. Scope: test, once per snapshotter mode (overlay, fuse-overlayfs, copy).
+    Depends: busybox_lowers; fuse-overlayfs installed (CI installs it: a missing one fails)."""
+    mode = str(request.param)
+    if mode == "fuse-overlayfs":
+        assert shutil.which(mode), "fuse-overlayfs is not installed (Debian package)"
+    yield from _sandbox(busybox_lowers, mode)
+
+
 @pytest.fixture
-def sandbox(busybox_lowers: Busybox) -> Iterator[Sandbox]:
-    box = Sandbox(busybox_lowers)
+def overlay_sandbox(busybox_lowers: Busybox) -> Iterator[Sandbox]:
+    """Name: overlay_sandbox. Scope: test. The kernel-overlay mode only, for the tests that
+    are about the kernel's overlayfs itself."""
+    yield from _sandbox(busybox_lowers, "overlay")
+
+
+def _sandbox(busybox_lowers: Busybox, mode: str) -> Iterator[Sandbox]:
+    box = Sandbox(busybox_lowers, mode)
     yield box
     for step in box.steps:
         busybox_lowers.snapshots.discard(step)

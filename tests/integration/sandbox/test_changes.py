@@ -47,7 +47,8 @@ def test_deleted_and_recreated_directory_is_opaque(sandbox: Sandbox) -> None:
 
 
 def test_hard_links_modes_and_odd_names(sandbox: Sandbox) -> None:
-    long_name = "l" * 255
+    # fuse-overlayfs cannot create names longer than 251 bytes (docs/run.md)
+    long_name = "l" * (251 if sandbox.mode == "fuse-overlayfs" else 255)
     r = sandbox.run(
         f"echo x > /a && ln /a /b && cp /bin/busybox /tool && chmod 4755 /tool && "
         f"mkdir -m 1777 /shared && touch /ünïcødé /{long_name} && mkfifo /pipe"

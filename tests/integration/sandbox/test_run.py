@@ -84,22 +84,55 @@ def test_a_missing_command_is_exit_127(sandbox: Sandbox) -> None:
     from layerbuild.sandbox import run
 
     out: list[bytes] = []
-    assert run(spec, on_output=out.append, rootless=False) == 127
+    assert run(spec, on_output=out.append, rootless=False, snapshotter=sandbox.mode) == 127
     assert b"no-such-command" in b"".join(out) and b"not found" in b"".join(out)
     assert sandbox.run("no-such-command").code == 127
 
 
-def test_an_unusable_overlay_is_a_sandbox_error(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_an_unusable_overlay_is_a_sandbox_error(overlay_sandbox: Sandbox, tmp_path: Path) -> None:
     from layerbuild.sandbox import run
 
+    sandbox = overlay_sandbox
     with pytest.raises(SandboxError, match="missing does not exist"):
         run(sandbox.spec("true", lowerdirs=(tmp_path / "missing",)), rootless=False)
     # overlayfs refuses a work dir on another filesystem than the upper dir
     with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
         spec = sandbox.spec("true", workdir=Path(elsewhere))
         with pytest.raises(SandboxError, match="overlayfs not available") as err:
-            run(spec, rootless=False)
+            run(spec, rootless=False, snapshotter="overlay")
     assert err.value.hint and "store" in err.value.hint
+
+
+def test_auto_falls_back_when_overlay_cannot_be_mounted(
+    overlay_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the kernel refuses the overlay mount, auto mode warns and uses the next
+    snapshotter, with the same changes. The refusal is provoked with mount options naming a
+    lower directory that does not exist (what a kernel without overlay support amounts to)."""
+    from layerbuild.sandbox import overlay_changes, run, runner
+
+    sandbox = overlay_sandbox
+    monkeypatch.setattr(runner, "_working", [])  # what earlier auto runs found to work
+    monkeypatch.setattr(runner, "overlay_options", lambda *a, **k: "lowerdir=/nonexistent")
+    warnings: list[str] = []
+    spec = sandbox.spec("echo hi > /made; rm /bin/ls")
+    out: list[bytes] = []
+    code = run(
+        spec, on_output=out.append, rootless=False, snapshotter="auto", on_warning=warnings.append
+    )
+    assert (code, b"".join(out)) == (0, b"")
+    assert len(warnings) == 1 and "overlayfs not available" in warnings[0]
+    assert "falling back to fuse-overlayfs" in warnings[0]
+    changes = overlay_changes(spec.upperdir, lowerdirs=spec.lowerdirs)
+    assert [(c.kind.name, c.path) for c in changes] == [
+        ("DIR", "bin"),
+        ("WHITEOUT", "bin/ls"),
+        ("FILE", "made"),
+    ]
+    assert runner._working == ["fuse-overlayfs"]
+    assert runner.snapshotter_order("copy") == ["copy"]
+    with pytest.raises(SandboxError, match="unknown snapshotter"):
+        runner.snapshotter_order("zfs")
 
 
 def _children() -> list[int]:

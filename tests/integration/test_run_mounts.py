@@ -1,0 +1,113 @@
+"""RUN --mount through the CLI: cache, secret, bind and tmpfs mounts never reach a layer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Layerbuild, OciImage, make_context, unpack
+
+pytestmark = [pytest.mark.root, pytest.mark.overlay]
+
+
+def _layer_names(lb: Layerbuild, ctx: Path, *args: str) -> list[list[str]]:
+    image = OciImage(lb.build_oci(ctx, *args))
+    return [
+        [m.name for m in image.layer_members(i)] for i in range(1, len(image.manifest()["layers"]))
+    ]
+
+
+def test_cache_mount_persists_across_builds_and_stays_out_of_the_layer(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=cache,target=/root/.cache/pkg,id=pkgs "
+            "echo run >> /root/.cache/pkg/log && wc -l < /root/.cache/pkg/log && echo ok > /out\n"
+        },
+    )
+    first = lb.build(ctx, "--no-cache")
+    second = lb.build(ctx, "--no-cache")
+    assert "#2 1\n" in first.stderr and "#2 2\n" in second.stderr
+    assert _layer_names(lb, ctx, "--no-cache") == [["out"]]  # no root/.cache, no root/
+
+
+def test_secret_is_readable_but_not_in_layer_history_or_key(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-value")
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=secret,id=tok,required "
+            'test "$(md5sum < /run/secrets/tok | cut -c1-32)" = e74a7345b906b2dd50c8e026a10bc02f '
+            "&& stat -c %a /run/secrets/tok > /mode\n"
+        },
+    )
+    oci = lb.build_oci(ctx, "--secret", f"id=tok,src={secret}")
+    image = OciImage(oci)
+    assert [m.name for m in image.layer_members(-1)] == ["mode"]
+    assert "s3cr3t" not in json.dumps(image.config())
+    assert (unpack(oci, "1") / "mode").read_text() == "400\n"
+    secret.write_text("another value")  # the key covers the spec only, as in BuildKit
+    again = lb.build(ctx, "--secret", f"id=tok,src={secret}")
+    assert "#2 CACHED" in again.stderr
+    missing = lb("build", "--progress", "plain", "--no-cache", ctx)
+    assert missing.returncode != 0 and "secret 'tok' is required" in missing.stderr
+    env = lb.build(ctx, "--no-cache", "--secret", "id=tok,env=TOK", env={"TOK": "s3cr3t-value"})
+    assert "DONE" in env.stderr
+
+
+def test_bind_from_context_is_read_only_keyed_and_filtered(lb: Layerbuild, tmp_path: Path) -> None:
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=bind,source=src,target=/mnt/src "
+            "cat /mnt/src/a; ls /mnt/src; touch /mnt/src/new 2>/dev/null || echo read-only\n",
+            "src/a": "A1",
+            "src/skip.log": "ignored",
+            ".dockerignore": "src/*.log\n",
+        },
+    )
+    out = lb.build(ctx).stderr
+    assert "#2 A1" in out and "#2 read-only" in out and "skip.log" not in out
+    assert "#2 CACHED" in lb.build(ctx).stderr
+    (ctx / "src/a").write_text("A2")
+    changed = lb.build(ctx).stderr
+    assert "#2 A2" in changed
+    assert _layer_names(lb, ctx) == []  # /mnt/src was only a mount point
+
+
+def test_bind_rw_from_stage_and_tmpfs_leave_nothing(lb: Layerbuild, tmp_path: Path) -> None:
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox AS build\nRUN mkdir /out && echo built > /out/artifact\n"
+            "FROM busybox\n"
+            "RUN --mount=type=bind,from=build,source=/out,target=/in,rw "
+            "--mount=type=tmpfs,target=/scratch "
+            "cat /in/artifact && echo x > /in/artifact && echo y > /scratch/f "
+            "&& cp /in/artifact /copied\n"
+        },
+    )
+    rootfs = lb.rootfs(ctx)
+    assert (rootfs / "copied").read_text() == "x\n"
+    assert not (rootfs / "in").exists() and not (rootfs / "scratch").exists()
+    assert os.listdir(lb.store / "cache") is not None
+
+
+def test_bad_mount_flag_names_the_line(lb: Layerbuild, tmp_path: Path) -> None:
+    ctx = make_context(
+        tmp_path, {"Dockerfile": "FROM busybox\nRUN --mount=type=nfs,target=/x true\n"}
+    )
+    proc = lb("build", ctx)
+    assert proc.returncode == 2
+    assert "Dockerfile:2" in proc.stderr and "unknown mount type 'nfs'" in proc.stderr
