@@ -109,7 +109,7 @@ def list_records(root: Path, fmt: str) -> str:
     lines = [f"{'KEY':<14}{'SIZE':>9}  {'CREATED':<17}{'LAST USED':<11}STEP"]
     for e in entries:
         created = datetime.fromtimestamp(e.record.created).strftime("%Y-%m-%d %H:%M")
-        step = e.record.step_text
+        step = e.record.step_text.replace("\n", "\\n")  # heredocs stay on one row
         step = step if len(step) <= 60 else step[:57] + "..."
         key = e.record.key.digest.hex[:12]
         size = human_size(e.record.layer.size) if e.record.layer else "-"

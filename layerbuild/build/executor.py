@@ -79,7 +79,8 @@ def build(
 class Executor:
     def __init__(self, store: Store, options: BuildOptions, emit: Callable[[BuildEvent], None]):
         self.store = store
-        self.options = options
+        # absolute: the sandbox resolves bind sources from another working directory
+        self.options = replace(options, context=options.context.absolute())
         self.emit = emit
         self.started = time.monotonic()
         epoch = options.source_date_epoch
@@ -103,9 +104,13 @@ class Executor:
             build_args=self.options.build_args,
             named_contexts=tuple(self.options.build_contexts),
             platform=self.options.platform,
+            build_platform=host_platform(),
         )
         self.global_args = global_arg_values(
-            dockerfile, self.options.build_args, self.options.platform
+            dockerfile,
+            self.options.build_args,
+            self.options.platform,
+            build_platform=host_platform(),
         )
         self.ignore = self._ignore()
         self.sources = SourceResolver(
@@ -253,14 +258,21 @@ class Executor:
         step_id = self._start(name, 1, total, stage.from_)
         t0 = time.monotonic()
         try:
-            state = self._base(planned, name, step_id)
+            state, key = self._base(planned, name, step_id)
         except LayerbuildError as e:
             self._failed(step_id, t0, e, name, stage.from_)
             raise
-        self.emit(StepDone(step_id, time.monotonic() - t0, cached=True, key=state.key))
+        # FROM does no work, but it "hits" only when the base is what it was last time: a
+        # changed base image is then named where it happened, not as "parent step missed"
+        previous = self.cache.previous.get((name, 1))
+        hit = previous is not None and previous.get("key") == str(key.digest)
+        reason = "" if hit else self.cache.reason(name, 1, key)
+        seconds = time.monotonic() - t0
+        self.cache.note_step(name, 1, key, seconds, hit)
+        self.emit(StepDone(step_id, seconds, cached=hit, key=key.digest, reason=reason))
         return state
 
-    def _base(self, planned: PlannedStage, name: str, step_id: int) -> StageState:
+    def _base(self, planned: PlannedStage, name: str, step_id: int) -> tuple[StageState, CacheKey]:
         platform = self._stage_platform(planned)
         base_config: ImageConfig | None
         if isinstance(planned.base, ScratchBase):
@@ -286,7 +298,7 @@ class Executor:
         triggers = base_config.config.on_build if base_config is not None else ()
         state = StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
         state.triggers = triggers
-        return state
+        return state, key
 
     def _stage_platform(self, planned: PlannedStage) -> Platform:
         """FROM --platform wins over --platform for that stage (as in BuildKit)."""
@@ -300,7 +312,7 @@ class Executor:
     def _base_image(
         self, base: ImageBase, platform: Platform, step_id: int
     ) -> tuple[Descriptor, ImageConfig, list[Layer]]:
-        desc = self.sources.image(base.ref, named_context=base.named_context)
+        desc = self.sources.image(base.ref, named_context=base.named_context, platform=platform)
         manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
         check_platform(config, platform, base.ref)
         self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
@@ -461,6 +473,8 @@ class Executor:
         )
 
     def _run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
+        ids = self.files.user_ids(state)
+        env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
         with runmounts_prepare.prepared(self._mounts, self._mount_inputs()) as mounts:
             result = runstep.execute_run(
                 self.store,
@@ -468,9 +482,9 @@ class Executor:
                 state.layers,
                 instr,
                 argv=runstep.run_argv(instr, state.meta.shell),
-                env=runstep.run_env(state.scope.run_env()),
+                env=env,
                 cwd=state.meta.workdir,
-                ids=self.files.user_ids(state),
+                ids=ids,
                 network=self._network(instr),
                 log=lambda line: self.emit(Log(step_id, line)),
                 mounts=mounts,
@@ -540,6 +554,15 @@ def _files_note(changes: list[Change] | None) -> str:
     if changes is None:
         return ""
     return f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
+
+
+def host_platform() -> Platform:
+    """The platform this builder runs on: BUILDPLATFORM, whatever the target is."""
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
+        machine, machine
+    )
+    return Platform(architecture=arch, os="linux", variant="v7" if arch == "arm" else None)
 
 
 def check_platform(config: ImageConfig, platform: Platform, ref: str) -> None:

@@ -11,7 +11,7 @@ from layerbuild.build import meta as m
 from layerbuild.build.copyop import CopyRequest, run_copy
 from layerbuild.build.imageread import load_tree, read_file
 from layerbuild.build.sources import SourceResolver
-from layerbuild.build.users import resolve_chown, resolve_user
+from layerbuild.build.users import home_of, resolve_chown, resolve_user
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
@@ -77,6 +77,9 @@ class FileSteps:
         if not user:
             return 0, 0
         return resolve_user(user, *self._passwd_group(state))
+
+    def home(self, state: StageState, uid: int) -> str:
+        return home_of(uid, self._passwd_group(state)[0])
 
     def _passwd_group(self, state: StageState) -> tuple[str | None, str | None]:
         tree = self.tree(state)

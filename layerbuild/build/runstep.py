@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
+from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -44,9 +45,12 @@ def run_argv(instr: ins.Run, shell: Sequence[str]) -> tuple[str, ...]:
     return (*shell, script)
 
 
-def run_env(env: Mapping[str, str]) -> tuple[str, ...]:
+def run_env(env: Mapping[str, str], home: str = "/root") -> tuple[str, ...]:
+    """A RUN's environment: PATH and HOME filled in when the image sets none (HOME from the
+    user's passwd entry, as runc does)."""
     items = dict(env)
     items.setdefault("PATH", DEFAULT_PATH)
+    items.setdefault("HOME", home)
     return tuple(f"{k}={v}" for k, v in items.items())
 
 
@@ -66,7 +70,8 @@ def cache_inputs(
     inputs = [
         ("instruction", ins.describe(instr)),
         ("argv", json.dumps(run_argv(instr, shell))),
-        ("env", json.dumps(sorted(env.items()))),
+        # proxy settings reach RUN but do not change its result (BuildKit leaves them out too)
+        ("env", json.dumps(sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS))),
         ("user", user),
         ("workdir", workdir),
         ("network", network),

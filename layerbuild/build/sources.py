@@ -47,8 +47,11 @@ class SourceResolver:
         self.platform = platform
         self._rootfs: dict[str, Path] = {}
 
-    def image(self, ref: str, *, named_context: bool = False) -> Descriptor:
-        """The manifest (or index) descriptor for a FROM / COPY --from image reference."""
+    def image(
+        self, ref: str, *, named_context: bool = False, platform: Platform | None = None
+    ) -> Descriptor:
+        """The manifest (or index) descriptor for a FROM / COPY --from image reference; a
+        pull fetches `platform` (FROM --platform), else the build's."""
         if named_context:
             return self._named_image(ref)
         try:
@@ -61,7 +64,7 @@ class SourceResolver:
                     f"OCI layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
                 ) from None
         try:
-            return pull(self.store, ref, platform=self.platform, options=self.registry)
+            return pull(self.store, ref, platform=platform or self.platform, options=self.registry)
         except RegistryError as e:
             raise ImageNotFound(
                 f"image {ref!r} is not in the local store and could not be pulled: {e.message}",

@@ -25,6 +25,7 @@ class PasswdEntry:
     name: str
     uid: int
     gid: int
+    home: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def parse_passwd(text: str) -> list[PasswdEntry]:
     entries = []
     for fields in _records(text):
         if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
-            entries.append(PasswdEntry(fields[0], int(fields[2]), int(fields[3])))
+            home = fields[5] if len(fields) > 5 else ""
+            entries.append(PasswdEntry(fields[0], int(fields[2]), int(fields[3]), home))
     return entries
 
 
@@ -123,3 +125,12 @@ def _resolve_group(name: str, group: str | None, spec: str, what: str) -> int:
         f"{what}={spec}: unable to find group {name!r} in /etc/group ({missing})",
         hint="create the group in an earlier RUN step (groupadd/addgroup), or use a numeric gid",
     )
+
+
+def home_of(uid: int, passwd: str | None) -> str:
+    """The home directory of `uid` in /etc/passwd; /root for root and / otherwise when the
+    image does not say (what runc puts in HOME)."""
+    for entry in parse_passwd(passwd or ""):
+        if entry.uid == uid and entry.home:
+            return entry.home
+    return "/root" if uid == 0 else "/"

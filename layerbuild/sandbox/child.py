@@ -145,6 +145,8 @@ def init_main(plan: ChildPlan, fds: ChildFds) -> NoReturn:
         os.setsid()
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         linux.sethostname(plan.hostname)
+        if plan.unshare_flags & linux.CLONE_NEWNET:
+            linux.loopback_up()
         _mount_rootfs(plan)
         stubs: list[dict[str, object]] = []
         for mount, fallback in plan.mounts:

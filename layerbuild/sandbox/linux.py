@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import functools
 import os
 import platform
+import socket
+import struct
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
@@ -133,3 +136,18 @@ def cap_last_cap() -> int:
             return int(f.read().strip())
     except OSError:
         return 40
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+_IFREQ = struct.Struct("16sh22x")  # struct ifreq: name, then the flags member of the union
+
+
+def loopback_up() -> None:
+    """Bring `lo` up in a fresh network namespace: it starts down, and a RUN without network
+    still expects 127.0.0.1 to work (runc and BuildKit bring it up too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        raw = fcntl.ioctl(s, _SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0))
+        flags = _IFREQ.unpack(raw)[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | _IFF_UP))

@@ -22,8 +22,12 @@ MODES = ("auto", "plain", "tty", "quiet")
 
 
 class QuietProgress:
+    """Nothing but warnings (on stderr): --quiet keeps stdout for the digest, not silence
+    about what the user must know."""
+
     def __call__(self, event: BuildEvent) -> None:
-        pass
+        if isinstance(event, Log) and event.message.startswith("warning:"):
+            print(event.message, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
