@@ -14,6 +14,8 @@ writes it), zstd as one frame with a checksum and no content size.
 from __future__ import annotations
 
 import bz2
+import collections
+import concurrent.futures
 import hashlib
 import lzma
 import queue
@@ -45,6 +47,8 @@ _MAGIC = (
     (b"BZh", "bzip2"),
     (b"\xfd7zXZ\x00", "xz"),
 )
+_GZIP_WORKERS = 2  # deflate threads: with the tar writer, enough to fill two cores
+_DEFLATE_WINDOW = 32 * 1024
 _SWITCH_INTERVAL = 0.001  # seconds; see pack_layer
 _QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~8 MiB per pack
 
@@ -52,36 +56,83 @@ _QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~8 MiB per pack
 class _Encoder(Protocol):
     def compress(self, data: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
+    def close(self) -> None: ...
 
 
 class _GzipEncoder:
-    """A gzip member around isal's raw deflate, so that every header byte is ours."""
+    """gzip written as independently deflated blocks (pigz's layout), every header byte ours.
 
-    def __init__(self, level: int) -> None:
-        self._deflate = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    Each chunk of the tar stream is deflated on a worker thread with the previous chunk's last
+    32 KiB as its dictionary and ends in a sync flush; an empty final block closes the stream.
+    Blocks are compressed side by side (isal releases the GIL) yet the bytes depend only on the
+    input: the chunking is the tar writer's, never the scheduler's.
+    """
+
+    def __init__(self, level: int, workers: int = _GZIP_WORKERS) -> None:
+        self._level = level
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, "layer-gzip")
+        self._ahead = 2 * workers
+        self._pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
+        self._window = b""
         self._crc = 0
         self._size = 0
-        self._started = False
+        self._out = bytearray(_GZIP_HEADER)
+
+    def _deflate(self, data: bytes, window: bytes) -> bytes:
+        if window:
+            z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15, 9, 0, window)
+        else:
+            z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15)
+        block: bytes = z.compress(data) + z.flush(isal_zlib.Z_SYNC_FLUSH)
+        return block
 
     def compress(self, data: bytes) -> bytes:
         self._crc = isal_zlib.crc32(data, self._crc)
         self._size += len(data)
-        out: bytes = self._deflate.compress(data)
-        if not self._started:
-            self._started = True
-            return _GZIP_HEADER + out
+        self._pending.append(self._pool.submit(self._deflate, data, self._window))
+        self._window = data[-_DEFLATE_WINDOW:]
+        while self._pending and (len(self._pending) > self._ahead or self._pending[0].done()):
+            self._out += self._pending.popleft().result()
+        out = bytes(self._out)
+        self._out.clear()
         return out
 
     def flush(self) -> bytes:
-        head = b"" if self._started else _GZIP_HEADER
-        tail = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
-        rest: bytes = self._deflate.flush()
-        return head + rest + tail
+        while self._pending:
+            self._out += self._pending.popleft().result()
+        final: bytes = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15).flush()
+        self._out += final + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        out = bytes(self._out)
+        self._out.clear()
+        self.close()
+        return out
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+class _ZstdEncoder:
+    def __init__(self, z: zstandard.ZstdCompressionObj) -> None:
+        self._z = z
+
+    def compress(self, data: bytes) -> bytes:
+        return self._z.compress(data)
+
+    def flush(self) -> bytes:
+        return self._z.flush()
+
+    def close(self) -> None:
+        pass
 
 
 class _Identity:
     def compress(self, data: bytes) -> bytes:
         return data
+
+    def close(self) -> None:
+        pass
 
     def flush(self) -> bytes:
         return b""
@@ -102,10 +153,15 @@ def _encoder(compression: str, level: int | None) -> _Encoder:
             write_checksum=True,
             write_content_size=False,
         )
-        return cast(_Encoder, params.compressobj())
+        return _ZstdEncoder(params.compressobj())
     if compression == "none":
         return _Identity()
     raise ValueError(f"unknown layer compression {compression!r}: use gzip, zstd or none")
+
+
+class _NoHash:
+    def update(self, data: bytes) -> None:
+        pass
 
 
 class _Cancelled(Exception):
@@ -113,13 +169,12 @@ class _Cancelled(Exception):
 
 
 class _ChunkPipe:
-    """The tar writer's output: gathers writes into ~1 MiB chunks, hashes and queues them."""
+    """The tar writer's output: gathers writes into ~1 MiB chunks and queues them."""
 
     def __init__(self, chunks: queue.Queue[bytes | None], cancelled: threading.Event) -> None:
         self._chunks = chunks
         self._cancelled = cancelled
         self._buffer = bytearray()
-        self.hash = hashlib.sha256()
 
     def write(self, data: bytes, /) -> int:
         if len(data) >= CHUNK // 2:
@@ -137,7 +192,6 @@ class _ChunkPipe:
             self._buffer.clear()
 
     def _emit(self, chunk: bytes) -> None:
-        self.hash.update(chunk)
         self.put(chunk)
 
     def put(self, item: bytes | None) -> None:
@@ -201,7 +255,10 @@ def pack_layer(
     """
     encoder = _encoder(compression, level)
     producer = _Producer(changes, source_date_epoch, digests)
-    digest = hashlib.sha256()
+    # a sink that hashes what it is given (a store ingest) spares hashing the blob twice
+    sink_hash = getattr(sink, "running_hash", None)
+    digest = _NoHash() if sink_hash is not None else hashlib.sha256()
+    diff_id = hashlib.sha256()
     size = 0
     # The consumer spends ~2 ms per chunk inside the compressor without the GIL and then must
     # win it back from the Python-heavy tar producer; with the default 5 ms switch interval it
@@ -212,6 +269,9 @@ def pack_layer(
     producer.start()
     try:
         while (chunk := producer.chunks.get()) is not None:
+            # the diff_id is hashed here, not in the tar thread: this thread mostly waits on
+            # the compressor, while the tar writer is the busiest stage
+            diff_id.update(chunk)
             out = encoder.compress(chunk)
             if out:
                 digest.update(out)
@@ -226,10 +286,11 @@ def pack_layer(
     finally:
         producer.cancelled.set()
         producer.join()
+        encoder.close()
         sys.setswitchinterval(interval)
     return Layer(
-        diff_id=Digest.from_hash(producer.pipe.hash),
-        digest=Digest.from_hash(digest),
+        diff_id=Digest.from_hash(diff_id),
+        digest=Digest.from_hash(sink_hash() if sink_hash is not None else digest),
         size=size,
         media_type=layer_media_type(compression),
     )

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch, StoreError
@@ -108,6 +108,11 @@ class Ingest(io.BufferedIOBase):
         self._hash.update(view)
         self._size += len(view)
         return len(view)
+
+    def running_hash(self) -> Any:
+        """A copy of the sha256 of what was written so far (pack_layer reads the blob's
+        digest here instead of hashing every byte a second time)."""
+        return self._hash.copy()
 
     def commit(self, expected: Digest | None = None) -> tuple[Digest, int]:
         """Verify and publish the blob; returns (digest, size). DigestMismatch stores nothing."""
