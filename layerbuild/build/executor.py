@@ -18,14 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from layerbuild.build import meta as m
-from layerbuild.build import remotecache, runmounts, runmounts_prepare, runstep
+from layerbuild.build import remotecache
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 from layerbuild.build.filesteps import FileSteps, StageState
+from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.options import BuildOptions, BuildResult
+from layerbuild.build.platforms import check_platform, host_platform
+from layerbuild.build.runsteps import RunSteps
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.stepcache import StepCache, chain
-from layerbuild.context.filesource import FileSource
-from layerbuild.context.hashing import changes_digest
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import load_ignore
 from layerbuild.context.statcache import StatCache
@@ -37,8 +38,7 @@ from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_buil
 from layerbuild.dockerfile.source import DockerfileSource
 from layerbuild.errors import BuildError, ContextError, LayerbuildError, UnsupportedError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import pack_layer
-from layerbuild.image.config import History, ImageConfig
+from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
@@ -50,9 +50,6 @@ from layerbuild.store.content import pid_alive
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
-HISTORY_COMMENT = "layerbuild.dockerfile.v0"
-# below this many unread bytes, hashing first and packing only on a miss is cheap enough
-_SPECULATE_BYTES = 8 << 20
 _META = (
     ins.Env,
     ins.Label,
@@ -91,6 +88,9 @@ class Executor:
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
         self.statcache = StatCache(store.root / "cache" / "stat.db")
         self.snaps = LayerSnapshots(store.root)
+        self.layers = LayerWriter(
+            store, self.statcache, options.compression, options.source_date_epoch, self.created
+        )
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -137,6 +137,18 @@ class Executor:
             Path(scratch.name),
             self.now,
             self.results,
+        )
+        self.runs = RunSteps(
+            self.store,
+            self.snaps,
+            opts,
+            self.files,
+            self.sources,
+            self.ignore,
+            self.results,
+            dockerfile.source.name,
+            self.emit,
+            self.layers.add_layer,
         )
         # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
         try:
@@ -262,10 +274,11 @@ class Executor:
         except LayerbuildError as e:
             self._failed(step_id, t0, e, name, stage.from_)
             raise
-        # FROM does no work, but it "hits" only when the base is what it was last time: a
-        # changed base image is then named where it happened, not as "parent step missed"
+        # FROM does no work, so it "hits" unless the base changed since the last build of
+        # this Dockerfile: a changed base is then named where it happened, not at step 2 as
+        # "parent step missed"
         previous = self.cache.previous.get((name, 1))
-        hit = previous is not None and previous.get("key") == str(key.digest)
+        hit = previous is None or previous.get("key") == str(key.digest)
         reason = "" if hit else self.cache.reason(name, 1, key)
         seconds = time.monotonic() - t0
         self.cache.note_step(name, 1, key, seconds, hit)
@@ -347,19 +360,19 @@ class Executor:
         packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
         if isinstance(expanded, ins.Copy | ins.Add):
             changes, source_key = self.files.copy_changes(state, expanded, source)
-            digest, files, packed = self._sources_digest(changes)
+            digest, files, packed = self.layers.sources_digest(changes)
             inputs += [("from", source_key), ("sources", str(digest))]
         elif isinstance(expanded, ins.Workdir):
             changes = self.files.workdir_changes(state, expanded)
         elif isinstance(expanded, ins.Run):
-            inputs = self._run_inputs(state, expanded)
+            inputs = self.runs.inputs(state, expanded)
         key = chain(state.key, inputs)
         record = self.cache.lookup(state.name, key)
         if record is not None:
             return self._reuse(state, expanded, key, record, changes)
         reason = self.cache.reason(state.name, index, key, files)
         if isinstance(expanded, ins.Run):
-            layer = self._run(state, expanded, step_id)
+            layer = self.runs.run(state, expanded, step_id)
         else:
             layer = self._execute(state, expanded, changes, packed)
         self.cache.record(key, layer, state.meta.config, files)
@@ -401,144 +414,9 @@ class Executor:
             if not isinstance(instr, ins.Arg):
                 state.meta = m.apply_metadata(state.meta, instr)
             # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
-            self._history(state, instr, empty=True)
+            self.layers.history(state, instr, empty=True)
             return None
-        return self._add_layer(state, instr, changes or [], packed)
-
-    def _sources_digest(
-        self, changes: list[Change]
-    ) -> tuple[Digest, dict[str, str], Layer | None]:
-        """The digest of a COPY's Changes for its key. When most of its files were never seen
-        by the stat cache (a context built for the first time), the layer is packed first and
-        the file digests come from that one read, instead of reading everything twice."""
-        on_disk = [
-            (c.content.path, c.content.st)
-            for c in changes
-            if c.kind is ChangeKind.FILE and isinstance(c.content, FileSource)
-        ]
-        known, unseen = self.statcache.probe(on_disk)
-        unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
-        if not on_disk or unseen * 2 < len(on_disk) or unknown_bytes < _SPECULATE_BYTES:
-            trusted = {p: d for (p, _), d in zip(on_disk, known, strict=True) if d is not None}
-            by_layer_path = {
-                c.path: trusted[c.content.path]
-                for c in changes
-                if isinstance(c.content, FileSource) and c.content.path in trusted
-            }
-            digest, files = changes_digest(changes, self.statcache, known=by_layer_path)
-            return digest, files, None
-        started = time.time_ns()
-        digests: dict[str, Digest] = {}
-        packed = self._pack(changes, digests)
-        by_path = {c.content.path: c.path for c in changes if isinstance(c.content, FileSource)}
-        self.statcache.remember(
-            [(p, st, digests[by_path[p]]) for p, st in on_disk if by_path[p] in digests], started
-        )
-        digest, files = changes_digest(changes, self.statcache, known=digests)
-        return digest, files, packed
-
-    def _network(self, instr: ins.Run) -> str:
-        return instr.network if instr.network not in (None, "default") else self.options.network
-
-    def _run_inputs(self, state: StageState, instr: ins.Run) -> list[tuple[str, str]]:
-        user = state.meta.config.config.user
-        # --mount flags are expanded like BuildKit's; kept for _run, which follows on a miss
-        self._mounts = runmounts.parse_mounts(
-            instr,
-            state.meta.workdir,
-            state.scope.expansion_env(),
-            file=self.dockerfile.source.name,
-        )
-        mounts = ""
-        if self._mounts:
-            mounts = runmounts_prepare.mounts_key(self._mounts, self._mount_inputs())
-        return runstep.cache_inputs(
-            instr,
-            state.scope.run_env(),
-            state.meta.shell,
-            user,
-            state.meta.workdir,
-            self._network(instr),
-            mounts=mounts,
-        )
-
-    def _mount_inputs(self) -> runmounts_prepare.MountInputs:
-        return runmounts_prepare.MountInputs(
-            self.store,
-            self.options.context,
-            self.ignore,
-            self.options.secrets,
-            runmounts_prepare.MountFrom(self.results, self.sources),
-            self.files.scratch,
-        )
-
-    def _run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
-        ids = self.files.user_ids(state)
-        env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
-        with runmounts_prepare.prepared(self._mounts, self._mount_inputs()) as mounts:
-            result = runstep.execute_run(
-                self.store,
-                self.snaps,
-                state.layers,
-                instr,
-                argv=runstep.run_argv(instr, state.meta.shell),
-                env=env,
-                cwd=state.meta.workdir,
-                ids=ids,
-                network=self._network(instr),
-                log=lambda line: self.emit(Log(step_id, line)),
-                mounts=mounts,
-            )
-        try:
-            layer = self._add_layer(state, instr, result.changes)
-            if layer is not None:
-                self.snaps.commit_upper(self.store, layer, result.step.upper)
-        finally:
-            self.snaps.discard(result.step)
-        return layer
-
-    def _history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
-        entry = History(
-            created_by=ins.describe(instr),
-            created=self.created,
-            comment=HISTORY_COMMENT,
-            empty_layer=empty,
-        )
-        config = state.meta.config
-        state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
-
-    def _pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
-        with self.store.content.ingest() as ingest:
-            layer = pack_layer(
-                changes,
-                ingest,
-                compression=self.options.compression,
-                source_date_epoch=self.options.source_date_epoch,
-                digests=digests,
-            )
-            ingest.commit(expected=layer.digest)
-        return layer
-
-    def _add_layer(
-        self,
-        state: StageState,
-        instr: ins.Instruction,
-        changes: list[Change],
-        packed: Layer | None = None,
-    ) -> Layer | None:
-        if not changes:
-            self._history(state, instr, empty=True)
-            return None
-        layer = packed or self._pack(changes)
-        if state.tree is not None:  # else it is loaded from the layers when next needed
-            state.tree.apply(changes, layer.digest)
-        state.layers.append(layer)
-        config = state.meta.config
-        state.meta = replace(
-            state.meta, config=replace(config, diff_ids=(*config.diff_ids, layer.diff_id))
-        )
-        self._history(state, instr, empty=False)
-        return layer
+        return self.layers.add_layer(state, instr, changes or [], packed)
 
 
 @dataclass(frozen=True)
@@ -554,26 +432,6 @@ def _files_note(changes: list[Change] | None) -> str:
     if changes is None:
         return ""
     return f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
-
-
-def host_platform() -> Platform:
-    """The platform this builder runs on: BUILDPLATFORM, whatever the target is."""
-    machine = os.uname().machine
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
-        machine, machine
-    )
-    return Platform(architecture=arch, os="linux", variant="v7" if arch == "arm" else None)
-
-
-def check_platform(config: ImageConfig, platform: Platform, ref: str) -> None:
-    """A single-platform base must match the requested platform (no emulation here)."""
-    have = (config.os, config.architecture)
-    if all(have) and have != (platform.os, platform.architecture):
-        raise BuildError(
-            f"base image {ref} is {config.os}/{config.architecture}, not {platform}",
-            hint=f"build with --platform {config.os}/{config.architecture}, or use a base "
-            f"image for {platform}",
-        )
 
 
 def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[Layer]:

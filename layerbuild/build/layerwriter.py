@@ -1,0 +1,106 @@
+"""Turning a step's Changes into a layer of its stage: packing into the store, the config's
+diff_ids and history, and the content digest a COPY's cache key needs (taken from the packing
+read itself when the context was never seen before)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from layerbuild.build.filesteps import StageState
+from layerbuild.context.filesource import FileSource
+from layerbuild.context.hashing import changes_digest
+from layerbuild.context.statcache import StatCache
+from layerbuild.digest import Digest
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.compress import pack_layer
+from layerbuild.image.config import History
+from layerbuild.image.manifest import Layer
+from layerbuild.store.layout import Store
+
+HISTORY_COMMENT = "layerbuild.dockerfile.v0"
+# below this many unread bytes, hashing first and packing only on a miss is cheap enough
+_SPECULATE_BYTES = 8 << 20
+
+
+@dataclass
+class LayerWriter:
+    store: Store
+    statcache: StatCache
+    compression: str
+    source_date_epoch: int | None
+    created: str  # the history timestamp of this build's steps
+
+    def sources_digest(self, changes: list[Change]) -> tuple[Digest, dict[str, str], Layer | None]:
+        """The digest of a COPY's Changes for its key. When most of its files were never seen
+        by the stat cache (a context built for the first time), the layer is packed first and
+        the file digests come from that one read, instead of reading everything twice."""
+        on_disk = [
+            (c.content.path, c.content.st)
+            for c in changes
+            if c.kind is ChangeKind.FILE and isinstance(c.content, FileSource)
+        ]
+        known, unseen = self.statcache.probe(on_disk)
+        unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
+        if not on_disk or unseen * 2 < len(on_disk) or unknown_bytes < _SPECULATE_BYTES:
+            trusted = {p: d for (p, _), d in zip(on_disk, known, strict=True) if d is not None}
+            by_layer_path = {
+                c.path: trusted[c.content.path]
+                for c in changes
+                if isinstance(c.content, FileSource) and c.content.path in trusted
+            }
+            digest, files = changes_digest(changes, self.statcache, known=by_layer_path)
+            return digest, files, None
+        started = time.time_ns()
+        digests: dict[str, Digest] = {}
+        packed = self.pack(changes, digests)
+        by_path = {c.content.path: c.path for c in changes if isinstance(c.content, FileSource)}
+        self.statcache.remember(
+            [(p, st, digests[by_path[p]]) for p, st in on_disk if by_path[p] in digests], started
+        )
+        digest, files = changes_digest(changes, self.statcache, known=digests)
+        return digest, files, packed
+
+    def history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
+        entry = History(
+            created_by=ins.describe(instr),
+            created=self.created,
+            comment=HISTORY_COMMENT,
+            empty_layer=empty,
+        )
+        config = state.meta.config
+        state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
+
+    def pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
+        with self.store.content.ingest() as ingest:
+            layer = pack_layer(
+                changes,
+                ingest,
+                compression=self.compression,
+                source_date_epoch=self.source_date_epoch,
+                digests=digests,
+            )
+            ingest.commit(expected=layer.digest)
+        return layer
+
+    def add_layer(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        changes: list[Change],
+        packed: Layer | None = None,
+    ) -> Layer | None:
+        if not changes:
+            self.history(state, instr, empty=True)
+            return None
+        layer = packed or self.pack(changes)
+        if state.tree is not None:  # else it is loaded from the layers when next needed
+            state.tree.apply(changes, layer.digest)
+        state.layers.append(layer)
+        config = state.meta.config
+        state.meta = replace(
+            state.meta, config=replace(config, diff_ids=(*config.diff_ids, layer.diff_id))
+        )
+        self.history(state, instr, empty=False)
+        return layer
