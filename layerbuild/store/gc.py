@@ -14,6 +14,7 @@ collect() holds the store lock exclusive, which running builds hold shared: gc w
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING
 from layerbuild.digest import Digest
 from layerbuild.errors import ImageFormatError
 from layerbuild.image import mediatypes as mt
+from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.content import BlobNotFound
 from layerbuild.store.images import sniff_media_type
+from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.locking import DEFAULT_TIMEOUT, live_roots, refs_lock, store_lock
 from layerbuild.store.snapshots import EMPTY, chain_ids, tree_size
 
@@ -40,6 +43,7 @@ class _Marker:
         self.store = store
         self.blobs: set[Digest] = set()
         self.chains: set[str] = {EMPTY}
+        self.diff_ids: set[str] = set()  # hex, for the per-layer RUN snapshots
 
     def mark(self, digest: Digest, media_type: str | None = None) -> None:
         """Keep `digest` and, when it is a manifest or index, everything it refers to."""
@@ -60,11 +64,18 @@ class _Marker:
             elif media_type in mt.MANIFESTS:
                 manifest = Manifest.from_bytes(data, media_type)
                 self.blobs.add(manifest.config.digest)
+                self._diff_ids(manifest.config.digest)
                 self.blobs.update(layer.digest for layer in manifest.layers)
                 self.chains.update(chain_ids(manifest.layers))
         except (ImageFormatError, BlobNotFound):
             # a broken image keeps what it names; gc is no place to fail on it
             return
+
+    def _diff_ids(self, config: Digest) -> None:
+        content = self.store.content
+        if content.has(config) and content.size(config) <= _SNIFF_LIMIT:
+            parsed = ImageConfig.from_bytes(content.read_bytes(config))
+            self.diff_ids.update(d.hex for d in parsed.diff_ids)
 
 
 def tagged_blobs(store: Store) -> set[Digest]:
@@ -114,6 +125,12 @@ def collect(
             if chain not in marker.chains:
                 freed += tree_size(store.snapshots.path(chain))
                 store.snapshots.remove(chain)
+        keep = marker.diff_ids | {
+            record.layer.diff_id.hex
+            for _, record in (CacheIndex(store.root).records() if keep_cache else ())
+            if record.layer is not None
+        }
+        freed += LayerSnapshots(store.root).prune(keep)
         store.snapshots.clean_stale()
         store.content.clean_stale_ingests()
     return sorted(removed), freed
@@ -193,6 +210,12 @@ def prune_cache(
     for entry in doomed:
         index.remove(entry.path)
     removed, freed = collect(store, timeout=timeout)
+    if everything:  # RUN --mount=type=cache directories are cache too
+        mounts = store.root / "cache" / "mounts"
+        if mounts.is_dir():
+            with store_lock(store.root, timeout=timeout):
+                freed += tree_size(mounts)
+                shutil.rmtree(mounts, ignore_errors=True)
     return PruneResult(len(doomed), len(removed), freed)
 
 

@@ -168,6 +168,18 @@ class LayerSnapshots:
             # another build committed the same layer first: theirs is as good as ours
         return target
 
+    def prune(self, keep: set[str]) -> int:
+        """Remove committed snapshots whose diff_id hex is not in `keep`; the bytes freed."""
+        freed = 0
+        for entry in os.scandir(self.root_dir):
+            if entry.name.startswith(_TMP_PREFIX):
+                continue
+            if entry.name.removesuffix(_ROOTLESS_SUFFIX) in keep:
+                continue
+            freed += _tree_bytes(Path(entry.path))
+            remove_tree(Path(entry.path))
+        return freed
+
     def clean_stale(self) -> list[Path]:
         """Remove ``tmp-`` directories of dead processes (killed builds)."""
         removed: list[Path] = []
@@ -206,6 +218,15 @@ def _clean_xattrs(path: str, both: bool) -> None:
     if opaque and both:
         for name in OVERLAY_OPAQUE_XATTRS:
             os.setxattr(path, name, b"y", follow_symlinks=False)
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def remove_tree(path: Path) -> None:
