@@ -29,6 +29,27 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _TAIL_LINES = 12
 
 
+def run_command(instr: ins.Run, shell: Sequence[str]) -> tuple[tuple[str, ...], bytes | None]:
+    """The argv and stdin of a RUN. A whole-RUN heredoc that starts with `#!` runs under that
+    interpreter, as Docker runs it (the script reaches it on stdin, which python, sh, bash,
+    perl and node all read as the program when given no file); other forms see `run_argv`."""
+    whole = _whole_heredoc(instr)
+    if whole is not None and whole.content.startswith("#!"):
+        line = whole.content.splitlines()[0][2:].strip()
+        interpreter, _, arg = line.partition(" ")  # Linux passes the rest as one argument
+        argv = (interpreter, arg.strip()) if arg.strip() else (interpreter,)
+        return argv, whole.content.encode()
+    return run_argv(instr, shell), None
+
+
+def _whole_heredoc(instr: ins.Run) -> ins.Heredoc | None:
+    """The heredoc when it is the RUN's whole command (`RUN <<EOF`), else None."""
+    if not instr.shell_form or len(instr.heredocs) != 1:
+        return None
+    bare = instr.command[0].strip().lstrip("<").lstrip("-").strip("'\"")
+    return instr.heredocs[0] if bare == instr.heredocs[0].name else None
+
+
 def run_argv(instr: ins.Run, shell: Sequence[str]) -> tuple[str, ...]:
     """The argv of a RUN. A shell form whose whole command is one heredoc runs the heredoc as
     the script; other heredocs go to the shell with their bodies, which the shell reads itself
@@ -36,11 +57,10 @@ def run_argv(instr: ins.Run, shell: Sequence[str]) -> tuple[str, ...]:
     if not instr.shell_form:
         return instr.command
     script = instr.command[0]
+    whole = _whole_heredoc(instr)
+    if whole is not None:
+        return (*shell, whole.content)
     if instr.heredocs:
-        only = instr.heredocs[0]
-        bare = script.strip().lstrip("<").lstrip("-").strip("'\"")
-        if len(instr.heredocs) == 1 and bare == only.name:
-            return (*shell, only.content)
         script += "\n" + "".join(f"{h.content}{h.name}\n" for h in instr.heredocs)
     return (*shell, script)
 
@@ -69,7 +89,7 @@ def cache_inputs(
     the keys of RUNs without mounts stay as they were)."""
     inputs = [
         ("instruction", ins.describe(instr)),
-        ("argv", json.dumps(run_argv(instr, shell))),
+        ("argv", json.dumps(run_command(instr, shell)[0])),
         # proxy settings reach RUN but do not change its result (BuildKit leaves them out too)
         ("env", json.dumps(sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS))),
         ("user", user),
@@ -125,6 +145,7 @@ def execute_run(
     network: str,
     log: Callable[[str], None],
     mounts: tuple[Mount, ...] = (),
+    stdin: bytes | None = None,
 ) -> RunResult:
     """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
 
@@ -146,6 +167,7 @@ def execute_run(
             step.work,
             network,
             extra_mounts=mounts,
+            stdin=stdin,
         )
         code = run(spec, on_output=output)
         output.flush()

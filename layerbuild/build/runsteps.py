@@ -77,13 +77,15 @@ class RunSteps:
     def run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
         ids = self.files.user_ids(state)
         env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
+        argv, stdin = runstep.run_command(instr, state.meta.shell)
         with runmounts_prepare.prepared(self.mounts, self.mount_inputs()) as mounts:
             result = runstep.execute_run(
                 self.store,
                 self.snaps,
                 state.layers,
                 instr,
-                argv=runstep.run_argv(instr, state.meta.shell),
+                argv=argv,
+                stdin=stdin,
                 env=env,
                 cwd=state.meta.workdir,
                 ids=ids,

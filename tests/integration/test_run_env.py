@@ -84,3 +84,14 @@ def test_a_changed_base_misses_at_from(lb: Layerbuild, tmp_path: Path) -> None:
     steps = _report(lb, ctx)
     assert steps[0]["cache"] == "miss" and steps[0]["reason"] == "base image changed"
     assert steps[1]["reason"] == "parent step missed"
+
+
+def test_shebang_heredoc_runs_under_its_interpreter(lb: Layerbuild, tmp_path: Path) -> None:
+    """`RUN <<EOF` whose body starts with #! runs that interpreter (with its argument), as
+    Docker does, not the SHELL: here `sh -x` traces the commands it runs."""
+    ctx = make_context(
+        tmp_path,
+        {"Dockerfile": "FROM busybox\nRUN <<EOF\n#!/bin/sh -x\necho traced > /t\nEOF\n"},
+    )
+    proc = lb.build(ctx)
+    assert "+ echo traced" in proc.stderr
