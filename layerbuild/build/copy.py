@@ -267,6 +267,9 @@ class _Draft:
 
     def ensure_dir(self, path: str) -> None:
         """Make path and its ancestors directories in the layer (BuildKit's MkdirAll)."""
+        known = self.entries.get(path)
+        if known is not None and known.kind is ChangeKind.DIR:
+            return  # a directory entry's ancestors were all made directories before it
         parts = path.split("/") if path else []
         for i in range(1, len(parts) + 1):
             sub = "/".join(parts[:i])
@@ -301,8 +304,9 @@ class _Draft:
         top = group[0]
         if top.is_dir:
             self.ensure_dir(dest)
+            prefix = f"{dest}/" if dest else ""
             for entry in group[1:]:
-                self.put(posixpath.join(dest, entry.rel), entry)
+                self.put(prefix + entry.rel, entry)
             return
         target = posixpath.join(dest, posixpath.basename(top.source)) if dest_is_dir else dest
         self.ensure_dir(dest if dest_is_dir else posixpath.dirname(target))
@@ -416,6 +420,10 @@ def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
 def _capability(path: Path) -> tuple[tuple[str, bytes], ...]:
     """Only security.capability survives into a layer (as with BuildKit's tar writer)."""
     try:
+        # listing first: most files have no xattr, and an empty list costs half the
+        # ENODATA exception that getxattr raises for them
+        if _CAPABILITY_XATTR not in os.listxattr(path, follow_symlinks=False):
+            return ()
         value = os.getxattr(path, _CAPABILITY_XATTR, follow_symlinks=False)
     except OSError as exc:
         if exc.errno in _NO_XATTR:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import struct
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest
 from layerbuild.errors import LayerbuildError
@@ -52,6 +52,11 @@ _USTAR_MAGIC = b"ustar\0"
 _USTAR_VERSION = b"00"
 _NON_ASCII = bytes(range(0x80, 0x100)) + b"\0"
 _ZERO_OCTAL_8 = b"0000000\0"
+_PREFIX_OFFSET = 345
+_MAX_OCTAL_8 = 1 << 21  # what fits 7 octal digits
+_MAX_OCTAL_12 = 1 << 33  # 11 octal digits
+_LINK_KINDS = frozenset((ChangeKind.SYMLINK, ChangeKind.HARDLINK))
+_DEVICE_KINDS = frozenset((ChangeKind.CHARDEV, ChangeKind.BLOCKDEV))
 
 _TYPEFLAGS = {
     ChangeKind.FILE: b"0",
@@ -91,13 +96,18 @@ def write_tar(
     the sha256 of every file's content is recorded there by path as it is written: a cold
     COPY gets its cache key from the same single read that packs it.
     """
+    write = out.write
     for change in sorted_changes(changes):
-        out.write(entry_header(change, source_date_epoch))
-        if change.kind is ChangeKind.FILE and change.size > 0:
-            _write_content(change, out, digests)
-        elif change.kind is ChangeKind.FILE and digests is not None:
-            digests[change.path] = _EMPTY_DIGEST
-    out.write(END_OF_ARCHIVE)
+        header = entry_header(change, source_date_epoch)
+        if change.kind is not ChangeKind.FILE:
+            write(header)
+        elif change.size > 0:
+            _write_content(change, header, write, digests)
+        else:
+            write(header)
+            if digests is not None:
+                digests[change.path] = _EMPTY_DIGEST
+    write(END_OF_ARCHIVE)
 
 
 def entry_header(change: Change, source_date_epoch: int | None = None) -> bytes:
@@ -111,18 +121,70 @@ def entry_header(change: Change, source_date_epoch: int | None = None) -> bytes:
     name = _encode(change.path) + b"/" if kind is ChangeKind.DIR else _encode(change.path)
     if not name or name == b"/":
         name = b"./"  # the layer root itself, as `tar -C root .` names it
+    size = change.size if kind is ChangeKind.FILE else 0
+    link = _encode(change.link) if kind in _LINK_KINDS else b""
+    mode = change.mode & 0o7777
+    uid, gid = change.uid, change.gid
+    if kind not in _DEVICE_KINDS:
+        if _plain_ustar(name, link, change.xattrs, uid, gid, size, mtime):
+            return _ustar_block(name, _TYPEFLAGS[kind], mode, uid, gid, size, mtime, link)
+        devmajor = devminor = 0
+    else:
+        devmajor, devminor = change.devmajor, change.devminor
     return _header(
         name,
         _TYPEFLAGS[kind],
-        change.mode & 0o7777,
-        change.uid,
-        change.gid,
-        change.size if kind is ChangeKind.FILE else 0,
+        mode,
+        uid,
+        gid,
+        size,
         mtime,
-        _encode(change.link) if kind in (ChangeKind.SYMLINK, ChangeKind.HARDLINK) else b"",
-        change.devmajor if kind in (ChangeKind.CHARDEV, ChangeKind.BLOCKDEV) else 0,
-        change.devminor if kind in (ChangeKind.CHARDEV, ChangeKind.BLOCKDEV) else 0,
+        link,
+        devmajor,
+        devminor,
         change.xattrs,
+    )
+
+
+def _plain_ustar(
+    name: bytes,
+    link: bytes,
+    xattrs: tuple[tuple[str, bytes], ...],
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+) -> bool:
+    """Whether the entry needs no PAX record and no name split: the common case, which
+    ``_ustar_block`` writes without the general path's checks (same bytes)."""
+    return (
+        not xattrs
+        and len(name) <= _NAME_SIZE
+        and len(link) <= _NAME_SIZE
+        and name.isascii()
+        and link.isascii()
+        and b"\0" not in name
+        and b"\0" not in link
+        and 0 <= uid < _MAX_OCTAL_8
+        and 0 <= gid < _MAX_OCTAL_8
+        and 0 <= size < _MAX_OCTAL_12
+        and 0 <= mtime < _MAX_OCTAL_12
+    )
+
+
+def _ustar_block(
+    name: bytes, typeflag: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, link: bytes
+) -> bytes:
+    header = _HEADER.pack(
+        name, b"%07o\0" % mode, b"%07o\0" % uid, b"%07o\0" % gid, b"%011o\0" % size,
+        b"%011o\0" % mtime, b"        ", typeflag, link, _USTAR_MAGIC, _USTAR_VERSION, b"", b"",
+        _ZERO_OCTAL_8, _ZERO_OCTAL_8, b"",
+    )  # fmt: skip
+    # the prefix field (from byte 345) is empty here: only the bytes before it can add up
+    return b"%s%06o\0 %s" % (
+        header[:_CHKSUM_OFFSET],
+        sum(header[:_PREFIX_OFFSET]),
+        header[_CHKSUM_OFFSET + 8 :],
     )
 
 
@@ -298,37 +360,76 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-def _write_content(change: Change, out: Writable, digests: dict[str, Digest] | None) -> None:
-    if change.content is None:
+def _write_content(
+    change: Change,
+    header: bytes,
+    write: Callable[[bytes], object],
+    digests: dict[str, Digest] | None,
+) -> None:
+    """The header, the data and its padding; a small file goes out as one write."""
+    content = change.content
+    if content is None:
         raise LayerContentError(
             f"{change.path}: a file of {change.size} bytes has no content to read",
             hint="this is a bug in the step that produced the file; please report it",
         )
-    remaining = change.size
     h = hashlib.sha256() if digests is not None else None
+    chunks: Callable[[int], Iterable[bytes]] | None = getattr(content, "chunks", None)
     try:
-        with change.content() as src:
-            while remaining > 0:
-                chunk = src.read(min(CHUNK, remaining))
-                if not chunk:
-                    break
-                out.write(chunk)
+        if chunks is None:
+            write(header)
+            got = _copy_opened(content, change.size, write, h)
+        else:  # a FileSource: no file object, and a small file leaves as one write
+            got = 0
+            pad = _padding(change.size)
+            for chunk in chunks(CHUNK):
+                got += len(chunk)
                 if h is not None:
                     h.update(chunk)
-                remaining -= len(chunk)
-            grew = remaining == 0 and bool(src.read(1))
+                if header:
+                    if got == change.size:
+                        chunk, pad = header + chunk + pad, b""
+                    else:
+                        write(header)
+                    header = b""
+                write(chunk)
+            if pad:
+                write(pad)
     except OSError as e:
         raise LayerContentError(
             f"{change.path}: cannot read file content while writing the layer: {e}",
             hint="check that the file still exists and is readable, then build again",
         ) from e
-    if remaining or grew:
-        got = "more" if grew else f"{change.size - remaining}"
+    if got != change.size:
+        got_text = "more" if got > change.size else f"{got}"
         raise LayerContentError(
-            f"{change.path}: expected {change.size} bytes but read {got}; the file changed "
+            f"{change.path}: expected {change.size} bytes but read {got_text}; the file changed "
             "while the layer was being written",
             hint="make sure nothing modifies the build context or image during the build",
         )
-    out.write(_padding(change.size))
     if digests is not None and h is not None:
         digests[change.path] = Digest.from_hash(h)
+
+
+def _copy_opened(
+    content: Callable[[], BinaryIO],
+    size: int,
+    write: Callable[[bytes], object],
+    h: hashlib._Hash | None,
+) -> int:
+    """Copy an opened file's data and padding; the count read (size + 1 when it grew)."""
+    remaining = size
+    with content() as src:
+        while remaining > 0:
+            chunk = src.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            write(chunk)
+            if h is not None:
+                h.update(chunk)
+            remaining -= len(chunk)
+        if remaining == 0 and src.read(1):
+            return size + 1
+    if remaining == 0:
+        write(_padding(size))
+    return size - remaining

@@ -1,0 +1,70 @@
+"""The tar writer's fast paths write the same bytes as its general ones."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from layerbuild.context.filesource import FileSource
+from layerbuild.image import tarwriter
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.tarwriter import entry_header, write_tar
+
+
+def _open(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+_CASES = [
+    Change("a", ChangeKind.FILE, mode=0o644, size=5, mtime=1_700_000_000),
+    Change("d", ChangeKind.DIR, mode=0o755, uid=1000, gid=1000, mtime=1),
+    Change("s", ChangeKind.SYMLINK, mode=0o777, link="../t" * 25),  # 100-byte link
+    Change("h", ChangeKind.HARDLINK, link="a"),
+    Change("n" * 100, ChangeKind.FILE, size=(8 << 30) - 1, mtime=(8 << 30) - 1),
+    Change("u", ChangeKind.FILE, uid=(1 << 21) - 1, gid=(1 << 21) - 1, mode=0o7777),
+]
+
+
+@pytest.mark.parametrize("change", _CASES, ids=lambda c: c.path[:8])
+def test_plain_headers_match_the_general_path(change: Change) -> None:
+    size = change.size if change.kind is ChangeKind.FILE else 0
+    general = tarwriter._header(
+        entry_header(change)[:100].rstrip(b"\0"),
+        tarwriter._TYPEFLAGS[change.kind],
+        change.mode & 0o7777,
+        change.uid,
+        change.gid,
+        size,
+        change.mtime,
+        change.link.encode(),
+        0,
+        0,
+        (),
+    )
+    assert entry_header(change) == general
+
+
+def test_file_source_and_opener_content_give_the_same_tar(tmp_path: Path) -> None:
+    changes_by_source = []
+    changes_by_opener = []
+    for i, size in enumerate([0, 1, 511, 512, 513, tarwriter.CHUNK, tarwriter.CHUNK + 3]):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(os.urandom(size))
+        st = os.lstat(f)
+        source = FileSource(f, st)
+        changes_by_source.append(Change(f.name, ChangeKind.FILE, size=size, content=source))
+        changes_by_opener.append(
+            Change(f.name, ChangeKind.FILE, size=size, content=functools.partial(_open, f))
+        )
+    fast, slow = io.BytesIO(), io.BytesIO()
+    fast_digests: dict[str, object] = {}
+    slow_digests: dict[str, object] = {}
+    write_tar(changes_by_source, fast, digests=fast_digests)  # type: ignore[arg-type]
+    write_tar(changes_by_opener, slow, digests=slow_digests)  # type: ignore[arg-type]
+    assert fast.getvalue() == slow.getvalue()
+    assert fast_digests == slow_digests and len(fast_digests) == 7
