@@ -56,7 +56,7 @@ class LayerWriter:
         digests: dict[str, Digest] = {}
         packed = self.pack(changes, digests)
         by_path = {c.content.path: c.path for c in changes if isinstance(c.content, FileSource)}
-        self.statcache.remember(
+        self.statcache.remember_later(
             [(p, st, digests[by_path[p]]) for p, st in on_disk if by_path[p] in digests], started
         )
         digest, files = changes_digest(changes, self.statcache, known=digests)

@@ -142,6 +142,7 @@ class StatCache:
         self._stats = StatCacheStats()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._writers: list[threading.Thread] = []
         with self._lock:
             self._conn = self._open()
 
@@ -211,7 +212,21 @@ class StatCache:
         with self._lock:
             return self._stats
 
+    def remember_later(
+        self, items: Sequence[tuple[Path, os.stat_result, Digest]], recorded_ns: int
+    ) -> None:
+        """`remember` on a background thread: the build goes on packing and keying while the
+        rows are written; `close` waits for it, so nothing is lost."""
+        worker = threading.Thread(
+            target=self.remember, args=(list(items), recorded_ns), name="statcache-remember"
+        )
+        worker.start()
+        self._writers.append(worker)
+
     def close(self) -> None:
+        for worker in self._writers:
+            worker.join()
+        self._writers.clear()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
