@@ -84,6 +84,7 @@ class _State:
     overlay: bool = False  # whiteouts="overlay": record them for overlayfs, do not apply
     created: set[str] = field(default_factory=set)  # layer paths this layer wrote
     dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
+    parent: tuple[str, int] | None = None  # (path, fd) of the directory walked last
 
     def forget_dirs(self, path: str) -> None:
         """Drop pending directory metadata of `path` and below: they were just removed."""
@@ -94,8 +95,25 @@ class _State:
     def open_dir(self, rel: str, entry: str, *, create: bool) -> int | None:
         """A descriptor of directory `rel` walked without following symlinks.
 
-        Missing components are made (0o755) when `create`, else None is returned.
+        Missing components are made (0o755) when `create`, else None is returned. The last
+        directory walked is kept open: layer entries come parents first and siblings together,
+        so most entries reuse it instead of walking from the root again. Anything this layer
+        removes drops it (`forget_parent`), so a kept descriptor never names a replaced dir.
         """
+        if self.parent is not None and self.parent[0] == rel:
+            return os.dup(self.parent[1])
+        fd = self._walk(rel, entry, create=create)
+        if fd is not None:
+            self.forget_parent()
+            self.parent = (rel, os.dup(fd))
+        return fd
+
+    def forget_parent(self) -> None:
+        if self.parent is not None:
+            os.close(self.parent[1])
+            self.parent = None
+
+    def _walk(self, rel: str, entry: str, *, create: bool) -> int | None:
         fd = os.dup(self.rootfd)
         walked = ""
         try:
@@ -191,6 +209,7 @@ def _overlay_whiteout(state: _State, entry: str, parent: str, target: str | None
 
 
 def _apply_whiteout(state: _State, entry: str, parent: str, base: str) -> None:
+    state.forget_parent()  # a whiteout may remove a directory the kept descriptor names
     if state.overlay and base == OPAQUE_MARKER:
         _overlay_whiteout(state, entry, parent, None)
         return
@@ -328,6 +347,7 @@ def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
     try:
         st = _lstat(base, pfd)
         if st is not None and not stat.S_ISDIR(st.st_mode):
+            state.forget_parent()
             _remove(base, pfd, st)  # a file or a symlink: replaced, never followed
             st = None
         if st is None:
@@ -364,6 +384,7 @@ def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> N
     try:
         st = _lstat(base, pfd)
         if st is not None:
+            state.forget_parent()
             _remove(base, pfd, st)  # an existing symlink is replaced, never written through
             if stat.S_ISDIR(st.st_mode):
                 state.forget_dirs(path)
@@ -423,4 +444,5 @@ def apply_layer(
             f"layer is not a valid tar archive: {e}", hint="the blob may be corrupt"
         ) from e
     finally:
+        state.forget_parent()
         os.close(rootfd)
