@@ -38,6 +38,7 @@ from layerbuild.image.config import ContainerConfig, History, ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.store.images import read_image, write_image
 from layerbuild.store.layout import Store
+from tests.support.cli import tree
 
 pytestmark = pytest.mark.tools
 
@@ -120,21 +121,6 @@ def _run(tool: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> s
     return proc.stdout
 
 
-def _tree(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                out[rel] = "-> " + os.readlink(path)
-            elif path.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = path.read_text()
-    return out
-
-
 def _skopeo_inspect(ref: str) -> dict[str, object]:
     result = json.loads(_run("skopeo", "inspect", ref))
     assert isinstance(result, dict)
@@ -169,10 +155,10 @@ def test_umoci_unpacks_the_same_tree_as_our_rootfs_export(built: Built, tmp_path
     layout = tmp_path / "layout"
     write_oci_layout(built.store, built.desc, layout, ["app:1"])
     _run("umoci", "unpack", "--image", f"{layout}:1", tmp_path / "bundle")
-    assert _tree(tmp_path / "bundle" / "rootfs") == EXPECTED_TREE
+    assert tree(tmp_path / "bundle" / "rootfs") == EXPECTED_TREE
 
     write_rootfs(built.store, built.desc, tmp_path / "rootfs")
-    assert _tree(tmp_path / "rootfs") == EXPECTED_TREE
+    assert tree(tmp_path / "rootfs") == EXPECTED_TREE
     main = tmp_path / "rootfs" / "app" / "main.txt"
     assert main.stat().st_ino == (tmp_path / "rootfs" / "app" / "other").stat().st_ino
 
@@ -211,7 +197,7 @@ def test_podman_loads_the_docker_archive(built: Built, podman: Podman, tmp_path:
     assert names["localhost/app:1"] == names["docker.io/library/app:1"]
     mount = Path(podman("image", "mount", "localhost/app:1").strip())
     try:
-        assert _tree(mount) == EXPECTED_TREE
+        assert tree(mount) == EXPECTED_TREE
     finally:
         podman("image", "umount", "--all")
 
@@ -235,7 +221,7 @@ def _load_and_check(
     _, manifest, config = read_image(store, loaded[0][1])
     assert config.config.env == ("PATH=/usr/bin:/bin",)
     write_rootfs(store, loaded[0][1], tmp_path / f"rootfs-{path.name}")
-    assert _tree(tmp_path / f"rootfs-{path.name}") == EXPECTED_TREE
+    assert tree(tmp_path / f"rootfs-{path.name}") == EXPECTED_TREE
     return loaded
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,28 +9,14 @@ import pytest
 from layerbuild.errors import ExportError, UnsafeArchiveError
 from layerbuild.export.rootfs import write_rootfs
 from layerbuild.store.layout import Store
+from tests.support.cli import tree
 from tests.unit.export.export_images import BuiltImage, build_image
-
-
-def _tree(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                out[rel] = "-> " + os.readlink(path)
-            elif path.is_dir():
-                out[rel] = "dir"
-            else:
-                out[rel] = path.read_text()
-    return out
 
 
 def test_merged_filesystem(store: Store, image: BuiltImage, tmp_path: Path) -> None:
     dest = tmp_path / "rootfs"
     write_rootfs(store, image.desc, dest)
-    assert _tree(dest) == {
+    assert tree(dest) == {
         "etc": "dir",
         "etc/hostname": "box\n",
         "app": "dir",
