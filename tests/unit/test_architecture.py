@@ -1,0 +1,56 @@
+"""The rules of docs/design (and ../shared/design) that a review would otherwise have to keep:
+pure packages do no I/O, and modules stay small."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "layerbuild"
+PURE = [
+    *sorted((PACKAGE / "dockerfile").glob("*.py")),
+    *sorted((PACKAGE / "plan").glob("*.py")),
+    *sorted((PACKAGE / "image").glob("*.py")),
+    PACKAGE / "registry" / "reference.py",
+    PACKAGE / "context" / "ignore.py",
+    PACKAGE / "digest.py",
+    PACKAGE / "errors.py",
+]
+EFFECTFUL_MODULES = {"os", "subprocess", "socket", "ctypes", "shutil", "pathlib", "tempfile"}
+MAX_LINES = 500
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _calls_open(tree: ast.AST) -> bool:
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
+        for node in ast.walk(tree)
+    )
+
+
+@pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_pure_modules_do_no_io(path: Path) -> None:
+    tree = ast.parse(path.read_text(), str(path))
+    effectful = _imports(tree) & EFFECTFUL_MODULES
+    assert not effectful, f"{path.name} imports {sorted(effectful)}: keep I/O out of pure code"
+    assert not _calls_open(tree), f"{path.name} opens files: pass streams in instead"
+
+
+def test_modules_stay_small() -> None:
+    big = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
