@@ -163,8 +163,12 @@ def copy_changes(
     inline: Sequence[tuple[str, bytes]] = (),
     follow_final_symlink: bool = True,
     now: int | None = None,
+    parents: bool = False,
 ) -> list[Change]:
     """The Changes of one COPY: ``sources`` resolved in ``root``, written at ``dest``.
+
+    ``parents`` (COPY --parents) keeps each match's path below the root, or below a ``/./``
+    pivot in its source (``./x/./y/*.txt`` → ``dest/y/...``), under ``dest``.
 
     ``inline`` holds heredoc sources (name, data): files of mode 0644 unless --chmod.
     ``follow_final_symlink``: a source that is itself a symlink is followed inside the root.
@@ -179,7 +183,7 @@ def copy_changes(
         created_mtime=mtime if mtime is not None else _now(now),
     )
     matches = [
-        group
+        (_pivot(src), group)
         for src in sources
         for group in _group_by_match(
             select(
@@ -193,17 +197,33 @@ def copy_changes(
     ]
     draft = _Draft(_EmptyTree() if link else tree, meta)
     dest_path = draft.resolve_dest(dest, workdir)
-    dest_is_dir = _names_directory(dest) or draft.kind_at(dest_path) is ChangeKind.DIR
+    dest_is_dir = parents or _names_directory(dest) or draft.kind_at(dest_path) is ChangeKind.DIR
     if len(matches) + len(inline) > 1 and not dest_is_dir:
         raise BuildError(
             f"{_MULTI_SOURCE} (destination {dest!r})",
             hint=f"write the destination as {dest.rstrip('/') + '/'!r}",
         )
-    for group in matches:
-        draft.put_match(dest_path, dest_is_dir, group)
+    for pivot, group in matches:
+        if parents:
+            rel = _below(normalize_path(group[0].source), pivot)
+            inside = rel if group[0].is_dir else posixpath.dirname(rel)
+            draft.put_match(posixpath.join(dest_path, inside).rstrip("/"), True, group)
+        else:
+            draft.put_match(dest_path, dest_is_dir, group)
     for name, data in inline:
         draft.put_inline(dest_path, dest_is_dir, name, data)
     return draft.finish()
+
+
+def _pivot(source: str) -> str:
+    """The part of a COPY --parents source before its ``/./`` pivot ('' when it has none)."""
+    if "/./" not in source:
+        return ""
+    return normalize_path(source.split("/./", 1)[0])
+
+
+def _below(path: str, pivot: str) -> str:
+    return path[len(pivot) + 1 :] if pivot and path.startswith(pivot + "/") else path
 
 
 def _now(now: int | None) -> int:

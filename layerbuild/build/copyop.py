@@ -91,6 +91,7 @@ def _copy(
         preserve_owner=req.preserve_owner and root is None,
         inline=inline,
         now=req.now,
+        parents=isinstance(instr, ins.Copy) and instr.parents and root is None,
     )
 
 

@@ -16,7 +16,7 @@ from layerbuild.context.ignore import IgnoreRules
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.scope import VarScope
-from layerbuild.errors import BuildError, UnsupportedError
+from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from layerbuild.image.tree import FileTree
@@ -96,8 +96,6 @@ class FileSteps:
         source: StageBase | ImageBase | None,
     ) -> tuple[list[Change], str]:
         """The Changes of a COPY/ADD and the key of where its sources come from."""
-        if isinstance(instr, ins.Copy) and instr.parents:
-            raise UnsupportedError("COPY --parents is not supported yet")
         if isinstance(instr, ins.Add) and instr.checksum and not _remote(instr.sources):
             raise BuildError(
                 "ADD --checksum only applies to URL sources",
