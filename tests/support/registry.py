@@ -22,7 +22,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.cli import Layerbuild
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -353,42 +354,16 @@ def _close(*socks: socket.socket) -> None:
 
 
 @dataclass(frozen=True)
-class RegistryCLI:
-    """`layerbuild --root STORE ...` with the registry commands, and a private DOCKER_CONFIG."""
+class RegistryCLI(Layerbuild):
+    """`layerbuild --root STORE ...` with a private DOCKER_CONFIG for credentials."""
 
-    store: Path
-    docker_config: Path
+    docker_config: Path = Path("/nonexistent")
 
-    def __call__(
+    def __call__(  # type: ignore[override]
         self, *args: str | os.PathLike[str], input: str | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("LAYERBUILD_ROOT",)}
-        env["PYTHONPATH"] = str(REPO)
-        env["DOCKER_CONFIG"] = str(self.docker_config)
-        # the lead registers these commands in cli.py; until then, register them here
-        code = (
-            "from layerbuild.cli import main; from layerbuild import cli_registry; "
-            "cli_registry.register(main); main(prog_name='layerbuild')"
-        )
-        return subprocess.run(
-            [sys.executable, "-c", code, "--root", str(self.store), *map(str, args)],
-            capture_output=True,
-            text=True,
-            input=input,
-            env=env,
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ok(self, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-        proc = self(*args, **kw)
-        if proc.returncode != 0:
-            pytest.fail(
-                f"layerbuild {' '.join(map(str, args))} exited {proc.returncode}\n"
-                f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-            )
-        return proc
+        env = {"DOCKER_CONFIG": str(self.docker_config)}
+        return super().__call__(*args, input=input, env=env, timeout=timeout)
 
     def with_store(self, store: Path) -> RegistryCLI:
         return RegistryCLI(store, self.docker_config)
