@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import REPO, Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
 
 DOCKERFILE = """\
 FROM busybox
@@ -241,21 +239,6 @@ def test_cache_compare_image_names(lb: Layerbuild, ctx: Path) -> None:
 # -- safety: concurrent, killed, pruned-during builds --------------------------------------------
 
 
-def _spawn(lb: Layerbuild, *args: str | Path) -> subprocess.Popen[str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH", "LAYERBUILD_ROOT")
-    }
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.Popen(
-        [sys.executable, "-m", "layerbuild", "--root", str(lb.store), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
 def _slow_context(tmp_path: Path, name: str, seconds: float) -> Path:
     return make_context(
         tmp_path,
@@ -271,7 +254,7 @@ def _slow_context(tmp_path: Path, name: str, seconds: float) -> Path:
 @pytest.mark.slow
 def test_two_builds_with_run_steps_at_once(lb: Layerbuild, tmp_path: Path) -> None:
     procs = [
-        _spawn(lb, "build", "--progress", "plain", "-t", f"{n}:1", _slow_context(tmp_path, n, 1))
+        lb.spawn("build", "--progress", "plain", "-t", f"{n}:1", _slow_context(tmp_path, n, 1))
         for n in ("one", "two")
     ]
     for proc in procs:
@@ -286,7 +269,7 @@ def test_two_builds_with_run_steps_at_once(lb: Layerbuild, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_prune_during_a_build_waits_and_the_build_succeeds(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = _slow_context(tmp_path, "slow", 3)
-    proc = _spawn(lb, "build", "--progress", "plain", "-t", "slow:1", ctx)
+    proc = lb.spawn("build", "--progress", "plain", "-t", "slow:1", ctx)
     deadline = time.monotonic() + 30
     while not list((lb.store / "snapshots" / "layers").glob("tmp-*")):
         assert time.monotonic() < deadline and proc.poll() is None, "the RUN step never started"
@@ -305,7 +288,7 @@ def test_prune_during_a_build_waits_and_the_build_succeeds(lb: Layerbuild, tmp_p
 @pytest.mark.slow
 def test_sigkill_during_a_build_then_the_next_build_works(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = _slow_context(tmp_path, "killed", 5)
-    proc = _spawn(lb, "build", "--progress", "plain", "-t", "k:1", ctx)
+    proc = lb.spawn("build", "--progress", "plain", "-t", "k:1", ctx)
     deadline = time.monotonic() + 30
     while not list((lb.store / "snapshots" / "layers").glob("tmp-*")):
         assert time.monotonic() < deadline and proc.poll() is None, "the RUN step never started"

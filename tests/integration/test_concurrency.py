@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO, Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
 
 pytestmark = pytest.mark.slow
 
@@ -27,19 +26,6 @@ def _fill(path: Path, size: int, seed: bytes) -> None:
             f.write(block)
 
 
-def _spawn(lb: Layerbuild, *args: str | Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.Popen(
-        [sys.executable, "-m", "layerbuild", "--root", str(lb.store), *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-
-
 def test_two_builds_on_one_store_at_once(lb: Layerbuild, tmp_path: Path) -> None:
     """Two builds of different Dockerfiles started together on one store both succeed, each
     tag gets its own image, and every blob matches its name."""
@@ -51,7 +37,7 @@ def test_two_builds_on_one_store_at_once(lb: Layerbuild, tmp_path: Path) -> None
             f"ctx-{name}",
         )
         _fill(ctx / "data.bin", 40 * MB, name.encode())
-        procs.append(_spawn(lb, "build", "--progress", "plain", "-t", f"{name}:1", ctx))
+        procs.append(lb.spawn("build", "--progress", "plain", "-t", f"{name}:1", ctx))
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -96,7 +82,7 @@ def test_sigkill_mid_pack_leaves_the_store_sound(lb: Layerbuild, tmp_path: Path)
     (ctx / "Dockerfile").write_text("FROM busybox\nCOPY . /data/\n")
     for i in range(4):
         _fill(ctx / f"big{i}.bin", 50 * MB, bytes([i]))
-    proc = _spawn(lb, "build", "--progress", "plain", "-t", "app:1", ctx)
+    proc = lb.spawn("build", "--progress", "plain", "-t", "app:1", ctx)
     size = _kill_mid_ingest(proc, lb.store / "ingest", 8 * MB)
     assert proc.returncode == -signal.SIGKILL
     assert size < 200 * MB  # really mid-pack

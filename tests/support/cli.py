@@ -44,23 +44,40 @@ class Layerbuild:
         cwd: Path | None = None,
         timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("SOURCE_DATE_EPOCH", "LAYERBUILD_ROOT")
-        }
-        full_env["PYTHONPATH"] = str(REPO)
-        full_env.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "layerbuild", "--root", str(self.store), *map(str, args)],
+            self._argv(args),
             capture_output=True,
             text=True,
             input=input,
-            env=full_env,
+            env=self._env(env),
             cwd=cwd or REPO,
             timeout=timeout,
             check=False,
         )
+
+    def spawn(self, *args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+        """The same command started in the background (for concurrent or killed builds)."""
+        return subprocess.Popen(
+            self._argv(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self._env(None),
+            cwd=REPO,
+        )
+
+    def _argv(self, args: tuple[str | os.PathLike[str], ...]) -> list[str]:
+        return [sys.executable, "-m", "layerbuild", "--root", str(self.store), *map(str, args)]
+
+    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SOURCE_DATE_EPOCH", "LAYERBUILD_ROOT")
+        }
+        env["PYTHONPATH"] = str(REPO)
+        env.update(extra or {})
+        return env
 
     def ok(self, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         """Run and fail the test (showing both streams) unless the exit status is 0."""
