@@ -318,9 +318,9 @@ class _Pipes:
             pipes.stdin_r, pipes.stdin_w = os.pipe()
         return pipes
 
-    def child_fds(self) -> ChildFds:
-        parent = (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w)
-        return ChildFds(
+    def _child_ends(self) -> tuple[int, int, int, int, int, int, int | None]:
+        """The ends the child keeps, in ChildFds field order."""
+        return (
             self.out_w,
             self.report_w,
             self.sync_w,
@@ -328,19 +328,14 @@ class _Pipes:
             self.lifeline_r,
             self.lifeline_w,
             self.stdin_r,
-            tuple(fd for fd in parent if fd is not None),
         )
 
+    def child_fds(self) -> ChildFds:
+        parent = (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w)
+        return ChildFds(*self._child_ends(), tuple(fd for fd in parent if fd is not None))
+
     def close_child_ends(self) -> None:
-        for fd in (
-            self.out_w,
-            self.report_w,
-            self.sync_w,
-            self.ack_r,
-            self.lifeline_r,
-            self.lifeline_w,
-            self.stdin_r,
-        ):
+        for fd in self._child_ends():
             if fd is not None:
                 os.close(fd)
 
