@@ -155,7 +155,6 @@ class Executor:
             with self.store.lock(shared=True):
                 return self._build_graph(graph, tags)
         finally:
-            self.sources.close()
             self.statcache.close()
             scratch.cleanup()
 

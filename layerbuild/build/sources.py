@@ -117,6 +117,3 @@ class SourceResolver:
         desc = self.image(ref, named_context=named_context)
         _, manifest, _ = images.read_image(self.store, desc, self.platform)
         return self.store.snapshots.rootfs(self.store, list(manifest.layers))
-
-    def close(self) -> None:
-        """Nothing to release today: snapshots stay cached in the store for the next build."""
