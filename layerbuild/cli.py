@@ -26,12 +26,10 @@ from layerbuild.cli_registry import register as register_registry_commands
 from layerbuild.cli_run import register as register_run_command
 from layerbuild.cli_run import secrets_option
 from layerbuild.errors import ExportError, LayerbuildError
-from layerbuild.export.load import load
 from layerbuild.export.outputs import OutputSpec, parse_output, write_output
 from layerbuild.image.descriptor import Platform
-from layerbuild.registry.push import push
 from layerbuild.registry.reference import normalize_tag
-from layerbuild.registry.transport import RegistryOptions
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.store import images as store_images
 from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.layout import Store
@@ -275,6 +273,8 @@ def _write_file(path: Path, text: str, option: str) -> None:
 def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:
     if not result.tags:
         raise ExportError("--push needs a name to push to", hint="add -t REGISTRY/REPOSITORY:TAG")
+    from layerbuild.registry.push import push  # http.client and ssl: only to push
+
     pushed = [
         f"{tag}@{push(store, result.descriptor, tag, options=registry).digest}"
         for tag in result.tags
@@ -356,6 +356,8 @@ def load_cmd(ctx: Context, path: Path, tags: tuple[str, ...]) -> None:
 
     def run() -> None:
         store = ctx.store()
+        from layerbuild.export.load import load  # tar and codecs: not for every command
+
         loaded = load(store, path)
         if tags:
             digests = {d.digest for _, d in loaded}

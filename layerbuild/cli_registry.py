@@ -16,12 +16,9 @@ import click
 from layerbuild.errors import LayerbuildError
 from layerbuild.image.descriptor import Platform
 from layerbuild.registry import credentials
-from layerbuild.registry.client import RegistryClient
 from layerbuild.registry.progress import BYTES, DONE, EXISTS, MOUNTED, STARTED, TransferEvent
-from layerbuild.registry.pull import pull
-from layerbuild.registry.push import push
 from layerbuild.registry.reference import parse_reference
-from layerbuild.registry.transport import RegistryOptions
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.store import images as store_images
 
 if TYPE_CHECKING:
@@ -102,6 +99,8 @@ def pull_cmd(
 
     def run() -> None:
         reference = parse_reference(ref)
+        from layerbuild.registry.pull import pull  # http.client, ssl: imported when used
+
         desc = pull(
             ctx.store(),
             ref,
@@ -139,6 +138,8 @@ def push_cmd(
         desc = store_images.resolve(store, name)
         if not quiet:
             click.echo(f"The push refers to repository [{reference.name}]", err=True)
+        from layerbuild.registry.push import push  # http.client, ssl: imported when used
+
         pushed = push(
             store,
             desc,
@@ -192,6 +193,8 @@ def login_cmd(
                 hint="pass -u USER and the password on stdin with --password-stdin",
             )
         creds = credentials.Credentials(user, secret)
+        from layerbuild.registry.client import RegistryClient  # http.client, ssl: when used
+
         client = RegistryClient(
             host, _options(insecure, registry_ca), creds=creds, lookup_credentials=False
         )

@@ -26,7 +26,7 @@ import posixpath
 import re
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -164,6 +164,7 @@ def copy_changes(
     follow_final_symlink: bool = True,
     now: int | None = None,
     parents: bool = False,
+    selected: Mapping[str, list[SourceFile]] | None = None,
 ) -> list[Change]:
     """The Changes of one COPY: ``sources`` resolved in ``root``, written at ``dest``.
 
@@ -174,6 +175,7 @@ def copy_changes(
     ``follow_final_symlink``: a source that is itself a symlink is followed inside the root.
     ``now`` is the mtime of directories COPY creates when ``mtime`` is None (default: the
     current time, as BuildKit does; SOURCE_DATE_EPOCH clamping is the tar writer's job).
+    ``selected`` holds sources already resolved with these arguments, by source as written.
     """
     meta = _Meta(
         chown=chown,
@@ -186,7 +188,8 @@ def copy_changes(
         (_pivot(src), group)
         for src in sources
         for group in _group_by_match(
-            select(
+            (selected or {}).get(src)
+            or select(
                 root,
                 src,
                 ignore=ignore,

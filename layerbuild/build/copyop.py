@@ -11,11 +11,10 @@ import posixpath
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from layerbuild.build.copy import DestTree, copy_changes
-from layerbuild.build.fetch import fetch_url
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, select
 from layerbuild.dockerfile import instructions as ins
@@ -40,6 +39,8 @@ class CopyRequest:
     now: int
     env: Mapping[str, str]
     scratch: Path  # a private directory that lives until the layer is packed
+    # sources already resolved in `root` (FileSteps.quick_key), by source as written
+    selections: Mapping[str, list[SourceFile]] = field(default_factory=dict)
 
 
 def run_copy(req: CopyRequest, tree: FileTree) -> list[Change]:
@@ -92,6 +93,7 @@ def _copy(
         inline=inline,
         now=req.now,
         parents=isinstance(instr, ins.Copy) and instr.parents and root is None,
+        selected=req.selections if root is None else None,
     )
 
 
@@ -106,7 +108,9 @@ def _split_archives(req: CopyRequest, sources: list[str]) -> tuple[list[str], li
     plain: list[str] = []
     archives: list[SourceFile] = []
     for src in sources:
-        matches = select(req.root, src, ignore=req.ignore, excludes=req.instr.excludes)
+        matches = req.selections.get(src) or select(
+            req.root, src, ignore=req.ignore, excludes=req.instr.excludes
+        )
         files = [f for f in matches if f.rel == "" and f.st.st_mode & 0o170000 == 0o100000]
         if len(files) == len(matches) and files and all(_is_archive(f.path) for f in files):
             archives.extend(files)
@@ -202,6 +206,8 @@ def _download(req: CopyRequest, tree: DestTree, url: str) -> list[Change]:
     instr = req.instr
     assert isinstance(instr, ins.Add)
     tmp = Path(tempfile.mkdtemp(prefix="url-", dir=req.scratch))
+    from layerbuild.build.fetch import fetch_url  # urllib, ssl: only for ADD <url>
+
     fetched = fetch_url(url, tmp, checksum=instr.checksum)
     staging = tmp / "stage"
     staging.mkdir()

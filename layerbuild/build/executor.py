@@ -20,7 +20,7 @@ from pathlib import Path
 from layerbuild.build import meta as m
 from layerbuild.build import remotecache
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
-from layerbuild.build.filesteps import FileSteps, StageState
+from layerbuild.build.filesteps import FileSteps, QuickKey, StageState
 from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.platforms import check_platform, host_platform
@@ -358,9 +358,16 @@ class Executor:
         files: dict[str, str] | None = None
         packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
         if isinstance(expanded, ins.Copy | ins.Add):
-            changes, source_key = self.files.copy_changes(state, expanded, source)
+            quick = self.files.quick_key(state, expanded, source)
+            if quick is not None and (hit := self._quick_hit(state, expanded, quick, inputs)):
+                return hit
+            changes, source_key = self.files.copy_changes(state, expanded, source, quick)
             digest, files, packed = self.layers.sources_digest(changes)
             inputs += [("from", source_key), ("sources", str(digest))]
+            if quick is not None:
+                self.statcache.remember_selection(
+                    quick.digest, digest, newest_ns=quick.newest_ns, taken_ns=quick.taken_ns
+                )
         elif isinstance(expanded, ins.Workdir):
             changes = self.files.workdir_changes(state, expanded)
         elif isinstance(expanded, ins.Run):
@@ -378,6 +385,25 @@ class Executor:
         state.key = key.digest
         note = _files_note(changes)
         return StepOutcome(key, False, layer.digest if layer else None, reason, note)
+
+    def _quick_hit(
+        self,
+        state: StageState,
+        instr: ins.Copy | ins.Add,
+        quick: QuickKey,
+        inputs: list[tuple[str, str]],
+    ) -> StepOutcome | None:
+        """A COPY whose selection is unchanged since its sources digest was recorded: its key
+        without building Changes or digesting files. A cache miss falls back to the full path
+        (a pruned layer must be rebuilt from the Changes)."""
+        digest = self.statcache.selection_digest(quick.digest)
+        if digest is None:
+            return None
+        key = chain(state.key, [*inputs, ("from", quick.source_key), ("sources", str(digest))])
+        record = self.cache.lookup(state.name, key)
+        if record is None:
+            return None
+        return self._reuse(state, instr, key, record, None)
 
     def _reuse(
         self,

@@ -4,6 +4,8 @@ asked: the key of such a step depends on the Changes themselves (content, modes,
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from layerbuild.build.copyop import CopyRequest, run_copy
 from layerbuild.build.imageread import load_tree, read_file
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.users import home_of, resolve_chown, resolve_user
+from layerbuild.context.fingerprint import selection_fingerprint
 from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.select import SourceFile, select
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.scope import VarScope
@@ -94,14 +98,17 @@ class FileSteps:
         state: StageState,
         instr: ins.Copy | ins.Add,
         source: StageBase | ImageBase | None,
+        quick: QuickKey | None = None,
     ) -> tuple[list[Change], str]:
-        """The Changes of a COPY/ADD and the key of where its sources come from."""
+        """The Changes of a COPY/ADD and the key of where its sources come from. `quick`, when
+        given, lends the selections it already made, so the files keyed are the files copied."""
         if isinstance(instr, ins.Add) and instr.checksum and not _remote(instr.sources):
             raise BuildError(
                 "ADD --checksum only applies to URL sources",
                 hint="remove --checksum, or ADD the file from an http(s) URL",
             )
         root, preserve_owner, ignore, source_key = self._copy_root(source)
+        selections = quick.selections if quick is not None else {}
         chown = None
         if instr.chown:
             needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
@@ -117,8 +124,53 @@ class FileSteps:
             now=self.now,
             env=state.scope.expansion_env(),
             scratch=self.scratch,
+            selections=selections,
         )
         return run_copy(request, self.tree(state)), source_key
+
+    def quick_key(
+        self,
+        state: StageState,
+        instr: ins.Copy | ins.Add,
+        source: StageBase | ImageBase | None,
+    ) -> QuickKey | None:
+        """Everything a COPY/ADD's Changes depend on, short of reading file contents: the
+        parent key (which fixes the image it lands in: dest, passwd for --chown, WORKDIR), the
+        expanded instruction, where it copies from, and the lstat of every selected entry.
+        None when the step reads something a stat cannot vouch for (URLs)."""
+        started = time.time_ns()
+        heredocs = {f"<<{h.name}" for h in instr.heredocs}
+        plain = [s for s in instr.sources if s not in heredocs]
+        if isinstance(instr, ins.Add) and any(
+            s.startswith(_NOT_LOCAL) or s.endswith(".git") for s in plain
+        ):
+            return None
+        h = hashlib.sha256(b"layerbuild.quickkey.v1\n")
+        for part in (str(state.key), ins.describe(instr)):
+            h.update(part.encode("utf-8", "surrogateescape") + b"\0")
+        if heredocs:  # their bodies are expanded with the stage's variables, not in the key
+            env = sorted(state.scope.expansion_env().items())
+            h.update(repr(env).encode("utf-8", "surrogateescape"))
+        if isinstance(source, StageBase):
+            key = f"stage:{self.results[source.index].key}"
+            h.update(key.encode())
+            return QuickKey(h.digest(), key, 0, started, {})
+        named = source is not None and source.named_context
+        directory = self.sources.directory(source.ref) if source is not None and named else None
+        if source is not None and directory is None:
+            desc = self.sources.image(source.ref, named_context=source.named_context)
+            key = f"image:{desc.digest}"
+            h.update(key.encode())
+            return QuickKey(h.digest(), key, 0, started, {})
+        root, ignore = (directory, None) if directory is not None else (self.context, self.ignore)
+        key = f"dir:{directory}" if directory is not None else "context"
+        h.update(f"{key}\0{root}".encode("utf-8", "surrogateescape"))
+        selections = {
+            src: select(root, src, ignore=ignore, excludes=instr.excludes) for src in plain
+        }
+        fingerprint, newest = selection_fingerprint(list(selections.items()))
+        h.update(fingerprint)
+        return QuickKey(h.digest(), key, newest, started, selections)
 
     def _copy_root(
         self, source: StageBase | ImageBase | None
@@ -135,6 +187,21 @@ class FileSteps:
         desc = self.sources.image(source.ref, named_context=source.named_context)
         root = self.sources.rootfs_of(source.ref, named_context=source.named_context)
         return root, True, None, f"image:{desc.digest}"
+
+
+@dataclass(frozen=True)
+class QuickKey:
+    """A COPY/ADD summed up without reading file contents (`FileSteps.quick_key`): an equal
+    digest means equal Changes, so the sources digest recorded for it can be reused."""
+
+    digest: bytes
+    source_key: str  # as `_copy_root` names it in the step's key
+    newest_ns: int  # the newest mtime/ctime among the selected entries (0: none on disk)
+    taken_ns: int  # wall clock before the first lstat
+    selections: dict[str, list[SourceFile]]
+
+
+_NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")
 
 
 def _remote(sources: tuple[str, ...]) -> bool:

@@ -10,7 +10,7 @@ from layerbuild.build.remotecache import CacheSpec
 from layerbuild.digest import Digest
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
-from layerbuild.registry.transport import RegistryOptions
+from layerbuild.registry.options import RegistryOptions
 
 
 @dataclass(frozen=True)

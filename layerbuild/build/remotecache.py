@@ -33,11 +33,8 @@ from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer, Manifest
 from layerbuild.plan.keys import CacheKey
-from layerbuild.registry.client import RegistryClient
-from layerbuild.registry.pull import fetch_blobs
-from layerbuild.registry.push import push
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.reference import parse_reference
-from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord
 from layerbuild.store.layout import Store
 from layerbuild.store.refs import write_json_atomic
@@ -197,6 +194,8 @@ def export_caches(
         if spec.kind == "local":
             export_local(store, desc, Path(spec.location))
         else:
+            from layerbuild.registry.push import push  # http.client and ssl: only when used
+
             push(store, desc, spec.location, options=registry or RegistryOptions())
         note(f"exported {len(records)} cache records to {spec} (mode={spec.mode})")
 
@@ -294,6 +293,9 @@ def _local_blob(store: Store, src: Path, digest: Digest) -> bytes:
 
 def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note) -> int:
     """Pull the cache manifest `ref` with its config and layers; the number of records added."""
+    from layerbuild.registry.client import RegistryClient  # http.client and ssl: only when used
+    from layerbuild.registry.pull import fetch_blobs
+
     reference = parse_reference(ref)
     client = RegistryClient(reference.registry, options)
     repo = reference.repository

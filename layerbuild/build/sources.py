@@ -17,12 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from layerbuild.errors import ContextError, ImageNotFound, RegistryError
-from layerbuild.export.load import import_image
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
-from layerbuild.registry.pull import pull
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.reference import normalize_tag
-from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store import images
 from layerbuild.store.layout import Store
 
@@ -64,6 +62,8 @@ class SourceResolver:
                     f"OCI layout: --build-context {ref}=oci-layout:///path/to/layout:TAG",
                 ) from None
         try:
+            from layerbuild.registry.pull import pull  # http.client and ssl: only to pull
+
             return pull(self.store, ref, platform=platform or self.platform, options=self.registry)
         except RegistryError as e:
             raise ImageNotFound(
@@ -92,6 +92,8 @@ class SourceResolver:
         path, tag = (m.group("path"), m.group("tag")) if m else (spec, None)
         if not Path(path).is_dir() and Path(spec).is_dir():
             path, tag = spec, None  # a colon that is part of the directory name
+        from layerbuild.export.load import import_image  # tar and codecs: only when used
+
         return import_image(self.store, Path(path), tag=tag, digest=digest, label=name)
 
     def directory(self, name: str) -> Path | None:

@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS stat (
     digest BLOB NOT NULL, recorded_ns INTEGER NOT NULL, crc INTEGER NOT NULL
 ) WITHOUT ROWID
 """
+# a COPY's selection fingerprint (context/fingerprint.py, chained with its step's inputs) →
+# the sources digest it led to: lets a no-change rebuild skip building and digesting Changes
+_SELECTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS selection (
+    fingerprint BLOB PRIMARY KEY, digest BLOB NOT NULL, crc INTEGER NOT NULL
+) WITHOUT ROWID
+"""
 _COLUMNS = "path, dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns, digest, recorded_ns, crc"
 
 log = logging.getLogger(__name__)
@@ -207,6 +214,42 @@ class StatCache:
         with self._lock:
             self._record(results, recorded_ns)
             self._count(0, len(results), 0, [r for _, r in results])
+
+    def selection_digest(self, fingerprint: bytes) -> Digest | None:
+        """The sources digest recorded for a selection fingerprint, if any."""
+        with self._lock, self._guard():
+            if self._conn is None:
+                return None
+            row = self._conn.execute(
+                "SELECT digest, crc FROM selection WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            if row is None:
+                return None
+            if zlib.crc32(row[0], zlib.crc32(fingerprint)) != row[1]:
+                raise _RowCorrupt
+            return Digest("sha256:" + bytes(row[0]).hex())
+        return None
+
+    def remember_selection(
+        self, fingerprint: bytes, digest: Digest, *, newest_ns: int, taken_ns: int
+    ) -> bool:
+        """Record `digest` for a selection taken (lstat'ed) at wall clock `taken_ns` whose
+        newest mtime/ctime is `newest_ns`; refused (False) when that is within the racy margin,
+        as a same-tick write after the lstat would leave the fingerprint unchanged."""
+        if newest_ns >= taken_ns - self._margin:
+            return False
+        raw = bytes.fromhex(digest.hex)
+        row = (fingerprint, raw, zlib.crc32(raw, zlib.crc32(fingerprint)))
+        with self._lock, self._guard():
+            if self._conn is None:
+                return False
+            with _transaction(self._conn):
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO selection (fingerprint, digest, crc) VALUES (?, ?, ?)",
+                    row,
+                )
+            return True
+        return False
 
     def stats(self) -> StatCacheStats:
         with self._lock:
@@ -363,6 +406,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             if version not in (0, _SCHEMA_VERSION):
                 conn.execute("DROP TABLE IF EXISTS stat")
             conn.execute(_SCHEMA)
+            conn.execute(_SELECTION_SCHEMA)
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
     except BaseException:
         conn.close()

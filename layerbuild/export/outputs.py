@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerbuild.errors import ExportError
-from layerbuild.export.docker_tar import write_docker_tar
-from layerbuild.export.oci_layout import write_oci_layout
-from layerbuild.export.oci_tar import write_oci_tar
-from layerbuild.export.rootfs import write_rootfs, write_rootfs_tar
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.store.layout import Store
 
@@ -77,6 +73,12 @@ def write_output(store: Store, desc: Descriptor, spec: OutputSpec, tags: Sequenc
     if spec.type == "registry":
         raise ExportError("type=registry is pushed by the caller, not written here")
     assert spec.dest is not None
+    # the writers (tar, codecs) are imported when one is used: a plain build never needs them
+    from layerbuild.export.docker_tar import write_docker_tar
+    from layerbuild.export.oci_layout import write_oci_layout
+    from layerbuild.export.oci_tar import write_oci_tar
+    from layerbuild.export.rootfs import write_rootfs, write_rootfs_tar
+
     if spec.dest != "-":
         Path(spec.dest).absolute().parent.mkdir(parents=True, exist_ok=True)
     if spec.type == "tar":

@@ -34,8 +34,8 @@ from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
 from layerbuild.registry.auth import Authenticator, repository_scope
 from layerbuild.registry.credentials import Credentials
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import (
-    RegistryOptions,
     RegistryUnavailable,
     Response,
     Transport,

@@ -30,11 +30,11 @@ from layerbuild.image.descriptor import (
 )
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.client import RegistryClient
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.progress import DONE, EXISTS, STARTED, ByteCounter, OnProgress
 from layerbuild.registry.progress import TransferEvent as Event
 from layerbuild.registry.reference import Reference, parse_reference
 from layerbuild.registry.sources import BlobSources
-from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store.layout import Store
 
 

@@ -22,11 +22,12 @@ from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.client import OpenBlob, RegistryClient
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.progress import DONE, EXISTS, MOUNTED, STARTED, ByteCounter, OnProgress
 from layerbuild.registry.progress import TransferEvent as Event
 from layerbuild.registry.reference import parse_reference
 from layerbuild.registry.sources import BlobSources
-from layerbuild.registry.transport import RegistryOptions, RegistryUnavailable
+from layerbuild.registry.transport import RegistryUnavailable
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.layout import Store
 

@@ -24,11 +24,10 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild.errors import RegistryError
+from layerbuild.registry.options import RegistryOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -42,24 +41,6 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be reached, or kept answering 5xx/429: worth retrying later."""
 
     reference = "registry-unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryOptions:
-    """How to talk to registries; the defaults suit a CLI run."""
-
-    insecure: frozenset[str] = frozenset()  # hosts (host or host:port) spoken to over plain HTTP
-    ca_file: Path | None = None  # extra CA bundle, on top of the system store
-    retries: int = 4  # per request, on connection errors, 429 and 5xx
-    backoff: float = 0.5  # seconds before the first retry; doubles each time
-    timeout: float = 120.0  # socket timeout per connect/read
-    chunk_threshold: int = 64 << 20  # blobs larger than this are uploaded in chunks
-    chunk_size: int = 32 << 20
-    parallel: int = 4  # blobs transferred at the same time
-    extra_headers: tuple[tuple[str, str], ...] = field(default=())
-
-    def with_insecure(self, hosts: tuple[str, ...] | frozenset[str]) -> RegistryOptions:
-        return replace(self, insecure=self.insecure | frozenset(hosts))
 
 
 def _hostname(netloc: str) -> str:

@@ -9,9 +9,9 @@ import pytest
 
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.validate import validate_image
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.pull import pull
 from layerbuild.registry.push import push
-from layerbuild.registry.transport import RegistryOptions
 from layerbuild.store.layout import Store
 from tests.integration.registry.images import random_image
 from tests.support.cli import OciImage, hash_blobs, run_tool, stray_files

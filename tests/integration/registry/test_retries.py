@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from layerbuild.registry.client import RegistryClient
-from layerbuild.registry.transport import RegistryOptions, RegistryUnavailable
+from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.transport import RegistryUnavailable
 
 pytestmark = [pytest.mark.registry]
 FAST = RegistryOptions(retries=3, backoff=0.01)

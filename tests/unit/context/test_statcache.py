@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild.context.statcache import RACY_MARGIN_NS, StatCache
+from layerbuild.digest import Digest
 from layerbuild.errors import ContextError
 
 # Tests of hits use a short racy margin and let files age past it: kernel file timestamps lag
@@ -253,3 +254,43 @@ def test_two_processes_share_the_cache(tmp_path: Path, db: Path) -> None:
         items = [(f, os.lstat(f)) for f in sorted(root.iterdir())]
         assert cache.digests(items) == [_sha(f.read_bytes()) for f, _ in items]
         assert cache.stats().hits == 300
+
+
+# --- selection digests (a COPY's fingerprint → its sources digest) ---------------------------
+
+SELECTION = hashlib.sha256(b"a selection").digest()
+SOURCES = Digest(_sha(b"the sources"))
+
+
+def test_selection_digest_is_remembered_across_instances(db: Path) -> None:
+    now = time.time_ns()
+    with StatCache(db, racy_margin_ns=MARGIN_NS) as cache:
+        assert cache.selection_digest(SELECTION) is None
+        assert cache.remember_selection(SELECTION, SOURCES, newest_ns=now - 10**9, taken_ns=now)
+    with StatCache(db, racy_margin_ns=MARGIN_NS) as cache:
+        assert cache.selection_digest(SELECTION) == SOURCES
+        assert cache.selection_digest(hashlib.sha256(b"another").digest()) is None
+
+
+def test_racy_selection_is_not_remembered(db: Path) -> None:
+    """An entry changed within the margin of the moment it was stat'ed could change again in
+    the same timestamp tick without changing the fingerprint."""
+    now = time.time_ns()
+    with StatCache(db, racy_margin_ns=MARGIN_NS) as cache:
+        assert not cache.remember_selection(
+            SELECTION, SOURCES, newest_ns=now - MARGIN_NS // 2, taken_ns=now
+        )
+        assert cache.selection_digest(SELECTION) is None
+
+
+def test_damaged_selection_row_is_never_believed(db: Path) -> None:
+    now = time.time_ns()
+    with StatCache(db, racy_margin_ns=MARGIN_NS) as cache:
+        cache.remember_selection(SELECTION, SOURCES, newest_ns=0, taken_ns=now)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE selection SET digest = ?", (hashlib.sha256(b"evil").digest(),))
+    conn.close()
+    notes: list[str] = []
+    with StatCache(db, racy_margin_ns=MARGIN_NS, note=notes.append) as cache:
+        assert cache.selection_digest(SELECTION) is None
+    assert len(notes) == 1 and "checksum" in notes[0]

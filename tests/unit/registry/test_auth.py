@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from layerbuild.registry.auth import Authenticator, parse_challenges, repository_scope
 from layerbuild.registry.credentials import Credentials
-from layerbuild.registry.transport import RegistryOptions, Transport
+from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.transport import Transport
 
 
 def test_parse_bearer_challenge() -> None:

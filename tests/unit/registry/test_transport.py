@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from layerbuild.digest import sha256_bytes
 from layerbuild.registry.client import _range_end, _with_digest, api_host
-from layerbuild.registry.transport import RegistryOptions, redact_url, uses_plain_http
+from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.transport import redact_url, uses_plain_http
 
 
 def test_plain_http_only_for_loopback_and_insecure_hosts() -> None:

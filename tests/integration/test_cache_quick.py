@@ -1,0 +1,114 @@
+"""The quick path of a COPY key (FileSteps.quick_key): once a context has aged past the stat
+cache's racy margin, a rebuild keys COPY from the names and lstat of the selected entries alone,
+reading no file and asking the stat cache for nothing. It must still miss on every real change.
+
+The context is aged by sleeping: ctime cannot be set back, and only entries whose ctime is
+older than the 2 s margin may vouch for a recorded digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import Layerbuild, make_context
+
+DOCKERFILE = """\
+FROM busybox
+COPY src/ /app/
+COPY --from=busybox /bin/true /true
+RUN cat /app/a.txt > /copy
+"""
+FILES = {"Dockerfile": DOCKERFILE, "src/a.txt": "hello\n", "src/sub/b.txt": "b\n"}
+AGE_S = 2.3  # the stat cache's racy margin is 2 s
+
+
+def build(lb: Layerbuild, ctx: Path, stats: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(--report steps, stat cache counters of this build)."""
+    report = ctx.parent / f"report-{time.monotonic_ns()}.json"
+    stats.unlink(missing_ok=True)
+    lb.build(ctx, "-t", "q:1", "--report", report, env={"LAYERBUILD_STATCACHE_STATS": str(stats)})
+    counters = json.loads(stats.read_text().splitlines()[-1])
+    return json.loads(report.read_text())["steps"], counters
+
+
+def caches(steps: list[dict[str, Any]]) -> list[str]:
+    return [s["cache"] for s in steps]
+
+
+@pytest.fixture
+def aged(lb: Layerbuild, tmp_path: Path) -> Path:
+    """A context built once after it aged, so its selections are recorded."""
+    ctx = make_context(tmp_path, FILES)
+    time.sleep(AGE_S)
+    steps, counters = build(lb, ctx, tmp_path / "stats")
+    assert caches(steps) == ["hit", "miss", "miss", "miss"]
+    assert counters["misses"] > 0  # the files were read once
+    return ctx
+
+
+def test_unchanged_rebuild_reads_nothing(lb: Layerbuild, aged: Path, tmp_path: Path) -> None:
+    steps, counters = build(lb, aged, tmp_path / "stats")
+    assert caches(steps) == ["hit"] * 4
+    # not even a stat cache probe: the selection's fingerprint stood for the digest
+    assert (counters["hits"], counters["misses"]) == (0, 0)
+
+
+def test_bytes_changed_with_mtime_put_back_misses(
+    lb: Layerbuild, aged: Path, tmp_path: Path
+) -> None:
+    path = aged / "src" / "a.txt"
+    before = path.stat()
+    path.write_text("jello\n")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # touch -r
+    steps, counters = build(lb, aged, tmp_path / "stats")
+    assert caches(steps) == ["hit", "miss", "miss", "miss"]
+    assert "a.txt" in steps[1]["reason"]
+    assert counters["misses"] >= 1
+
+
+def test_touch_alone_still_hits(lb: Layerbuild, aged: Path, tmp_path: Path) -> None:
+    """A new mtime changes the fingerprint, so the full path runs, and finds the same
+    content: a hit, as before the quick path existed."""
+    future = time.time() + 100
+    os.utime(aged / "src" / "a.txt", (future, future))
+    steps, _ = build(lb, aged, tmp_path / "stats")
+    assert caches(steps) == ["hit"] * 4
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["chmod", "symlink", "new-file", "hardlink", "rename"],
+)
+def test_every_kind_of_change_misses(
+    lb: Layerbuild, aged: Path, tmp_path: Path, change: str
+) -> None:
+    src = aged / "src"
+    if change == "chmod":
+        (src / "a.txt").chmod(0o600)
+    elif change == "symlink":
+        (src / "link").symlink_to("a.txt")
+    elif change == "new-file":
+        (src / "sub" / "c.txt").write_text("c\n")
+    elif change == "hardlink":
+        os.link(src / "sub" / "b.txt", src / "b-again.txt")
+    else:
+        (src / "sub" / "b.txt").rename(src / "sub" / "renamed.txt")
+    steps, _ = build(lb, aged, tmp_path / "stats")
+    assert caches(steps)[1] == "miss", steps[1]
+
+
+def test_pruned_layer_falls_back_to_a_full_build(
+    lb: Layerbuild, aged: Path, tmp_path: Path
+) -> None:
+    """A recorded selection whose step is no longer in the cache is rebuilt, not trusted."""
+    lb.ok("rmi", "q:1")
+    lb.ok("cache", "prune", "--all")
+    steps, _ = build(lb, aged, tmp_path / "stats")
+    assert caches(steps)[1:] == ["miss"] * 3
+    lb.ok("run", "q:1", "cat", "/app/sub/b.txt")
