@@ -28,8 +28,8 @@ from layerbuild.cli_run import secrets_option
 from layerbuild.errors import ExportError, LayerbuildError
 from layerbuild.export.outputs import OutputSpec, parse_output, write_output
 from layerbuild.image.descriptor import Platform
-from layerbuild.registry.reference import normalize_tag
 from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.reference import normalize_tag
 from layerbuild.store import images as store_images
 from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.layout import Store

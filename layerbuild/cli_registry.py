@@ -16,9 +16,9 @@ import click
 from layerbuild.errors import LayerbuildError
 from layerbuild.image.descriptor import Platform
 from layerbuild.registry import credentials
+from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.progress import BYTES, DONE, EXISTS, MOUNTED, STARTED, TransferEvent
 from layerbuild.registry.reference import parse_reference
-from layerbuild.registry.options import RegistryOptions
 from layerbuild.store import images as store_images
 
 if TYPE_CHECKING:
