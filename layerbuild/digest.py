@@ -37,7 +37,16 @@ class Digest(str):
     @classmethod
     def from_hash(cls, h: Any) -> Digest:
         """A Digest from a finished hashlib object (sha256 or sha512)."""
+        if h.name in _HEX_LEN:  # hexdigest() is valid by construction: skip the regex
+            return str.__new__(cls, f"{h.name}:{h.hexdigest()}")
         return cls(f"{h.name}:{h.hexdigest()}")
+
+    @classmethod
+    def of_sha256(cls, raw: bytes) -> Digest:
+        """The Digest of a raw 32-byte sha256 value (no parsing: a hot path of rebuilds)."""
+        if len(raw) != 32:
+            raise ValueError(f"not a sha256 value: {len(raw)} bytes")
+        return str.__new__(cls, "sha256:" + raw.hex())
 
 
 def sha256_bytes(data: bytes) -> Digest:

@@ -422,14 +422,14 @@ def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
             gid=gid,
             size=st.st_size,
             mtime=mtime,
-            xattrs=_capability(src.path),
-            content=FileSource(src.path, st),
+            xattrs=_capability(src.real),
+            content=FileSource(src.real, st),
         )
     base = Change(path, ChangeKind.DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
     if fmt == stat.S_IFDIR:
         return base
     if fmt == stat.S_IFLNK:
-        return dataclasses.replace(base, kind=ChangeKind.SYMLINK, link=os.readlink(src.path))
+        return dataclasses.replace(base, kind=ChangeKind.SYMLINK, link=os.readlink(src.real))
     if fmt == stat.S_IFIFO:
         return dataclasses.replace(base, kind=ChangeKind.FIFO)
     return dataclasses.replace(
@@ -440,7 +440,7 @@ def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
     )
 
 
-def _capability(path: Path) -> tuple[tuple[str, bytes], ...]:
+def _capability(path: str) -> tuple[tuple[str, bytes], ...]:
     """Only security.capability survives into a layer (as with BuildKit's tar writer)."""
     try:
         # listing first: most files have no xattr, and an empty list costs half the

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from layerbuild.build import meta as m
 from layerbuild.build import remotecache
+from layerbuild.build.copykeys import CopyKeys
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
-from layerbuild.build.filesteps import FileSteps, QuickKey, StageState
+from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.platforms import check_platform, host_platform
@@ -91,6 +92,7 @@ class Executor:
         self.layers = LayerWriter(
             store, self.statcache, options.compression, options.source_date_epoch, self.created
         )
+        self.copies: CopyKeys  # set with the step cache, once the Dockerfile is known
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class Executor:
             disabled=opts.no_cache,
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
         )
+        self.copies = CopyKeys(self.statcache, self.cache, self.layers, self.snaps)
         scratch = _scratch_dir(self.store.root / "tmp")
         self.files = FileSteps(
             self.store,
@@ -359,15 +362,14 @@ class Executor:
         packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
         if isinstance(expanded, ins.Copy | ins.Add):
             quick = self.files.quick_key(state, expanded, source)
-            if quick is not None and (hit := self._quick_hit(state, expanded, quick, inputs)):
-                return hit
+            found = self.copies.quick_hit(state, quick, inputs) if quick is not None else None
+            if found is not None:
+                return self._reuse(state, expanded, *found, None)
             changes, source_key = self.files.copy_changes(state, expanded, source, quick)
             digest, files, packed = self.layers.sources_digest(changes)
             inputs += [("from", source_key), ("sources", str(digest))]
             if quick is not None:
-                self.statcache.remember_selection(
-                    quick.digest, digest, newest_ns=quick.newest_ns, taken_ns=quick.taken_ns
-                )
+                self.copies.remember(quick, digest)
         elif isinstance(expanded, ins.Workdir):
             changes = self.files.workdir_changes(state, expanded)
         elif isinstance(expanded, ins.Run):
@@ -381,29 +383,12 @@ class Executor:
             layer = self.runs.run(state, expanded, step_id)
         else:
             layer = self._execute(state, expanded, changes, packed)
+            if layer is not None and changes and files is not None:
+                self.copies.offer_snapshot(state.name, index, layer, changes, files)
         self.cache.record(key, layer, state.meta.config, files)
         state.key = key.digest
         note = _files_note(changes)
         return StepOutcome(key, False, layer.digest if layer else None, reason, note)
-
-    def _quick_hit(
-        self,
-        state: StageState,
-        instr: ins.Copy | ins.Add,
-        quick: QuickKey,
-        inputs: list[tuple[str, str]],
-    ) -> StepOutcome | None:
-        """A COPY whose selection is unchanged since its sources digest was recorded: its key
-        without building Changes or digesting files. A cache miss falls back to the full path
-        (a pruned layer must be rebuilt from the Changes)."""
-        digest = self.statcache.selection_digest(quick.digest)
-        if digest is None:
-            return None
-        key = chain(state.key, [*inputs, ("from", quick.source_key), ("sources", str(digest))])
-        record = self.cache.lookup(state.name, key)
-        if record is None:
-            return None
-        return self._reuse(state, instr, key, record, None)
 
     def _reuse(
         self,

@@ -5,7 +5,7 @@ read itself when the context was never seen before)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from layerbuild.build.filesteps import StageState
 from layerbuild.context.filesource import FileSource
@@ -31,6 +31,8 @@ class LayerWriter:
     compression: str
     source_date_epoch: int | None
     created: str  # the history timestamp of this build's steps
+    # diff_id -> layer path -> digest of the file content packed there (store/materialize.py)
+    contents: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
 
     def sources_digest(self, changes: list[Change]) -> tuple[Digest, dict[str, str], Layer | None]:
         """The digest of a COPY's Changes for its key. When most of its files were never seen
@@ -73,6 +75,8 @@ class LayerWriter:
         state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
     def pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
+        if digests is None:
+            digests = {}
         with self.store.content.ingest() as ingest:
             layer = pack_layer(
                 changes,
@@ -82,6 +86,7 @@ class LayerWriter:
                 digests=digests,
             )
             ingest.commit(expected=layer.digest)
+        self.contents[layer.diff_id] = digests
         return layer
 
     def add_layer(

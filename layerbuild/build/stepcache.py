@@ -77,10 +77,20 @@ class StepCache:
         if prev.get("key") == str(key.digest):
             return "not in the cache (pruned)"
         old_files: dict[str, str] = {}
-        if files is not None and prev.get("key"):
-            old = self.index.get(CacheKey(Digest(str(prev["key"])), old_inputs))
+        if files is not None:
+            old = self.previous_record(stage, index)
             old_files = old.files if old is not None else {}
         return explain(old_inputs, key.inputs, files_old=old_files, files_new=files or {})
+
+    def previous_record(self, stage: str, index: int) -> CacheRecord | None:
+        """The cache record of the same step in the previous build, if still cached."""
+        prev = self.previous.get((stage, index))
+        if prev is None or not prev.get("key"):
+            return None
+        inputs: Inputs = tuple(
+            (str(k), str(v)) for k, v in prev.get("inputs") or () if isinstance(k, str)
+        )
+        return self.index.get(CacheKey(Digest(str(prev["key"])), inputs))
 
     def previous_seconds(self, stage: str, index: int) -> float:
         prev = self.previous.get((stage, index))

@@ -37,12 +37,15 @@ READ_SIZE = 1 << 20
 _PARALLEL_MIN = 256 << 10
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
+# a file's location: a str where a Path per file would cost (big COPYs), else a Path
+FilePath = str | Path
+
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """``Change.content`` for a regular file read from disk; ``st`` is its lstat at selection."""
 
-    path: Path
+    path: FilePath
     st: os.stat_result
 
     def __call__(self) -> BinaryIO:
@@ -92,7 +95,7 @@ class FileSource:
 class SizeGuard(io.RawIOBase):
     """Yields exactly ``size`` bytes from ``fd`` (which it owns), or fails loudly."""
 
-    def __init__(self, fd: int, size: int, path: Path) -> None:
+    def __init__(self, fd: int, size: int, path: FilePath) -> None:
         self._fd = fd
         self._left = size
         self._path = path
@@ -119,7 +122,7 @@ class SizeGuard(io.RawIOBase):
         super().close()
 
 
-def _changed(path: Path, how: str) -> NoReturn:
+def _changed(path: FilePath, how: str) -> NoReturn:
     raise ContextError(f"{path} {how} while the build was copying it", hint=CHANGED_HINT)
 
 
@@ -136,7 +139,7 @@ class FileDigest:
     stable: bool
 
 
-def hash_file(path: Path, st: os.stat_result) -> FileDigest:
+def hash_file(path: FilePath, st: os.stat_result) -> FileDigest:
     """sha256 of the regular file ``path`` that was lstat'ed as ``st``.
 
     ContextError if it is gone, is no longer that inode (or no longer a regular file), or
@@ -172,7 +175,7 @@ def hash_file(path: Path, st: os.stat_result) -> FileDigest:
     return FileDigest(digest, before, stable)
 
 
-def _read_digest(fd: int, size: int, path: Path) -> Digest:
+def _read_digest(fd: int, size: int, path: FilePath) -> Digest:
     h = hashlib.sha256()
     buf = bytearray(max(1, min(size, READ_SIZE)))
     view = memoryview(buf)
@@ -189,7 +192,7 @@ def _read_digest(fd: int, size: int, path: Path) -> Digest:
 
 
 def hash_files(
-    items: Sequence[tuple[Path, os.stat_result]], *, workers: int | None = None
+    items: Sequence[tuple[FilePath, os.stat_result]], *, workers: int | None = None
 ) -> list[FileDigest]:
     """``hash_file`` of each item, in order.
 

@@ -39,9 +39,9 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from layerbuild.context.filesource import FileDigest, hash_files
+from layerbuild.context.filesource import FileDigest, FilePath, hash_files
 from layerbuild.digest import Digest
 
 RACY_MARGIN_NS = 2_000_000_000
@@ -49,6 +49,7 @@ STATS_ENV = "LAYERBUILD_STATCACHE_STATS"  # see _write_stats
 BUSY_TIMEOUT_S = 10.0
 _SCHEMA_VERSION = 1
 _LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
+_RANGE_MIN = 2000  # from this many paths on, one range scan of their common directory
 _WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
 _FIELDS = struct.Struct("<9q")
 _CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
@@ -115,7 +116,7 @@ def _stat_key(st: os.stat_result) -> _Key:
     )
 
 
-def _db_key(path: Path) -> bytes:
+def _db_key(path: FilePath) -> bytes:
     """The absolute path as bytes (file names need not be UTF-8). Not normalized: another
     spelling of the same file is merely another entry, checked against its stat like any."""
     text = os.fspath(path)
@@ -155,11 +156,11 @@ class StatCache:
 
     # --- public ---------------------------------------------------------------------------
 
-    def digest(self, path: Path, st: os.stat_result) -> Digest:
+    def digest(self, path: FilePath, st: os.stat_result) -> Digest:
         """The sha256 of the regular file ``path`` whose lstat is ``st``."""
         return self.digests([(path, st)])[0]
 
-    def digests(self, items: Sequence[tuple[Path, os.stat_result]]) -> list[Digest]:
+    def digests(self, items: Sequence[tuple[FilePath, os.stat_result]]) -> list[Digest]:
         """The sha256 of each (path, lstat), in order; misses are hashed in parallel.
 
         Paths are made absolute (not resolved: the caller's path is the one read). ContextError
@@ -175,7 +176,7 @@ class StatCache:
             entry = found.get(key)
             if entry is not None and entry.key == _stat_key(st):
                 if not self._is_racy(entry):
-                    out[i] = Digest("sha256:" + entry.digest.hex())
+                    out[i] = Digest.of_sha256(entry.digest)
                     continue
                 racy += 1
             missed.append(i)
@@ -189,7 +190,7 @@ class StatCache:
         return [d for d in out if d is not None]
 
     def probe(
-        self, items: Sequence[tuple[Path, os.stat_result]]
+        self, items: Sequence[tuple[FilePath, os.stat_result]]
     ) -> tuple[list[Digest | None], int]:
         """Cached digests that may be trusted (None where a file must be read), and how many
         of the paths this cache has never seen at all (a context never built before)."""
@@ -200,11 +201,11 @@ class StatCache:
         for key, (_, st) in zip(keys, items, strict=True):
             entry = found.get(key)
             ok = entry is not None and entry.key == _stat_key(st) and not self._is_racy(entry)
-            out.append(Digest("sha256:" + entry.digest.hex()) if ok and entry else None)
+            out.append(Digest.of_sha256(entry.digest) if ok and entry else None)
         return out, sum(1 for key in keys if key not in found)
 
     def remember(
-        self, items: Sequence[tuple[Path, os.stat_result, Digest]], recorded_ns: int
+        self, items: Sequence[tuple[FilePath, os.stat_result, Digest]], recorded_ns: int
     ) -> None:
         """Record digests computed elsewhere (while packing a layer) from reads that started
         at `recorded_ns`, under the lstat taken before the read. No second lstat is needed: a
@@ -256,7 +257,7 @@ class StatCache:
             return self._stats
 
     def remember_later(
-        self, items: Sequence[tuple[Path, os.stat_result, Digest]], recorded_ns: int
+        self, items: Sequence[tuple[FilePath, os.stat_result, Digest]], recorded_ns: int
     ) -> None:
         """`remember` on a background thread: the build goes on packing and keying while the
         rows are written; `close` waits for it, so nothing is lost."""
@@ -306,21 +307,40 @@ class StatCache:
         with self._guard():
             if self._conn is None:
                 return found
-            unique = list(dict.fromkeys(keys))
-            for start in range(0, len(unique), _LOOKUP_CHUNK):
-                chunk = unique[start : start + _LOOKUP_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT {_COLUMNS} FROM stat WHERE path IN ({marks})"
-                for row in self._conn.execute(query, chunk):
-                    path: bytes = row[0]
-                    key: _Key = row[1:9]
-                    digest: bytes = row[9]
-                    recorded_ns: int = row[10]
-                    if _crc(path, key, digest, recorded_ns) != row[11] or len(digest) != 32:
-                        raise _RowCorrupt(path)
-                    found[path] = _Entry(key, digest, recorded_ns)
+            for row in self._rows(set(keys)):
+                path: bytes = row[0]
+                key: _Key = row[1:9]
+                digest: bytes = row[9]
+                recorded_ns: int = row[10]
+                if _crc(path, key, digest, recorded_ns) != row[11] or len(digest) != 32:
+                    raise _RowCorrupt(path)
+                found[path] = _Entry(key, digest, recorded_ns)
             return found
         return {}  # the guard swallowed a failure: everything is a miss
+
+    def _rows(self, wanted: set[bytes]) -> Iterator[tuple[Any, ...]]:
+        """The rows of the `wanted` paths. Many paths below one directory (a big COPY) are
+        read with one range scan of that directory, cheaper than binding them all."""
+        assert self._conn is not None
+        if len(wanted) >= _RANGE_MIN:
+            lo, hi = min(wanted), max(wanted)  # sorted, so their common prefix is everyone's
+            n = 0
+            while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
+                n += 1
+            top = lo[: lo.rfind(b"/", 0, n) + 1]
+            if len(top) > 1:
+                query = f"SELECT {_COLUMNS} FROM stat WHERE path >= ? AND path < ?"
+                # every path below `top` sorts between "top/" and "top0" ("0" follows "/")
+                for row in self._conn.execute(query, (top, top[:-1] + b"0")):
+                    if row[0] in wanted:
+                        yield row
+                return
+        unique = list(wanted)
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT {_COLUMNS} FROM stat WHERE path IN ({marks})"
+            yield from self._conn.execute(query, chunk)
 
     def _record(self, results: list[tuple[bytes, FileDigest]], recorded_ns: int) -> None:
         rows = []

@@ -28,7 +28,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -84,6 +84,9 @@ class LayerSnapshots:
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self.clean_stale()
+        # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY
+        # layer materialized from its Changes, store/materialize.py); else it is unpacked
+        self.builders: dict[Digest, Callable[[Path], bool]] = {}
 
     def path(self, diff_id: Digest, *, rootless: bool | None = None) -> Path:
         rootless = self.rootless if rootless is None else rootless
@@ -101,6 +104,9 @@ class LayerSnapshots:
         found = self.find(layer.diff_id)
         if found is not None:
             return found
+        builder = self.builders.pop(layer.diff_id, None)
+        if builder is not None and (built := self._build(builder, layer)) is not None:
+            return built
         tmp = self._tmp()
         try:
             tmp.mkdir(mode=0o755)
@@ -115,6 +121,14 @@ class LayerSnapshots:
             if actual != layer.diff_id:
                 raise DigestMismatch(layer.diff_id, actual, what=f"layer {layer.digest.short}")
             return self._commit(tmp, self.path(layer.diff_id))
+        finally:
+            remove_tree(tmp)
+
+    def _build(self, builder: Callable[[Path], bool], layer: Layer) -> Path | None:
+        tmp = self._tmp()
+        try:
+            tmp.mkdir(mode=0o755)
+            return self._commit(tmp, self.path(layer.diff_id)) if builder(tmp) else None
         finally:
             remove_tree(tmp)
 

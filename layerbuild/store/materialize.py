@@ -1,0 +1,198 @@
+"""materialize: a COPY layer's snapshot written from its Changes, instead of unpacking its tar.
+
+After a COPY of a big context misses because one file changed, the RUN that follows needs the
+new layer as an overlay lower. Unpacking the fresh 200 MB blob writes every file again; but the
+previous build of the same step left a snapshot holding nearly the same files. Here each entry
+whose packed content, mode, owner and mtime equal that snapshot's is hard-linked from it, and
+only the rest is copied from the context. Snapshots are immutable overlay lowers (overlayfs
+copies up before any write), so sharing inodes between them is safe.
+
+The result must equal what unpacking the layer would give, or the snapshot of that diff_id
+would lie to every later build: content is checked against the digests the tar writer took
+while packing (`packed`), and anything this module does not handle (devices, FIFOs,
+whiteouts, a path under a symlink of the same layer) returns False, and the caller unpacks the
+blob as before. Only used by real root: a rootless process could not give entries their owners.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from layerbuild.context.filesource import FileSource
+from layerbuild.digest import Digest
+from layerbuild.errors import ContextError
+from layerbuild.image.changes import Change, ChangeKind
+
+_CHUNK = 1 << 20
+_CAPABILITY = "security.capability"
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The snapshot of the same step's layer in an earlier build, and that step's per-path
+    summaries (context/hashing.py: ``"sha256:… 0644 0:0"`` and the like)."""
+
+    root: Path
+    files: Mapping[str, str]
+
+
+def materialize(
+    changes: Sequence[Change],
+    dest: Path,
+    *,
+    files: Mapping[str, str],
+    packed: Mapping[str, Digest],
+    epoch: int | None,
+    previous: Previous | None,
+) -> bool:
+    """Fill the empty directory `dest` with the tree of a layer made of `changes` (layer
+    order); `files` are this step's summaries, `packed` the digests of the file contents the
+    layer holds. False when the layer has entries of another kind or content that no longer
+    matches: `dest` is then partly written, and the caller discards it."""
+    writer = _Writer(dest, files, packed, epoch, previous)
+    try:
+        for change in changes:
+            if not writer.add(change):
+                return False
+        writer.finish()
+    except (OSError, ContextError):
+        return False  # a context file that changed or vanished, a full disk: unpack instead
+    return True
+
+
+class _Writer:
+    def __init__(
+        self,
+        dest: Path,
+        files: Mapping[str, str],
+        packed: Mapping[str, Digest],
+        epoch: int | None,
+        previous: Previous | None,
+    ) -> None:
+        self.dest = str(dest)
+        self.files = files
+        self.packed = packed
+        self.epoch = epoch
+        self.previous = previous
+        self.dirs: list[Change] = []
+        self.made: set[str] = {""}  # directories this layer holds (or the root)
+        self.linked = 0
+
+    def add(self, change: Change) -> bool:
+        path = change.path
+        parent, _, _ = path.rpartition("/")
+        parts = path.split("/")
+        if not path or "" in parts or "." in parts or ".." in parts or path.startswith("/"):
+            return False
+        if parent not in self.made:
+            return False  # a parent that is not a directory of this layer (a symlink, say)
+        full = f"{self.dest}/{path}"
+        kind = change.kind
+        if kind is ChangeKind.DIR:
+            os.mkdir(full, 0o700)
+            self.made.add(path)
+            self.dirs.append(change)
+            return True
+        if kind is ChangeKind.FILE:
+            return self._file(change, full)
+        if kind is ChangeKind.SYMLINK:
+            os.symlink(change.link, full)
+            os.lchown(full, change.uid, change.gid)
+            mtime = self._mtime_ns(change)
+            os.utime(full, ns=(mtime, mtime), follow_symlinks=False)
+            return True
+        if kind is ChangeKind.HARDLINK:
+            target = change.link
+            if target not in self.packed and target not in self.files:
+                return False
+            os.link(f"{self.dest}/{target}", full, follow_symlinks=False)
+            return True
+        return False  # devices, FIFOs, whiteouts: left to the unpacker
+
+    def finish(self) -> None:
+        """Directory owners, modes and mtimes, deepest first (children bump mtimes)."""
+        for change in reversed(self.dirs):
+            full = f"{self.dest}/{change.path}"
+            os.chown(full, change.uid, change.gid, follow_symlinks=False)
+            os.chmod(full, change.mode & 0o7777)
+            mtime = self._mtime_ns(change)
+            os.utime(full, ns=(mtime, mtime), follow_symlinks=False)
+
+    def _mtime_ns(self, change: Change) -> int:
+        mtime = change.mtime
+        if self.epoch is not None and mtime > self.epoch:
+            mtime = self.epoch  # as the tar writer clamps it
+        return mtime * 1_000_000_000
+
+    def _file(self, change: Change, full: str) -> bool:
+        digest = self.packed.get(change.path)
+        if digest is None:
+            return False
+        if self._link_previous(change, full, digest):
+            return True
+        content = change.content
+        if not isinstance(content, FileSource):
+            return False
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(full, flags, 0o600)
+        try:
+            h = hashlib.sha256()
+            for chunk in content.chunks(_CHUNK):
+                h.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if Digest.from_hash(h) != digest:
+                return False  # the context changed since the layer was packed
+            os.fchown(fd, change.uid, change.gid)
+            os.fchmod(fd, change.mode & 0o7777)  # after chown, which clears setuid bits
+            for name, value in change.xattrs:
+                os.setxattr(fd, name, value)
+            mtime = self._mtime_ns(change)
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+        return True
+
+    def _link_previous(self, change: Change, full: str, digest: Digest) -> bool:
+        """Hard-link the previous snapshot's copy when it is this very entry: same summary
+        (content digest, mode, owner, xattrs) in a parent chain of real directories, and the
+        same mtime."""
+        prev = self.previous
+        if prev is None:
+            return False
+        summary = self.files.get(change.path)
+        if summary is None or prev.files.get(change.path) != summary:
+            return False
+        if not summary.startswith(str(digest) + " "):
+            return False  # what was packed is not what the key read: copy and check instead
+        parent = change.path.rpartition("/")[0]
+        while parent:
+            if not prev.files.get(parent, "").startswith("dir "):
+                return False  # old/parent could be a symlink: never link through one
+            parent = parent.rpartition("/")[0]
+        old = f"{prev.root}/{change.path}"
+        try:
+            st = os.lstat(old)
+        except OSError:
+            return False
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != change.size
+            or st.st_mtime_ns != self._mtime_ns(change)
+        ):
+            return False
+        try:
+            os.link(old, full, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM):
+                return False  # too many links, another filesystem: copy instead
+            raise
+        self.linked += 1
+        return True
