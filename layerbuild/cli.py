@@ -75,7 +75,28 @@ def _run(ctx: Context, fn: Callable[[], None]) -> None:
 @click.pass_context
 def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """layerbuild: build OCI images from Dockerfiles, without a daemon."""
+    _enter_userns()
     ctx.obj = Context(root, debug)
+
+
+def _enter_userns() -> None:
+    """As a non-root user, become root of a user namespace before anything starts a thread
+    (docs/run.md, "Rootless"); commands that need no privilege still work when that fails."""
+    if os.geteuid() == 0:
+        return  # root, or already root of a user namespace
+    # imported here: root (and every test of the CLI run as root) never needs them
+    from layerbuild.sandbox.errors import SandboxError
+    from layerbuild.sandbox.userns import enter_rootless_userns
+
+    try:
+        enter_rootless_userns(lambda m: click.secho(f"warning: {m}", fg="yellow", err=True))
+    except SandboxError as e:
+        click.secho(
+            f"warning: {e}\nRUN steps will fail, and unpacked layers keep only your own "
+            "file owners",
+            fg="yellow",
+            err=True,
+        )
 
 
 def _pairs(values: Sequence[str], what: str, *, from_env: bool = False) -> dict[str, str]:

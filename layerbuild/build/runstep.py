@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ from layerbuild.image.manifest import Layer
 from layerbuild.sandbox.mounts import Mount
 from layerbuild.sandbox.overlaydiff import overlay_changes
 from layerbuild.sandbox.runner import RunSpec, run
-from layerbuild.sandbox.userns import caller_id_map
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
@@ -175,10 +173,9 @@ def execute_run(
         output.flush()
         if code != 0:
             raise _failed(argv, code, list(output.tail))
-        # rootless, the upper dir holds host ids (the caller, its subordinate range): map
-        # them back to the ids the step saw, which are what the layer must record
-        ids_map = caller_id_map() if os.geteuid() != 0 else None
-        changes = list(overlay_changes(step.upper, lowerdirs=lowers, ids=ids_map))
+        # rootless, this process is root of its user namespace (sandbox/userns.py): the
+        # owners it reads in the upper dir are the ids the step saw
+        changes = list(overlay_changes(step.upper, lowerdirs=lowers))
     except BaseException:
         snaps.discard(step)
         raise

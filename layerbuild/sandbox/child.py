@@ -6,7 +6,8 @@ through the pipes in `ChildFds`, and it always leaves through ``os._exit`` so th
 own code (finally blocks, atexit, pytest) never runs twice.
 
 1. `outer_main` (the builder's child) sets PDEATHSIG (dies with the builder), unshares the
-   namespaces, lets the builder write the id maps when a user namespace is involved, and forks
+   namespaces (never a user namespace: a rootless builder already is root of its own, see
+   userns.py), and forks
 2. `init_main`, PID 1 of the new PID namespace, which makes its mounts private, mounts the
    overlay and the container's /dev, /proc, /sys and /etc files, pivots into the rootfs,
    detaches the host root, drops to the step's user and capabilities, closes every other fd and
@@ -59,7 +60,7 @@ class ChildPlan:
     overlay_data: str
     mounts: tuple[tuple[Mount, Mount | None], ...]  # (mount, fallback if refused)
     unshare_flags: int
-    single_map: bool  # rootless without subordinate ids: setgroups is denied
+    setgroups: bool  # False in a user namespace without subordinate ids: setgroups is denied
     cap_last: int  # highest capability number of this kernel (read before forking)
     # the rootfs, by snapshotter (runner.py): overlay_data for "overlay", fuse_argv for
     # "fuse-overlayfs" (the mount point is its last argument), a directory to bind for "copy"
@@ -72,8 +73,6 @@ class ChildPlan:
 class ChildFds:
     out_w: int  # stdout+stderr of the step
     report_w: int  # JSON lines to the builder: {"stubs": ...} / {"error": ..., "hint": ...}
-    sync_w: int  # outer → builder: "namespaces made, write my id maps"
-    ack_r: int  # builder → outer: "maps written"
     lifeline_r: int  # EOF when the outer process is gone
     lifeline_w: int
     stdin_r: int | None
@@ -111,10 +110,6 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
         if os.getppid() != builder:
             os._exit(code)  # the builder died before PDEATHSIG was armed
         linux.unshare(plan.unshare_flags)
-        if plan.unshare_flags & linux.CLONE_NEWUSER:
-            os.write(fds.sync_w, b"u")
-            if os.read(fds.ack_r, 1) != b"m":
-                os._exit(code)
         pid = os.fork()
         if pid == 0:
             init_main(plan, fds)
@@ -262,7 +257,7 @@ def _drop_capabilities(cap_last: int) -> None:
 
 def _become_user(plan: ChildPlan) -> None:
     try:
-        if not plan.single_map:
+        if plan.setgroups:
             os.setgroups(list(plan.groups))
         os.setresgid(plan.gid, plan.gid, plan.gid)
         os.setresuid(plan.uid, plan.uid, plan.uid)

@@ -23,6 +23,7 @@ The cost is a full copy of the image per step, which is why this is the last fal
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -161,8 +162,13 @@ def copy_attrs(src: str, dst: str, st: os.stat_result) -> None:
     """Owner, mode, xattrs (not overlay's own) and times of `src` onto `dst`, in the order
     that keeps them all (chown clears setuid bits and file capabilities)."""
     link = stat.S_ISLNK(st.st_mode)
-    with contextlib.suppress(PermissionError):
+    try:
         os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    except OSError as e:
+        # in a user namespace: an owner it does not map (shown as 65534, EINVAL to set), or
+        # a file whose current owner it does not map (EPERM); the copy then stays root's
+        if e.errno not in (errno.EPERM, errno.EINVAL):
+            raise
     if not link:
         os.chmod(dst, stat.S_IMODE(st.st_mode))
     for name in _listxattr(src):

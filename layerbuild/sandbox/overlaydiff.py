@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild.image.changes import Change, ChangeKind, Opener
-from layerbuild.sandbox.userns import IdMap
 
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque")
 _WHITEOUT_XATTRS = ("trusted.overlay.whiteout", "user.overlay.whiteout")
@@ -43,22 +42,21 @@ def overlay_changes(
     upperdir: Path,
     *,
     lowerdirs: Sequence[Path] = (),
-    ids: IdMap | None = None,
 ) -> Iterator[Change]:
     """The Changes recorded in `upperdir`, in layer order (parents first, siblings sorted).
 
-    `lowerdirs` (top-most first) lets unchanged copied-up directories be left out. `ids`
-    translates the host owners of a rootless upper dir back to container ids.
+    `lowerdirs` (top-most first) lets unchanged copied-up directories be left out. Owners are
+    read as this process sees them: a rootless build reads them inside its user namespace,
+    where they already are the container's ids (sandbox/userns.py).
     """
-    walker = _Walker(str(upperdir), [str(p) for p in lowerdirs], ids)
+    walker = _Walker(str(upperdir), [str(p) for p in lowerdirs])
     yield from walker.directory("")
 
 
 class _Walker:
-    def __init__(self, root: str, lowers: list[str], ids: IdMap | None) -> None:
+    def __init__(self, root: str, lowers: list[str]) -> None:
         self.root = root
         self.lowers = lowers
-        self.ids = ids
         self.first_link: dict[tuple[int, int], str] = {}
 
     def directory(self, rel: str) -> list[Change]:
@@ -119,18 +117,13 @@ class _Walker:
     def change(
         self, path: str, st: os.stat_result, kind: ChangeKind, xattrs: dict[str, bytes]
     ) -> Change:
-        uid, gid = (
-            (st.st_uid, st.st_gid)
-            if self.ids is None
-            else self.ids.to_container(st.st_uid, st.st_gid)
-        )
         host = os.path.join(self.root, path)
         return Change(
             path,
             kind,
             mode=stat.S_IMODE(st.st_mode),
-            uid=uid,
-            gid=gid,
+            uid=st.st_uid,
+            gid=st.st_gid,
             size=st.st_size if kind is ChangeKind.FILE else 0,
             mtime=int(st.st_mtime),
             link=os.readlink(host) if kind is ChangeKind.SYMLINK else "",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerbuild import privilege
 from layerbuild.sandbox import copyroot, linux
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
 from layerbuild.sandbox.errors import SandboxError
@@ -41,7 +42,6 @@ from layerbuild.sandbox.mounts import (
     kernel_overlay_features,
     overlay_options,
 )
-from layerbuild.sandbox.userns import IdMap, caller_id_map, write_maps
 from layerbuild.store.layers import remove_tree
 
 _NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
@@ -115,19 +115,26 @@ def run(
 ) -> int:
     """Run `spec`; its exit status. SandboxError when the sandbox itself cannot be set up.
 
-    `rootless` None means "rootless unless the caller is uid 0". `on_output` receives the
+    The caller must be uid 0: real root, or root of the user namespace a rootless process
+    enters at startup (userns.enter_rootless_userns). `rootless` (None: unless real root,
+    privilege.py) makes the mounts follow the unprivileged rules. `on_output` receives the
     merged stdout/stderr as it arrives; an exception it raises (or KeyboardInterrupt) kills the
     step and is re-raised. `snapshotter` (default $LAYERBUILD_SNAPSHOTTER, else "auto") picks
     how the rootfs is made; auto falls back from overlay to fuse-overlayfs to copy when the
     rootfs cannot be mounted (before anything ran), calling `on_warning` when it does.
     """
     _check_spec(spec)
-    rootless = os.geteuid() != 0 if rootless is None else rootless
-    ids = caller_id_map() if rootless else None
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "RUN needs uid 0: a rootless process must first become root of a user namespace",
+            hint="call layerbuild.sandbox.userns.enter_rootless_userns() at startup, before "
+            "starting threads (the layerbuild command does; see docs/run.md)",
+        )
+    rootless = privilege.rootless() if rootless is None else rootless
     order = snapshotter_order(snapshotter)
     for i, mode in enumerate(order):
         try:
-            status = _run_with(spec, mode, ids, on_output)
+            status = _run_with(spec, mode, rootless, on_output)
         except _RootfsFailed as e:
             if i + 1 == len(order):
                 raise SandboxError(e.message, hint=e.hint) from None
@@ -162,16 +169,14 @@ def _check_spec(spec: RunSpec) -> None:
             )
 
 
-def _run_with(
-    spec: RunSpec, mode: str, ids: IdMap | None, on_output: Callable[[bytes], None]
-) -> int:
+def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[bytes], None]) -> int:
     rundir = Path(tempfile.mkdtemp(prefix=".run-", dir=spec.upperdir.parent))
     try:
         copy = rundir / "copy"
         before = copyroot.merge_lowers(spec.lowerdirs, copy) if mode == "copy" else None
-        plan = _plan(spec, rundir, ids, mode)
+        plan = _plan(spec, rundir, rootless, mode)
         _match_root(spec)
-        status, reports = _execute(plan, spec.stdin, ids, on_output)
+        status, reports = _execute(plan, spec.stdin, on_output)
         errors = [r for r in reports if "error" in r]
         if errors and errors[0].get("rootfs"):
             hint = errors[0].get("hint")
@@ -185,13 +190,13 @@ def _run_with(
                 str(errors[0]["error"]), hint=hint if isinstance(hint, str) else None
             )
         if before is not None:
-            copyroot.diff_into_upper(copy, before, spec.upperdir, privileged=ids is None)
+            copyroot.diff_into_upper(copy, before, spec.upperdir, privileged=not rootless)
         return status
     finally:
         remove_tree(rundir)
 
 
-def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None, mode: str = "overlay") -> ChildPlan:
+def _plan(spec: RunSpec, rundir: Path, rootless: bool, mode: str = "overlay") -> ChildPlan:
     links = rundir / "l"
     links.mkdir()
     for i, lower in enumerate(spec.lowerdirs):
@@ -203,19 +208,18 @@ def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None, mode: str = "overlay")
         [str(i) for i in range(len(spec.lowerdirs))],
         str(spec.upperdir.absolute()),
         str(spec.workdir.absolute()),
-        rootless=ids is not None,
+        rootless=rootless,
         features=kernel_overlay_features(),
     )
     own_net = spec.network == "none"
     sysfs_fallback = Mount("bind", "/sys", "/sys", ("rbind", "ro"))
     mounts: list[tuple[Mount, Mount | None]] = [
         (m, sysfs_fallback if m.type == "sysfs" else None)
-        for m in default_mounts(rootless=ids is not None, own_netns=own_net)
+        for m in default_mounts(rootless=rootless, own_netns=own_net)
     ]
     mounts += [(Mount("bind", str(etc / n), f"/etc/{n}", ("bind",)), None) for n in _ETC_FILES]
     mounts += [(m, None) for m in spec.extra_mounts]
     flags = _NAMESPACES | (linux.CLONE_NEWNET if own_net else 0)
-    flags |= linux.CLONE_NEWUSER if ids is not None else 0
     return ChildPlan(
         argv=spec.argv,
         env=spec.env,
@@ -229,7 +233,7 @@ def _plan(spec: RunSpec, rundir: Path, ids: IdMap | None, mode: str = "overlay")
         overlay_data=data,
         mounts=tuple(mounts),
         unshare_flags=flags,
-        single_map=ids is not None and ids.single,
+        setgroups=privilege.setgroups_allowed(),
         cap_last=linux.cap_last_cap(),
         snapshotter=mode,
         fuse_argv=_fuse_argv(spec, rundir / "rootfs") if mode == "fuse-overlayfs" else (),
@@ -287,10 +291,7 @@ def _match_root(spec: RunSpec) -> None:
     if not spec.lowerdirs or any(spec.upperdir.iterdir()):
         return
     st = os.stat(spec.lowerdirs[0])
-    try:
-        os.chown(spec.upperdir, st.st_uid, st.st_gid)
-    except PermissionError:
-        pass  # rootless: the snapshot root is ours anyway
+    os.chown(spec.upperdir, st.st_uid, st.st_gid)
     os.chmod(spec.upperdir, st.st_mode & 0o7777)
     os.utime(spec.upperdir, ns=(st.st_atime_ns, st.st_mtime_ns))
 
@@ -301,10 +302,6 @@ class _Pipes:
     out_w: int
     report_r: int
     report_w: int
-    sync_r: int
-    sync_w: int
-    ack_r: int
-    ack_w: int
     lifeline_r: int
     lifeline_w: int
     stdin_r: int | None = None
@@ -312,26 +309,24 @@ class _Pipes:
 
     @classmethod
     def open(cls, with_stdin: bool) -> _Pipes:
-        fds = [fd for _ in range(5) for fd in os.pipe()]
+        fds = [fd for _ in range(3) for fd in os.pipe()]
         pipes = cls(*fds)
         if with_stdin:
             pipes.stdin_r, pipes.stdin_w = os.pipe()
         return pipes
 
-    def _child_ends(self) -> tuple[int, int, int, int, int, int, int | None]:
+    def _child_ends(self) -> tuple[int, int, int, int, int | None]:
         """The ends the child keeps, in ChildFds field order."""
         return (
             self.out_w,
             self.report_w,
-            self.sync_w,
-            self.ack_r,
             self.lifeline_r,
             self.lifeline_w,
             self.stdin_r,
         )
 
     def child_fds(self) -> ChildFds:
-        parent = (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w)
+        parent = (self.out_r, self.report_r, self.stdin_w)
         return ChildFds(*self._child_ends(), tuple(fd for fd in parent if fd is not None))
 
     def close_child_ends(self) -> None:
@@ -340,13 +335,13 @@ class _Pipes:
                 os.close(fd)
 
     def close_parent_ends(self) -> None:
-        for fd in (self.out_r, self.report_r, self.sync_r, self.ack_w, self.stdin_w):
+        for fd in (self.out_r, self.report_r, self.stdin_w):
             if fd is not None:
                 os.close(fd)
 
 
 def _execute(
-    plan: ChildPlan, stdin: bytes | None, ids: IdMap | None, on_output: Callable[[bytes], None]
+    plan: ChildPlan, stdin: bytes | None, on_output: Callable[[bytes], None]
 ) -> tuple[int, list[dict[str, object]]]:
     """Fork the children, feed stdin, stream output; (exit status, the children's reports)."""
     pipes = _Pipes.open(stdin is not None)
@@ -356,8 +351,6 @@ def _execute(
         outer_main(plan, pipes.child_fds(), builder)
     try:
         pipes.close_child_ends()
-        if ids is not None:
-            _map_ids(pid, pipes, ids)
         if stdin is not None and pipes.stdin_w is not None:
             _feed(pipes.stdin_w, stdin)
             pipes.stdin_w = None
@@ -374,13 +367,6 @@ def _execute(
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         pipes.close_parent_ends()
-
-
-def _map_ids(pid: int, pipes: _Pipes, ids: IdMap) -> None:
-    if os.read(pipes.sync_r, 1) != b"u":
-        return  # the child failed before unsharing; its report says why
-    write_maps(pid, ids)
-    os.write(pipes.ack_w, b"m")
 
 
 def _feed(fd: int, data: bytes) -> None:

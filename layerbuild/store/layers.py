@@ -6,9 +6,11 @@ layer is unpacked once, by itself, and reused by every step and build that has i
 
 - ``<store>/snapshots/layers/<hex of diff_id>`` holds one layer: its files, whiteouts as 0/0
   character devices and opaque directories marked with the overlay opaque xattr (both
-  ``trusted.overlay.opaque`` and ``user.overlay.opaque`` when written by root, so a snapshot
-  serves root and rootless mounts; only the user one when written rootless, and then the
-  directory name ends in ``-rootless`` so a root mount never trusts it). Snapshots are keyed
+  ``trusted.overlay.opaque`` and ``user.overlay.opaque`` when written by real root; only the
+  user one when written rootless, and then the directory name ends in ``-rootless``). Rootless
+  snapshots are written by root of the build's user namespace (sandbox/userns.py), so their
+  files belong to subordinate ids on the host: each flavour is used only by its own kind of
+  process, which is the only one that sees their owners right. Snapshots are keyed
   by diff_id (the digest of the uncompressed tar, checked while unpacking): the same content
   compressed two ways is one snapshot.
 - A committed snapshot is immutable; it is only ever an overlay lower directory.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from layerbuild import privilege
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
@@ -82,7 +85,7 @@ class LayerSnapshots:
     def __init__(self, store_root: Path, *, rootless: bool | None = None) -> None:
         self.root_dir = store_root / "snapshots" / "layers"
         self.root_dir.mkdir(parents=True, exist_ok=True)
-        self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self.rootless = privilege.rootless() if rootless is None else rootless
         self.clean_stale()
         # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY
         # layer materialized from its Changes, store/materialize.py); else it is unpacked
@@ -93,11 +96,10 @@ class LayerSnapshots:
         return self.root_dir / (diff_id.hex + (_ROOTLESS_SUFFIX if rootless else ""))
 
     def find(self, diff_id: Digest) -> Path | None:
-        """The committed snapshot of `diff_id` usable by this user, if any."""
-        candidates = [self.path(diff_id, rootless=False)]
-        if self.rootless:
-            candidates.append(self.path(diff_id, rootless=True))
-        return next((p for p in candidates if p.is_dir()), None)
+        """The committed snapshot of `diff_id` of this flavour (root or rootless), if any: in
+        a user namespace, the owners of a root-made snapshot would all show as 65534."""
+        path = self.path(diff_id)
+        return path if path.is_dir() else None
 
     def layer_dir(self, store: Store, layer: Layer) -> Path:
         """The snapshot of `layer`, unpacked from the store's blob the first time."""

@@ -17,8 +17,9 @@ kernel never resolves a symlink inside the tree on our behalf. An entry is refus
 A symlink at the *final* component is replaced, never written through (docker cp
 CVE-2018-15664 raced exactly that). Whiteouts (``.wh.NAME``) and opaque markers
 (``.wh..wh..opq``) apply to lower layers only: entries this layer wrote survive them (OCI
-image-spec layer.md, "Whiteouts"). Device nodes are created only by root; otherwise they are
-skipped with a note. Directory modes and mtimes are set after all entries, so that a read-only
+image-spec layer.md, "Whiteouts"). Device nodes are created only by real root (privilege.py);
+otherwise they are skipped with a note. Owners are set by any uid 0, also in a rootless user
+namespace (owners.py). Directory modes and mtimes are set after all entries, so that a read-only
 directory can still receive its children and its mtime is not bumped by them.
 
 Assumption: nothing untrusted changes `root` while a layer is applied (snapshots are prepared in
@@ -41,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from layerbuild import privilege
 from layerbuild.errors import ImageFormatError, UnsafeArchiveError
 from layerbuild.image.changes import OPAQUE_MARKER, WHITEOUT_PREFIX
+from layerbuild.store.owners import Owners
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,9 @@ def _unsafe(name: str, why: str) -> UnsafeArchiveError:
 class _State:
     root: Path
     rootfd: int
-    privileged: bool
+    privileged: bool  # real root: device nodes, trusted.* xattrs
     note: Callable[[str], None]
+    owners: Owners
     overlay: bool = False  # whiteouts="overlay": record them for overlayfs, do not apply
     created: set[str] = field(default_factory=set)  # layer paths this layer wrote
     dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
@@ -272,8 +276,7 @@ def _write_file(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: i
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-    if state.privileged:
-        os.fchown(fd, info.uid, info.gid)
+    state.owners.set(info.name, info.uid, info.gid, fd)
     os.fchmod(fd, info.mode & 0o7777)  # after chown, which clears setuid/setgid bits
 
 
@@ -306,8 +309,7 @@ def _make_entry(
     else:
         state.note(f"{entry}: unsupported tar entry type {info.type!r} skipped")
         return False
-    if state.privileged:
-        os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
+    state.owners.set(info.name, info.uid, info.gid, base, pfd)
     if not info.issym():
         os.chmod(base, info.mode & 0o7777, dir_fd=pfd)  # mkfifo/mknod honour the umask
     os.utime(base, ns=_mtime_ns(info), dir_fd=pfd, follow_symlinks=False)
@@ -352,8 +354,7 @@ def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
             st = None
         if st is None:
             os.mkdir(base, 0o755, dir_fd=pfd)
-        if state.privileged:
-            os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
+        state.owners.set(info.name, info.uid, info.gid, base, pfd)
         fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
         try:
             _set_xattrs(state, fd, info, info.name)
@@ -405,8 +406,8 @@ def _finish_directories(state: _State) -> None:
         if fd is None:
             continue  # removed again by a later entry of this layer
         try:
-            if state.privileged and not path:
-                os.fchown(fd, info.uid, info.gid)
+            if not path:
+                state.owners.set(info.name, info.uid, info.gid, fd)
             os.fchmod(fd, info.mode & 0o7777)
             os.utime(fd, ns=_mtime_ns(info))
         finally:
@@ -423,17 +424,20 @@ def apply_layer(
 ) -> None:
     """Apply an uncompressed layer tar stream onto the directory `root` (see module docstring).
 
-    `rootless` None means "rootless unless running as uid 0"; only a privileged apply chowns
-    entries and creates device nodes. `note` receives what was skipped (default: logged).
+    `rootless` None means "unless real root" (privilege.py): only real root creates device
+    nodes and writes trusted.* opaque xattrs. Owners are set whenever running as uid 0, also
+    in a user namespace (owners.UnmappedOwnerError for an owner it does not map). `note`
+    receives what was skipped (default: logged).
     `whiteouts` "apply" deletes what whiteouts name (a merged rootfs); "overlay" unpacks one
     layer alone into an empty `root` as an overlayfs lower directory: whiteouts become 0/0
     character devices and opaque markers the overlay opaque xattr.
     """
     if whiteouts not in ("apply", "overlay"):
         raise ValueError(f"whiteouts must be 'apply' or 'overlay', not {whiteouts!r}")
-    privileged = (os.geteuid() == 0) if rootless is None else not rootless
+    privileged = privilege.privileged() if rootless is None else not rootless
     rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    state = _State(root, rootfd, privileged, note or log.warning, whiteouts == "overlay")
+    note = note or log.warning
+    state = _State(root, rootfd, privileged, note, Owners(note), whiteouts == "overlay")
     try:
         with tarfile.open(fileobj=fileobj, mode="r|") as tf:
             for info in tf:

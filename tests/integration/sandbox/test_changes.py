@@ -1,15 +1,19 @@
-"""What a RUN changed, read back from a real overlay upper dir as layer Changes."""
+"""What a RUN changed, read back from a real overlay upper dir as layer Changes (as root and,
+in the `-rootless` variants, as an unprivileged user in its user namespace: conftest.py)."""
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from layerbuild.digest import Digest
 from layerbuild.image.manifest import Layer
+from layerbuild.image.tarwriter import write_tar
 from tests.integration.sandbox.conftest import Sandbox
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
@@ -72,6 +76,27 @@ def test_metadata_only_changes_copy_the_file_up(sandbox: Sandbox) -> None:
     assert passwd.content is not None
     with passwd.content() as data:
         assert data.read().startswith(b"root:x:0:0:")
+
+
+def test_a_copied_up_directory_keeps_the_base_layers_owner(sandbox: Sandbox) -> None:
+    # busybox's /home/app belongs to 1000:1000; rootless, that is a subordinate id on the host
+    r = sandbox.run("touch /home/app/x")
+    assert r.paths == [("DIR", "home"), ("DIR", "home/app"), ("FILE", "home/app/x")]
+    app = r.change("home/app")
+    assert (app.uid, app.gid, app.mode) == (1000, 1000, 0o755)
+    assert (r.change("home/app/x").uid, r.change("home/app/x").gid) == (0, 0)
+
+
+def test_a_file_only_its_owner_may_read_is_packed(sandbox: Sandbox) -> None:
+    r = sandbox.run("echo secret > /tmp/private && chmod 600 /tmp/private", uid=1000, gid=1000)
+    assert r.code == 0, r.text
+    out = io.BytesIO()
+    write_tar(r.changes, out)  # what packing the layer reads
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tf:
+        info = tf.getmember("tmp/private")
+        data = tf.extractfile(info)
+        assert data is not None and data.read() == b"secret\n"
+    assert (info.uid, info.gid, info.mode) == (1000, 1000, 0o600)
 
 
 def test_injected_etc_files_and_mount_points_never_leak(sandbox: Sandbox) -> None:

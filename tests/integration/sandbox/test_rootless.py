@@ -1,83 +1,178 @@
-"""The sandbox as an unprivileged user: a user namespace with subordinate ids, userxattr overlay.
+"""Rootless specifics: the user namespace a non-root process enters at startup, owners beyond
+its map, and a user without subordinate ids.
 
-Name: lbtest_user · Scope: session · Depends: root (useradd, /etc/subuid)
-    The unprivileged user `lbtest` with the subordinate range 100000:65536, created if missing.
-
-Each test forks, drops to lbtest (setgroups/setgid/setuid, as `su` would) and runs the steps in
-that child; results come back as JSON through a pipe. The lower snapshot is unpacked by lbtest
-too, as a rootless store would hold it.
+What every RUN does is checked as lbtest too, by the `-rootless` variants of the tests using
+the `sandbox` fixture (conftest.py); a whole build is compared with root's in
+test_rootless_build.py. Each test here forks, drops to the user and enters its namespace
+(`as_user`); results come back as JSON.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import pwd
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from layerbuild.sandbox import RunSpec, overlay_changes, run
-from layerbuild.sandbox.userns import caller_id_map
+from layerbuild import cli, privilege
+from layerbuild.sandbox import RunSpec, SandboxError, overlay_changes, run
+from layerbuild.sandbox.userns import enter_rootless_userns
 from layerbuild.store.layers import remove_tree
+from layerbuild.store.owners import UnmappedOwnerError
 from layerbuild.store.unpack import apply_layer
-from tests.integration.sandbox.conftest import PATH, mountinfo
+from tests.integration.sandbox.conftest import PATH, as_user, mountinfo, user_owned_dir
 
 pytestmark = [pytest.mark.root, pytest.mark.rootless, pytest.mark.overlay]
-USER = "lbtest"
+SOLO = "lbsolo"  # a user without subordinate ids
+
+
+def test_entering_makes_the_caller_root_of_a_full_map(lbtest_user: pwd.struct_passwd) -> None:
+    def inside() -> list[object]:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            uid_map = [line.split() for line in f]
+        again = enter_rootless_userns()  # already uid 0: nothing to do
+        return [os.getuid(), os.getgid(), os.getgroups(), uid_map, again, privilege.rootless()]
+
+    uid, gid, groups, uid_map, again, rootless = as_user(lbtest_user, inside)
+    assert (uid, gid, groups) == (0, 0, [])
+    assert uid_map == [["0", str(lbtest_user.pw_uid), "1"], ["1", "100000", "65535"]]
+    assert again is None and rootless is True
+    assert privilege.privileged()  # the test process itself is still real root
+
+
+def test_the_command_enters_the_namespace_first(
+    lbtest_user: pwd.struct_passwd, userdir: Path
+) -> None:
+    def command() -> list[object]:
+        cli.main.main(["--root", str(userdir / "store"), "images"], standalone_mode=False)
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return [os.getuid(), f.read().split()]
+
+    uid, uid_map = as_user(lbtest_user, command, userns=False)
+    assert uid == 0 and uid_map[:3] == ["0", str(lbtest_user.pw_uid), "1"]
+    store = userdir / "store"
+    assert os.stat(store).st_uid == lbtest_user.pw_uid  # made as root of the namespace
+
+
+def test_an_owner_beyond_the_map_is_a_clear_error(
+    lbtest_user: pwd.struct_passwd, userdir: Path
+) -> None:
+    tar = _owned_tar([("ok", 65535), ("far", 0), ("far/away", 70000)])
+
+    def unpack() -> list[str]:
+        try:
+            apply_layer(io.BytesIO(tar), userdir / "root")
+        except UnmappedOwnerError as e:
+            return [e.message, e.hint or ""]
+        return []
+
+    (userdir / "root").mkdir()
+    os.chown(userdir / "root", lbtest_user.pw_uid, lbtest_user.pw_gid)
+    message, hint = as_user(lbtest_user, unpack)
+    assert "'far/away'" in message and "70000:70000" in message and "0..65535" in message
+    assert "/etc/subuid" in hint and "70001" in hint
+    assert os.stat(userdir / "root" / "ok").st_uid == 100000 + 65535 - 1  # the last mapped id
 
 
 @pytest.fixture(scope="session")
-def lbtest_user() -> pwd.struct_passwd:
+def solo_user() -> pwd.struct_passwd:
+    """A user with no range in /etc/subuid (a system user: useradd allocates none)."""
     try:
-        return pwd.getpwnam(USER)
+        return pwd.getpwnam(SOLO)
     except KeyError:
         pass
-    subprocess.run(["useradd", "-m", USER], check=True, capture_output=True)
+    subprocess.run(["useradd", "--system", "--no-create-home", SOLO], check=True)
     for path in ("/etc/subuid", "/etc/subgid"):
-        with open(path, "a", encoding="ascii") as f:
-            f.write(f"{USER}:100000:65536\n")
-    return pwd.getpwnam(USER)
+        with open(path, encoding="ascii") as f:
+            assert not any(line.startswith(f"{SOLO}:") for line in f), path
+    return pwd.getpwnam(SOLO)
 
 
-def as_user(user: pwd.struct_passwd, work: Callable[[], Any]) -> Any:
-    """Run `work` in a forked child as `user`; its JSON-able result (or raised error text)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-            os.environ["HOME"] = user.pw_dir
-            out = json.dumps({"ok": work()})
-        except BaseException as e:  # report anything, never return into pytest
-            out = json.dumps({"error": f"{type(e).__name__}: {e}"})
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    result = json.loads(data)
-    assert "error" not in result, result["error"]
-    return result["ok"]
+def test_without_subordinate_ids_root_alone_is_mapped(
+    solo_user: pwd.struct_passwd, busybox_layout: Path
+) -> None:
+    base = user_owned_dir(solo_user, "lbsolo-")
+    blob = base / "busybox.tar.gz"
+    shutil.copyfile(_busybox_blob(busybox_layout), blob)
+    os.chown(blob, solo_user.pw_uid, solo_user.pw_gid)
+
+    def steps() -> dict[str, object]:
+        lower, notes = base / "lower", []
+        lower.mkdir()
+        with gzip.open(blob) as tar:
+            apply_layer(tar, lower, whiteouts="overlay", note=notes.append)  # type: ignore[arg-type]
+        home = os.stat(lower / "home" / "app")
+        results: dict[str, object] = {"notes": notes, "home": [home.st_uid, home.st_gid]}
+        for name, uid in (("root", 0), ("app", 1000)):
+            upper, work = base / f"upper-{name}", base / f"work-{name}"
+            upper.mkdir()
+            work.mkdir()
+            argv = ("/bin/sh", "-c", "id -u; id -G; touch /made")
+            spec = RunSpec(argv, (PATH,), "/", uid, uid, (lower,), upper, work)
+            out: list[bytes] = []
+            try:
+                code = run(spec, on_output=out.append)
+            except SandboxError as e:
+                results[name] = str(e)
+                continue
+            changes = [(c.path, c.uid) for c in overlay_changes(upper, lowerdirs=(lower,))]
+            results[name] = [code, b"".join(out).decode(), changes]
+        return results
+
+    try:
+        got = as_user(solo_user, steps)
+    finally:
+        remove_tree(base)
+    notes = got["notes"]
+    assert len(notes) == 1 and "home/app: owner 1000:1000 not kept" in notes[0]
+    assert got["home"] == [0, 0]  # the files stay root's (the caller's, on the host)
+    assert got["root"] == [0, "0\n0\n", [["made", 0]]]
+    assert "user 1000:1000 is not mapped" in str(got["app"])
 
 
-@pytest.fixture
-def userdir(lbtest_user: pwd.struct_passwd) -> Iterator[Path]:
-    """A directory the user owns (pytest's own tmp dirs are private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="lbtest-"))
-    os.chown(d, lbtest_user.pw_uid, lbtest_user.pw_gid)
-    yield d
-    remove_tree(d)
+def test_a_rootless_step_leaves_no_mount_behind(
+    lbtest_user: pwd.struct_passwd, userdir: Path, busybox_layout: Path
+) -> None:
+    before = mountinfo()
+    blob = userdir / "busybox.tar.gz"
+    shutil.copyfile(_busybox_blob(busybox_layout), blob)
+    os.chown(blob, lbtest_user.pw_uid, lbtest_user.pw_gid)
+
+    def step() -> int:
+        lower, upper, work = userdir / "lower", userdir / "upper", userdir / "work"
+        for d in (lower, upper, work):
+            d.mkdir()
+        with gzip.open(blob) as tar:
+            apply_layer(tar, lower, whiteouts="overlay")  # type: ignore[arg-type]
+        spec = RunSpec(("/bin/sh", "-c", "exit 7"), (PATH,), "/", 0, 0, (lower,), upper, work)
+        return run(spec)
+
+    assert as_user(lbtest_user, step) == 7
+    assert mountinfo() == before
+
+
+def _owned_tar(entries: list[tuple[str, int]]) -> bytes:
+    """A layer of files (directories when something lies below) owned by uid = gid."""
+    names = [n for n, _ in entries]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, owner in entries:
+            info = tarfile.TarInfo(name)
+            info.uid = info.gid = owner
+            if any(other.startswith(name + "/") for other in names):
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tf.addfile(info)
+            else:
+                info.size = 1
+                tf.addfile(info, io.BytesIO(b"x"))
+    return buf.getvalue()
 
 
 def _busybox_blob(layout: Path) -> Path:
@@ -86,65 +181,3 @@ def _busybox_blob(layout: Path) -> Path:
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_hex).read_text())
     layer_hex: str = manifest["layers"][0]["digest"].split(":")[1]
     return layout / "blobs" / "sha256" / layer_hex
-
-
-def _steps(base: Path, blob: Path, scripts: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    """As the unprivileged user: unpack busybox, run each (script, uid) in a fresh upper."""
-    lower = base / "lower"
-    lower.mkdir()
-    with gzip.open(blob) as tar:
-        apply_layer(tar, lower, rootless=True, whiteouts="overlay")  # type: ignore[arg-type]
-    results = []
-    for i, (script, uid) in enumerate(scripts):
-        upper, work = base / f"upper{i}", base / f"work{i}"
-        upper.mkdir()
-        work.mkdir()
-        out: list[bytes] = []
-        spec = RunSpec(("/bin/sh", "-c", script), (PATH,), "/", uid, uid, (lower,), upper, work)
-        code = run(spec, on_output=out.append)
-        changes = overlay_changes(upper, lowerdirs=(lower,), ids=caller_id_map())
-        results.append(
-            {
-                "code": code,
-                "out": b"".join(out).decode(errors="replace"),
-                "changes": [[c.kind.name, c.path, c.uid, c.gid, c.mode] for c in changes],
-            }
-        )
-    return results
-
-
-def test_rootless_steps_run_and_keep_ownership(
-    lbtest_user: pwd.struct_passwd, userdir: Path, busybox_layout: Path
-) -> None:
-    before = mountinfo()
-    blob = userdir / "busybox.tar.gz"  # the layout is in root's private pytest directory
-    shutil.copyfile(_busybox_blob(busybox_layout), blob)
-    results = as_user(
-        lbtest_user,
-        lambda: _steps(
-            userdir,
-            blob,
-            [
-                ("id -u; echo $$; hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1", 0),
-                (
-                    "mkdir /d && touch /d/f && chown 1000:1000 /d/f && "
-                    "rm -rf /usr/sbin && mkdir /usr/sbin && rm /bin/ls",
-                    0,
-                ),
-                ("id -u; touch /tmp/mine", 1000),
-                ("exit 7", 0),
-            ],
-        ),
-    )
-    info, changed, user, failed = results
-    assert info["code"] == 0 and info["out"].split() == ["0", "1", "layerbuild", "lo"]
-    assert info["changes"] == []
-    assert changed["code"] == 0, changed["out"]
-    kinds = {(k, p): (uid, gid) for k, p, uid, gid, _ in changed["changes"]}
-    assert kinds[("FILE", "d/f")] == (1000, 1000)  # chown to another id works (subuid map)
-    assert ("OPAQUE", "usr/sbin") in kinds  # user.overlay.opaque, read back
-    assert ("WHITEOUT", "bin/ls") in kinds
-    assert user["out"].split() == ["1000"]
-    assert ["FILE", "tmp/mine", 1000, 1000, 0o644] in user["changes"]
-    assert failed["code"] == 7
-    assert mountinfo() == before

@@ -1,10 +1,13 @@
 """A whole `build` as an unprivileged user (user namespace, subordinate ids, userxattr
 overlay) gives the same image tree as the same build as root: creates, deletes, hard links,
-setuid bits, chown to another id, unicode names, USER.
+setuid bits, chown to another id, unicode names, USER, a base-layer directory owned by 1000
+copied up by a change below it, a file only its owner (1000) may read. And gc of that rootless
+store removes its snapshots, whose files belong to subordinate ids on the host.
 
-The build runs in a forked child that drops to `lbtest` (tests/integration/sandbox/
-test_rootless.py's fixtures); what it needs from the interpreter is imported first, because
-the unprivileged user cannot read this machine's Python installation under /root.
+The build runs in a forked child that drops to `lbtest` and enters its user namespace, as the
+`layerbuild` command does (conftest.py `as_user`); what it needs from the interpreter is
+imported first, because the unprivileged user cannot read this machine's Python installation
+under /root.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import hashlib
 import os
 import pwd
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,22 +30,24 @@ from layerbuild.build.executor import build
 from layerbuild.build.options import BuildOptions
 from layerbuild.export.load import load
 from layerbuild.export.oci_layout import write_oci_layout
+from layerbuild.store.gc import prune_cache
+from layerbuild.store.layers import remove_tree
 from layerbuild.store.layout import Store
-from tests.integration.sandbox.test_rootless import as_user, lbtest_user, userdir
+from tests.integration.sandbox.conftest import as_user, chown_tree, user_owned_dir
 from tests.support.cli import unpack
 
 pytestmark = [pytest.mark.root, pytest.mark.rootless, pytest.mark.overlay]
-__all__ = ["lbtest_user", "userdir"]
 
 DOCKERFILE = """\
 FROM busybox
+RUN touch /home/app/x
 RUN mkdir -p /data/sub && echo one > /data/one && ln /data/one /data/hard \\
- && chmod 4755 /data/one && chmod 1777 /data/sub && rm -rf /home && touch /data/ünïcødé
+ && chmod 4755 /data/one && chmod 1777 /data/sub && rm -rf /var/tmp && touch /data/ünïcødé
 RUN rm -rf /data/sub && mkdir /data/sub && echo again > /data/sub/x \\
  && chown 1000:1000 /data/sub/x
 COPY a.txt /copied
 USER app
-RUN id && touch /tmp/mine
+RUN id && touch /tmp/mine && echo secret > /tmp/private && chmod 600 /tmp/private
 """
 
 
@@ -74,24 +81,60 @@ def _tree(root: Path) -> dict[str, tuple[object, ...]]:
     return out
 
 
-def test_rootless_build_matches_the_root_build(
-    lbtest_user: pwd.struct_passwd, userdir: Path, busybox_layout: Path, tmp_path: Path
-) -> None:
-    context = userdir / "ctx"
+@dataclass(frozen=True)
+class RootlessBuild:
+    home: Path  # lbtest's: the context, the base image, the store
+    store: Path
+    out: Path  # the image as an OCI layout
+
+
+@pytest.fixture(scope="module")
+def rootless_build(
+    lbtest_user: pwd.struct_passwd, busybox_layout: Path
+) -> Iterator[RootlessBuild]:
+    home = user_owned_dir(lbtest_user, "lbtest-build-")
+    context = home / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(DOCKERFILE)
     (context / "a.txt").write_text("from the context\n")
-    base = userdir / "busybox"
-    shutil.copytree(busybox_layout, base)
-    for path in [userdir, *userdir.rglob("*")]:
-        os.chown(path, lbtest_user.pw_uid, lbtest_user.pw_gid, follow_symlinks=False)
+    shutil.copytree(busybox_layout, home / "busybox")
+    chown_tree(home, lbtest_user)
+    done = RootlessBuild(home, home / "store", home / "rootless-oci")
+    try:
+        as_user(lbtest_user, lambda: _build(done.store, context, home / "busybox", done.out))
+        yield done
+    finally:
+        remove_tree(home)
 
-    rootless_out = userdir / "rootless-oci"
-    as_user(lbtest_user, lambda: _build(userdir / "store", context, base, rootless_out))
-    root_out = tmp_path / "root-oci"
-    _build(tmp_path / "store", context, base, root_out)
 
-    rootless, rooted = _tree(unpack(rootless_out, "1")), _tree(unpack(root_out, "1"))
+def test_rootless_build_matches_the_root_build(
+    rootless_build: RootlessBuild, tmp_path: Path
+) -> None:
+    root_out, home = tmp_path / "root-oci", rootless_build.home
+    _build(tmp_path / "store", home / "ctx", home / "busybox", root_out)
+
+    rootless, rooted = _tree(unpack(rootless_build.out, "1")), _tree(unpack(root_out, "1"))
     assert rootless == rooted
     assert rooted["data/sub/x"][1:3] == (1000, 1000)  # chown inside the step kept
     assert rooted["tmp/mine"][1:3] == (1000, 1000)  # USER app
+    assert rooted["home/app"][1:3] == (1000, 1000)  # the base layer's owner, copied up
+    assert rooted["tmp/private"][0] & 0o777 == 0o600  # packed, though only 1000 may read it
+
+
+def test_gc_of_a_rootless_store_removes_subordinate_owned_snapshots(
+    lbtest_user: pwd.struct_passwd, rootless_build: RootlessBuild
+) -> None:
+    layers = rootless_build.store / "snapshots" / "layers"
+    owners = {os.lstat(p).st_uid for p in layers.rglob("*")}
+    assert 100000 + 1000 - 1 in owners  # container uid 1000 (home/app): not the caller's
+
+    def untag_and_prune() -> list[str]:
+        store = Store.open(rootless_build.store)
+        for name in list(store.refs.list()):
+            store.refs.delete(name)
+        prune_cache(store, everything=True)
+        return sorted(os.listdir(layers))
+
+    assert as_user(lbtest_user, untag_and_prune) == []
+    left = [p for p in rootless_build.store.rglob("*") if os.lstat(p).st_uid >= 100000]
+    assert left == []

@@ -84,7 +84,7 @@ def test_a_missing_command_is_exit_127(sandbox: Sandbox) -> None:
     from layerbuild.sandbox import run
 
     out: list[bytes] = []
-    assert run(spec, on_output=out.append, rootless=False, snapshotter=sandbox.mode) == 127
+    assert run(spec, on_output=out.append, snapshotter=sandbox.mode) == 127
     assert b"no-such-command" in b"".join(out) and b"not found" in b"".join(out)
     assert sandbox.run("no-such-command").code == 127
 
@@ -198,7 +198,7 @@ def test_cancelling_from_the_output_callback_kills_the_step(sandbox: Sandbox) ->
         raise KeyboardInterrupt  # what Ctrl-C does while the builder streams output
 
     with pytest.raises(KeyboardInterrupt):
-        run(spec, on_output=on_output, rootless=False)
+        run(spec, on_output=on_output)
     deadline = time.monotonic() + 5
     while _alive("2718") and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from layerbuild.image.changes import ChangeKind
 from layerbuild.sandbox.overlaydiff import overlay_changes
-from layerbuild.sandbox.userns import id_map
 
 
 def kinds(upper: Path, **kw: object) -> list[tuple[str, str]]:
@@ -86,14 +84,3 @@ def test_unchanged_copied_up_dirs_are_left_out_given_the_lowers(tmp_path: Path) 
     assert kinds(up, lowerdirs=[lower]) == [("DIR", "var"), ("FILE", "var/log")]
     os.chmod(up / "etc", 0o700)  # a chmod of the directory is a change
     assert ("DIR", "etc") in kinds(up, lowerdirs=[lower])
-
-
-def test_rootless_owners_are_translated_back(tmp_path: Path) -> None:
-    up = tmp_path / "upper"
-    up.mkdir()
-    (up / "f").write_bytes(b"")
-    st = os.stat(up / "f")
-    ids = id_map(st.st_uid, st.st_gid, None, None)
-    (change,) = overlay_changes(up, ids=ids)
-    assert (change.uid, change.gid) == (0, 0)
-    assert change.kind is ChangeKind.FILE

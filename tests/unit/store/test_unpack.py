@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,19 @@ def test_devices_and_owners_as_root(tmp_path: Path) -> None:
     tar = make_tar([Entry("dev", "dir"), Entry("dev/null", "chardev", mode=0o666)])
     apply_layer(io.BytesIO(tar), tmp_path, rootless=False)
     assert stat.S_ISCHR(os.lstat(tmp_path / "dev" / "null").st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_owners_are_kept_by_uid_0_under_the_unprivileged_rules_too(tmp_path: Path) -> None:
+    # root of a rootless user namespace: no device nodes, but the image's owners
+    info = tarfile.TarInfo("home")
+    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 1000, 1001
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.addfile(info)
+    apply_layer(io.BytesIO(buf.getvalue()), tmp_path, rootless=True)
+    st = os.stat(tmp_path / "home")
+    assert (st.st_uid, st.st_gid) == (1000, 1001)
 
 
 def test_devices_skipped_with_note_when_rootless(tmp_path: Path) -> None:
