@@ -2,27 +2,41 @@
 
 Before: a COPY whose selection (names and lstat of what it reads, `FileSteps.quick_key`) is
 the one a sources digest was recorded for is keyed with that digest, without building its
-Changes or reading a file. After a miss: the layer just packed is offered to the layer
-snapshots, so a RUN on top of it gets its overlay lower written from the Changes (hard links
-into the previous build's snapshot of the same step) instead of unpacking the blob.
+Changes or reading a file. After a miss: a RUN on top of the layer gets its overlay lower
+written from the Changes (store/materialize.py: hard links into the previous build's snapshot
+of the same step) instead of unpacking the blob. When a RUN follows in the stage, that tree is
+written on a worker thread while the layer is packed (packing leaves a core mostly idle), and
+adopted once the packed contents are known to be the ones it was written from.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from layerbuild.build.filesteps import QuickKey, StageState
 from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
-from layerbuild.image.changes import Change
+from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.layers import LayerSnapshots
+from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.materialize import Previous, materialize
+
+
+@dataclass
+class _Pending:
+    """A snapshot being written (into `dirs.upper`) while its layer is packed."""
+
+    dirs: StepDirs
+    expected: dict[str, Digest]
+    done: Future[bool]
 
 
 @dataclass
@@ -31,6 +45,9 @@ class CopyKeys:
     cache: StepCache
     layers: LayerWriter
     snaps: LayerSnapshots
+    _pending: _Pending | None = None
+    _unused: list[_Pending] = field(default_factory=list)
+    _pool: ThreadPoolExecutor | None = None
 
     def quick_hit(
         self, state: StageState, quick: QuickKey, inputs: list[tuple[str, str]]
@@ -50,24 +67,81 @@ class CopyKeys:
             quick.digest, digest, newest_ns=quick.newest_ns, taken_ns=quick.taken_ns
         )
 
+    def start_snapshot(
+        self, stage: str, index: int, changes: list[Change], files: dict[str, str]
+    ) -> None:
+        """Begin writing the snapshot of a COPY layer about to be packed, for the RUN that
+        follows in its stage; `offer_snapshot` adopts it once the layer is known."""
+        if os.geteuid() != 0:
+            return  # owners could not be given (never the case after enter_rootless_userns)
+        expected = {
+            c.path: Digest(files[c.path].split(" ", 1)[0])
+            for c in changes
+            if c.kind is ChangeKind.FILE and c.path in files
+        }
+        dirs = self.snaps.prepare_step()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
+        done = self._pool.submit(
+            materialize,
+            changes,
+            dirs.upper,
+            files=files,
+            expected=expected,
+            epoch=self.layers.source_date_epoch,
+            previous=self._previous(stage, index),
+        )
+        self._pending = _Pending(dirs, expected, done)
+
     def offer_snapshot(
         self, stage: str, index: int, layer: Layer, changes: list[Change], files: dict[str, str]
     ) -> None:
-        """Should a RUN need this COPY layer as an overlay lower, write it from its Changes
-        (store/materialize.py) rather than unpacking the blob just packed."""
+        """Should a RUN need this COPY layer as an overlay lower, let its tree come from the
+        Changes (store/materialize.py) rather than from unpacking the blob just packed."""
         packed = self.layers.contents.get(layer.diff_id)
-        if self.snaps.rootless or packed is None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._unused.append(pending)  # until adopted: removed at close()
+            if packed is not None and all(packed.get(p) == d for p, d in pending.expected.items()):
+                self.snaps.builders[layer.diff_id] = functools.partial(self._adopt, pending)
+                return
+        if os.geteuid() != 0 or packed is None:
             return
-        previous = None
-        record = self.cache.previous_record(stage, index)
-        if record is not None and record.layer is not None:
-            root = self.snaps.find(record.layer.diff_id)
-            previous = Previous(root, record.files) if root is not None else None
         self.snaps.builders[layer.diff_id] = functools.partial(
             materialize,
             changes,
             files=files,
-            packed=packed,
+            expected=packed,
             epoch=self.layers.source_date_epoch,
-            previous=previous,
+            previous=self._previous(stage, index),
         )
+
+    def close(self) -> None:
+        """Wait for a snapshot still being written and remove those no RUN adopted."""
+        for pending in [*self._unused, *([self._pending] if self._pending else [])]:
+            pending.done.exception()  # waits; its outcome no longer matters
+            self.snaps.discard(pending.dirs)
+        self._unused.clear()
+        self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _adopt(self, pending: _Pending, dest: Path) -> bool:
+        """The builder of a snapshot written ahead: its tree moved onto the empty `dest`."""
+        self._unused.remove(pending)
+        try:
+            if pending.done.result():
+                os.rename(pending.dirs.upper, dest)  # rename(2) replaces an empty directory
+                return True
+            return False
+        finally:
+            self.snaps.discard(pending.dirs)
+
+    def _previous(self, stage: str, index: int) -> Previous | None:
+        """The snapshot of the same step in the previous build, if it is still there."""
+        record = self.cache.previous_record(stage, index)
+        if record is None or record.layer is None:
+            return None
+        root = self.snaps.find(record.layer.diff_id)
+        return Previous(root, record.files) if root is not None else None

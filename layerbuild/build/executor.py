@@ -92,7 +92,8 @@ class Executor:
         self.layers = LayerWriter(
             store, self.statcache, options.compression, options.source_date_epoch, self.created
         )
-        self.copies: CopyKeys  # set with the step cache, once the Dockerfile is known
+        self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
+        self.run_follows = False  # whether a RUN comes after the current step in its stage
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ class Executor:
             with self.store.lock(shared=True):
                 return self._build_graph(graph, tags)
         finally:
+            self.copies.close()
             self.statcache.close()
             scratch.cleanup()
 
@@ -227,6 +229,7 @@ class Executor:
         total += len(state.triggers)
         for index, (position, instr) in enumerate(steps, start=2):
             step_id = self._start(state.name, index, total, instr)
+            self.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
             t0 = time.monotonic()
             try:
                 source = copy_from.get(position) if position is not None else None
@@ -379,6 +382,8 @@ class Executor:
         if record is not None:
             return self._reuse(state, expanded, key, record, changes)
         reason = self.cache.reason(state.name, index, key, files)
+        if changes and files is not None and packed is None and self.run_follows:
+            self.copies.start_snapshot(state.name, index, changes, files)
         if isinstance(expanded, ins.Run):
             layer = self.runs.run(state, expanded, step_id)
         else:

@@ -8,10 +8,13 @@ only the rest is copied from the context. Snapshots are immutable overlay lowers
 copies up before any write), so sharing inodes between them is safe.
 
 The result must equal what unpacking the layer would give, or the snapshot of that diff_id
-would lie to every later build: content is checked against the digests the tar writer took
-while packing (`packed`), and anything this module does not handle (devices, FIFOs,
-whiteouts, a path under a symlink of the same layer) returns False, and the caller unpacks the
-blob as before. Only used by real root: a rootless process could not give entries their owners.
+would lie to every later build: content is checked against `expected`, the digests the tar
+writer took while packing or, when the tree is written while the layer is still being packed
+(build/copykeys.py), the digests its cache key read, which the caller then compares with the
+packed ones. Anything this module does not handle (devices, FIFOs, whiteouts, a path under a
+symlink of the same layer) returns False, and the caller unpacks the blob as before, as it does
+when an owner cannot be set (root of a user namespace that does not map it): the unpacker then
+says why. Needs uid 0, real or in the build's user namespace, to give entries their owners.
 """
 
 from __future__ import annotations
@@ -47,15 +50,15 @@ def materialize(
     dest: Path,
     *,
     files: Mapping[str, str],
-    packed: Mapping[str, Digest],
+    expected: Mapping[str, Digest],
     epoch: int | None,
     previous: Previous | None,
 ) -> bool:
     """Fill the empty directory `dest` with the tree of a layer made of `changes` (layer
-    order); `files` are this step's summaries, `packed` the digests of the file contents the
-    layer holds. False when the layer has entries of another kind or content that no longer
-    matches: `dest` is then partly written, and the caller discards it."""
-    writer = _Writer(dest, files, packed, epoch, previous)
+    order); `files` are this step's summaries, `expected` the digests of the file contents the
+    layer holds. False when the layer has entries of another kind or content that does not
+    match: `dest` is then partly written, and the caller discards it."""
+    writer = _Writer(dest, files, expected, epoch, previous)
     try:
         for change in changes:
             if not writer.add(change):
@@ -71,13 +74,13 @@ class _Writer:
         self,
         dest: Path,
         files: Mapping[str, str],
-        packed: Mapping[str, Digest],
+        expected: Mapping[str, Digest],
         epoch: int | None,
         previous: Previous | None,
     ) -> None:
         self.dest = str(dest)
         self.files = files
-        self.packed = packed
+        self.expected = expected
         self.epoch = epoch
         self.previous = previous
         self.dirs: list[Change] = []
@@ -109,7 +112,7 @@ class _Writer:
             return True
         if kind is ChangeKind.HARDLINK:
             target = change.link
-            if target not in self.packed and target not in self.files:
+            if target not in self.expected and target not in self.files:
                 return False
             os.link(f"{self.dest}/{target}", full, follow_symlinks=False)
             return True
@@ -131,7 +134,7 @@ class _Writer:
         return mtime * 1_000_000_000
 
     def _file(self, change: Change, full: str) -> bool:
-        digest = self.packed.get(change.path)
+        digest = self.expected.get(change.path)
         if digest is None:
             return False
         if self._link_previous(change, full, digest):

@@ -99,7 +99,7 @@ def _unpacked(tar: bytes, dest: Path) -> Path:
 def _written(changes: list[Change], dest: Path, **kw: object) -> Path:
     _, packed, files = _pack(changes)
     dest.mkdir(mode=0o755)
-    assert materialize(changes, dest, files=files, packed=packed, epoch=EPOCH, **kw)  # type: ignore[arg-type]
+    assert materialize(changes, dest, files=files, expected=packed, epoch=EPOCH, **kw)  # type: ignore[arg-type]
     return dest
 
 
@@ -158,7 +158,7 @@ def test_context_changed_since_packing_is_refused(tmp_path: Path) -> None:
     (ctx / "d" / "a.txt").write_text("ALPHA\n")  # same size, other bytes
     dest = tmp_path / "dest"
     dest.mkdir()
-    assert not materialize(changes, dest, files=files, packed=packed, epoch=None, previous=None)
+    assert not materialize(changes, dest, files=files, expected=packed, epoch=None, previous=None)
 
 
 def test_other_kinds_are_left_to_the_unpacker(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_other_kinds_are_left_to_the_unpacker(tmp_path: Path) -> None:
     folder = Change("app", ChangeKind.DIR, mode=0o755, uid=0, gid=0, mtime=0)
     dest = tmp_path / "dest"
     dest.mkdir()
-    assert not materialize([folder, fifo], dest, files={}, packed={}, epoch=None, previous=None)
+    assert not materialize([folder, fifo], dest, files={}, expected={}, epoch=None, previous=None)
     escape = Change("../x", ChangeKind.DIR, mode=0o755, uid=0, gid=0, mtime=0)
-    assert not materialize([escape], dest, files={}, packed={}, epoch=None, previous=None)
+    assert not materialize([escape], dest, files={}, expected={}, epoch=None, previous=None)
     assert not (tmp_path / "x").exists()
