@@ -55,6 +55,9 @@ def sh(*args: str | Path, env: dict[str, str] | None = None, check: bool = True)
 
 
 def timed(fn: Callable[[], object]) -> float:
+    # flush what earlier phases and tools left dirty first: on a shared disk, the writeback of
+    # one tool's 200 MB otherwise lands in the next one's timing
+    os.sync()
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0

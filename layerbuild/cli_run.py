@@ -25,7 +25,6 @@ from layerbuild.build.users import resolve_user
 from layerbuild.errors import BuildError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
-from layerbuild.sandbox.runner import RunSpec, run
 from layerbuild.store import images as store_images
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
@@ -146,6 +145,8 @@ def run_image(
             ids = resolve_user(spec_user, passwd, group)
         step = snaps.prepare_step()
         try:
+            from layerbuild.sandbox.runner import RunSpec, run  # not for every command
+
             spec = RunSpec(
                 argv=argv,
                 env=run_env_of(config, env),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +33,15 @@ from layerbuild.store.materialize import Previous, materialize
 
 @dataclass
 class _Pending:
-    """A snapshot being written (into `dirs.upper`) while its layer is packed."""
+    """A snapshot being written (into `dirs.upper`) while its layer is packed. `digests` are
+    the file contents it was written from: those the key read, or those it read itself when
+    the layer is being packed for the first time; it is adopted only if they are the packed
+    ones."""
 
     dirs: StepDirs
-    expected: dict[str, Digest]
+    digests: dict[str, Digest]
     done: Future[bool]
+    cancel: threading.Event
 
 
 @dataclass
@@ -68,30 +73,40 @@ class CopyKeys:
         )
 
     def start_snapshot(
-        self, stage: str, index: int, changes: list[Change], files: dict[str, str]
+        self, stage: str, index: int, changes: list[Change], files: dict[str, str] | None
     ) -> None:
         """Begin writing the snapshot of a COPY layer about to be packed, for the RUN that
-        follows in its stage; `offer_snapshot` adopts it once the layer is known."""
+        follows in its stage; `offer_snapshot` adopts it once the layer is known. `files`
+        None: the key is not known yet (a context packed before its key), so nothing can be
+        linked from an earlier snapshot and the writer records what it read."""
         if os.geteuid() != 0:
             return  # owners could not be given (never the case after enter_rootless_userns)
-        expected = {
-            c.path: Digest(files[c.path].split(" ", 1)[0])
-            for c in changes
-            if c.kind is ChangeKind.FILE and c.path in files
-        }
+        if self._pending is not None:
+            self._set_aside(self._pending)
+        expected = None
+        if files is not None:
+            expected = {
+                c.path: Digest(files[c.path].split(" ", 1)[0])
+                for c in changes
+                if c.kind is ChangeKind.FILE and c.path in files
+            }
+        digests: dict[str, Digest] = dict(expected) if expected is not None else {}
         dirs = self.snaps.prepare_step()
+        cancel = threading.Event()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
         done = self._pool.submit(
             materialize,
             changes,
             dirs.upper,
-            files=files,
+            files=files or {},
             expected=expected,
             epoch=self.layers.source_date_epoch,
-            previous=self._previous(stage, index),
+            previous=self._previous(stage, index) if files is not None else None,
+            written=digests if expected is None else None,
+            cancel=cancel,
         )
-        self._pending = _Pending(dirs, expected, done)
+        self._pending = _Pending(dirs, digests, done, cancel)
 
     def offer_snapshot(
         self, stage: str, index: int, layer: Layer, changes: list[Change], files: dict[str, str]
@@ -100,11 +115,12 @@ class CopyKeys:
         Changes (store/materialize.py) rather than from unpacking the blob just packed."""
         packed = self.layers.contents.get(layer.diff_id)
         pending, self._pending = self._pending, None
-        if pending is not None:
+        if packed is not None and pending is not None:
             self._unused.append(pending)  # until adopted: removed at close()
-            if packed is not None and all(packed.get(p) == d for p, d in pending.expected.items()):
-                self.snaps.builders[layer.diff_id] = functools.partial(self._adopt, pending)
-                return
+            self.snaps.builders[layer.diff_id] = functools.partial(self._adopt, pending, packed)
+            return
+        if pending is not None:
+            self._set_aside(pending)
         if os.geteuid() != 0 or packed is None:
             return
         self.snaps.builders[layer.diff_id] = functools.partial(
@@ -116,22 +132,36 @@ class CopyKeys:
             previous=self._previous(stage, index),
         )
 
+    def drop_pending(self) -> None:
+        """The step hit after all: the snapshot begun for it is not needed."""
+        if self._pending is not None:
+            self._set_aside(self._pending)
+            self._pending = None
+
     def close(self) -> None:
-        """Wait for a snapshot still being written and remove those no RUN adopted."""
-        for pending in [*self._unused, *([self._pending] if self._pending else [])]:
-            pending.done.exception()  # waits; its outcome no longer matters
+        """Stop snapshots still being written and remove those no RUN adopted."""
+        for pending in self._unused:
+            pending.cancel.set()
+        for pending in self._unused:
+            pending.done.exception()  # waits for the worker to notice
             self.snaps.discard(pending.dirs)
         self._unused.clear()
-        self._pending = None
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
 
-    def _adopt(self, pending: _Pending, dest: Path) -> bool:
-        """The builder of a snapshot written ahead: its tree moved onto the empty `dest`."""
+    def _set_aside(self, pending: _Pending) -> None:
+        pending.cancel.set()
+        self._unused.append(pending)
+
+    def _adopt(self, pending: _Pending, packed: dict[str, Digest], dest: Path) -> bool:
+        """The builder of a snapshot written ahead: its tree moved onto the empty `dest`, if
+        it was written from the contents that were packed."""
         self._unused.remove(pending)
         try:
-            if pending.done.result():
+            if pending.done.result() and all(
+                packed.get(p) == d for p, d in pending.digests.items()
+            ):
                 os.rename(pending.dirs.upper, dest)  # rename(2) replaces an empty directory
                 return True
             return False

@@ -8,6 +8,7 @@ it wrote are complete (the store commits them atomically) and unreferenced until
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -369,7 +370,12 @@ class Executor:
             if found is not None:
                 return self._reuse(state, expanded, *found, None)
             changes, source_key = self.files.copy_changes(state, expanded, source, quick)
-            digest, files, packed = self.layers.sources_digest(changes)
+            ahead = functools.partial(
+                self.copies.start_snapshot, state.name, index, changes, None
+            )  # a context packed before its key: its snapshot is written meanwhile
+            digest, files, packed = self.layers.sources_digest(
+                changes, ahead if self.run_follows else None
+            )
             inputs += [("from", source_key), ("sources", str(digest))]
             if quick is not None:
                 self.copies.remember(quick, digest)
@@ -380,6 +386,7 @@ class Executor:
         key = chain(state.key, inputs)
         record = self.cache.lookup(state.name, key)
         if record is not None:
+            self.copies.drop_pending()
             return self._reuse(state, expanded, key, record, changes)
         reason = self.cache.reason(state.name, index, key, files)
         if changes and files is not None and packed is None and self.run_follows:

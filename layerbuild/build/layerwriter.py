@@ -5,6 +5,7 @@ read itself when the context was never seen before)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from layerbuild.build.filesteps import StageState
@@ -34,7 +35,9 @@ class LayerWriter:
     # diff_id -> layer path -> digest of the file content packed there (store/materialize.py)
     contents: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
 
-    def sources_digest(self, changes: list[Change]) -> tuple[Digest, dict[str, str], Layer | None]:
+    def sources_digest(
+        self, changes: list[Change], on_speculate: Callable[[], None] | None = None
+    ) -> tuple[Digest, dict[str, str], Layer | None]:
         """The digest of a COPY's Changes for its key. When most of its files were never seen
         by the stat cache (a context built for the first time), the layer is packed first and
         the file digests come from that one read, instead of reading everything twice."""
@@ -54,6 +57,8 @@ class LayerWriter:
             }
             digest, files = changes_digest(changes, self.statcache, known=by_layer_path)
             return digest, files, None
+        if on_speculate is not None:
+            on_speculate()
         started = time.time_ns()
         digests: dict[str, Digest] = {}
         packed = self.pack(changes, digests)

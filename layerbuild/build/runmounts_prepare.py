@@ -11,6 +11,7 @@ context binds that .dockerignore filters; everything temporary goes when the ste
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -239,7 +240,18 @@ def _own(path: str, uid: int, gid: int) -> None:
     try:
         os.lchown(path, uid, gid)
     except PermissionError:
-        pass  # rootless: the caller's own id is root inside the sandbox; others are not ours
+        pass  # not root at all (no user namespace): the mount stays the caller's
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        # root of a rootless build's user namespace, which does not map this id
+        raise BuildError(
+            f"RUN --mount uid={uid},gid={gid}: the id is not mapped in this rootless build's "
+            "user namespace",
+            hint="use an id below 65536 and give your user a range of 65536 ids in "
+            "/etc/subuid and /etc/subgid (with newuidmap/newgidmap installed); without them "
+            "only 0 is mapped",
+        ) from None
 
 
 def _unlink(path: str) -> None:

@@ -19,8 +19,6 @@ from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.sandbox.mounts import Mount
-from layerbuild.sandbox.overlaydiff import overlay_changes
-from layerbuild.sandbox.runner import RunSpec, run
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
@@ -156,6 +154,10 @@ def execute_run(
     step = snaps.prepare_step()
     output = Output(log)
     try:
+        # the runner (ctypes, namespaces) is loaded by the first RUN that executes
+        from layerbuild.sandbox.overlaydiff import overlay_changes
+        from layerbuild.sandbox.runner import RunSpec, run
+
         spec = RunSpec(
             argv,
             env,

@@ -2,8 +2,11 @@
 
 The layers are applied in order by `store.unpack.apply_layer`, the one place that turns layer
 tars into files: it resolves every path itself, refuses entries that would escape the root and
-applies whiteouts. Owners are kept only when running as root (an unprivileged process cannot
-chown); device nodes likewise need root and are skipped otherwise.
+applies whiteouts. Owners are kept when running as uid 0: real root writes the image's ids; a
+rootless build, root of its user namespace, writes them through its map, so on the host they
+are the caller (for 0) and the caller's subordinate ids (as with `podman unshare`); with no
+subordinate ids only root's files keep their owner. Device nodes need real root and are
+skipped otherwise.
 
 The tree is built in a temporary directory beside `dest` and renamed into place, so `dest` is
 either untouched or complete. `dest` must be absent or an empty directory: merging an image into

@@ -5,9 +5,30 @@ into layer Changes (overlaydiff.py); `Mount` and `overlay_options` describe moun
 (mounts.py). Only the children forked by runner.py make syscalls that change the system.
 """
 
-from layerbuild.sandbox.errors import SandboxError
-from layerbuild.sandbox.mounts import Mount, overlay_options
-from layerbuild.sandbox.overlaydiff import overlay_changes
-from layerbuild.sandbox.runner import RunSpec, run
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from layerbuild.sandbox.errors import SandboxError
+    from layerbuild.sandbox.mounts import Mount, overlay_options
+    from layerbuild.sandbox.overlaydiff import overlay_changes
+    from layerbuild.sandbox.runner import RunSpec, run
 
 __all__ = ["Mount", "RunSpec", "SandboxError", "overlay_changes", "overlay_options", "run"]
+
+# loaded on first use: importing a submodule (sandbox.mounts for a RUN's cache key) must not
+# pull in the runner, ctypes and all, on a rebuild whose every RUN is cached
+_HOME = {
+    "SandboxError": "errors",
+    "Mount": "mounts",
+    "overlay_options": "mounts",
+    "overlay_changes": "overlaydiff",
+    "RunSpec": "runner",
+    "run": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

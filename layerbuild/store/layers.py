@@ -7,7 +7,7 @@ layer is unpacked once, by itself, and reused by every step and build that has i
 - ``<store>/snapshots/layers/<hex of diff_id>`` holds one layer: its files, whiteouts as 0/0
   character devices and opaque directories marked with the overlay opaque xattr (both
   ``trusted.overlay.opaque`` and ``user.overlay.opaque`` when written by real root; only the
-  user one when written rootless, and then the directory name ends in ``-rootless``). Rootless
+  user one when written rootless, and then the directory name ends in ``-userns``). Rootless
   snapshots are written by root of the build's user namespace (sandbox/userns.py), so their
   files belong to subordinate ids on the host: each flavour is used only by its own kind of
   process, which is the only one that sees their owners right. Snapshots are keyed
@@ -47,7 +47,9 @@ if TYPE_CHECKING:
     from layerbuild.store.layout import Store
 
 _TMP_PREFIX = "tmp-"
-_ROOTLESS_SUFFIX = "-rootless"
+# "-userns", not the "-rootless" of stores made before rootless builds kept owners: those
+# snapshots lack them and must not be reused
+_ROOTLESS_SUFFIX = "-userns"
 # OVL_MAX_STACK: overlayfs refuses more lower directories than this in one mount
 MAX_LOWERS = 500
 

@@ -23,6 +23,7 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +51,24 @@ def materialize(
     dest: Path,
     *,
     files: Mapping[str, str],
-    expected: Mapping[str, Digest],
+    expected: Mapping[str, Digest] | None,
     epoch: int | None,
     previous: Previous | None,
+    written: dict[str, Digest] | None = None,
+    cancel: threading.Event | None = None,
 ) -> bool:
     """Fill the empty directory `dest` with the tree of a layer made of `changes` (layer
     order); `files` are this step's summaries, `expected` the digests of the file contents the
     layer holds. False when the layer has entries of another kind or content that does not
-    match: `dest` is then partly written, and the caller discards it."""
-    writer = _Writer(dest, files, expected, epoch, previous)
+    match: `dest` is then partly written, and the caller discards it.
+
+    With `expected` None (the layer's digests are not known yet: it is being packed for the
+    first time), every file is copied and its digest put in `written`, for the caller to
+    compare with the packed ones; nothing is linked. `cancel` stops the work (False)."""
+    writer = _Writer(dest, files, expected, epoch, previous, written)
     try:
         for change in changes:
-            if not writer.add(change):
+            if (cancel is not None and cancel.is_set()) or not writer.add(change):
                 return False
         writer.finish()
     except (OSError, ContextError):
@@ -74,13 +81,16 @@ class _Writer:
         self,
         dest: Path,
         files: Mapping[str, str],
-        expected: Mapping[str, Digest],
+        expected: Mapping[str, Digest] | None,
         epoch: int | None,
         previous: Previous | None,
+        written: dict[str, Digest] | None,
     ) -> None:
         self.dest = str(dest)
         self.files = files
         self.expected = expected
+        self.written = written
+        self.regular: set[str] = set()  # files written or linked so far
         self.epoch = epoch
         self.previous = previous
         self.dirs: list[Change] = []
@@ -112,7 +122,7 @@ class _Writer:
             return True
         if kind is ChangeKind.HARDLINK:
             target = change.link
-            if target not in self.expected and target not in self.files:
+            if target not in self.regular:
                 return False
             os.link(f"{self.dest}/{target}", full, follow_symlinks=False)
             return True
@@ -134,11 +144,14 @@ class _Writer:
         return mtime * 1_000_000_000
 
     def _file(self, change: Change, full: str) -> bool:
-        digest = self.expected.get(change.path)
-        if digest is None:
-            return False
-        if self._link_previous(change, full, digest):
-            return True
+        digest = None
+        if self.expected is not None:
+            digest = self.expected.get(change.path)
+            if digest is None:
+                return False
+            if self._link_previous(change, full, digest):
+                self.regular.add(change.path)
+                return True
         content = change.content
         if not isinstance(content, FileSource):
             return False
@@ -151,8 +164,11 @@ class _Writer:
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
-            if Digest.from_hash(h) != digest:
+            got = Digest.from_hash(h)
+            if digest is not None and got != digest:
                 return False  # the context changed since the layer was packed
+            if self.written is not None:
+                self.written[change.path] = got
             os.fchown(fd, change.uid, change.gid)
             os.fchmod(fd, change.mode & 0o7777)  # after chown, which clears setuid bits
             for name, value in change.xattrs:
@@ -161,6 +177,7 @@ class _Writer:
             os.utime(fd, ns=(mtime, mtime))
         finally:
             os.close(fd)
+        self.regular.add(change.path)
         return True
 
     def _link_previous(self, change: Change, full: str, digest: Digest) -> bool:

@@ -4,6 +4,7 @@ file is written anew, the rest being hard links into the previous build's snapsh
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -53,3 +54,24 @@ def test_run_sees_the_copy_and_shares_unchanged_files(lb: Layerbuild, tmp_path: 
     assert len(bees) == 2 and len({st.st_ino for st in bees.values()}) == 1, bees
     ays = _snapshot_of(lb.store, "app/a.txt")
     assert len({st.st_ino for st in ays.values()}) == 2
+
+
+def test_first_build_of_a_big_context_writes_the_lower_while_packing(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """Over 8 MB of unseen files are packed before the key is known; the RUN's lower is
+    written meanwhile from the same reads and must hold exactly those bytes."""
+    big = os.urandom(9 << 20)
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN sha256sum /ctx/big /ctx/s/t > /sums\n",
+            "big": big,
+            "s/t": "small\n",
+        },
+    )
+    lb.build(ctx, "-t", "b:1")
+    sums = lb.ok("run", "b:1", "cat", "/sums").stdout.split()
+    assert sums[0] == hashlib.sha256(big).hexdigest()
+    assert sums[2] == hashlib.sha256(b"small\n").hexdigest()
+    assert not list((lb.store / "snapshots" / "layers").glob("tmp-*"))  # nothing left behind

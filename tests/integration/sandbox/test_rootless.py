@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from layerbuild import cli, privilege
+from layerbuild.build import runmounts_prepare
+from layerbuild.errors import BuildError
 from layerbuild.sandbox import RunSpec, SandboxError, overlay_changes, run
 from layerbuild.sandbox.userns import enter_rootless_userns
 from layerbuild.store.layers import remove_tree
@@ -181,3 +183,26 @@ def _busybox_blob(layout: Path) -> Path:
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_hex).read_text())
     layer_hex: str = manifest["layers"][0]["digest"].split(":")[1]
     return layout / "blobs" / "sha256" / layer_hex
+
+
+def test_a_cache_mount_owner_beyond_the_map_is_a_clear_error(
+    lbtest_user: pwd.struct_passwd, userdir: Path
+) -> None:
+    """RUN --mount=type=cache,uid=70000 cannot be given to an id the namespace does not map:
+    the build says so instead of failing with a bare EINVAL."""
+    target = userdir / "cache"
+    target.mkdir()
+    os.chown(target, lbtest_user.pw_uid, lbtest_user.pw_gid)
+
+    def own() -> list[str]:
+        runmounts_prepare._own(str(target), 1000, 1000)  # mapped: fine
+        try:
+            runmounts_prepare._own(str(target), 70000, 70000)
+        except BuildError as e:
+            return [e.message, e.hint or ""]
+        return []
+
+    message, hint = as_user(lbtest_user, own)
+    assert "uid=70000" in message and "not mapped" in message
+    assert "/etc/subuid" in hint
+    assert os.stat(target).st_uid == 100000 + 1000 - 1

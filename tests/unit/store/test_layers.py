@@ -63,7 +63,7 @@ def test_rootless_snapshots_are_kept_apart(tmp_path: Path) -> None:
     layer = three_layers(store)[2]
     rootless = LayerSnapshots(tmp_path, rootless=True)
     path = rootless.layer_dir(store, layer)
-    assert path.name.endswith("-rootless")
+    assert path.name.endswith("-userns")
     assert os.getxattr(path / "etc", "user.overlay.opaque") == b"y"
     assert LayerSnapshots(tmp_path, rootless=False).find(layer.diff_id) is None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -170,3 +171,31 @@ def test_other_kinds_are_left_to_the_unpacker(tmp_path: Path) -> None:
     escape = Change("../x", ChangeKind.DIR, mode=0o755, uid=0, gid=0, mtime=0)
     assert not materialize([escape], dest, files={}, expected={}, epoch=None, previous=None)
     assert not (tmp_path / "x").exists()
+
+
+def test_without_expected_digests_it_records_what_it_wrote(tmp_path: Path) -> None:
+    """Written while the layer is packed for the first time, the tree records the digest of
+    every file it copied, for the caller to compare with the packed ones."""
+    changes = _changes(_context(tmp_path / "ctx"))
+    tar, packed, files = _pack(changes)
+    dest = tmp_path / "dest"
+    dest.mkdir(mode=0o755)
+    written: dict[str, Digest] = {}
+    assert materialize(
+        changes, dest, files={}, expected=None, epoch=EPOCH, previous=None, written=written
+    )
+    assert written == packed
+    assert tree(dest) == tree(_unpacked(tar, tmp_path / "unpacked"))
+
+
+def test_cancelled_writer_stops(tmp_path: Path) -> None:
+    changes = _changes(_context(tmp_path / "ctx"))
+    _, packed, files = _pack(changes)
+    cancel = threading.Event()
+    cancel.set()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    done = materialize(
+        changes, dest, files=files, expected=packed, epoch=None, previous=None, cancel=cancel
+    )
+    assert not done and not any(dest.iterdir())
