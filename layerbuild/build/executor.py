@@ -47,6 +47,7 @@ from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBa
 from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.store import images
+from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
 from layerbuild.store.content import pid_alive
 from layerbuild.store.layers import LayerSnapshots
@@ -90,8 +91,14 @@ class Executor:
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
         self.statcache = StatCache(store.root / "cache" / "stat.db")
         self.snaps = LayerSnapshots(store.root)
+        self.blocks = BlockCache(store.root / "cache" / "blocks.db", store.content.path)
         self.layers = LayerWriter(
-            store, self.statcache, options.compression, options.source_date_epoch, self.created
+            store,
+            self.statcache,
+            options.compression,
+            options.source_date_epoch,
+            self.created,
+            blocks=self.blocks,
         )
         self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
         self.run_follows = False  # whether a RUN comes after the current step in its stage
@@ -162,6 +169,7 @@ class Executor:
         finally:
             self.copies.close()
             self.statcache.close()
+            self.blocks.close()
             scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:

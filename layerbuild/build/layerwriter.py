@@ -15,9 +15,10 @@ from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import pack_layer
+from layerbuild.image.compress import BlockRecord, pack_layer
 from layerbuild.image.config import History
 from layerbuild.image.manifest import Layer
+from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.layout import Store
 
 HISTORY_COMMENT = "layerbuild.dockerfile.v0"
@@ -34,6 +35,7 @@ class LayerWriter:
     created: str  # the history timestamp of this build's steps
     # diff_id -> layer path -> digest of the file content packed there (store/materialize.py)
     contents: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
+    blocks: BlockCache | None = None  # gzip blocks of earlier layers, reused when packing
 
     def sources_digest(
         self, changes: list[Change], on_speculate: Callable[[], None] | None = None
@@ -82,6 +84,7 @@ class LayerWriter:
     def pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
         if digests is None:
             digests = {}
+        index: list[BlockRecord] = []
         with self.store.content.ingest() as ingest:
             layer = pack_layer(
                 changes,
@@ -89,9 +92,13 @@ class LayerWriter:
                 compression=self.compression,
                 source_date_epoch=self.source_date_epoch,
                 digests=digests,
+                blocks=self.blocks,
+                index=index,
             )
             ingest.commit(expected=layer.digest)
         self.contents[layer.diff_id] = digests
+        if self.blocks is not None:
+            self.blocks.record(layer.digest, index)
         return layer
 
     def add_layer(

@@ -23,6 +23,7 @@ import struct
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
@@ -50,7 +51,37 @@ _MAGIC = (
 _GZIP_WORKERS = 2  # deflate threads: with the tar writer, enough to fill two cores
 _DEFLATE_WINDOW = 32 * 1024
 _SWITCH_INTERVAL = 0.001  # seconds; see pack_layer
-_QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~8 MiB per pack
+_QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~16 MiB per pack
+# content-defined chunks of small entries (see _ChunkPipe): about 512 KiB to 1 MiB
+_MIN_CHUNK = 512 * 1024
+_MAX_CHUNK = 2 * 1024 * 1024
+_CUT_MASK = (1 << 5) - 1
+
+
+class BlockCache(Protocol):
+    """Gzip blocks deflated before, by `block_key` (store/blockcache.py keeps them)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """Where one deflate block of a gzip blob lies, for reuse by a later pack."""
+
+    key: bytes  # block_key of what it compresses
+    offset: int  # in the blob
+    length: int
+    sha256: bytes  # of the block's compressed bytes
+
+
+def block_key(level: int, window: bytes, data: bytes) -> bytes:
+    """What a block's deflated bytes depend on: isal's level, the 32 KiB dictionary, the data.
+    isal is deterministic, so equal keys give equal blocks."""
+    h = hashlib.sha256(b"layerbuild.gzip-block.v1\n")
+    h.update(struct.pack("<BI", level, len(window)))
+    h.update(window)
+    h.update(data)
+    return h.digest()
 
 
 class _Encoder(Protocol):
@@ -65,26 +96,51 @@ class _GzipEncoder:
     Each chunk of the tar stream is deflated on a worker thread with the previous chunk's last
     32 KiB as its dictionary and ends in a sync flush; an empty final block closes the stream.
     Blocks are compressed side by side (isal releases the GIL) yet the bytes depend only on the
-    input: the chunking is the tar writer's, never the scheduler's.
+    input: the chunking is the tar writer's, never the scheduler's. With a BlockCache, a block
+    whose key it holds is taken from there instead of deflated again, and `index` tells where
+    each block landed, for the cache to learn this blob's blocks.
     """
 
-    def __init__(self, level: int, workers: int = _GZIP_WORKERS) -> None:
+    def __init__(
+        self, level: int, workers: int = _GZIP_WORKERS, blocks: BlockCache | None = None
+    ) -> None:
         self._level = level
+        self._blocks = blocks
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, "layer-gzip")
         self._ahead = 2 * workers
-        self._pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
+        self._pending: collections.deque[concurrent.futures.Future[tuple[bytes, bytes]]] = (
+            collections.deque()
+        )
         self._window = b""
         self._crc = 0
         self._size = 0
         self._out = bytearray(_GZIP_HEADER)
+        self._offset = len(_GZIP_HEADER)
+        self.index: list[BlockRecord] = []
+        self.reused = 0
 
-    def _deflate(self, data: bytes, window: bytes) -> bytes:
+    def _deflate(self, data: bytes, window: bytes) -> tuple[bytes, bytes]:
+        """(key, block) on a worker thread: hashing the key is as parallel as deflating."""
+        key = b""
+        if self._blocks is not None:
+            key = block_key(self._level, window, data)
+            cached = self._blocks.get(key)
+            if cached is not None:
+                return key, cached
         if window:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15, 9, 0, window)
         else:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15)
         block: bytes = z.compress(data) + z.flush(isal_zlib.Z_SYNC_FLUSH)
-        return block
+        return key, block
+
+    def _take(self) -> None:
+        key, block = self._pending.popleft().result()
+        if key:
+            digest = hashlib.sha256(block).digest()
+            self.index.append(BlockRecord(key, self._offset, len(block), digest))
+        self._offset += len(block)
+        self._out += block
 
     def compress(self, data: bytes) -> bytes:
         self._crc = isal_zlib.crc32(data, self._crc)
@@ -92,14 +148,14 @@ class _GzipEncoder:
         self._pending.append(self._pool.submit(self._deflate, data, self._window))
         self._window = data[-_DEFLATE_WINDOW:]
         while self._pending and (len(self._pending) > self._ahead or self._pending[0].done()):
-            self._out += self._pending.popleft().result()
+            self._take()
         out = bytes(self._out)
         self._out.clear()
         return out
 
     def flush(self) -> bytes:
         while self._pending:
-            self._out += self._pending.popleft().result()
+            self._take()
         final: bytes = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15).flush()
         self._out += final + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
         out = bytes(self._out)
@@ -138,7 +194,7 @@ class _Identity:
         return b""
 
 
-def _encoder(compression: str, level: int | None) -> _Encoder:
+def _encoder(compression: str, level: int | None, blocks: BlockCache | None) -> _Encoder:
     if compression == "gzip":
         level = GZIP_DEFAULT_LEVEL if level is None else level
         if level not in GZIP_LEVELS:
@@ -146,7 +202,7 @@ def _encoder(compression: str, level: int | None) -> _Encoder:
                 f"gzip level {level} is out of range {GZIP_LEVELS.start}-"
                 f"{GZIP_LEVELS.stop - 1} (isal levels)"
             )
-        return _GzipEncoder(level)
+        return _GzipEncoder(level, blocks=blocks)
     if compression == "zstd":
         params = zstandard.ZstdCompressor(
             level=ZSTD_DEFAULT_LEVEL if level is None else level,
@@ -169,12 +225,27 @@ class _Cancelled(Exception):
 
 
 class _ChunkPipe:
-    """The tar writer's output: gathers writes into ~1 MiB chunks and queues them."""
+    """The tar writer's output: gathers writes into chunks and queues them.
+
+    Chunks are cut where the content says, never at fixed offsets of the stream: before an
+    entry whose header hashes to a multiple of 2**_CUT_BITS once _MIN_CHUNK bytes are buffered
+    (or _MAX_CHUNK, whatever the headers), and around large file data, which comes in pieces
+    at offsets of its file. A file that changes, grows or shrinks then changes the chunk that
+    holds it (and the next, whose dictionary it is), not every chunk after it, so the gzip
+    blocks of the rest can be reused from an earlier blob (store/blockcache.py).
+    """
 
     def __init__(self, chunks: queue.Queue[bytes | None], cancelled: threading.Event) -> None:
         self._chunks = chunks
         self._cancelled = cancelled
         self._buffer = bytearray()
+
+    def entry_start(self, header: bytes) -> None:
+        buffered = len(self._buffer)
+        if buffered >= _MAX_CHUNK or (
+            buffered >= _MIN_CHUNK and isal_zlib.crc32(header) & _CUT_MASK == 0
+        ):
+            self.flush()
 
     def write(self, data: bytes, /) -> int:
         if len(data) >= CHUNK // 2:
@@ -182,8 +253,8 @@ class _ChunkPipe:
             self._emit(bytes(data))
         else:
             self._buffer += data
-            if len(self._buffer) >= CHUNK:
-                self.flush()
+            if len(self._buffer) >= 2 * _MAX_CHUNK:
+                self.flush()  # one entry's small writes alone (a long run of headers)
         return len(data)
 
     def flush(self) -> None:
@@ -246,14 +317,18 @@ def pack_layer(
     source_date_epoch: int | None = None,
     level: int | None = None,
     digests: dict[str, Digest] | None = None,
+    blocks: BlockCache | None = None,
+    index: list[BlockRecord] | None = None,
 ) -> Layer:
     """Write ``changes`` as a compressed layer blob to ``sink`` and describe it.
 
     ``compression`` is 'gzip' (isal levels 0-3, default 2), 'zstd' (default level 3) or 'none'.
+    For gzip, ``blocks`` lends deflate blocks packed before and ``index`` receives where each
+    block of this blob lies (for the caller to add to its cache once the blob is stored).
     Errors of the tar writer (e.g. LayerContentError) are re-raised here; the sink then holds a
     partial blob that the caller must discard (a store ingest that is not committed).
     """
-    encoder = _encoder(compression, level)
+    encoder = _encoder(compression, level, blocks)
     producer = _Producer(changes, source_date_epoch, digests)
     # a sink that hashes what it is given (a store ingest) spares hashing the blob twice
     sink_hash = getattr(sink, "running_hash", None)
@@ -283,6 +358,8 @@ def pack_layer(
         digest.update(out)
         sink.write(out)
         size += len(out)
+        if index is not None and isinstance(encoder, _GzipEncoder):
+            index.extend(encoder.index)
     finally:
         producer.cancelled.set()
         producer.join()

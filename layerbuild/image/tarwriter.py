@@ -97,8 +97,12 @@ def write_tar(
     COPY gets its cache key from the same single read that packs it.
     """
     write = out.write
+    # an output that cuts its stream into blocks may cut where an entry starts (compress.py)
+    entry_start: Callable[[bytes], object] | None = getattr(out, "entry_start", None)
     for change in sorted_changes(changes):
         header = entry_header(change, source_date_epoch)
+        if entry_start is not None:
+            entry_start(header)
         if change.kind is not ChangeKind.FILE:
             write(header)
         elif change.size > 0:

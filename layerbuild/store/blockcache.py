@@ -1,0 +1,157 @@
+"""BlockCache: the deflate blocks of gzip layers already in the store, found by what they compress.
+
+A rebuild after a small change packs a big COPY layer again: the same tar stream but for one
+file. The gzip writer (image/compress.py) cuts the stream into content-defined chunks and
+deflates each with the previous chunk's last 32 KiB as its dictionary; a chunk's block depends
+only on (level, dictionary, data), its `block_key`. This cache maps keys to where such a block
+lies in a blob of the store, so the writer copies those bytes instead of deflating again, and
+the new blob is byte for byte what deflating everything would have written.
+
+``<store>/cache/blocks.db`` (SQLite, WAL, shared by concurrent builds) holds, per key, the blob
+digest, offset, length and the sha256 of the block's bytes. A hit is checked against that
+sha256 when read, so a damaged row or blob costs a deflate, never a wrong layer; rows whose
+blob gc removed are dropped when met. Any SQLite failure turns the cache off for the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from layerbuild.digest import Digest
+from layerbuild.image.compress import BlockRecord
+
+BUSY_TIMEOUT_S = 10.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    key BLOB PRIMARY KEY, blob TEXT NOT NULL, offset INTEGER NOT NULL,
+    length INTEGER NOT NULL, sha256 BLOB NOT NULL
+) WITHOUT ROWID
+"""
+
+log = logging.getLogger(__name__)
+
+
+class BlockCache:
+    """Thread-safe (the gzip workers ask it); one instance per build."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        blob_path: Callable[[Digest], Path],
+        *,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
+        self.db_path = db_path
+        self._blob_path = blob_path
+        self._note = note or log.warning
+        self._lock = threading.Lock()
+        self._fds: dict[str, int] = {}
+        self.hits = 0
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = _connect(db_path)
+        except (sqlite3.Error, OSError) as e:
+            self._note(f"block cache {db_path} cannot be used ({e}); layers are fully deflated")
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._lock:
+            row = self._query("SELECT blob, offset, length, sha256 FROM blocks WHERE key = ?", key)
+            if row is None:
+                return None
+            blob, offset, length, sha = row
+            data = self._read(blob, offset, length)
+            if data is None or hashlib.sha256(data).digest() != sha:
+                self._forget(key)
+                return None
+            self.hits += 1
+            return data
+
+    def record(self, blob: Digest, index: Sequence[BlockRecord]) -> None:
+        """Remember where the blocks of the stored blob `blob` lie."""
+        rows = [(r.key, str(blob), r.offset, r.length, r.sha256) for r in index]
+        with self._lock:
+            if self._conn is None or not rows:
+                return
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO blocks (key, blob, offset, length, sha256) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+            except sqlite3.Error as e:
+                self._failed(e)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> BlockCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- callers hold self._lock -------------------------------------------------------------
+
+    def _query(self, sql: str, key: bytes) -> tuple[str, int, int, bytes] | None:
+        if self._conn is None:
+            return None
+        try:
+            row = self._conn.execute(sql, (key,)).fetchone()
+        except sqlite3.Error as e:
+            self._failed(e)
+            return None
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
+
+    def _read(self, blob: str, offset: int, length: int) -> bytes | None:
+        fd = self._fds.get(blob)
+        try:
+            if fd is None:
+                fd = os.open(self._blob_path(Digest(blob)), os.O_RDONLY | os.O_CLOEXEC)
+                self._fds[blob] = fd
+            data = os.pread(fd, length, offset)
+        except (OSError, ValueError):
+            return None  # the blob is gone (gc), or the row names no valid digest
+        return data if len(data) == length else None
+
+    def _forget(self, key: bytes) -> None:
+        if self._conn is None:
+            return
+        try:
+            with self._conn:
+                self._conn.execute("DELETE FROM blocks WHERE key = ?", (key,))
+        except sqlite3.Error as e:
+            self._failed(e)
+
+    def _failed(self, e: sqlite3.Error) -> None:
+        self._note(f"block cache {self.db_path} disabled for this build: {e}")
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs a deflate
+        conn.execute(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
