@@ -446,7 +446,9 @@ class Executor:
             # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
             self.layers.history(state, instr, empty=True)
             return None
-        return self.layers.add_layer(state, instr, changes or [], packed)
+        # a snapshot of a COPY layer is checked against the packed digests: a RUN may need one
+        digests = self.run_follows and isinstance(instr, ins.Copy | ins.Add)
+        return self.layers.add_layer(state, instr, changes or [], packed, digests=digests)
 
 
 @dataclass(frozen=True)

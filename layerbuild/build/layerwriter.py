@@ -82,8 +82,9 @@ class LayerWriter:
         state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
     def pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
-        if digests is None:
-            digests = {}
+        """Pack `changes` into the store; with `digests`, the files' content digests are taken
+        on the way and kept in `contents` (what a snapshot written from the Changes is checked
+        against: only asked for when a RUN may need one)."""
         index: list[BlockRecord] = []
         with self.store.content.ingest() as ingest:
             layer = pack_layer(
@@ -96,7 +97,8 @@ class LayerWriter:
                 index=index,
             )
             ingest.commit(expected=layer.digest)
-        self.contents[layer.diff_id] = digests
+        if digests is not None:
+            self.contents[layer.diff_id] = digests
         if self.blocks is not None:
             self.blocks.record(layer.digest, index)
         return layer
@@ -107,11 +109,13 @@ class LayerWriter:
         instr: ins.Instruction,
         changes: list[Change],
         packed: Layer | None = None,
+        *,
+        digests: bool = False,
     ) -> Layer | None:
         if not changes:
             self.history(state, instr, empty=True)
             return None
-        layer = packed or self.pack(changes)
+        layer = packed or self.pack(changes, {} if digests else None)
         if state.tree is not None:  # else it is loaded from the layers when next needed
             state.tree.apply(changes, layer.digest)
         state.layers.append(layer)

@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, NamedTuple, Protocol, cast
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -84,6 +84,12 @@ def block_key(level: int, window: bytes, data: bytes) -> bytes:
     return h.digest()
 
 
+class _Block(NamedTuple):
+    data: bytes  # deflated
+    key: bytes  # block_key, or b"" without a cache
+    sha256: bytes  # of data, with a cache
+
+
 class _Encoder(Protocol):
     def compress(self, data: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
@@ -108,9 +114,7 @@ class _GzipEncoder:
         self._blocks = blocks
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, "layer-gzip")
         self._ahead = 2 * workers
-        self._pending: collections.deque[concurrent.futures.Future[tuple[bytes, bytes]]] = (
-            collections.deque()
-        )
+        self._pending: collections.deque[concurrent.futures.Future[_Block]] = collections.deque()
         self._window = b""
         self._crc = 0
         self._size = 0
@@ -119,28 +123,28 @@ class _GzipEncoder:
         self.index: list[BlockRecord] = []
         self.reused = 0
 
-    def _deflate(self, data: bytes, window: bytes) -> tuple[bytes, bytes]:
-        """(key, block) on a worker thread: hashing the key is as parallel as deflating."""
+    def _deflate(self, data: bytes, window: bytes) -> _Block:
+        """One block, on a worker thread: the hashing a cache needs runs as parallel as
+        deflating does."""
         key = b""
         if self._blocks is not None:
             key = block_key(self._level, window, data)
             cached = self._blocks.get(key)
             if cached is not None:
-                return key, cached
+                return _Block(cached, key, hashlib.sha256(cached).digest())
         if window:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15, 9, 0, window)
         else:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15)
         block: bytes = z.compress(data) + z.flush(isal_zlib.Z_SYNC_FLUSH)
-        return key, block
+        return _Block(block, key, hashlib.sha256(block).digest() if key else b"")
 
     def _take(self) -> None:
-        key, block = self._pending.popleft().result()
-        if key:
-            digest = hashlib.sha256(block).digest()
-            self.index.append(BlockRecord(key, self._offset, len(block), digest))
-        self._offset += len(block)
-        self._out += block
+        block = self._pending.popleft().result()
+        if block.key:
+            self.index.append(BlockRecord(block.key, self._offset, len(block.data), block.sha256))
+        self._offset += len(block.data)
+        self._out += block.data
 
     def compress(self, data: bytes) -> bytes:
         self._crc = isal_zlib.crc32(data, self._crc)
