@@ -41,9 +41,10 @@ def mapped_count(id_map: str) -> int:
     return total
 
 
-def _read(path: str) -> str:
+def read_text(path: str) -> str:
+    """A small system file's text ("" when it cannot be read: no such kernel feature)."""
     try:
-        with open(path, encoding="ascii") as f:
+        with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError:
         return ""
@@ -51,7 +52,7 @@ def _read(path: str) -> str:
 
 def in_initial_userns() -> bool:
     """Whether this process is in the host's user namespace (or a kernel without them)."""
-    text = _read("/proc/self/uid_map")
+    text = read_text("/proc/self/uid_map")
     return not text or is_identity_map(text)
 
 
@@ -73,9 +74,9 @@ def single_id_namespace() -> bool:
 
 def mapped_ids() -> int:
     """How many uids this process's user namespace maps (0..n-1 for a rootless map)."""
-    return mapped_count(_read("/proc/self/uid_map"))
+    return mapped_count(read_text("/proc/self/uid_map"))
 
 
 def setgroups_allowed() -> bool:
     """Whether setgroups(2) may be used here (an unprivileged single-id map denies it)."""
-    return _read("/proc/self/setgroups").strip() != "deny"
+    return read_text("/proc/self/setgroups").strip() != "deny"

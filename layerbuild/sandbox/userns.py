@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from layerbuild.privilege import read_text
 from layerbuild.sandbox import linux
 from layerbuild.sandbox.errors import SandboxError
 
@@ -84,14 +85,6 @@ def id_map(
     )
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def caller_id_map() -> IdMap:
     """The map for the calling user, with subordinate ids when they are usable here."""
     uid, gid = os.getuid(), os.getgid()
@@ -100,8 +93,8 @@ def caller_id_map() -> IdMap:
     except KeyError:
         name = str(uid)
     helpers = shutil.which("newuidmap") and shutil.which("newgidmap")
-    subuid = parse_subid(_read("/etc/subuid"), name, uid) if helpers else None
-    subgid = parse_subid(_read("/etc/subgid"), name, uid) if helpers else None
+    subuid = parse_subid(read_text("/etc/subuid"), name, uid) if helpers else None
+    subgid = parse_subid(read_text("/etc/subgid"), name, uid) if helpers else None
     return id_map(uid, gid, subuid, subgid)
 
 
@@ -224,7 +217,7 @@ def enter_rootless_userns(on_warning: Callable[[str], None] = _warn) -> IdMap | 
         _unshare()
         _write_own_single_map(ids)
     elif failure := _unshare_with_helper(ids):
-        if _read("/proc/self/uid_map").strip():
+        if read_text("/proc/self/uid_map").strip():
             # half mapped (newgidmap failed after newuidmap): no map can be written any more
             raise SandboxError(f"mapping the user namespace ids failed: {failure}", hint=_SUBID)
         ids = id_map(ids.uids[0].host, ids.gids[0].host, None, None)  # getuid(): 65534 now
