@@ -32,6 +32,7 @@ from layerbuild.context.filesource import FileSource
 from layerbuild.digest import Digest
 from layerbuild.errors import ContextError
 from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.store.owners import Owners
 
 _CHUNK = 1 << 20
 _CAPABILITY = "security.capability"
@@ -95,6 +96,7 @@ class _Writer:
         self.previous = previous
         self.dirs: list[Change] = []
         self.made: set[str] = {""}  # directories this layer holds (or the root)
+        self.owners = Owners(_raise)
         self.linked = 0
 
     def add(self, change: Change) -> bool:
@@ -108,7 +110,7 @@ class _Writer:
         full = f"{self.dest}/{path}"
         kind = change.kind
         if kind is ChangeKind.DIR:
-            os.mkdir(full, 0o700)
+            os.mkdir(full, change.mode & 0o777)  # root writes into it whatever the mode
             self.made.add(path)
             self.dirs.append(change)
             return True
@@ -116,7 +118,9 @@ class _Writer:
             return self._file(change, full)
         if kind is ChangeKind.SYMLINK:
             os.symlink(change.link, full)
-            os.lchown(full, change.uid, change.gid)
+            st = os.lstat(full)
+            if (st.st_uid, st.st_gid) != (change.uid, change.gid):
+                os.lchown(full, change.uid, change.gid)
             mtime = self._mtime_ns(change)
             os.utime(full, ns=(mtime, mtime), follow_symlinks=False)
             return True
@@ -132,10 +136,13 @@ class _Writer:
         """Directory owners, modes and mtimes, deepest first (children bump mtimes)."""
         for change in reversed(self.dirs):
             full = f"{self.dest}/{change.path}"
-            os.chown(full, change.uid, change.gid, follow_symlinks=False)
-            os.chmod(full, change.mode & 0o7777)
-            mtime = self._mtime_ns(change)
-            os.utime(full, ns=(mtime, mtime), follow_symlinks=False)
+            fd = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.owners.settle(change.path, change.uid, change.gid, change.mode & 0o7777, fd)
+                mtime = self._mtime_ns(change)
+                os.utime(fd, ns=(mtime, mtime))
+            finally:
+                os.close(fd)
 
     def _mtime_ns(self, change: Change) -> int:
         mtime = change.mtime
@@ -156,7 +163,7 @@ class _Writer:
         if not isinstance(content, FileSource):
             return False
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(full, flags, 0o600)
+        fd = os.open(full, flags, change.mode & 0o777)  # mostly final already: see settle
         try:
             h = hashlib.sha256()
             for chunk in content.chunks(_CHUNK):
@@ -169,8 +176,7 @@ class _Writer:
                 return False  # the context changed since the layer was packed
             if self.written is not None:
                 self.written[change.path] = got
-            os.fchown(fd, change.uid, change.gid)
-            os.fchmod(fd, change.mode & 0o7777)  # after chown, which clears setuid bits
+            self.owners.settle(change.path, change.uid, change.gid, change.mode & 0o7777, fd)
             for name, value in change.xattrs:
                 os.setxattr(fd, name, value)
             mtime = self._mtime_ns(change)
@@ -216,3 +222,9 @@ class _Writer:
             raise
         self.linked += 1
         return True
+
+
+def _raise(message: str) -> None:
+    """Owners' note when an owner cannot be kept: here it means "unpack instead", which says
+    what happened in its own words."""
+    raise OSError(message)

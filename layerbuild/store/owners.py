@@ -49,6 +49,18 @@ class Owners:
                 raise
             self._unmapped(entry, uid, gid)
 
+    def settle(self, entry: str, uid: int, gid: int, mode: int, fd: int) -> None:
+        """Give the open file `fd` uid:gid and `mode` (0o7777 bits), changing only what is not
+        so already: on ext4 a chown and a chmod cost more kernel time than creating and writing
+        a small file, and a file is mostly created with its final owner and mode already."""
+        st = os.fstat(fd)
+        chowned = False
+        if self.enabled and (st.st_uid, st.st_gid) != (uid, gid):
+            self.set(entry, uid, gid, fd)
+            chowned = True
+        if chowned or st.st_mode & 0o7777 != mode:
+            os.fchmod(fd, mode)  # after chown, which clears setuid/setgid bits
+
     def _unmapped(self, entry: str, uid: int, gid: int) -> None:
         if self.single_ns:
             if not self.dropped:

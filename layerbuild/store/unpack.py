@@ -276,8 +276,7 @@ def _write_file(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: i
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-    state.owners.set(info.name, info.uid, info.gid, fd)
-    os.fchmod(fd, info.mode & 0o7777)  # after chown, which clears setuid/setgid bits
+    state.owners.settle(info.name, info.uid, info.gid, info.mode & 0o7777, fd)
 
 
 def _make_entry(
@@ -287,7 +286,8 @@ def _make_entry(
     entry = info.name
     if info.isreg():
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(base, flags, 0o600, dir_fd=pfd)
+        # created with its mode (less the umask) in a private directory: mostly final already
+        fd = os.open(base, flags, info.mode & 0o777, dir_fd=pfd)
         try:
             _write_file(state, tf, info, fd)
             _set_xattrs(state, fd, info, entry)
