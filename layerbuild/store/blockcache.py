@@ -89,6 +89,20 @@ class BlockCache:
             except sqlite3.Error as e:
                 self._failed(e)
 
+    def forget_blobs(self, blobs: Sequence[Digest]) -> None:
+        """Drop the rows of blobs gc removed (a row is also dropped when met, but a blob whose
+        blocks never come back would keep its rows for ever)."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                with self._conn:
+                    self._conn.executemany(
+                        "DELETE FROM blocks WHERE blob = ?", [(str(b),) for b in blobs]
+                    )
+            except sqlite3.Error as e:
+                self._failed(e)
+
     def close(self) -> None:
         with self._lock:
             for fd in self._fds.values():

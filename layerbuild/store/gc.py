@@ -25,6 +25,7 @@ from layerbuild.errors import ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Index, Manifest
+from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.content import BlobNotFound
 from layerbuild.store.images import sniff_media_type
@@ -131,6 +132,9 @@ def collect(
             if record.layer is not None
         }
         freed += LayerSnapshots(store.root).prune(keep)
+        if removed:
+            with BlockCache(store.root / "cache" / "blocks.db", store.content.path) as blocks:
+                blocks.forget_blobs(removed)
         store.snapshots.clean_stale()
         store.content.clean_stale_ingests()
     return sorted(removed), freed

@@ -5,6 +5,7 @@ and a real tool reads it."""
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,20 @@ def test_rebuilt_layer_equals_a_fresh_pack(
     assert tree(unpack(reused, "2")) == tree(unpack(fresh, "2"))  # umoci reads it
     blocks = lb.store / "cache" / "blocks.db"
     assert blocks.is_file()
+
+
+def _block_blobs(store: Path) -> set[str]:
+    with sqlite3.connect(store / "cache" / "blocks.db") as db:
+        blobs = {str(row[0]) for row in db.execute("SELECT DISTINCT blob FROM blocks")}
+    db.close()
+    return blobs
+
+
+def test_gc_drops_the_blocks_of_removed_blobs(lb: Layerbuild, tmp_path: Path) -> None:
+    lb.build(_context(tmp_path), "-t", "r:1")
+    layer = lb.inspect("r:1")["Layers"][-1]
+    assert layer in _block_blobs(lb.store)
+    lb.ok("rmi", "r:1")
+    lb.ok("cache", "prune", "--all")
+    on_disk = {f"sha256:{p.name}" for p in (lb.store / "blobs" / "sha256").iterdir()}
+    assert layer not in on_disk and layer not in _block_blobs(lb.store)

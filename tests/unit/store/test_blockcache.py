@@ -67,3 +67,12 @@ def test_an_unusable_database_only_costs_deflating(tmp_path: Path) -> None:
         cache.record(Digest("sha256:" + "0" * 64), [_record(b"k", b"x" * 20, 0)])
         assert cache.get(b"k") is None
     assert len(notes) == 1 and "cannot be used" in notes[0]
+
+
+def test_forgetting_a_blob_drops_its_rows(tmp_path: Path) -> None:
+    data = os.urandom(100)
+    with _cache(tmp_path) as cache:
+        blob = _blob(tmp_path / "blobs", data)
+        cache.record(blob, [_record(b"k1", data, 10)])
+        cache.forget_blobs([blob])
+        assert cache.get(b"k1") is None
