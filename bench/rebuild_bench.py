@@ -8,7 +8,7 @@ Prints wall seconds per phase, the ratios layerbuild/BuildKit and layerbuild/bui
 many files layerbuild re-hashed in each phase (its StatCache counters, which it appends to
 $LAYERBUILD_STATCACHE_STATS).
 
-    python bench/rebuild_bench.py [--mb 200] [--work /tmp/rebuild-bench] [--tools ...]
+    python bench/rebuild_bench.py [--mb 200] [--work /tmp/rebuild-bench] [--tools ...] [--runs N]
 
 Needs root, buildah, skopeo and docker.io (dockerd, /usr/bin/docker); the dockerd is started
 with /work/shared/tools/dockerd-start when --dockerd-tools points there (the default).
@@ -180,24 +180,35 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/rebuild-bench"))
     parser.add_argument("--tools", default="layerbuild,buildah,buildkit")
     parser.add_argument("--dockerd-tools", type=Path, default=Path("/work/shared/tools"))
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="rounds of all tools (each from an empty cache); the best time of each phase counts",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     ctx, base = prepare(args.work, args.mb)
     results: dict[str, list[float]] = {}
     hashed: list[int] = []
-    for tool in args.tools.split(","):
-        print(f"{tool} ...", flush=True)
-        if tool == "layerbuild":
-            results[tool] = layerbuild(args.work, ctx, base, hashed)
-        elif tool == "buildah":
-            results[tool] = buildah(args.work, ctx, base)
-        elif tool == "buildkit":
-            results[tool] = buildkit(args.work, ctx, base, args.dockerd_tools)
-        else:
-            raise SystemExit(f"unknown tool {tool!r}: layerbuild, buildah or buildkit")
-        print(
-            "  " + "  ".join(f"{p} {t:.3f}s" for p, t in zip(PHASES, results[tool], strict=True))
-        )
+    for round_ in range(args.runs):
+        # the tools take turns round by round: a disk that slows down or speeds up over the
+        # run then weighs on all of them
+        for tool in args.tools.split(","):
+            print(f"{tool} (round {round_ + 1}/{args.runs}) ...", flush=True)
+            if tool == "layerbuild":
+                times = layerbuild(args.work, ctx, base, hashed if round_ == 0 else [])
+            elif tool == "buildah":
+                times = buildah(args.work, ctx, base)
+            elif tool == "buildkit":
+                times = buildkit(args.work, ctx, base, args.dockerd_tools)
+            else:
+                raise SystemExit(f"unknown tool {tool!r}: layerbuild, buildah or buildkit")
+            print("  " + "  ".join(f"{p} {t:.3f}s" for p, t in zip(PHASES, times, strict=True)))
+            best = results.get(tool, times)
+            results[tool] = [min(a, b) for a, b in zip(best, times, strict=True)]
+    if args.runs > 1:
+        print(f"\nbest of {args.runs} rounds:")
     report(results, hashed)
 
 
