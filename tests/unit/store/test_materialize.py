@@ -199,3 +199,18 @@ def test_cancelled_writer_stops(tmp_path: Path) -> None:
         changes, dest, files=files, expected=packed, epoch=None, previous=None, cancel=cancel
     )
     assert not done and not any(dest.iterdir())
+
+
+def test_mtimes_are_clamped_as_the_tar_writer_clamps_them(tmp_path: Path) -> None:
+    """With SOURCE_DATE_EPOCH older than the files, the tar says the epoch: so must the tree."""
+    changes = _changes(_context(tmp_path / "ctx"))
+    epoch = 1_000_000_000
+    out = io.BytesIO()
+    packed: dict[str, Digest] = {}
+    write_tar(changes, out, source_date_epoch=epoch, digests=packed)
+    _, files = changes_digest(changes, None)
+    dest = tmp_path / "dest"
+    dest.mkdir(mode=0o755)
+    assert materialize(changes, dest, files=files, expected=packed, epoch=epoch, previous=None)
+    assert tree(dest) == tree(_unpacked(out.getvalue(), tmp_path / "unpacked"))
+    assert os.lstat(dest / "app" / "a.txt").st_mtime == epoch
