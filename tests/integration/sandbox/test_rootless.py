@@ -206,3 +206,35 @@ def test_a_cache_mount_owner_beyond_the_map_is_a_clear_error(
     assert "uid=70000" in message and "not mapped" in message
     assert "/etc/subuid" in hint
     assert os.stat(target).st_uid == 100000 + 1000 - 1
+
+
+def test_failing_id_mappers_fall_back_to_the_single_id_map(
+    lbtest_user: pwd.struct_passwd, userdir: Path
+) -> None:
+    """newuidmap/newgidmap that refuse (here: scripts first on PATH that exit 1, as a missing
+    setuid bit would make them) leave the process root of a single-id namespace, with a
+    warning that says what is lost, rather than in a namespace without any map."""
+    tools = userdir / "bin"
+    tools.mkdir()
+    for name in ("newuidmap", "newgidmap"):
+        script = tools / name
+        script.write_text(
+            "#!/bin/sh\necho 'write to uid_map failed: Operation not permitted' >&2\nexit 1\n"
+        )
+        script.chmod(0o755)
+    os.chown(tools, lbtest_user.pw_uid, lbtest_user.pw_gid)
+
+    def enter() -> list[object]:
+        os.environ["PATH"] = f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        warnings: list[str] = []
+        enter_rootless_userns(on_warning=warnings.append)
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            uid_map = f.read().split()
+        (userdir / "made-inside").write_text("x")  # the map works: files can be made
+        return [os.getuid(), uid_map, warnings]
+
+    uid, uid_map, warnings = as_user(lbtest_user, enter, userns=False)
+    assert uid == 0 and uid_map == ["0", str(lbtest_user.pw_uid), "1"]
+    assert len(warnings) == 1 and "mapping subordinate ids failed" in warnings[0]
+    assert "not permitted" in warnings[0]
+    assert os.stat(userdir / "made-inside").st_uid == lbtest_user.pw_uid
