@@ -49,7 +49,7 @@ from layerbuild.registry.reference import normalize_tag
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.content import pid_alive
+from layerbuild.store.content import left_by_dead_processes
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
@@ -483,10 +483,8 @@ def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
     """A private work directory in the store, named after this process: one left by a killed
     build (its pid gone) is removed by the next build."""
     parent.mkdir(parents=True, exist_ok=True)
-    for stale in parent.glob("build-*-*"):
-        pid = stale.name.split("-")[1]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+    for stale in left_by_dead_processes(parent, "build-"):
+        shutil.rmtree(stale, ignore_errors=True)
     return tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=parent)
 
 

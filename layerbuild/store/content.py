@@ -55,6 +55,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def left_by_dead_processes(directory: Path, prefix: str) -> list[Path]:
+    """Entries of `directory` named `<prefix><pid>-...` whose process is gone: the private
+    work directories a killed build left behind."""
+    found: list[Path] = []
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text = entry.name[len(prefix) :].partition("-")[0]
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
+            continue
+        found.append(Path(entry.path))
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this pid exists (possibly owned by another user)."""
     if pid <= 0:

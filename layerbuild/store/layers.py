@@ -39,7 +39,7 @@ from layerbuild import privilege
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
-from layerbuild.store.content import pid_alive
+from layerbuild.store.content import left_by_dead_processes
 from layerbuild.store.snapshots import decompressed
 from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS, apply_layer
 
@@ -200,15 +200,9 @@ class LayerSnapshots:
 
     def clean_stale(self) -> list[Path]:
         """Remove ``tmp-`` directories of dead processes (killed builds)."""
-        removed: list[Path] = []
-        for entry in os.scandir(self.root_dir):
-            if not entry.name.startswith(_TMP_PREFIX):
-                continue
-            pid_text = entry.name[len(_TMP_PREFIX) :].partition("-")[0]
-            if pid_text.isdigit() and pid_alive(int(pid_text)):
-                continue
-            remove_tree(Path(entry.path))
-            removed.append(Path(entry.path))
+        removed = left_by_dead_processes(self.root_dir, _TMP_PREFIX)
+        for path in removed:
+            remove_tree(path)
         return removed
 
 

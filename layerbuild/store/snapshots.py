@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from layerbuild.errors import ImageFormatError, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
-from layerbuild.store.content import pid_alive
+from layerbuild.store.content import left_by_dead_processes
 from layerbuild.store.unpack import apply_layer
 
 if TYPE_CHECKING:
@@ -197,13 +197,7 @@ class Snapshots:
 
     def clean_stale(self) -> builtins.list[Path]:
         """Remove ``tmp-`` directories of dead processes (killed builds)."""
-        removed: list[Path] = []
-        for entry in os.scandir(self.root_dir):
-            if not entry.name.startswith(_TMP_PREFIX):
-                continue
-            pid_text = entry.name[len(_TMP_PREFIX) :].partition("-")[0]
-            if pid_text.isdigit() and pid_alive(int(pid_text)):
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(Path(entry.path))
+        removed = left_by_dead_processes(self.root_dir, _TMP_PREFIX)
+        for path in removed:
+            shutil.rmtree(path, ignore_errors=True)
         return removed
