@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.build.filesteps import QuickKey, StageState
 from layerbuild.build.layerwriter import LayerWriter
@@ -28,7 +29,9 @@ from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store.cacheindex import CacheRecord
 from layerbuild.store.layers import LayerSnapshots, StepDirs
-from layerbuild.store.materialize import Previous, materialize
+
+if TYPE_CHECKING:
+    from layerbuild.store.materialize import Previous
 
 
 @dataclass
@@ -91,6 +94,8 @@ class CopyKeys:
                 if c.kind is ChangeKind.FILE and c.path in files
             }
         digests: dict[str, Digest] = dict(expected) if expected is not None else {}
+        from layerbuild.store.materialize import materialize  # on a miss only
+
         dirs = self.snaps.prepare_step()
         cancel = threading.Event()
         if self._pool is None:
@@ -123,6 +128,8 @@ class CopyKeys:
             self._set_aside(pending)
         if os.geteuid() != 0 or packed is None:
             return
+        from layerbuild.store.materialize import materialize
+
         self.snaps.builders[layer.diff_id] = functools.partial(
             materialize,
             changes,
@@ -173,5 +180,7 @@ class CopyKeys:
         record = self.cache.previous_record(stage, index)
         if record is None or record.layer is None:
             return None
+        from layerbuild.store.materialize import Previous
+
         root = self.snaps.find(record.layer.diff_id)
         return Previous(root, record.files) if root is not None else None

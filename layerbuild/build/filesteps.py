@@ -10,8 +10,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from layerbuild.build import meta as m
-from layerbuild.build.copyop import CopyRequest, run_copy
-from layerbuild.build.imageread import load_tree, read_file
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.users import home_of, resolve_chown, resolve_user
 from layerbuild.context.fingerprint import selection_fingerprint
@@ -55,6 +53,8 @@ class FileSteps:
 
     def tree(self, state: StageState) -> FileTree:
         if state.tree is None:
+            from layerbuild.build.imageread import load_tree  # not for a fully cached build
+
             state.tree = load_tree(self.store, state.layers)
         return state.tree
 
@@ -89,6 +89,8 @@ class FileSteps:
         tree = self.tree(state)
         texts = []
         for path in ("etc/passwd", "etc/group"):
+            from layerbuild.build.imageread import read_file
+
             data = read_file(self.store, state.layers, tree, path)
             texts.append(data.decode("utf-8", "replace") if data is not None else None)
         return texts[0], texts[1]
@@ -114,6 +116,9 @@ class FileSteps:
             needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
             texts = self._passwd_group(state) if needs_names else (None, None)
             chown = resolve_chown(instr.chown, *texts)
+        # the copy machinery (archives, downloads, codecs) is loaded by the first full COPY
+        from layerbuild.build.copyop import CopyRequest, run_copy
+
         request = CopyRequest(
             instr=instr,
             root=root,

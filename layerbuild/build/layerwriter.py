@@ -15,7 +15,6 @@ from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import BlockRecord, pack_layer
 from layerbuild.image.config import History
 from layerbuild.image.manifest import Layer
 from layerbuild.store.blockcache import BlockCache
@@ -85,6 +84,8 @@ class LayerWriter:
         """Pack `changes` into the store; with `digests`, the files' content digests are taken
         on the way and kept in `contents` (what a snapshot written from the Changes is checked
         against: only asked for when a RUN may need one)."""
+        from layerbuild.image.compress import BlockRecord, pack_layer  # codecs: on a miss only
+
         index: list[BlockRecord] = []
         with self.store.content.ingest() as ingest:
             layer = pack_layer(

@@ -12,15 +12,18 @@ import collections
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
-from layerbuild.sandbox.mounts import Mount
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.sandbox.mounts import Mount
 
 # BuildKit gives a RUN this PATH when the image sets none
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

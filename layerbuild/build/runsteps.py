@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from layerbuild.build import runmounts, runmounts_prepare, runstep
+from layerbuild.build import runmounts, runstep
 from layerbuild.build.events import BuildEvent, Log
 from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.options import BuildOptions
@@ -21,6 +22,9 @@ from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.build import runmounts_prepare
 
 AddLayer = Callable[[StageState, ins.Instruction, list[Change]], Layer | None]
 
@@ -53,6 +57,8 @@ class RunSteps:
         )
         mounts = ""
         if self.mounts:
+            from layerbuild.build import runmounts_prepare  # for --mount flags only
+
             mounts = runmounts_prepare.mounts_key(self.mounts, self.mount_inputs())
         return runstep.cache_inputs(
             instr,
@@ -65,6 +71,8 @@ class RunSteps:
         )
 
     def mount_inputs(self) -> runmounts_prepare.MountInputs:
+        from layerbuild.build import runmounts_prepare
+
         return runmounts_prepare.MountInputs(
             self.store,
             self.options.context,
@@ -78,6 +86,8 @@ class RunSteps:
         ids = self.files.user_ids(state)
         env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
         argv, stdin = runstep.run_command(instr, state.meta.shell)
+        from layerbuild.build import runmounts_prepare
+
         with runmounts_prepare.prepared(self.mounts, self.mount_inputs()) as mounts:
             result = runstep.execute_run(
                 self.store,

@@ -5,12 +5,6 @@
 - `docker_tar.write_docker_tar`: a docker-archive in the Docker >= 25 shape;
 - `rootfs.write_rootfs`: the image's merged filesystem in a new directory;
 - `load.load`: an OCI layout directory or tarball, or a docker-archive (old or new shape).
+
+Imported from their modules: a build that writes no export does not load them.
 """
-
-from layerbuild.export.docker_tar import write_docker_tar
-from layerbuild.export.load import load
-from layerbuild.export.oci_layout import write_oci_layout
-from layerbuild.export.oci_tar import write_oci_tar
-from layerbuild.export.rootfs import write_rootfs
-
-__all__ = ["load", "write_docker_tar", "write_oci_layout", "write_oci_tar", "write_rootfs"]

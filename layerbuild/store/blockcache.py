@@ -23,9 +23,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
-from layerbuild.image.compress import BlockRecord
+
+if TYPE_CHECKING:
+    from layerbuild.image.compress import BlockRecord
 
 BUSY_TIMEOUT_S = 10.0
 _SCHEMA = """

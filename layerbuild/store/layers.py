@@ -41,7 +41,6 @@ from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
 from layerbuild.store.content import left_by_dead_processes
 from layerbuild.store.snapshots import decompressed
-from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS, apply_layer
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store
@@ -111,6 +110,8 @@ class LayerSnapshots:
         builder = self.builders.pop(layer.diff_id, None)
         if builder is not None and (built := self._build(builder, layer)) is not None:
             return built
+        from layerbuild.store.unpack import apply_layer  # tarfile & co: only to unpack
+
         tmp = self._tmp()
         try:
             tmp.mkdir(mode=0o755)
@@ -209,26 +210,27 @@ class LayerSnapshots:
 def _as_lowerdir(upper: Path, *, both_opaque_xattrs: bool) -> None:
     """Drop overlay bookkeeping (origin, impure, ...) an upper dir carries, keeping opaque
     markers; a root-made opaque dir also gets the user.* marker so rootless mounts see it."""
+    from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS as opaque_names
+
     for dirpath, _dirs, files in os.walk(upper):
-        _clean_xattrs(dirpath, both_opaque_xattrs)
+        _clean_xattrs(dirpath, opaque_names, both_opaque_xattrs)
         for name in files:
-            _clean_xattrs(os.path.join(dirpath, name), False)
+            _clean_xattrs(os.path.join(dirpath, name), opaque_names, False)
 
 
-def _clean_xattrs(path: str, both: bool) -> None:
+def _clean_xattrs(path: str, opaque_names: tuple[str, ...], both: bool) -> None:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return
     opaque = any(
-        n in OVERLAY_OPAQUE_XATTRS and os.getxattr(path, n, follow_symlinks=False) == b"y"
-        for n in names
+        n in opaque_names and os.getxattr(path, n, follow_symlinks=False) == b"y" for n in names
     )
     for name in names:
-        if ".overlay." in name and name not in OVERLAY_OPAQUE_XATTRS:
+        if ".overlay." in name and name not in opaque_names:
             os.removexattr(path, name, follow_symlinks=False)
     if opaque and both:
-        for name in OVERLAY_OPAQUE_XATTRS:
+        for name in opaque_names:
             os.setxattr(path, name, b"y", follow_symlinks=False)
 
 

@@ -35,7 +35,6 @@ from layerbuild.errors import ImageFormatError, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.store.content import left_by_dead_processes
-from layerbuild.store.unpack import apply_layer
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store
@@ -175,6 +174,8 @@ class Snapshots:
     @staticmethod
     def _apply(store: Store, layer: Descriptor, dest: Path) -> None:
         # closing the blob reader verifies its digest, so a corrupt blob fails the snapshot
+        from layerbuild.store.unpack import apply_layer  # tarfile & co: only to unpack
+
         with store.content.open(layer.digest) as blob, decompressed(blob, layer.media_type) as tar:
             apply_layer(tar, dest)
 
