@@ -23,22 +23,20 @@ from layerbuild.build import remotecache
 from layerbuild.build.copykeys import CopyKeys
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 from layerbuild.build.filesteps import FileSteps, StageState
+from layerbuild.build.inputs import context_ignore, read_dockerfile
 from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.platforms import check_platform, host_platform
 from layerbuild.build.runsteps import RunSteps
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.stepcache import StepCache, chain
-from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.select import load_ignore
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand
-from layerbuild.dockerfile.parser import Dockerfile, parse_dockerfile, parse_trigger
+from layerbuild.dockerfile.parser import Dockerfile, parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
-from layerbuild.dockerfile.source import DockerfileSource
-from layerbuild.errors import BuildError, ContextError, LayerbuildError, UnsupportedError
+from layerbuild.errors import BuildError, LayerbuildError, UnsupportedError
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
@@ -106,7 +104,7 @@ class Executor:
     # -- the whole build ---------------------------------------------------------------------
 
     def build(self) -> BuildResult:
-        dockerfile = self._parse()
+        dockerfile = read_dockerfile(self.options)
         self.dockerfile = dockerfile
         tags = tuple(normalize_tag(t) for t in self.options.tags)
         graph = plan(
@@ -123,7 +121,7 @@ class Executor:
             self.options.platform,
             build_platform=host_platform(),
         )
-        self.ignore = self._ignore()
+        self.ignore = context_ignore(self.options)
         self.sources = SourceResolver(
             self.store,
             self.options.context,
@@ -198,31 +196,6 @@ class Executor:
         seconds = time.monotonic() - self.started
         self.emit(BuildDone(desc.digest, tags, seconds, saved=self.saved))
         return BuildResult(desc, config, tags, seconds)
-
-    def _parse(self) -> Dockerfile:
-        opts = self.options
-        path = opts.dockerfile or opts.context / "Dockerfile"
-        if opts.dockerfile_text is not None:
-            return parse_dockerfile(DockerfileSource("Dockerfile", opts.dockerfile_text))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ContextError(
-                f"no Dockerfile at {path}",
-                hint="pass -f PATH to name the Dockerfile, or run in the context directory",
-            ) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ContextError(f"cannot read the Dockerfile {path}: {e}") from None
-        return parse_dockerfile(DockerfileSource(str(path), text))
-
-    def _ignore(self) -> IgnoreRules | None:
-        if not self.options.context.is_dir():
-            raise ContextError(
-                f"the build context {self.options.context} is not a directory",
-                hint="pass the directory that holds the files COPY and ADD read",
-            )
-        dockerfile = self.options.dockerfile if self.options.dockerfile_text is None else None
-        return load_ignore(self.options.context, dockerfile)
 
     # -- one stage -----------------------------------------------------------------------------
 
