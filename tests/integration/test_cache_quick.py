@@ -112,3 +112,75 @@ def test_pruned_layer_falls_back_to_a_full_build(
     steps, _ = build(lb, aged, tmp_path / "stats")
     assert caches(steps)[1:] == ["miss"] * 3
     lb.ok("run", "q:1", "cat", "/app/sub/b.txt")
+
+
+MULTI = """\
+FROM busybox AS base
+COPY *.txt /txt/
+FROM busybox
+COPY --from=base /txt /from-base/
+COPY --from=extra . /extra/
+COPY src/ /app/
+"""
+
+
+def test_globs_stages_named_contexts_and_dockerignore(lb: Layerbuild, tmp_path: Path) -> None:
+    """The quick path for every kind of COPY source: a glob, another stage, a named context
+    directory, a context filtered by .dockerignore. Unchanged: all hit, nothing read; each
+    change misses where it must, and an ignored file changes nothing."""
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": MULTI,
+            ".dockerignore": "src/ignored*\n",
+            "a.txt": "a\n",
+            "src/kept": "k\n",
+            "src/ignored1": "i\n",
+        },
+    )
+    extra = make_context(tmp_path, {"e/f": "extra\n"}, "extra")
+    stats = tmp_path / "stats"
+
+    def run() -> tuple[list[str], dict[str, int]]:
+        report = tmp_path / f"report-{time.monotonic_ns()}.json"
+        stats.unlink(missing_ok=True)
+        lb.build(
+            ctx,
+            "-t",
+            "m:1",
+            "--build-context",
+            f"extra={extra}",
+            "--report",
+            report,
+            env={"LAYERBUILD_STATCACHE_STATS": str(stats)},
+        )
+        steps = json.loads(report.read_text())["steps"]
+        counters = json.loads(stats.read_text().splitlines()[-1])
+        return [f"{s['stage']}:{s['cache']}" for s in steps], counters
+
+    time.sleep(AGE_S)
+    run()
+    steps, counters = run()
+    assert all(s.endswith(":hit") for s in steps) and (counters["hits"], counters["misses"]) == (
+        0,
+        0,
+    )
+    # a new file the glob selects: the base stage's COPY misses, and so does COPY --from=base
+    (ctx / "b.txt").write_text("b\n")
+    steps, _ = run()
+    assert steps[1].endswith("miss") and steps[3].endswith("miss"), steps
+    # the named context: same size, mtime put back
+    path = extra / "e" / "f"
+    before = path.stat()
+    path.write_text("EXTRA\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    steps, _ = run()
+    assert steps[1].endswith("hit") and steps[4].endswith("miss"), steps
+    # a file .dockerignore hides: nothing misses
+    (ctx / "src" / "ignored2").write_text("i2\n")
+    steps, _ = run()
+    assert all(s.endswith(":hit") for s in steps), steps
+    # ... until .dockerignore stops hiding it
+    (ctx / ".dockerignore").write_text("src/ignored1\n")
+    steps, _ = run()
+    assert steps[-1].endswith("miss") and all(s.endswith(":hit") for s in steps[:-1]), steps
