@@ -184,3 +184,17 @@ def test_globs_stages_named_contexts_and_dockerignore(lb: Layerbuild, tmp_path: 
     (ctx / ".dockerignore").write_text("src/ignored1\n")
     steps, _ = run()
     assert steps[-1].endswith("miss") and all(s.endswith(":hit") for s in steps[:-1]), steps
+
+
+def test_a_heredoc_copy_follows_the_build_arg_it_expands(lb: Layerbuild, tmp_path: Path) -> None:
+    """A heredoc's body is expanded with the stage's variables: a build arg that changes it
+    must miss even when the files on disk did not change at all."""
+    dockerfile = "FROM busybox\nARG V=1\nCOPY <<EOF /v.txt\nv=$V\nEOF\n"
+    ctx = make_context(tmp_path, {"Dockerfile": dockerfile})
+    time.sleep(AGE_S)
+    for value, expected in (("1", "miss"), ("1", "hit"), ("2", "miss"), ("1", "hit")):
+        report = tmp_path / f"report-{time.monotonic_ns()}.json"
+        lb.build(ctx, "-t", "h:1", "--build-arg", f"V={value}", "--report", report)
+        steps = json.loads(report.read_text())["steps"]
+        assert steps[2]["cache"] == expected, (value, steps[2])
+        assert lb.ok("run", "h:1", "cat", "/v.txt").stdout == f"v={value}\n"
