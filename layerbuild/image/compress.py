@@ -121,7 +121,6 @@ class _GzipEncoder:
         self._out = bytearray(_GZIP_HEADER)
         self._offset = len(_GZIP_HEADER)
         self.index: list[BlockRecord] = []
-        self.reused = 0
 
     def _deflate(self, data: bytes, window: bytes) -> _Block:
         """One block, on a worker thread: the hashing a cache needs runs as parallel as

@@ -97,7 +97,6 @@ class _Writer:
         self.dirs: list[Change] = []
         self.made: set[str] = {""}  # directories this layer holds (or the root)
         self.owners = Owners(_raise)
-        self.linked = 0
 
     def add(self, change: Change) -> bool:
         path = change.path
@@ -220,7 +219,6 @@ class _Writer:
             if e.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM):
                 return False  # too many links, another filesystem: copy instead
             raise
-        self.linked += 1
         return True
 
 
