@@ -1,7 +1,7 @@
-"""Build cache commands: `cache ls|du|prune|compare` and `prune`. Registered by `register`.
+"""Build cache commands: `cache ls|du|prune|compare` and `prune` (cli.py imports them when
+they run), and `cache_specs` for build's --cache-to/--cache-from.
 
-Like cli_registry, `layerbuild.cli` is imported only inside the commands, so cli.py can import
-this module at its top (it also uses `cache_specs` for --cache-to/--cache-from).
+Like cli_registry, `layerbuild.cli` is imported only inside the commands.
 """
 
 from __future__ import annotations
@@ -198,11 +198,6 @@ def _compare_json(a: BuildReport, b: BuildReport) -> dict[str, Any]:
 
 
 # -- registration ------------------------------------------------------------------------------
-
-
-def register(main: click.Group) -> None:
-    main.add_command(cache_group)
-    main.add_command(prune_cmd)
 
 
 @click.group("cache")

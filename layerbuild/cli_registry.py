@@ -1,7 +1,6 @@
-"""Registry commands: pull, push, login, logout. Registered on the main group by `register`.
+"""Registry commands: pull, push, login, logout (cli.py imports them when they run).
 
-`layerbuild.cli` is imported only inside the commands (and for types), so cli.py can import
-this module at its top and register the commands without an import cycle.
+`layerbuild.cli` is imported only inside the commands (and for types).
 """
 
 from __future__ import annotations
@@ -223,12 +222,3 @@ def logout_cmd(ctx: Context, registry: str) -> None:
             click.echo(f"Not logged in to {host}")
 
     _run(ctx, run)
-
-
-COMMANDS = (pull_cmd, push_cmd, login_cmd, logout_cmd)
-
-
-def register(group: click.Group) -> None:
-    """Add the registry commands to the main `layerbuild` group."""
-    for command in COMMANDS:
-        group.add_command(command)

@@ -213,8 +213,3 @@ def run_cmd(
 
     cli._run(ctx, go)
     sys.exit(status)
-
-
-def register(group: click.Group) -> None:
-    """Add `run` to the main `layerbuild` group."""
-    group.add_command(run_cmd)

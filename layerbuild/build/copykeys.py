@@ -63,7 +63,7 @@ class CopyKeys:
         """The key and cache record of a COPY whose selection is unchanged since its sources
         digest was recorded. None sends the step down the full path: no digest recorded, or
         its key no longer cached (a pruned layer must be rebuilt from the Changes)."""
-        digest = self.statcache.selection_digest(quick.digest)
+        digest = self.statcache.selection_digest(quick.digest, listed=quick.listed)
         if digest is None:
             return None
         key = chain(state.key, [*inputs, ("from", quick.source_key), ("sources", str(digest))])

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.build import meta as m
 from layerbuild.build import remotecache
@@ -51,6 +52,9 @@ from layerbuild.store.content import left_by_dead_processes
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
+if TYPE_CHECKING:
+    from layerbuild.context.prefetch import ListingPrefetch
+
 _META = (
     ins.Env,
     ins.Label,
@@ -68,15 +72,26 @@ _META = (
 
 
 def build(
-    store: Store, options: BuildOptions, emit: Callable[[BuildEvent], None] = lambda e: None
+    store: Store,
+    options: BuildOptions,
+    emit: Callable[[BuildEvent], None] = lambda e: None,
+    prefetch: ListingPrefetch | None = None,
 ) -> BuildResult:
-    """Build the Dockerfile of `options` into `store`, tag it, and return the image."""
-    return Executor(store, options, emit).build()
+    """Build the Dockerfile of `options` into `store`, tag it, and return the image.
+    `prefetch`: the context, walked ahead while the builder was imported (the CLI's)."""
+    return Executor(store, options, emit, prefetch).build()
 
 
 class Executor:
-    def __init__(self, store: Store, options: BuildOptions, emit: Callable[[BuildEvent], None]):
+    def __init__(
+        self,
+        store: Store,
+        options: BuildOptions,
+        emit: Callable[[BuildEvent], None],
+        prefetch: ListingPrefetch | None = None,
+    ):
         self.store = store
+        self.prefetch = prefetch
         # absolute: the sandbox resolves bind sources from another working directory
         self.options = replace(options, context=options.context.absolute())
         self.emit = emit
@@ -147,6 +162,7 @@ class Executor:
             Path(scratch.name),
             self.now,
             self.results,
+            self.prefetch,
         )
         self.runs = RunSteps(
             self.store,

@@ -8,13 +8,14 @@ import hashlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.build import meta as m
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.users import home_of, resolve_chown, resolve_user
 from layerbuild.context.fingerprint import selection_fingerprint
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.select import SourceFile, select
+from layerbuild.context.select import SourceFile, literal_source, select
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.scope import VarScope
@@ -24,6 +25,9 @@ from layerbuild.image.manifest import Layer
 from layerbuild.image.tree import FileTree
 from layerbuild.plan.graph import ImageBase, StageBase
 from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.context.prefetch import ListingPrefetch
 
 
 @dataclass
@@ -50,6 +54,7 @@ class FileSteps:
     scratch: Path
     now: int
     results: dict[int, StageState] = field(default_factory=dict)
+    prefetch: ListingPrefetch | None = None  # the context walked ahead (context/prefetch.py)
 
     def tree(self, state: StageState) -> FileTree:
         if state.tree is None:
@@ -170,12 +175,37 @@ class FileSteps:
         root, ignore = (directory, None) if directory is not None else (self.context, self.ignore)
         key = f"dir:{directory}" if directory is not None else "context"
         h.update(f"{key}\0{root}".encode("utf-8", "surrogateescape"))
+        listed = self._listed(plain) if directory is None and not instr.excludes else None
+        if listed is not None:
+            taken, prints = listed
+            h.update(b"listing\0" + b"".join(fingerprint for fingerprint, _ in prints))
+            newest = max(latest for _, latest in prints)
+            return QuickKey(h.digest(), key, newest, taken, {}, listed=True)
         selections = {
             src: select(root, src, ignore=ignore, excludes=instr.excludes) for src in plain
         }
         fingerprint, newest = selection_fingerprint(list(selections.items()))
         h.update(fingerprint)
         return QuickKey(h.digest(), key, newest, started, selections)
+
+    def _listed(self, sources: list[str]) -> tuple[int, list[tuple[bytes, int]]] | None:
+        """(when the walk started, each source's listing fingerprint), from the prefetched
+        context listing; None unless it holds every source: each names a path literally (no
+        glob), found without and not being a symlink. Waits for the walkers only when a
+        source is the whole context, which is all they walk: for anything smaller, a walk of
+        its own may well be done first."""
+        if self.prefetch is None or not self.prefetch.covers(self.context, self.ignore):
+            return None
+        paths = [literal_source(src) for src in sources]
+        if not paths or None in paths:
+            return None
+        listing = self.prefetch.get(wait="" in paths)
+        if listing is None:
+            return None
+        prints = [listing.fingerprint(path or "") for path in paths]
+        if any(p is None for p in prints):
+            return None
+        return listing.taken_ns, [p for p in prints if p is not None]
 
     def _copy_root(
         self, source: StageBase | ImageBase | None
@@ -204,6 +234,7 @@ class QuickKey:
     newest_ns: int  # the newest mtime/ctime among the selected entries (0: none on disk)
     taken_ns: int  # wall clock before the first lstat
     selections: dict[str, list[SourceFile]]
+    listed: bool = False  # summed up from the prefetched context listing
 
 
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")

@@ -24,6 +24,7 @@ with ``bytes(b)`` = ``u32le(len(b)) + b`` (names as UTF-8 with surrogateescape).
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ from layerbuild.context.select import SourceFile
 
 _VERSION = b"layerbuild.selection.v1\n"
 _ENTRY = struct.Struct("<2Q3I3q")
+ENTRY_SIZE = _ENTRY.size
 _U32 = struct.Struct("<I")
 
 
@@ -41,7 +43,7 @@ def selection_fingerprint(groups: Sequence[tuple[str, Sequence[SourceFile]]]) ->
     may be set to anything (`touch -d`)."""
     h = hashlib.sha256(_VERSION)
     newest = 0
-    pack, u32 = _ENTRY.pack, _U32.pack
+    u32 = _U32.pack
     for source, files in groups:
         h.update(_bytes(source) + u32(len(files)))
         # names joined by NUL (which no file name holds); a match's real path stands for the
@@ -49,26 +51,30 @@ def selection_fingerprint(groups: Sequence[tuple[str, Sequence[SourceFile]]]) ->
         h.update(_bytes("\0".join(f.rel for f in files)))
         h.update(_bytes("\0".join(f.real for f in files if not f.rel)))
         stats = [f.st for f in files]
-        h.update(
-            b"".join(
-                [
-                    pack(
-                        st.st_dev,
-                        st.st_ino,
-                        st.st_mode,
-                        st.st_uid,
-                        st.st_gid,
-                        st.st_size,
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                    )
-                    for st in stats
-                ]
-            )
-        )
+        h.update(pack_lstats(stats))
         if stats:
             newest = max(newest, max(st.st_ctime_ns for st in stats))
     return h.digest(), newest
+
+
+def pack_lstats(stats: Sequence[os.stat_result]) -> bytes:
+    """The lstat fields a fingerprint covers, packed per entry (the encoding above)."""
+    pack = _ENTRY.pack
+    return b"".join(
+        [
+            pack(
+                st.st_dev,
+                st.st_ino,
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            )
+            for st in stats
+        ]
+    )
 
 
 def _bytes(text: str) -> bytes:

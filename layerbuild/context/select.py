@@ -98,6 +98,13 @@ def select(
     return out
 
 
+def literal_source(pattern: str) -> str | None:
+    """The root-relative path a COPY source without wildcards names ('' for the root itself),
+    before any symlink in it is followed; None for a glob."""
+    base, wildcard = split_wildcards(go_clean("/" + pattern).lstrip("/"))
+    return None if wildcard else base
+
+
 def split_wildcards(rel: str) -> tuple[str, str]:
     """Split at the first component holding a wildcard: (literal dir, pattern rest)."""
     parts = [] if rel in ("", ".") else rel.split("/")
@@ -265,12 +272,64 @@ def _select_one(
     return [top, *_walk(view, real, "", match, exclude)]
 
 
-def _walk_all(view: _ContextView, ctx_dir: str, src_dir: str, match: str) -> list[SourceFile]:
+def walk_context(
+    root: Path, ignore: IgnoreRules | None, part: int, parts: int
+) -> tuple[list[str], list[os.stat_result]]:
+    """Share `part` of `parts` of what ``select(root, ".")`` returns, as (paths, lstats), so
+    that several processes can walk one context: share 0 starts with the root itself, and
+    each share holds the trees of its slice of the root's sorted entries. The shares joined
+    in order are the whole selection."""
+    view = _ContextView(Path(os.path.realpath(root)), ignore)
+    entries = view.scan("")
+    size = -(-len(entries) // parts)
+    mine = entries[part * size : (part + 1) * size]
+    paths: list[str] = []
+    stats: list[os.stat_result] = []
+    if part == 0:
+        st = view.lstat("")
+        if st is None:
+            raise ContextError(f"the build context {root} does not exist")
+        paths.append("")
+        stats.append(st)
+    if view.ignore is not None:
+        files = _walk(view, "", "", ".", None, entries=mine)
+        return paths + [f.rel for f in files], stats + [f.st for f in files]
+    for name, real, st in mine:
+        paths.append(name)
+        stats.append(st)
+        if stat.S_ISDIR(st.st_mode):
+            _list_all(real, name + "/", paths, stats)
+    return paths, stats
+
+
+def _list_all(real: str, prefix: str, paths: list[str], stats: list[os.stat_result]) -> None:
+    """`_walk_all` for `walk_context`, which needs only names and lstat: a lean loop, as
+    it is all a no-change rebuild of a big context waits for."""
+    try:
+        with os.scandir(real) as it:
+            entries = sorted([(e.name, e.stat(follow_symlinks=False)) for e in it])
+    except OSError as exc:
+        raise ContextError(f"cannot list {real!r}: {exc.strerror}") from exc
+    isdir = stat.S_ISDIR
+    for name, st in entries:
+        paths.append(prefix + name)
+        stats.append(st)
+        if isdir(st.st_mode):
+            _list_all(f"{real}/{name}", f"{prefix}{name}/", paths, stats)
+
+
+def _walk_all(
+    view: _ContextView,
+    ctx_dir: str,
+    src_dir: str,
+    match: str,
+    entries: list[tuple[str, str, os.stat_result]] | None = None,
+) -> list[SourceFile]:
     """`_walk` when neither .dockerignore nor --exclude can hide anything: the hot loop of a
     big COPY's selection, kept minimal."""
     out: list[SourceFile] = []
     append, isdir = out.append, stat.S_ISDIR
-    for name, real, st in view.scan(ctx_dir):
+    for name, real, st in view.scan(ctx_dir) if entries is None else entries:
         src_rel = f"{src_dir}/{name}" if src_dir else name
         append(SourceFile(src_rel, real, st, match))
         if isdir(st.st_mode):
@@ -279,7 +338,12 @@ def _walk_all(view: _ContextView, ctx_dir: str, src_dir: str, match: str) -> lis
 
 
 def _walk(
-    view: _ContextView, ctx_dir: str, src_dir: str, match: str, exclude: IgnoreRules | None
+    view: _ContextView,
+    ctx_dir: str,
+    src_dir: str,
+    match: str,
+    exclude: IgnoreRules | None,
+    entries: list[tuple[str, str, os.stat_result]] | None = None,
 ) -> list[SourceFile]:
     """Entries below a matched directory, sorted depth-first, symlinks not followed.
 
@@ -287,7 +351,7 @@ def _walk(
     exception re-includes something inside it, as BuildKit does.
     """
     out: list[SourceFile] = []
-    for name, real, st in view.scan(ctx_dir):
+    for name, real, st in view.scan(ctx_dir) if entries is None else entries:
         ctx_rel = f"{ctx_dir}/{name}" if ctx_dir else name
         src_rel = f"{src_dir}/{name}" if src_dir else name
         hidden = view.ignored(ctx_rel)

@@ -86,6 +86,8 @@ class StatCacheStats:
     misses: int = 0
     racy: int = 0
     bytes_hashed: int = 0
+    selections: int = 0  # quick COPY keys looked up (`selection_digest`)
+    listed: int = 0  # of those, keyed from the prefetched context listing
 
 
 class _Entry(NamedTuple):  # a tuple: built once per looked-up row, so cheap matters
@@ -216,9 +218,14 @@ class StatCache:
             self._record(results, recorded_ns)
             self._count(0, len(results), 0, [r for _, r in results])
 
-    def selection_digest(self, fingerprint: bytes) -> Digest | None:
-        """The sources digest recorded for a selection fingerprint, if any."""
+    def selection_digest(self, fingerprint: bytes, *, listed: bool = False) -> Digest | None:
+        """The sources digest recorded for a selection fingerprint, if any (`listed`: the
+        fingerprint came from the prefetched context listing, for the counters)."""
         with self._lock, self._guard():
+            s = self._stats
+            self._stats = dataclasses.replace(
+                s, selections=s.selections + 1, listed=s.listed + listed
+            )
             if self._conn is None:
                 return None
             row = self._conn.execute(
@@ -293,7 +300,8 @@ class StatCache:
 
     def _count(self, hits: int, misses: int, racy: int, hashed: list[FileDigest]) -> None:
         s = self._stats
-        self._stats = StatCacheStats(
+        self._stats = dataclasses.replace(
+            s,
             hits=s.hits + hits,
             misses=s.misses + misses,
             racy=s.racy + racy,

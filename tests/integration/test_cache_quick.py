@@ -4,6 +4,10 @@ reading no file and asking the stat cache for nothing. It must still miss on eve
 
 The context is aged by sleeping: ctime cannot be set back, and only entries whose ctime is
 older than the 2 s margin may vouch for a recorded digest.
+
+Every test runs twice: with the context walked ahead by the CLI's walker processes
+(context/prefetch.py; a literal source is then keyed from their listing), and with
+LAYERBUILD_PREFETCH=0, where each COPY walks its own selection.
 """
 
 from __future__ import annotations
@@ -28,13 +32,30 @@ FILES = {"Dockerfile": DOCKERFILE, "src/a.txt": "hello\n", "src/sub/b.txt": "b\n
 AGE_S = 2.3  # the stat cache's racy margin is 2 s
 
 
+@pytest.fixture(autouse=True, params=["listing", "own-walk"])
+def prefetch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    mode = str(request.param)
+    monkeypatch.setenv("LAYERBUILD_PREFETCH", "1" if mode == "listing" else "0")
+    return mode
+
+
 def build(lb: Layerbuild, ctx: Path, stats: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """(--report steps, stat cache counters of this build)."""
     report = ctx.parent / f"report-{time.monotonic_ns()}.json"
     stats.unlink(missing_ok=True)
     lb.build(ctx, "-t", "q:1", "--report", report, env={"LAYERBUILD_STATCACHE_STATS": str(stats)})
     counters = json.loads(stats.read_text().splitlines()[-1])
+    check_keyed_as_asked(counters)
     return json.loads(report.read_text())["steps"], counters
+
+
+def check_keyed_as_asked(counters: dict[str, int]) -> None:
+    """With walkers, the (literal) `COPY src/` was keyed from their listing: on a context of
+    a few files they are done long before the builder is imported."""
+    if os.environ["LAYERBUILD_PREFETCH"] == "0":
+        assert counters["listed"] == 0, counters
+    else:
+        assert counters["listed"] >= 1, counters
 
 
 def caches(steps: list[dict[str, Any]]) -> list[str]:
@@ -156,6 +177,7 @@ def test_globs_stages_named_contexts_and_dockerignore(lb: Layerbuild, tmp_path: 
         )
         steps = json.loads(report.read_text())["steps"]
         counters = json.loads(stats.read_text().splitlines()[-1])
+        check_keyed_as_asked(counters)
         return [f"{s['stage']}:{s['cache']}" for s in steps], counters
 
     time.sleep(AGE_S)

@@ -1,0 +1,277 @@
+"""`layerbuild build`.
+
+The command forks the context walkers (context/prefetch.py) as soon as its options are parsed,
+and only then imports the builder: the imports this module makes at its top are kept to what
+forking needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from layerbuild.cli import Context, _run
+from layerbuild.context.prefetch import ListingPrefetch
+from layerbuild.context.select import load_ignore
+from layerbuild.errors import ContextError, ExportError
+from layerbuild.ui.progress import MODES
+
+PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
+
+if TYPE_CHECKING:
+    from layerbuild.build.options import BuildOptions, BuildResult
+    from layerbuild.export.outputs import OutputSpec
+    from layerbuild.registry.options import RegistryOptions
+    from layerbuild.store.layout import Store
+
+
+def _pairs(values: Sequence[str], what: str, *, from_env: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep:
+            if from_env and key in os.environ:
+                val = os.environ[key]  # docker build --build-arg NAME takes it from the env
+            elif from_env:
+                continue
+            else:
+                raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint=what)
+        out[key] = val
+    return out
+
+
+def _epoch(build_args: dict[str, str]) -> int | None:
+    raw = build_args.get("SOURCE_DATE_EPOCH", os.environ.get("SOURCE_DATE_EPOCH"))
+    if raw in (None, ""):
+        return None
+    assert raw is not None
+    if not raw.isdigit():
+        raise click.BadParameter(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds")
+    return int(raw)
+
+
+@click.command("build")
+@click.argument("context", type=click.Path(path_type=Path), default=".")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
+@click.option(
+    "-f", "--file", "dockerfile", help="Dockerfile (default CONTEXT/Dockerfile; - = stdin)."
+)
+@click.option("--target", help="Build this stage (default: the last one).")
+@click.option("--build-arg", "build_args", multiple=True, help="Set a build arg NAME=VALUE.")
+@click.option(
+    "--build-context",
+    "build_contexts",
+    multiple=True,
+    help="Named context NAME=oci-layout://PATH[:TAG] | docker-image://REF | DIR.",
+)
+@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option(
+    "--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D "
+    "| type=tar,dest=F | type=registry",
+)
+@click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
+@click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
+@click.option("--no-cache-filter", multiple=True, help="Do not reuse cached steps of STAGE.")
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    help="Secret for RUN --mount: id=ID,src=PATH | id=ID,env=VAR.",
+)
+@click.option(
+    "--network", type=click.Choice(["none", "host"]), default="none", help="Network of RUN steps."
+)
+@click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
+@click.option(
+    "--cache-to",
+    multiple=True,
+    help="Export the build cache: type=local,dest=DIR[,mode=max] | type=registry,ref=REF.",
+)
+@click.option(
+    "--cache-from",
+    multiple=True,
+    help="Import a build cache first: type=local,src=DIR | type=registry,ref=REF.",
+)
+@click.option("--pull/--no-pull", "pull", default=True, help="Pull missing base images.")
+@click.option("--insecure-registry", multiple=True, help="Speak plain HTTP to this registry.")
+@click.option("--registry-ca", type=click.Path(path_type=Path, exists=True), help="Extra CA file.")
+@click.option("--progress", type=click.Choice(MODES), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image digest.")
+@click.option("--iidfile", type=click.Path(path_type=Path), help="Write the image digest here.")
+@click.option(
+    "--metadata-file",
+    type=click.Path(path_type=Path),
+    help="Write build metadata (digest, tags) as JSON here.",
+)
+@click.pass_obj
+def build_cmd(ctx: Context, /, **kw: Any) -> None:
+    """Build an image from a Dockerfile and a context directory."""
+    prefetch = _prefetch(kw["context"], kw["dockerfile"])
+    try:
+        _build(ctx, kw, prefetch)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
+
+def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
+    # imported once the context walkers are forked, so that the two overlap
+    from layerbuild.build.executor import build
+    from layerbuild.build.report import BuildReport, summary_line
+    from layerbuild.export.outputs import OutputSpec, parse_output
+    from layerbuild.registry.options import RegistryOptions
+    from layerbuild.store.cacheindex import CacheIndex
+    from layerbuild.ui.progress import make_progress
+
+    if TYPE_CHECKING:
+        from layerbuild.build.events import BuildEvent
+
+    options = _build_options(kw)
+    registry = options.registry or RegistryOptions()
+
+    def run() -> None:
+        specs = [parse_output(o) for o in kw["outputs"]]
+        if kw["push"]:
+            specs.append(OutputSpec("registry"))
+        mode = "quiet" if kw["quiet"] else kw["progress"]
+        renderer = make_progress(mode)
+        report = BuildReport()
+        store = ctx.store()
+
+        def emit(event: BuildEvent) -> None:
+            report(event)
+            renderer(event)
+
+        try:
+            result = build(store, options, emit, prefetch)
+        finally:
+            renderer.close()
+            if kw["report"] is not None:
+                kw["report"].write_text(report.dumps())
+        index = CacheIndex(store.root)
+        for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
+            index.save_report(tag, report.to_json())
+        if mode != "quiet":
+            click.echo(summary_line(report), err=True)
+        _after_build(store, result, specs, kw, registry)
+
+    _run(ctx, run)
+
+
+def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
+    """Walkers of the context, once its ignore rules are read as the build will read them
+    (`build/inputs.context_ignore`; the build checks that they are the same). None for a
+    context that is not a directory or rules that do not parse: the build reports those."""
+    if os.environ.get(PREFETCH_ENV) == "0" or not context.is_dir():
+        return None
+    named = Path(dockerfile) if dockerfile and dockerfile != "-" else None
+    try:
+        ignore = load_ignore(context, named)
+    except ContextError:
+        return None
+    return ListingPrefetch.start(context, ignore)
+
+
+def _build_options(kw: dict[str, Any]) -> BuildOptions:
+    from layerbuild.build.options import BuildOptions
+    from layerbuild.cli_cache import cache_specs
+    from layerbuild.cli_run import secrets_option
+    from layerbuild.image.descriptor import Platform
+    from layerbuild.registry.options import RegistryOptions
+
+    args = _pairs(kw["build_args"], "--build-arg", from_env=True)
+    try:
+        plat = Platform.parse(kw["platform"])
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--platform") from None
+    dockerfile = kw["dockerfile"]
+    registry = RegistryOptions(
+        insecure=frozenset(kw["insecure_registry"]), ca_file=kw["registry_ca"]
+    )
+    return BuildOptions(
+        context=kw["context"],
+        dockerfile=Path(dockerfile) if dockerfile and dockerfile != "-" else None,
+        tags=kw["tags"],
+        target=kw["target"],
+        build_args=args,
+        build_contexts=_pairs(kw["build_contexts"], "--build-context"),
+        platform=plat,
+        compression=kw["compression"],
+        source_date_epoch=_epoch(args),
+        dockerfile_text=sys.stdin.read() if dockerfile == "-" else None,
+        no_cache=kw["no_cache"],
+        no_cache_filter=kw["no_cache_filter"],
+        registry=registry if kw["pull"] else None,
+        secrets=secrets_option(kw["secrets"]),
+        network=kw["network"],
+        cache_to=cache_specs(kw["cache_to"], "to"),
+        cache_from=cache_specs(kw["cache_from"], "from"),
+    )
+
+
+def _after_build(
+    store: Store,
+    result: BuildResult,
+    specs: list[OutputSpec],
+    kw: dict[str, Any],
+    registry: RegistryOptions,
+) -> None:
+    from layerbuild.export.outputs import write_output
+
+    quiet = kw["quiet"]
+    stdout_used = any(s.dest == "-" for s in specs)
+    for spec in specs:
+        if spec.type == "registry":
+            note = _push_tags(store, result, registry)
+        else:
+            note = write_output(store, result.descriptor, spec, result.tags)
+        if not quiet:
+            click.echo(note, err=True)
+    if kw["iidfile"] is not None:
+        _write_file(kw["iidfile"], str(result.digest), "--iidfile")
+    if kw["metadata_file"] is not None:
+        metadata = {
+            "containerimage.digest": str(result.digest),
+            "containerimage.config.digest": str(result.config.digest),
+            "image.name": ",".join(result.tags),
+            "containerimage.descriptor": result.descriptor.to_json(),
+        }
+        _write_file(kw["metadata_file"], json.dumps(metadata, indent=2) + "\n", "--metadata-file")
+    if quiet:
+        # the digest goes to stderr when stdout carries an exported tarball
+        click.echo(str(result.digest), err=stdout_used)
+
+
+def _write_file(path: Path, text: str, option: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise ExportError(
+            f"cannot write {option} {path}: {e.strerror or e}",
+            hint="choose a path in an existing, writable directory",
+        ) from None
+
+
+def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:
+    if not result.tags:
+        raise ExportError("--push needs a name to push to", hint="add -t REGISTRY/REPOSITORY:TAG")
+    from layerbuild.registry.push import push  # http.client and ssl: only to push
+
+    pushed = [
+        f"{tag}@{push(store, result.descriptor, tag, options=registry).digest}"
+        for tag in result.tags
+    ]
+    return "pushed " + ", ".join(pushed)

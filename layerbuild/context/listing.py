@@ -1,0 +1,100 @@
+"""ContextListing: every visible entry of the build context with its lstat, in walk order.
+
+The quick key of a COPY (`FileSteps.quick_key`) needs names and lstat of what it selects. The
+listing has them for all of the context at once, walked by child processes while the parent
+is still importing and planning (`context/prefetch.py`), so a COPY of a directory or file
+named literally is summed up from a slice of it without a walk of its own.
+
+A share of the listing travels as marshal data: (taken_ns, NUL-joined relative paths,
+packed lstat records, native int64 ctimes). Shares are joined in walk order.
+
+The fingerprint of a path (version 1), fed to sha256::
+
+    "layerbuild.listing.v1\\n" u32le(len(path)) path
+    u32le(number of entries) the entries' paths joined by NUL
+    per entry: u64le(dev, ino) u32le(mode, uid, gid) i64le(size, mtime_ns, ctime_ns)
+
+over the path and everything below it: equal to what ``select(root, path)`` would return
+with the same lstat, when the path is no symlink (it is then reached without following one:
+the walk never follows symlinks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import stat
+import struct
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from layerbuild.context.fingerprint import ENTRY_SIZE, pack_lstats
+
+_VERSION = b"layerbuild.listing.v1\n"
+_MODE = struct.Struct("<I")
+_MODE_AT = 16  # offset of st_mode in a packed record, after dev and ino
+_U32 = struct.Struct("<I")
+
+
+def encode_share(taken_ns: int, paths: Sequence[str], stats: Sequence[os.stat_result]) -> bytes:
+    """One walker's share, ready for the pipe."""
+    ctimes = array("q", [st.st_ctime_ns for st in stats]).tobytes()
+    joined = "\0".join(paths).encode("utf-8", "surrogateescape")
+    return marshal.dumps((taken_ns, len(paths), joined, pack_lstats(stats), ctimes))
+
+
+@dataclass
+class ContextListing:
+    taken_ns: int  # wall clock before the first lstat of any share
+    paths: list[str]
+    records: bytes
+    ctimes: array[int]
+    _index: dict[str, int] | None = field(default=None, repr=False)
+
+    @classmethod
+    def join(cls, shares: Sequence[bytes]) -> ContextListing:
+        """The listing of the shares, in order. ValueError for data no walker wrote."""
+        taken: list[int] = []
+        paths: list[str] = []
+        records = bytearray()
+        ctimes = array("q")
+        for data in shares:
+            taken_ns, count, names, recs, times = marshal.loads(data)
+            part = names.decode("utf-8", "surrogateescape").split("\0") if count else []
+            if len(part) != count or len(recs) != count * ENTRY_SIZE:
+                raise ValueError("a context listing share is truncated")
+            taken.append(taken_ns)
+            paths += part
+            records += recs
+            ctimes.frombytes(times)
+        if not paths or paths[0] != "" or len(ctimes) != len(paths):
+            raise ValueError("a context listing does not start at the root")
+        return cls(min(taken), paths, bytes(records), ctimes)
+
+    def fingerprint(self, path: str) -> tuple[bytes, int] | None:
+        """(sha256 of the encoding above, newest ctime in ns) of `path` and all below it.
+        None when the listing cannot stand in for a walk of it: not there (absent, hidden by
+        .dockerignore, or reached through a symlink), or a symlink itself (COPY follows it)."""
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.paths)}
+        start = self._index.get(path)
+        if start is None:
+            return None
+        mode = _MODE.unpack_from(self.records, start * ENTRY_SIZE + _MODE_AT)[0]
+        if stat.S_ISLNK(mode):
+            return None
+        end = start + 1
+        if not path:
+            end = len(self.paths)
+        elif stat.S_ISDIR(mode):
+            prefix, paths = path + "/", self.paths
+            while end < len(paths) and paths[end].startswith(prefix):
+                end += 1
+        name = path.encode("utf-8", "surrogateescape")
+        h = hashlib.sha256(_VERSION + _U32.pack(len(name)) + name)
+        joined = "\0".join(self.paths[start:end]).encode("utf-8", "surrogateescape")
+        h.update(_U32.pack(end - start) + joined)
+        h.update(self.records[start * ENTRY_SIZE : end * ENTRY_SIZE])
+        return h.digest(), max(self.ctimes[start:end])
