@@ -17,6 +17,7 @@ with /work/shared/tools/dockerd-start when --dockerd-tools points there (the def
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -98,6 +99,9 @@ def run_phases(ctx: Path, build: Callable[[], object]) -> list[float]:
 def layerbuild(work: Path, ctx: Path, base: Path, hashed: list[int]) -> list[float]:
     store = work / "lb-store"
     shutil.rmtree(store, ignore_errors=True)
+    # run from the checkout as `pip install .` would leave it, with bytecode: under
+    # PYTHONDONTWRITEBYTECODE, every run would otherwise compile each module again
+    compileall.compile_dir(REPO / "layerbuild", quiet=1)
     stats = work / "statcache.jsonl"
     stats.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "LAYERBUILD_STATCACHE_STATS": str(stats)}

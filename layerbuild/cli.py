@@ -10,6 +10,8 @@ command should pay for importing the others.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import os
 import sys
@@ -101,6 +103,10 @@ def _run(ctx: Context, fn: Callable[[], None]) -> None:
 @click.pass_context
 def main(ctx: click.Context, root: Path | None, debug: bool) -> None:
     """layerbuild: build OCI images from Dockerfiles, without a daemon."""
+    # At exit the interpreter's last garbage collections walk every object still alive:
+    # 15 ms of a 0.18 s fully cached build. Frozen objects are skipped, and a process that is
+    # ending has no cycles worth freeing (atexit runs before those collections).
+    atexit.register(gc.freeze)
     _enter_userns()
     ctx.obj = Context(root, debug)
 

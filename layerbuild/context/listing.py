@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-import os
 import stat
 import struct
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layerbuild.context.fingerprint import ENTRY_SIZE, pack_lstats
+
+if TYPE_CHECKING:
+    import os
 
 _VERSION = b"layerbuild.listing.v1\n"
 _MODE = struct.Struct("<I")
@@ -51,7 +54,6 @@ class ContextListing:
     paths: list[str]
     records: bytes
     ctimes: array[int]
-    _index: dict[str, int] | None = field(default=None, repr=False)
 
     @classmethod
     def join(cls, shares: Sequence[bytes]) -> ContextListing:
@@ -77,10 +79,9 @@ class ContextListing:
         """(sha256 of the encoding above, newest ctime in ns) of `path` and all below it.
         None when the listing cannot stand in for a walk of it: not there (absent, hidden by
         .dockerignore, or reached through a symlink), or a symlink itself (COPY follows it)."""
-        if self._index is None:
-            self._index = {p: i for i, p in enumerate(self.paths)}
-        start = self._index.get(path)
-        if start is None:
+        try:
+            start = self.paths.index(path)  # a scan in C: cheaper than building a dict
+        except ValueError:
             return None
         mode = _MODE.unpack_from(self.records, start * ENTRY_SIZE + _MODE_AT)[0]
         if stat.S_ISLNK(mode):
