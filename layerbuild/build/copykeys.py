@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from layerbuild.build.filesteps import QuickKey, StageState
 from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.stepcache import StepCache, chain
+from layerbuild.childcall import ChildFailed, call_in_child
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change, ChangeKind
@@ -98,9 +100,7 @@ class CopyKeys:
 
         dirs = self.snaps.prepare_step()
         cancel = threading.Event()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
-        done = self._pool.submit(
+        write = functools.partial(
             materialize,
             changes,
             dirs.upper,
@@ -108,9 +108,20 @@ class CopyKeys:
             expected=expected,
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index) if files is not None else None,
-            written=digests if expected is None else None,
-            cancel=cancel,
         )
+        written = digests if expected is None else None
+        try:
+            # a child process: writing 20k entries is mostly Python, and in a thread it held
+            # the interpreter lock the tar writer packing this layer needs (childcall.py)
+            apart = functools.partial(_write_apart, write, written is not None)
+            child = call_in_child(apart, cancel)
+        except OSError:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
+            done = self._pool.submit(write, written=written, cancel=cancel)
+        else:
+            done = Future()
+            child.add_done_callback(functools.partial(_settle, done, written))
         self._pending = _Pending(dirs, digests, done, cancel)
 
     def offer_snapshot(
@@ -184,3 +195,25 @@ class CopyKeys:
 
         root = self.snaps.find(record.layer.diff_id)
         return Previous(root, record.files) if root is not None else None
+
+
+def _write_apart(write: Callable[..., bool], cold: bool) -> tuple[bool, dict[str, str]]:
+    """`materialize` in the child: (success, the digests of what it wrote when cold)."""
+    written: dict[str, Digest] | None = {} if cold else None
+    ok = write(written=written)
+    return ok, {path: str(digest) for path, digest in (written or {}).items()}
+
+
+def _settle(
+    done: Future[bool],
+    written: dict[str, Digest] | None,
+    child: Future[tuple[bool, dict[str, str]]],
+) -> None:
+    """The snapshot child's outcome, as the thread-pool version gives it."""
+    try:
+        ok, digests = child.result()
+    except ChildFailed:
+        ok, digests = False, {}
+    if written is not None:
+        written.update((path, Digest(d)) for path, d in digests.items())
+    done.set_result(ok)

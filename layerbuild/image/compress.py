@@ -61,7 +61,8 @@ _CUT_MASK = (1 << 5) - 1
 class BlockCache(Protocol):
     """Gzip blocks deflated before, by `block_key` (store/blockcache.py keeps them)."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes) -> tuple[bytes, bytes] | None:
+        """(block bytes, their sha256), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ class _GzipEncoder:
             key = block_key(self._level, window, data)
             cached = self._blocks.get(key)
             if cached is not None:
-                return _Block(cached, key, hashlib.sha256(cached).digest())
+                return _Block(cached[0], key, cached[1])
         if window:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15, 9, 0, window)
         else:

@@ -63,18 +63,24 @@ class BlockCache:
         except (sqlite3.Error, OSError) as e:
             self._note(f"block cache {db_path} cannot be used ({e}); layers are fully deflated")
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> tuple[bytes, bytes] | None:
+        """(the block's bytes, their sha256) for a key recorded before, read from its blob and
+        checked against the recorded sha256. Read and checked outside the lock: the gzip
+        workers ask side by side."""
         with self._lock:
             row = self._query("SELECT blob, offset, length, sha256 FROM blocks WHERE key = ?", key)
             if row is None:
                 return None
             blob, offset, length, sha = row
-            data = self._read(blob, offset, length)
-            if data is None or hashlib.sha256(data).digest() != sha:
+            fd = self._open(blob)
+        data = _pread(fd, offset, length) if fd is not None else None
+        if data is None or hashlib.sha256(data).digest() != sha:
+            with self._lock:
                 self._forget(key)
-                return None
+            return None
+        with self._lock:
             self.hits += 1
-            return data
+        return data, sha
 
     def record(self, blob: Digest, index: Sequence[BlockRecord]) -> None:
         """Remember where the blocks of the stored blob `blob` lie."""
@@ -133,16 +139,16 @@ class BlockCache:
             return None
         return None if row is None else (str(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
 
-    def _read(self, blob: str, offset: int, length: int) -> bytes | None:
+    def _open(self, blob: str) -> int | None:
+        """A descriptor of the blob, kept open until close()."""
         fd = self._fds.get(blob)
-        try:
-            if fd is None:
+        if fd is None:
+            try:
                 fd = os.open(self._blob_path(Digest(blob)), os.O_RDONLY | os.O_CLOEXEC)
-                self._fds[blob] = fd
-            data = os.pread(fd, length, offset)
-        except (OSError, ValueError):
-            return None  # the blob is gone (gc), or the row names no valid digest
-        return data if len(data) == length else None
+            except (OSError, ValueError):
+                return None  # the blob is gone (gc), or the row names no valid digest
+            self._fds[blob] = fd
+        return fd
 
     def _forget(self, key: bytes) -> None:
         if self._conn is None:
@@ -159,6 +165,14 @@ class BlockCache:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _pread(fd: int, offset: int, length: int) -> bytes | None:
+    try:
+        data = os.pread(fd, length, offset)
+    except OSError:
+        return None
+    return data if len(data) == length else None
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:

@@ -5,6 +5,7 @@ after it."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import random
@@ -25,10 +26,10 @@ class DictCache:
         for r in index:
             self.blocks[r.key] = blob[r.offset : r.offset + r.length]
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> tuple[bytes, bytes] | None:
         found = self.blocks.get(key)
         self.hits += found is not None
-        return found
+        return None if found is None else (found, hashlib.sha256(found).digest())
 
 
 def _files(sizes: list[int], seed: int = 7) -> list[Change]:

@@ -37,9 +37,11 @@ def test_recorded_blocks_are_served_across_instances(tmp_path: Path) -> None:
     with _cache(tmp_path) as cache:
         blob = _blob(tmp_path / "blobs", data)
         cache.record(blob, [_record(b"k1", data, 10), _record(b"k2", data, 50)])
-        assert cache.get(b"k1") == data[10:20]
+        block = data[10:20]
+        assert cache.get(b"k1") == (block, hashlib.sha256(block).digest())
     with _cache(tmp_path) as cache:
-        assert cache.get(b"k2") == data[50:60]
+        found = cache.get(b"k2")
+        assert found is not None and found[0] == data[50:60]
         assert cache.get(b"unknown") is None
         assert cache.hits == 1
 
