@@ -412,10 +412,10 @@ class Executor:
         )
         if record.layer is not None:
             state.layers.append(record.layer)
-            if changes is not None and state.tree is not None:
-                state.tree.apply(changes, record.layer.digest)
+            if changes is not None:
+                state.add_to_tree(changes, record.layer.digest)
             else:
-                state.tree = None  # reloaded from the layers when next needed
+                state.forget_tree()
         state.key = key.digest
         layer = record.layer.digest if record.layer else None
         return StepOutcome(key, True, layer, "", _files_note(changes))

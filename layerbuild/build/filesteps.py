@@ -41,6 +41,19 @@ class StageState:
     key: Digest  # the cache key of the last step: every step's key chains its parent's
     tree: FileTree | None = None  # loaded on first need: most metadata steps never look
     triggers: tuple[str, ...] = ()  # the base image's ONBUILD instructions, run first
+    # layers added since the tree was last brought up to date: applied when it is next read
+    # (a COPY of 20k files followed only by RUNs never pays for it)
+    unapplied: list[tuple[list[Change], Digest]] = field(default_factory=list)
+
+    def add_to_tree(self, changes: list[Change], layer: Digest) -> None:
+        """A layer's Changes, for the tree (if loaded) to take in when next read."""
+        if self.tree is not None:
+            self.unapplied.append((changes, layer))
+
+    def forget_tree(self) -> None:
+        """The tree is reloaded from the layers when next needed."""
+        self.tree = None
+        self.unapplied.clear()
 
 
 @dataclass
@@ -61,6 +74,10 @@ class FileSteps:
             from layerbuild.build.imageread import load_tree  # not for a fully cached build
 
             state.tree = load_tree(self.store, state.layers)
+            state.unapplied.clear()  # the layers hold them
+        for changes, layer in state.unapplied:
+            state.tree.apply(changes, layer)
+        state.unapplied.clear()
         return state.tree
 
     def workdir_changes(self, state: StageState, instr: ins.Workdir) -> list[Change]:
@@ -91,7 +108,11 @@ class FileSteps:
         return home_of(uid, self._passwd_group(state)[0])
 
     def _passwd_group(self, state: StageState) -> tuple[str | None, str | None]:
-        tree = self.tree(state)
+        # the layers added since the tree was brought up to date are left pending unless one
+        # of them touched /etc: a RUN after a big COPY only wants HOME from /etc/passwd
+        tree = state.tree
+        if tree is None or any(_touches(c, "etc") for c, _ in state.unapplied):
+            tree = self.tree(state)
         texts = []
         for path in ("etc/passwd", "etc/group"):
             from layerbuild.build.imageread import read_file
@@ -238,6 +259,12 @@ class QuickKey:
 
 
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")
+
+
+def _touches(changes: list[Change], top: str) -> bool:
+    """Whether any change is `top` or below it (a whiteout or an opaque marker included)."""
+    below = top + "/"
+    return any(c.path == top or c.path.startswith(below) for c in changes)
 
 
 def _remote(sources: tuple[str, ...]) -> bool:

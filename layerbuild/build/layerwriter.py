@@ -117,8 +117,7 @@ class LayerWriter:
             self.history(state, instr, empty=True)
             return None
         layer = packed or self.pack(changes, {} if digests else None)
-        if state.tree is not None:  # else it is loaded from the layers when next needed
-            state.tree.apply(changes, layer.digest)
+        state.add_to_tree(changes, layer.digest)
         state.layers.append(layer)
         config = state.meta.config
         state.meta = replace(

@@ -41,6 +41,28 @@ def test_home_comes_from_the_users_passwd_entry(lb: Layerbuild, tmp_path: Path) 
     assert "root-home=/root" in proc.stderr and "app-home=/home/app" in proc.stderr
 
 
+def test_home_follows_passwd_changed_by_the_steps_before(lb: Layerbuild, tmp_path: Path) -> None:
+    """The file tree is brought up to date lazily, and a RUN only asks it for /etc/passwd:
+    a COPY that leaves /etc alone must not hide a RUN's new user, and one that replaces
+    /etc/passwd must be seen."""
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN echo dev:x:1500:1500::/srv/dev:/bin/sh >> /etc/passwd\n"
+            "COPY many/ /data/\n"
+            "USER dev\nRUN echo dev-home=$HOME uid=$(id -u)\n"
+            "USER root\nCOPY passwd /etc/passwd\n"
+            "USER dev\nRUN echo new-home=$HOME uid=$(id -u)\n",
+            "passwd": "root:x:0:0:root:/root:/bin/sh\ndev:x:1600:1600::/opt/dev:/bin/sh\n",
+            **{f"many/f{i}": str(i) for i in range(50)},
+        },
+    )
+    proc = lb.build(ctx)
+    assert "dev-home=/srv/dev uid=1500" in proc.stderr, proc.stderr
+    assert "new-home=/opt/dev uid=1600" in proc.stderr, proc.stderr
+
+
 def test_buildplatform_is_the_host_platform(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(
         tmp_path, {"Dockerfile": "FROM busybox\nARG BUILDPLATFORM\nRUN echo bp=$BUILDPLATFORM\n"}
