@@ -10,7 +10,7 @@ same Dockerfile and target, whose keys and per-file summaries the store keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class StepCache:
         )
         if prev.get("key") == str(key.digest):
             return "not in the cache (pruned)"
-        old_files: dict[str, str] = {}
+        old_files: Mapping[str, str] = {}
         if files is not None:
             old = self.previous_record(stage, index)
             old_files = old.files if old is not None else {}

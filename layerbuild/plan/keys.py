@@ -9,7 +9,7 @@ the first input that differs instead of leaving the user to guess.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from layerbuild.digest import Digest, canonical_json, sha256_bytes
@@ -56,8 +56,8 @@ def explain(
     old: Inputs | None,
     new: Inputs,
     *,
-    files_old: dict[str, str] | None = None,
-    files_new: dict[str, str] | None = None,
+    files_old: Mapping[str, str] | None = None,
+    files_new: Mapping[str, str] | None = None,
 ) -> str:
     """Why `new` missed where `old` (the same step in the previous build) hit or was recorded.
 
@@ -87,7 +87,7 @@ def explain(
     return "not in the cache (pruned, or built with --no-cache)"
 
 
-def _files_reason(old: dict[str, str], new: dict[str, str]) -> str:
+def _files_reason(old: Mapping[str, str], new: Mapping[str, str]) -> str:
     for path in sorted(set(old) | set(new)):
         if path not in old:
             return f"/{path} added"

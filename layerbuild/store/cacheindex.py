@@ -7,8 +7,11 @@ have removed it, and then the step simply misses.
 
 Records also keep the key's inputs (for `cache explain` and miss reasons) and, for COPY/ADD, a
 per-file summary of the sources (path → content digest), so a miss can name the file that
-changed. The last build of a given Dockerfile/target is kept under `<store>/cache/builds/` as
-the list of its step records; that is what "what changed since last time" compares against.
+changed. The summary lives beside its record (`<key>.files`) and is read only when asked for:
+a hit needs the layer and the config, and the summary of a 20k-file COPY is 2 MB of JSON.
+
+The last build of a given Dockerfile/target is kept under `<store>/cache/builds/` as the list
+of its step records; that is what "what changed since last time" compares against.
 
 When a record was last used is the mtime of its file: a hit touches it (one utime, no rewrite),
 so `cache prune` can drop the least recently used records first. The last BuildReport of each
@@ -22,7 +25,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
 
 _MAX_RECORD = 64 << 20
+_FILES_SUFFIX = ".files"
+_BESIDE = "beside"  # the "files" of a record whose summary is in its sidecar
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class CacheRecord:
     layer: Layer | None
     config: ImageConfig  # the stage's config after the step
     created: float = field(default_factory=time.time)
-    files: dict[str, str] = field(default_factory=dict)  # COPY sources: path -> summary
+    files: Mapping[str, str] = field(default_factory=dict)  # COPY sources: path -> summary
     description: str = ""  # the instruction as expanded, for `cache ls`
 
     @property
@@ -63,12 +68,16 @@ class CacheRecord:
             },
             "config": self.config.to_json(),
             "created": self.created,
-            "files": self.files,
+            "files": dict(self.files),
             "description": self.description,
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> CacheRecord:
+    def from_json(cls, obj: dict[str, Any], files: Mapping[str, str] | None = None) -> CacheRecord:
+        """The record `to_json` wrote; `files`, when given, stands for its summary."""
+        if files is None:
+            inline = obj.get("files")
+            files = {str(k): str(v) for k, v in inline.items()} if isinstance(inline, dict) else {}
         raw = obj.get("layer")
         layer = (
             None
@@ -85,7 +94,7 @@ class CacheRecord:
             layer=layer,
             config=ImageConfig.from_json(obj["config"]),
             created=float(obj.get("created", 0)),
-            files={str(k): str(v) for k, v in (obj.get("files") or {}).items()},
+            files=files,
             description=str(obj.get("description") or ""),
         )
 
@@ -97,6 +106,31 @@ class CacheEntry:
     path: Path
     record: CacheRecord
     last_used: float
+
+
+class _Sidecar(Mapping[str, str]):
+    """A record's summary kept in `<key>.files`, read on first use; {} when it is gone."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._data: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._data is None:
+            obj = _read_json(self._path)
+            self._data = (
+                {str(k): str(v) for k, v in obj.items()} if isinstance(obj, dict) else {}
+            )
+        return self._data
+
+    def __getitem__(self, path: str) -> str:
+        return self._load()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -128,18 +162,22 @@ class CacheIndex:
     def _path(self, digest: Digest) -> Path:
         return self.keys_dir / digest.hex[:2] / digest.hex
 
+    def _record(self, path: Path) -> CacheRecord | None:
+        obj = _read_json(path)
+        if not isinstance(obj, dict):
+            return None
+        beside = obj.get("files") == _BESIDE
+        try:
+            return CacheRecord.from_json(obj, _Sidecar(_sidecar(path)) if beside else None)
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def get(self, key: CacheKey) -> CacheRecord | None:
         return self.get_digest(key.digest)
 
     def get_digest(self, digest: Digest) -> CacheRecord | None:
-        obj = _read_json(self._path(digest))
-        if not isinstance(obj, dict):
-            return None
-        try:
-            record = CacheRecord.from_json(obj)
-        except (KeyError, TypeError, ValueError):
-            return None
-        return record if record.key.digest == digest else None
+        record = self._record(self._path(digest))
+        return record if record is not None and record.key.digest == digest else None
 
     def has(self, digest: Digest) -> bool:
         return self._path(digest).is_file()
@@ -150,19 +188,22 @@ class CacheIndex:
             os.utime(self._path(digest))
 
     def put(self, record: CacheRecord) -> None:
-        data = json.dumps(record.to_json(), sort_keys=True).encode()
-        _write_atomic(self._path(record.key.digest), data)
+        path = self._path(record.key.digest)
+        obj = record.to_json()
+        if obj["files"]:  # written first: a record never names a summary not yet there
+            _write_atomic(_sidecar(path), json.dumps(obj["files"], sort_keys=True).encode())
+            obj["files"] = _BESIDE
+        _write_atomic(path, json.dumps(obj, sort_keys=True).encode())
 
     def records(self) -> Iterator[tuple[Path, CacheRecord]]:
         if not self.keys_dir.is_dir():
             return
         for path in sorted(self.keys_dir.glob("*/*")):
-            obj = _read_json(path)
-            if isinstance(obj, dict):
-                try:
-                    yield path, CacheRecord.from_json(obj)
-                except (KeyError, TypeError, ValueError):
-                    continue
+            if path.name.endswith(_FILES_SUFFIX):
+                continue
+            record = self._record(path)
+            if record is not None:
+                yield path, record
 
     def entries(self) -> list[CacheEntry]:
         """Every readable record with its last use; damaged files are skipped."""
@@ -177,6 +218,7 @@ class CacheIndex:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+        _sidecar(path).unlink(missing_ok=True)
 
     # -- the previous build of the same Dockerfile and target ------------------------------------
 
@@ -206,3 +248,7 @@ class CacheIndex:
             return None
         report = obj.get("report")
         return report if isinstance(report, dict) else None
+
+
+def _sidecar(record: Path) -> Path:
+    return record.with_name(record.name + _FILES_SUFFIX)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -45,9 +46,41 @@ def test_record_round_trips_with_description_and_files(tmp_path: Path) -> None:
     index.put(record)
     got = index.get(key)
     assert got is not None
-    assert (got.layer, got.files, got.description) == (layer, {"a": "sha256:x"}, "COPY")
+    assert (got.layer, dict(got.files), got.description) == (layer, {"a": "sha256:x"}, "COPY")
     assert got.key == key
-    assert index.get_digest(key.digest) == got
+    again = index.get_digest(key.digest)
+    assert again is not None and (again.key, again.layer) == (got.key, got.layer)
+
+
+def test_the_file_summary_is_kept_beside_and_read_only_when_asked(tmp_path: Path) -> None:
+    """A hit parses the record without its (big) summary; `cache ls` never lists the
+    summary as a record; removing a record removes its summary; a store written before
+    summaries moved out still reads."""
+    store = Store.open(tmp_path)
+    index = CacheIndex(store.root)
+    key = CacheKey.of([("instruction", "COPY . /src")])
+    files = {f"f{i}": f"sha256:{i:064x} 0644 0:0" for i in range(100)}
+    index.put(CacheRecord(key, _layer(store, b"l"), ImageConfig(), files=files))
+    path = index._path(key.digest)
+    beside = path.with_name(path.name + ".files")
+    assert json.loads(path.read_text())["files"] == "beside"
+    assert json.loads(beside.read_text()) == files
+    got = index.get(key)
+    assert got is not None
+    beside.rename(beside.with_name("moved"))  # not read yet: gone means an empty summary
+    assert dict(got.files) == {}
+    beside.with_name("moved").rename(beside)
+    got = index.get(key)
+    assert got is not None and dict(got.files) == files
+    assert [p for p, _ in index.records()] == [path]
+    index.remove(path)
+    assert not path.exists() and not beside.exists()
+    # the format before: the summary inline in the record
+    old = CacheRecord(key, None, ImageConfig(), files={"a": "sha256:y"}).to_json()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(old))
+    got = index.get(key)
+    assert got is not None and dict(got.files) == {"a": "sha256:y"}
 
 
 def test_step_text_falls_back_to_the_instruction_input(tmp_path: Path) -> None:
