@@ -58,10 +58,19 @@ class BlockCache:
         self._fds: dict[str, int] = {}
         self.hits = 0
         self._conn: sqlite3.Connection | None = None
-        try:
-            self._conn = _connect(db_path)
-        except (sqlite3.Error, OSError) as e:
-            self._note(f"block cache {db_path} cannot be used ({e}); layers are fully deflated")
+        self._tried = False  # opened on first use: a build that packs nothing never does
+
+    def _db(self) -> sqlite3.Connection | None:
+        """The connection (callers hold the lock); None once it failed."""
+        if not self._tried:
+            self._tried = True
+            try:
+                self._conn = _connect(self.db_path)
+            except (sqlite3.Error, OSError) as e:
+                self._note(
+                    f"block cache {self.db_path} cannot be used ({e}); layers are fully deflated"
+                )
+        return self._conn
 
     def get(self, key: bytes) -> tuple[bytes, bytes] | None:
         """(the block's bytes, their sha256) for a key recorded before, read from its blob and
@@ -86,11 +95,12 @@ class BlockCache:
         """Remember where the blocks of the stored blob `blob` lie."""
         rows = [(r.key, str(blob), r.offset, r.length, r.sha256) for r in index]
         with self._lock:
-            if self._conn is None or not rows:
+            conn = self._db() if rows else None
+            if conn is None:
                 return
             try:
-                with self._conn:
-                    self._conn.executemany(
+                with conn:
+                    conn.executemany(
                         "INSERT OR REPLACE INTO blocks (key, blob, offset, length, sha256) "
                         "VALUES (?, ?, ?, ?, ?)",
                         rows,
@@ -102,11 +112,12 @@ class BlockCache:
         """Drop the rows of blobs gc removed (a row is also dropped when met, but a blob whose
         blocks never come back would keep its rows for ever)."""
         with self._lock:
-            if self._conn is None:
+            conn = self._db()
+            if conn is None:
                 return
             try:
-                with self._conn:
-                    self._conn.executemany(
+                with conn:
+                    conn.executemany(
                         "DELETE FROM blocks WHERE blob = ?", [(str(b),) for b in blobs]
                     )
             except sqlite3.Error as e:
@@ -130,10 +141,11 @@ class BlockCache:
     # --- callers hold self._lock -------------------------------------------------------------
 
     def _query(self, sql: str, key: bytes) -> tuple[str, int, int, bytes] | None:
-        if self._conn is None:
+        conn = self._db()
+        if conn is None:
             return None
         try:
-            row = self._conn.execute(sql, (key,)).fetchone()
+            row = conn.execute(sql, (key,)).fetchone()
         except sqlite3.Error as e:
             self._failed(e)
             return None

@@ -118,6 +118,9 @@ class Refs:
                 if (m.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) != key
             ]
             found = len(kept) != len(index["manifests"])
+            if entry is not None and found and len(kept) == len(index["manifests"]) - 1:
+                if entry in index["manifests"]:
+                    return True  # already so (a rebuild that changed nothing): no write
             if entry is not None:
                 kept.append(entry)
             index["manifests"] = kept
