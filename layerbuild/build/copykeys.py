@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.build.filesteps import QuickKey, StageState
-from layerbuild.build.layerwriter import LayerWriter
+from layerbuild.build.layerwriter import LayerWriter, file_digests
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.childcall import ChildFailed, call_in_child
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
-from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store.cacheindex import CacheRecord
@@ -88,13 +88,7 @@ class CopyKeys:
             return  # owners could not be given (never the case after enter_rootless_userns)
         if self._pending is not None:
             self._set_aside(self._pending)
-        expected = None
-        if files is not None:
-            expected = {
-                c.path: Digest(files[c.path].split(" ", 1)[0])
-                for c in changes
-                if c.kind is ChangeKind.FILE and c.path in files
-            }
+        expected = file_digests(changes, files) if files is not None else None
         digests: dict[str, Digest] = dict(expected) if expected is not None else {}
         from layerbuild.store.materialize import materialize  # on a miss only
 

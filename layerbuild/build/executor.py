@@ -25,7 +25,7 @@ from layerbuild.build.copykeys import CopyKeys
 from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.inputs import context_ignore, read_dockerfile
-from layerbuild.build.layerwriter import LayerWriter
+from layerbuild.build.layerwriter import LayerWriter, file_digests
 from layerbuild.build.options import BuildOptions, BuildResult
 from layerbuild.build.platforms import check_platform, host_platform
 from layerbuild.build.runsteps import RunSteps
@@ -391,7 +391,7 @@ class Executor:
         if isinstance(expanded, ins.Run):
             layer = self.runs.run(state, expanded, step_id)
         else:
-            layer = self._execute(state, expanded, changes, packed)
+            layer = self._execute(state, expanded, changes, packed, files)
             if layer is not None and changes and files is not None:
                 self.copies.offer_snapshot(state.name, index, layer, changes, files)
         self.cache.record(key, layer, state.meta.config, files)
@@ -426,6 +426,7 @@ class Executor:
         instr: ins.Instruction,
         changes: list[Change] | None,
         packed: Layer | None = None,
+        files: dict[str, str] | None = None,
     ) -> Layer | None:
         if isinstance(instr, ins.Workdir):
             state.meta = m.apply_metadata(state.meta, instr)
@@ -437,7 +438,10 @@ class Executor:
             return None
         # a snapshot of a COPY layer is checked against the packed digests: a RUN may need one
         digests = self.run_follows and isinstance(instr, ins.Copy | ins.Add)
-        return self.layers.add_layer(state, instr, changes or [], packed, digests=digests)
+        known = file_digests(changes or [], files) if digests and files is not None else None
+        return self.layers.add_layer(
+            state, instr, changes or [], packed, digests=digests, known=known
+        )
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ read itself when the context was never seen before)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from layerbuild.build.filesteps import StageState
 from layerbuild.context.filesource import FileSource
 from layerbuild.context.hashing import changes_digest
-from layerbuild.context.statcache import StatCache
+from layerbuild.context.statcache import RACY_MARGIN_NS, StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.image.changes import Change, ChangeKind
@@ -80,12 +80,29 @@ class LayerWriter:
         config = state.meta.config
         state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
-    def pack(self, changes: list[Change], digests: dict[str, Digest] | None = None) -> Layer:
+    def pack(
+        self,
+        changes: list[Change],
+        digests: dict[str, Digest] | None = None,
+        known: Mapping[str, Digest] | None = None,
+    ) -> Layer:
         """Pack `changes` into the store; with `digests`, the files' content digests are taken
         on the way and kept in `contents` (what a snapshot written from the Changes is checked
-        against: only asked for when a RUN may need one)."""
+        against: only asked for when a RUN may need one). A file whose digest the key already
+        `known`s is not hashed again when its lstat still holds after the read, unless it
+        changed within the stat cache's racy margin (a write in the same timestamp tick would
+        not move its ctime)."""
         from layerbuild.image.compress import BlockRecord, pack_layer  # codecs: on a miss only
 
+        settled_before = time.time_ns() - RACY_MARGIN_NS
+        trusted = {
+            c.path: known[c.path]
+            for c in changes
+            if known
+            and c.path in known
+            and isinstance(c.content, FileSource)
+            and c.content.st.st_ctime_ns < settled_before
+        }
         index: list[BlockRecord] = []
         with self.store.content.ingest() as ingest:
             layer = pack_layer(
@@ -94,6 +111,7 @@ class LayerWriter:
                 compression=self.compression,
                 source_date_epoch=self.source_date_epoch,
                 digests=digests,
+                known=trusted if digests is not None else None,
                 blocks=self.blocks,
                 index=index,
             )
@@ -112,11 +130,12 @@ class LayerWriter:
         packed: Layer | None = None,
         *,
         digests: bool = False,
+        known: Mapping[str, Digest] | None = None,
     ) -> Layer | None:
         if not changes:
             self.history(state, instr, empty=True)
             return None
-        layer = packed or self.pack(changes, {} if digests else None)
+        layer = packed or self.pack(changes, {} if digests else None, known)
         state.add_to_tree(changes, layer.digest)
         state.layers.append(layer)
         config = state.meta.config
@@ -125,3 +144,13 @@ class LayerWriter:
         )
         self.history(state, instr, empty=False)
         return layer
+
+
+def file_digests(changes: list[Change], files: Mapping[str, str]) -> dict[str, Digest]:
+    """The content digest of each file of `changes`, from a COPY's per-path summaries
+    (context/hashing.py: ``"sha256:… 0644 0:0"``)."""
+    return {
+        c.path: Digest(files[c.path].split(" ", 1)[0])
+        for c in changes
+        if c.kind is ChangeKind.FILE and c.path in files
+    }

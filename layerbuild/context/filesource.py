@@ -51,12 +51,15 @@ class FileSource:
     def __call__(self) -> BinaryIO:
         return io.BufferedReader(SizeGuard(self._open(), self.st.st_size, self.path))
 
-    def chunks(self, size: int) -> Generator[bytes, None, None]:
+    def chunks(self, size: int, *, settled: bool = False) -> Generator[bytes, None, None]:
         """The file's bytes in pieces of at most ``size``, exactly ``st.st_size`` in all.
 
         The tar writer's fast path: no file object per file, and a file that fits one piece
         costs a single read, which asks for one byte more than promised to see growth.
-        ContextError as with ``__call__`` when the file was replaced, grew or shrank.
+        ContextError as with ``__call__`` when the file was replaced, grew or shrank; with
+        `settled`, also when its size, mtime or ctime after the read are not those of ``st``
+        (any write moves ctime, so the bytes read are the ones ``st`` was hashed with, if the
+        file was not written in the same timestamp tick: the caller's racy rule).
         """
         fd = self._open()
         try:
@@ -73,6 +76,14 @@ class FileSource:
                 yield data
             if not end_seen and os.read(fd, 1):
                 _changed(self.path, "grew")
+            if settled:
+                now = os.fstat(fd)
+                if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+                    self.st.st_size,
+                    self.st.st_mtime_ns,
+                    self.st.st_ctime_ns,
+                ):
+                    _changed(self.path, "was modified")
         finally:
             os.close(fd)
 

@@ -22,7 +22,7 @@ import queue
 import struct
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple, Protocol, cast
 
@@ -287,6 +287,7 @@ class _Producer(threading.Thread):
         changes: Iterable[Change],
         source_date_epoch: int | None,
         digests: dict[str, Digest] | None = None,
+        known: Mapping[str, Digest] | None = None,
     ) -> None:
         super().__init__(name="layer-tar", daemon=True)
         self.chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
@@ -296,11 +297,16 @@ class _Producer(threading.Thread):
         self._changes = changes
         self._epoch = source_date_epoch
         self._digests = digests
+        self._known = known
 
     def run(self) -> None:
         try:
             write_tar(
-                self._changes, self.pipe, source_date_epoch=self._epoch, digests=self._digests
+                self._changes,
+                self.pipe,
+                source_date_epoch=self._epoch,
+                digests=self._digests,
+                known=self._known,
             )
             self.pipe.flush()
         except _Cancelled:
@@ -321,6 +327,7 @@ def pack_layer(
     source_date_epoch: int | None = None,
     level: int | None = None,
     digests: dict[str, Digest] | None = None,
+    known: Mapping[str, Digest] | None = None,
     blocks: BlockCache | None = None,
     index: list[BlockRecord] | None = None,
 ) -> Layer:
@@ -329,11 +336,12 @@ def pack_layer(
     ``compression`` is 'gzip' (isal levels 0-3, default 2), 'zstd' (default level 3) or 'none'.
     For gzip, ``blocks`` lends deflate blocks packed before and ``index`` receives where each
     block of this blob lies (for the caller to add to its cache once the blob is stored).
-    Errors of the tar writer (e.g. LayerContentError) are re-raised here; the sink then holds a
-    partial blob that the caller must discard (a store ingest that is not committed).
+    ``digests`` and ``known``: as for ``tarwriter.write_tar``. Errors of the tar writer
+    (e.g. LayerContentError) are re-raised here; the sink then holds a partial blob that the
+    caller must discard (a store ingest that is not committed).
     """
     encoder = _encoder(compression, level, blocks)
-    producer = _Producer(changes, source_date_epoch, digests)
+    producer = _Producer(changes, source_date_epoch, digests, known)
     # a sink that hashes what it is given (a store ingest) spares hashing the blob twice
     sink_hash = getattr(sink, "running_hash", None)
     digest = _NoHash() if sink_hash is not None else hashlib.sha256()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest
@@ -87,6 +87,7 @@ def write_tar(
     *,
     source_date_epoch: int | None = None,
     digests: dict[str, Digest] | None = None,
+    known: Mapping[str, Digest] | None = None,
 ) -> None:
     """Write ``changes`` as a layer tar to ``out``, in ``sorted_changes`` order.
 
@@ -94,7 +95,9 @@ def write_tar(
     machine or the time. Raises LayerContentError when a file's opener yields more or fewer
     bytes than its ``size`` (the file changed while it was being packed). With ``digests``,
     the sha256 of every file's content is recorded there by path as it is written: a cold
-    COPY gets its cache key from the same single read that packs it.
+    COPY gets its cache key from the same single read that packs it. A file whose digest is
+    `known` (the stat cache vouched for it) is not hashed again: it is read with its lstat
+    checked after the read instead (``FileSource.chunks(settled=True)``), and given that digest.
     """
     write = out.write
     # an output that cuts its stream into blocks may cut where an entry starts (compress.py)
@@ -106,7 +109,7 @@ def write_tar(
         if change.kind is not ChangeKind.FILE:
             write(header)
         elif change.size > 0:
-            _write_content(change, header, write, digests)
+            _write_content(change, header, write, digests, known)
         else:
             write(header)
             if digests is not None:
@@ -369,6 +372,7 @@ def _write_content(
     header: bytes,
     write: Callable[[bytes], object],
     digests: dict[str, Digest] | None,
+    known: Mapping[str, Digest] | None = None,
 ) -> None:
     """The header, the data and its padding; a small file goes out as one write."""
     content = change.content
@@ -377,8 +381,9 @@ def _write_content(
             f"{change.path}: a file of {change.size} bytes has no content to read",
             hint="this is a bug in the step that produced the file; please report it",
         )
-    h = hashlib.sha256() if digests is not None else None
-    chunks: Callable[[int], Iterable[bytes]] | None = getattr(content, "chunks", None)
+    chunks: Callable[..., Iterable[bytes]] | None = getattr(content, "chunks", None)
+    trusted = known.get(change.path) if known is not None and chunks is not None else None
+    h = hashlib.sha256() if digests is not None and trusted is None else None
     try:
         if chunks is None:
             write(header)
@@ -386,7 +391,7 @@ def _write_content(
         else:  # a FileSource: no file object, and a small file leaves as one write
             got = 0
             pad = _padding(change.size)
-            for chunk in chunks(CHUNK):
+            for chunk in chunks(CHUNK, settled=trusted is not None):
                 got += len(chunk)
                 if h is not None:
                     h.update(chunk)
@@ -411,7 +416,9 @@ def _write_content(
             "while the layer was being written",
             hint="make sure nothing modifies the build context or image during the build",
         )
-    if digests is not None and h is not None:
+    if digests is not None and trusted is not None:
+        digests[change.path] = trusted
+    elif digests is not None and h is not None:
         digests[change.path] = Digest.from_hash(h)
 
 

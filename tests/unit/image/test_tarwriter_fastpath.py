@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
 from layerbuild.context.filesource import FileSource
+from layerbuild.digest import Digest
+from layerbuild.errors import ContextError
 from layerbuild.image import tarwriter
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.tarwriter import entry_header, write_tar
@@ -68,3 +72,28 @@ def test_file_source_and_opener_content_give_the_same_tar(tmp_path: Path) -> Non
     write_tar(changes_by_opener, slow, digests=slow_digests)  # type: ignore[arg-type]
     assert fast.getvalue() == slow.getvalue()
     assert fast_digests == slow_digests and len(fast_digests) == 7
+
+
+def test_a_known_digest_is_taken_while_the_file_stays_as_selected(tmp_path: Path) -> None:
+    """A file whose digest the key already holds is not hashed again (the known digest is
+    recorded even when it is not the file's: here a stand-in, to show it was not computed),
+    and a file written since it was selected fails the pack instead of being trusted."""
+    f = tmp_path / "a"
+    f.write_bytes(b"alpha")
+    change = Change("a", ChangeKind.FILE, size=5, content=FileSource(f, os.lstat(f)))
+    stand_in = Digest("sha256:" + "ab" * 32)
+    digests: dict[str, Digest] = {}
+    out = io.BytesIO()
+    write_tar([change], out, digests=digests, known={"a": stand_in})
+    assert digests == {"a": stand_in} and b"alpha" in out.getvalue()
+    before = os.lstat(f)
+    time.sleep(0.02)  # past a timestamp tick
+    f.write_bytes(b"ALPHA")  # same size
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))  # and mtime put back
+    stale = Change("a", ChangeKind.FILE, size=5, content=FileSource(f, before))
+    with pytest.raises(ContextError, match="was modified"):
+        write_tar([stale], io.BytesIO(), digests={}, known={"a": stand_in})
+    # without a known digest, the same file is simply hashed as read
+    digests = {}
+    write_tar([stale], io.BytesIO(), digests=digests)
+    assert digests["a"] == Digest("sha256:" + hashlib.sha256(b"ALPHA").hexdigest())
