@@ -58,6 +58,7 @@ class CopyKeys:
     _pending: _Pending | None = None
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
+    _adopted: set[Digest] = field(default_factory=set)  # diff_ids given a snapshot from here
 
     def quick_hit(
         self, state: StageState, quick: QuickKey, inputs: list[tuple[str, str]]
@@ -127,7 +128,9 @@ class CopyKeys:
         pending, self._pending = self._pending, None
         if packed is not None and pending is not None:
             self._unused.append(pending)  # until adopted: removed at close()
-            self.snaps.builders[layer.diff_id] = functools.partial(self._adopt, pending, packed)
+            self.snaps.builders[layer.diff_id] = functools.partial(
+                self._adopt, pending, packed, layer.diff_id
+            )
             return
         if pending is not None:
             self._set_aside(pending)
@@ -143,6 +146,19 @@ class CopyKeys:
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index),
         )
+
+    def pending_snapshot(self) -> tuple[Path, Callable[[], bool]] | None:
+        """The snapshot being written for the step at hand: (its directory, a call that
+        waits until it is written and says whether it was)."""
+        pending = self._pending
+        if pending is None:
+            return None
+        return pending.dirs.upper, pending.done.result
+
+    def adopted(self, layer: Layer) -> bool:
+        """Whether the snapshot of `layer` is one written here (checked against what was
+        packed), rather than unpacked from its blob."""
+        return layer.diff_id in self._adopted
 
     def drop_pending(self) -> None:
         """The step hit after all: the snapshot begun for it is not needed."""
@@ -166,7 +182,9 @@ class CopyKeys:
         pending.cancel.set()
         self._unused.append(pending)
 
-    def _adopt(self, pending: _Pending, packed: dict[str, Digest], dest: Path) -> bool:
+    def _adopt(
+        self, pending: _Pending, packed: dict[str, Digest], diff_id: Digest, dest: Path
+    ) -> bool:
         """The builder of a snapshot written ahead: its tree moved onto the empty `dest`, if
         it was written from the contents that were packed."""
         self._unused.remove(pending)
@@ -175,6 +193,7 @@ class CopyKeys:
                 packed.get(p) == d for p, d in pending.digests.items()
             ):
                 os.rename(pending.dirs.upper, dest)  # rename(2) replaces an empty directory
+                self._adopted.add(diff_id)
                 return True
             return False
         finally:

@@ -115,6 +115,7 @@ class Executor:
         )
         self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
         self.run_follows = False  # whether a RUN comes after the current step in its stage
+        self.next_instr: ins.Instruction | None = None  # the step after the current one
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -175,12 +176,15 @@ class Executor:
             dockerfile.source.name,
             self.emit,
             self.layers.add_layer,
+            self.cache,
+            self.copies.adopted,
         )
         # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
         try:
             with self.store.lock(shared=True):
                 return self._build_graph(graph, tags)
         finally:
+            self.runs.drop_ahead()
             self.copies.close()
             self.statcache.close()
             self.blocks.close()
@@ -228,6 +232,7 @@ class Executor:
         for index, (position, instr) in enumerate(steps, start=2):
             step_id = self._start(state.name, index, total, instr)
             self.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
+            self.next_instr = steps[index - 1][1] if index - 1 < len(steps) else None
             t0 = time.monotonic()
             try:
                 source = copy_from.get(position) if position is not None else None
@@ -388,15 +393,17 @@ class Executor:
         reason = self.cache.reason(state.name, index, key, files)
         if changes and files is not None and packed is None and self.run_follows:
             self.copies.start_snapshot(state.name, index, changes, files)
+            snapshot = self.copies.pending_snapshot()  # the next RUN may run on it meanwhile
+            self.runs.run_ahead(state, self.next_instr, key.digest, changes, snapshot)
         if isinstance(expanded, ins.Run):
-            layer = self.runs.run(state, expanded, step_id)
+            layer = self.runs.run(state, expanded, step_id, key.digest)
         else:
             layer = self._execute(state, expanded, changes, packed, files)
             if layer is not None and changes and files is not None:
                 self.copies.offer_snapshot(state.name, index, layer, changes, files)
         self.cache.record(key, layer, state.meta.config, files)
         state.key = key.digest
-        note = _files_note(changes)
+        note = self.runs.note if isinstance(expanded, ins.Run) else _files_note(changes)
         return StepOutcome(key, False, layer.digest if layer else None, reason, note)
 
     def _reuse(

@@ -12,6 +12,7 @@ import collections
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
@@ -19,7 +20,7 @@ from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
-from layerbuild.store.layers import LayerSnapshots, StepDirs
+from layerbuild.store.layers import MAX_LOWERS, LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
@@ -147,13 +148,18 @@ def execute_run(
     log: Callable[[str], None],
     mounts: tuple[Mount, ...] = (),
     stdin: bytes | None = None,
+    top: Path | None = None,
 ) -> RunResult:
     """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
 
     `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
-    they need are taken out of the upper dir by the sandbox, so they never reach the layer."""
+    they need are taken out of the upper dir by the sandbox, so they never reach the layer.
+    `top`: the tree of one more layer above `layers`, not yet packed (build/runahead.py)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
-    lowers = tuple(snaps.lowerdirs(store, layers))
+    if top is None:
+        lowers = tuple(snaps.lowerdirs(store, layers))
+    else:
+        lowers = (top, *snaps.lowerdirs(store, layers, limit=MAX_LOWERS - 1))
     step = snaps.prepare_step()
     output = Output(log)
     try:

@@ -7,16 +7,22 @@ changes become a layer of its stage.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.build import runmounts, runstep
 from layerbuild.build.events import BuildEvent, Log
 from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.options import BuildOptions
+from layerbuild.build.runahead import RunAhead
 from layerbuild.build.sources import SourceResolver
+from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.context.ignore import IgnoreRules
+from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -26,6 +32,7 @@ from layerbuild.store.layout import Store
 if TYPE_CHECKING:
     from layerbuild.build import runmounts_prepare
 
+RUN_AHEAD_ENV = "LAYERBUILD_RUN_AHEAD"  # "0": a RUN never starts before its step (runahead.py)
 AddLayer = Callable[[StageState, ins.Instruction, list[Change]], Layer | None]
 
 
@@ -41,7 +48,11 @@ class RunSteps:
     source_name: str  # the Dockerfile's name, for errors in --mount flags
     emit: Callable[[BuildEvent], None]
     add_layer: AddLayer
+    cache: StepCache
+    adopted: Callable[[Layer], bool]  # whether the layer's snapshot is the one written ahead
     mounts: tuple[runmounts.RunMount, ...] = field(default=())
+    ahead: RunAhead | None = None
+    note: str = ""  # for the progress line of the last RUN: whether it ran ahead
 
     def network(self, instr: ins.Run) -> str:
         return instr.network if instr.network not in (None, "default") else self.options.network
@@ -82,27 +93,16 @@ class RunSteps:
             self.files.scratch,
         )
 
-    def run(self, state: StageState, instr: ins.Run, step_id: int) -> Layer | None:
-        ids = self.files.user_ids(state)
-        env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
-        argv, stdin = runstep.run_command(instr, state.meta.shell)
-        from layerbuild.build import runmounts_prepare
+    def run(self, state: StageState, instr: ins.Run, step_id: int, key: Digest) -> Layer | None:
+        """Run the step (or take what run-ahead ran for `key`, its key) and add its layer."""
+        result = self._take_ahead(state, key, step_id)
+        self.note = "ran while the layer below was packed" if result is not None else ""
+        if result is None:
+            from layerbuild.build import runmounts_prepare
 
-        with runmounts_prepare.prepared(self.mounts, self.mount_inputs()) as mounts:
-            result = runstep.execute_run(
-                self.store,
-                self.snaps,
-                state.layers,
-                instr,
-                argv=argv,
-                stdin=stdin,
-                env=env,
-                cwd=state.meta.workdir,
-                ids=ids,
-                network=self.network(instr),
-                log=lambda line: self.emit(Log(step_id, line)),
-                mounts=mounts,
-            )
+            execute = self._executor(state, instr)
+            with runmounts_prepare.prepared(self.mounts, self.mount_inputs()) as mounts:
+                result = execute(log=lambda line: self.emit(Log(step_id, line)), mounts=mounts)
         try:
             layer = self.add_layer(state, instr, result.changes)
             if layer is not None:
@@ -110,3 +110,76 @@ class RunSteps:
         finally:
             self.snaps.discard(result.step)
         return layer
+
+    def _executor(self, state: StageState, instr: ins.Run) -> Callable[..., runstep.RunResult]:
+        """`execute(log=..., **more)`: the RUN over the stage's layers as they are now, with
+        everything it needs from `state` read here (run-ahead calls it on another thread)."""
+        ids = self.files.user_ids(state)
+        env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
+        argv, stdin = runstep.run_command(instr, state.meta.shell)
+        return functools.partial(
+            runstep.execute_run,
+            self.store,
+            self.snaps,
+            list(state.layers),
+            instr,
+            argv=argv,
+            stdin=stdin,
+            env=env,
+            cwd=state.meta.workdir,
+            ids=ids,
+            network=self.network(instr),
+        )
+
+    def run_ahead(
+        self,
+        state: StageState,
+        instr: ins.Instruction | None,
+        key: Digest,
+        changes: list[Change],
+        snapshot: tuple[Path, Callable[[], bool]] | None,
+    ) -> None:
+        """Start the RUN `instr` that follows a missed COPY (`key`: the COPY step's, its
+        parent) over the COPY's `snapshot` (its directory, and whether it was written) while
+        the COPY's layer is packed (build/runahead.py). Only a plain RUN (no --mount) whose
+        key is not cached, after a COPY that leaves /etc alone (HOME comes from
+        /etc/passwd)."""
+        self.drop_ahead()
+        if not isinstance(instr, ins.Run) or instr.mounts or snapshot is None:
+            return
+        if os.environ.get(RUN_AHEAD_ENV) == "0":
+            return
+        if any(c.path == "etc" or c.path.startswith("etc/") for c in changes):
+            return
+        run_key = chain(key, self.inputs(state, instr))
+        if self.cache.lookup(state.name, run_key) is not None:
+            return
+        top, ready = snapshot
+        execute = functools.partial(self._executor(state, instr), top=top)
+        self.ahead = RunAhead(run_key.digest, ready, execute, self.snaps)
+
+    def _take_ahead(
+        self, state: StageState, key: Digest, step_id: int
+    ) -> runstep.RunResult | None:
+        """The run-ahead's result for this step, if it ran this very step on the snapshot
+        adopted for the layer below it."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is None or ahead.key != key or not state.layers:
+            if ahead is not None:
+                ahead.drop()
+            return None
+        below = state.layers[-1]
+
+        def valid() -> bool:
+            self.snaps.layer_dir(self.store, below)  # adopts the snapshot it ran on, if it was
+            return self.adopted(below)
+
+        result, lines = ahead.take(valid)
+        for line in lines:
+            self.emit(Log(step_id, line))
+        return result
+
+    def drop_ahead(self) -> None:
+        if self.ahead is not None:
+            self.ahead.drop()
+            self.ahead = None
