@@ -12,6 +12,7 @@ be marshal-able. The child never returns into the caller's code: it leaves with 
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import select
@@ -26,9 +27,26 @@ class ChildFailed(Exception):
     """The child raised, was killed, or sent something that is not its result."""
 
 
-def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) -> Future[Any]:
+class ChildFuture(Future[Any]):
+    """The child's result to come; `kill` ends the child now, if it still runs."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+        self.reaped = False
+        self.lock = threading.Lock()  # no kill once reaped: its pid may be someone else's
+
+    def kill(self) -> None:
+        with self.lock:
+            if not self.reaped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+
+
+def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) -> ChildFuture:
     """Fork, run `fn` in the child, and resolve the Future with its return value (or
-    ChildFailed). Setting `cancel` kills the child. OSError when the fork itself fails."""
+    ChildFailed). Setting `cancel` kills the child (checked every 0.1 s; `kill` at once).
+    OSError when the fork itself fails."""
     r, w = os.pipe()
     try:
         pid = os.fork()
@@ -40,7 +58,7 @@ def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) 
         os.close(r)
         _child(fn, w)
     os.close(w)
-    future: Future[Any] = Future()
+    future = ChildFuture(pid)
     waiter = threading.Thread(
         target=_wait, args=(pid, r, future, cancel), name=f"child-{pid}", daemon=True
     )
@@ -62,16 +80,16 @@ def _child(fn: Callable[[], Any], fd: int) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, fd: int, future: Future[Any], cancel: threading.Event | None) -> None:
+def _wait(pid: int, fd: int, future: ChildFuture, cancel: threading.Event | None) -> None:
     chunks: list[bytes] = []
-    killed = False
+    cancelled = False
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while True:
-            if cancel is not None and cancel.is_set() and not killed:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
+            if cancel is not None and cancel.is_set() and not cancelled:
+                future.kill()
+                cancelled = True
             if not poller.poll(100):
                 continue
             chunk = os.read(fd, 1 << 20)
@@ -80,10 +98,13 @@ def _wait(pid: int, fd: int, future: Future[Any], cancel: threading.Event | None
             chunks.append(chunk)
     finally:
         os.close(fd)
-        _, status = os.waitpid(pid, 0)
+        with future.lock:
+            _, status = os.waitpid(pid, 0)
+            future.reaped = True
     code = os.waitstatus_to_exitcode(status)
-    if killed or code != 0:
-        future.set_exception(ChildFailed(f"child {pid} {'was cancelled' if killed else code}"))
+    if cancelled or code != 0:
+        why = "was cancelled" if cancelled else f"ended with {code}"
+        future.set_exception(ChildFailed(f"child {pid} {why}"))
         return
     try:
         future.set_result(marshal.loads(b"".join(chunks)))

@@ -111,7 +111,7 @@ class FileSteps:
         # the layers added since the tree was brought up to date are left pending unless one
         # of them touched /etc: a RUN after a big COPY only wants HOME from /etc/passwd
         tree = state.tree
-        if tree is None or any(_touches(c, "etc") for c, _ in state.unapplied):
+        if tree is None or any(touches(c, "etc") for c, _ in state.unapplied):
             tree = self.tree(state)
         texts = []
         for path in ("etc/passwd", "etc/group"):
@@ -261,7 +261,7 @@ class QuickKey:
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")
 
 
-def _touches(changes: list[Change], top: str) -> bool:
+def touches(changes: list[Change], top: str) -> bool:
     """Whether any change is `top` or below it (a whiteout or an opaque marker included)."""
     below = top + "/"
     return any(c.path == top or c.path.startswith(below) for c in changes)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from layerbuild.build import runmounts, runstep
 from layerbuild.build.events import BuildEvent, Log
-from layerbuild.build.filesteps import FileSteps, StageState
+from layerbuild.build.filesteps import FileSteps, StageState, touches
 from layerbuild.build.options import BuildOptions
 from layerbuild.build.runahead import RunAhead
 from layerbuild.build.sources import SourceResolver
@@ -149,7 +149,7 @@ class RunSteps:
             return
         if os.environ.get(RUN_AHEAD_ENV) == "0":
             return
-        if any(c.path == "etc" or c.path.startswith("etc/") for c in changes):
+        if touches(changes, "etc"):
             return
         run_key = chain(key, self.inputs(state, instr))
         if self.cache.lookup(state.name, run_key) is not None:

@@ -5,8 +5,9 @@ listing has them for all of the context at once, walked by child processes while
 is still importing and planning (`context/prefetch.py`), so a COPY of a directory or file
 named literally is summed up from a slice of it without a walk of its own.
 
-A share of the listing travels as marshal data: (taken_ns, NUL-joined relative paths,
-packed lstat records, native int64 ctimes). Shares are joined in walk order.
+A share of the listing travels from its walker (marshalled by layerbuild/childcall.py) as
+(taken_ns, count, NUL-joined relative paths, packed lstat records, native int64 ctimes).
+Shares are joined in walk order.
 
 The fingerprint of a path (version 1), fed to sha256::
 
@@ -22,7 +23,6 @@ the walk never follows symlinks).
 from __future__ import annotations
 
 import hashlib
-import marshal
 import stat
 import struct
 from array import array
@@ -41,11 +41,15 @@ _MODE_AT = 16  # offset of st_mode in a packed record, after dev and ino
 _U32 = struct.Struct("<I")
 
 
-def encode_share(taken_ns: int, paths: Sequence[str], stats: Sequence[os.stat_result]) -> bytes:
-    """One walker's share, ready for the pipe."""
+# one walker's share: (taken_ns, count, NUL-joined paths, packed lstat records, ctimes)
+Share = tuple[int, int, bytes, bytes, bytes]
+
+
+def share_of(taken_ns: int, paths: Sequence[str], stats: Sequence[os.stat_result]) -> Share:
+    """One walker's share, as it travels (marshal-able)."""
     ctimes = array("q", [st.st_ctime_ns for st in stats]).tobytes()
     joined = "\0".join(paths).encode("utf-8", "surrogateescape")
-    return marshal.dumps((taken_ns, len(paths), joined, pack_lstats(stats), ctimes))
+    return (taken_ns, len(paths), joined, pack_lstats(stats), ctimes)
 
 
 @dataclass
@@ -56,14 +60,13 @@ class ContextListing:
     ctimes: array[int]
 
     @classmethod
-    def join(cls, shares: Sequence[bytes]) -> ContextListing:
+    def join(cls, shares: Sequence[Share]) -> ContextListing:
         """The listing of the shares, in order. ValueError for data no walker wrote."""
         taken: list[int] = []
         paths: list[str] = []
         records = bytearray()
         ctimes = array("q")
-        for data in shares:
-            taken_ns, count, names, recs, times = marshal.loads(data)
+        for taken_ns, count, names, recs, times in shares:
             part = names.decode("utf-8", "surrogateescape").split("\0") if count else []
             if len(part) != count or len(recs) != count * ENTRY_SIZE:
                 raise ValueError("a context listing share is truncated")

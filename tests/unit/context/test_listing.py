@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.listing import ContextListing, encode_share
+from layerbuild.context.listing import ContextListing, share_of
 from layerbuild.context.select import select, walk_context
 
 
@@ -27,7 +27,7 @@ def _tree(tmp_path: Path) -> Path:
 
 def _listing(root: Path, ignore: IgnoreRules | None = None, walkers: int = 2) -> ContextListing:
     taken = time.time_ns()
-    shares = [encode_share(taken, *walk_context(root, ignore, i, walkers)) for i in range(walkers)]
+    shares = [share_of(taken, *walk_context(root, ignore, i, walkers)) for i in range(walkers)]
     return ContextListing.join(shares)
 
 
@@ -95,9 +95,9 @@ def test_no_fingerprint_where_a_walk_of_its_own_is_needed(tmp_path: Path) -> Non
 def test_a_truncated_share_is_refused(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     paths, stats = walk_context(root, None, 0, 1)
-    good = encode_share(1, paths, stats)
+    good = share_of(1, paths, stats)
     assert ContextListing.join([good]).paths == paths
     with pytest.raises(ValueError):
-        ContextListing.join([encode_share(1, paths[:-1], stats)])
+        ContextListing.join([share_of(1, paths[:-1], stats)])
     with pytest.raises(ValueError):  # the root must come first
-        ContextListing.join([encode_share(1, paths[1:], stats[1:])])
+        ContextListing.join([share_of(1, paths[1:], stats[1:])])
