@@ -1,13 +1,16 @@
-"""call_in_child: run a function in a forked child process; its result comes back as a Future.
+"""Functions run in a forked child process, their result sent back on a pipe.
 
 Python threads share one interpreter lock, so work that is mostly Python (writing a snapshot
-tree of 20k hard links) slows down whatever else the build does at the time (the tar writer
-packing the same layer) instead of using the other core. A forked child has its own.
+tree of 20k hard links, walking a context) slows down whatever else the build does at the time
+instead of using the other core. A forked child has its own.
 
 The child starts from a copy of the parent at the moment of the fork, with only the calling
 thread, so the function must not need a lock another thread may hold (SQLite connections,
 logging) and should only read the data it was given and make system calls. Its result must
 be marshal-able. The child never returns into the caller's code: it leaves with os._exit.
+
+`fork_call` + `collect` (or `stop`) are the primitives, light enough to run before the builder
+is imported (context/prefetch.py); `call_in_child` wraps them in a Future with a waiter thread.
 """
 
 from __future__ import annotations
@@ -19,34 +22,19 @@ import select
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 class ChildFailed(Exception):
     """The child raised, was killed, or sent something that is not its result."""
 
 
-class ChildFuture(Future[Any]):
-    """The child's result to come; `kill` ends the child now, if it still runs."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__()
-        self.pid = pid
-        self.reaped = False
-        self.lock = threading.Lock()  # no kill once reaped: its pid may be someone else's
-
-    def kill(self) -> None:
-        with self.lock:
-            if not self.reaped:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-
-
-def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) -> ChildFuture:
-    """Fork, run `fn` in the child, and resolve the Future with its return value (or
-    ChildFailed). Setting `cancel` kills the child (checked every 0.1 s; `kill` at once).
-    OSError when the fork itself fails."""
+def fork_call(fn: Callable[[], Any]) -> tuple[int, int]:
+    """Fork a child that runs `fn` and writes its marshalled result: (pid, read end of its
+    pipe). OSError when the fork itself fails."""
     r, w = os.pipe()
     try:
         pid = os.fork()
@@ -58,9 +46,37 @@ def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) 
         os.close(r)
         _child(fn, w)
     os.close(w)
-    future = ChildFuture(pid)
+    return pid, r
+
+
+def collect(pid: int, fd: int) -> Any:
+    """The child's result: reads its pipe to the end (closing it) and reaps it."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return _result(pid, _reap(pid), chunks, cancelled=False)
+
+
+def stop(pid: int, fd: int) -> None:
+    """Kill a child not collected, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.close(fd)
+    _reap(pid)
+
+
+def call_in_child(fn: Callable[[], Any], cancel: threading.Event | None = None) -> Future[Any]:
+    """Fork, run `fn` in the child, and resolve the Future with its return value (or
+    ChildFailed). Setting `cancel` kills the child. OSError when the fork itself fails."""
+    from concurrent.futures import Future
+
+    pid, fd = fork_call(fn)
+    future: Future[Any] = Future()
     waiter = threading.Thread(
-        target=_wait, args=(pid, r, future, cancel), name=f"child-{pid}", daemon=True
+        target=_wait, args=(pid, fd, future, cancel), name=f"child-{pid}", daemon=True
     )
     waiter.start()
     return future
@@ -80,7 +96,7 @@ def _child(fn: Callable[[], Any], fd: int) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, fd: int, future: ChildFuture, cancel: threading.Event | None) -> None:
+def _wait(pid: int, fd: int, future: Future[Any], cancel: threading.Event | None) -> None:
     chunks: list[bytes] = []
     cancelled = False
     try:
@@ -88,7 +104,7 @@ def _wait(pid: int, fd: int, future: ChildFuture, cancel: threading.Event | None
         poller.register(fd, select.POLLIN | select.POLLHUP)
         while True:
             if cancel is not None and cancel.is_set() and not cancelled:
-                future.kill()
+                os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still this child's
                 cancelled = True
             if not poller.poll(100):
                 continue
@@ -98,15 +114,25 @@ def _wait(pid: int, fd: int, future: ChildFuture, cancel: threading.Event | None
             chunks.append(chunk)
     finally:
         os.close(fd)
-        with future.lock:
-            _, status = os.waitpid(pid, 0)
-            future.reaped = True
-    code = os.waitstatus_to_exitcode(status)
-    if cancelled or code != 0:
-        why = "was cancelled" if cancelled else f"ended with {code}"
-        future.set_exception(ChildFailed(f"child {pid} {why}"))
-        return
+        code = _reap(pid)
     try:
-        future.set_result(marshal.loads(b"".join(chunks)))
+        future.set_result(_result(pid, code, chunks, cancelled=cancelled))
+    except ChildFailed as e:
+        future.set_exception(e)
+
+
+def _result(pid: int, code: int, chunks: list[bytes], *, cancelled: bool) -> Any:
+    if cancelled or code != 0:
+        raise ChildFailed(f"child {pid} {'was cancelled' if cancelled else f'ended with {code}'}")
+    try:
+        return marshal.loads(b"".join(chunks))
     except (ValueError, EOFError, TypeError) as e:
-        future.set_exception(ChildFailed(f"child {pid} sent no result: {e}"))
+        raise ChildFailed(f"child {pid} sent no result: {e}") from None
+
+
+def _reap(pid: int) -> int:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return -1
+    return os.waitstatus_to_exitcode(status)

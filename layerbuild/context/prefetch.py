@@ -2,9 +2,10 @@
 
 A no-change rebuild costs one lstat per context entry (the quick COPY keys) on top of
 importing and planning the build, each about as long as the other. Forked before the builder
-is imported (layerbuild/childcall.py), walkers (one per share of the root's entries,
-`select.walk_context`) do the first on the other core while the parent does the second; each
-sends its share of the `ContextListing` back.
+is imported (layerbuild/childcall.py: its primitives only, so that nothing heavy is imported
+before the fork), walkers (one per share of the root's entries, `select.walk_context`) do the
+first on the other core while the parent does the second; each sends its share of the
+`ContextListing` back.
 
 Nothing depends on the walkers for correctness: a failed, killed or late walker only means
 COPY keys are computed from a walk of their own, as without a prefetch.
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import functools
 import os
+import select as io_select
 import time
 from pathlib import Path
 
-from layerbuild.childcall import ChildFailed, ChildFuture, call_in_child
+from layerbuild.childcall import ChildFailed, collect, fork_call, stop
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, Share, share_of
 from layerbuild.context.select import walk_context
@@ -29,7 +31,7 @@ class ListingPrefetch:
     def __init__(self, root: Path, ignore: IgnoreRules | None) -> None:
         self.root = os.path.realpath(root)
         self.ignore = ignore
-        self._shares: list[ChildFuture] = []
+        self._children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
         self._listing: ContextListing | None = None
         self._done = False
 
@@ -41,7 +43,7 @@ class ListingPrefetch:
         for share in range(walkers):
             walk = functools.partial(_walk, prefetch.root, ignore, share, walkers)
             try:
-                prefetch._shares.append(call_in_child(walk))
+                prefetch._children.append(fork_call(walk))
             except OSError:
                 prefetch.close()  # a listing with a share missing is no listing
                 break
@@ -52,25 +54,35 @@ class ListingPrefetch:
         return self.root == os.path.realpath(root) and _patterns(self.ignore) == _patterns(ignore)
 
     def get(self, *, wait: bool) -> ContextListing | None:
-        """The listing; without `wait`, None unless every walker is done. None too when a
-        walker failed."""
+        """The listing; without `wait`, None unless every walker has finished (or is
+        writing its share). None too when a walker failed."""
         if self._done:
             return self._listing
-        if not wait and not all(share.done() for share in self._shares):
-            return None
+        if not wait:
+            poller = io_select.poll()
+            for _, fd in self._children:
+                poller.register(fd, io_select.POLLIN | io_select.POLLHUP)
+            if len(poller.poll(0)) < len(self._children):
+                return None
+        shares: list[Share] = []
         try:
-            self._listing = ContextListing.join([share.result() for share in self._shares])
+            for pid, fd in self._children:
+                shares.append(collect(pid, fd))
+            self._listing = ContextListing.join(shares)
         except (ChildFailed, ValueError, TypeError):
             self._listing = None
-        self._shares = []
-        self._done = True
+        finally:
+            for pid, fd in self._children[len(shares) + 1 :]:
+                stop(pid, fd)  # after a failed share: the rest are not read
+            self._children = []
+            self._done = True
         return self._listing
 
     def close(self) -> None:
         """Stop walkers still running; the listing stays readable if it was got."""
-        for share in self._shares:
-            share.kill()
-        self._shares = []
+        for pid, fd in self._children:
+            stop(pid, fd)
+        self._children = []
         self._done = True
 
 

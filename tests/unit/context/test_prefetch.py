@@ -57,10 +57,10 @@ def test_a_failed_walker_means_no_listing(tmp_path: Path) -> None:
 
 def test_without_wait_a_busy_walker_is_not_waited_for(tmp_path: Path) -> None:
     """A walker stopped before it could send anything: `get` does not block on it, and
-    close() kills it (and its waiter reaps it)."""
+    close() kills and reaps it."""
     root = _context(tmp_path, files=3000)  # tens of ms to walk: stopped long before the end
     prefetch = ListingPrefetch.start(root, None, walkers=1)
-    pid = prefetch._shares[0].pid
+    pid = prefetch._children[0][0]
     os.kill(pid, signal.SIGSTOP)
     assert prefetch.get(wait=False) is None
     prefetch.close()
