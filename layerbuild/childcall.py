@@ -57,7 +57,8 @@ def collect(pid: int, fd: int) -> Any:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return _result(pid, _reap(pid), chunks, cancelled=False)
+        code = _reap(pid)
+    return _result(pid, code, chunks, cancelled=False)
 
 
 def stop(pid: int, fd: int) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.build.filesteps import QuickKey, StageState
-from layerbuild.build.layerwriter import LayerWriter, file_digests
+from layerbuild.build.layerwriter import LayerWriter
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.childcall import ChildFailed, call_in_child
 from layerbuild.context.statcache import StatCache
@@ -79,17 +79,22 @@ class CopyKeys:
         )
 
     def start_snapshot(
-        self, stage: str, index: int, changes: list[Change], files: dict[str, str] | None
+        self,
+        stage: str,
+        index: int,
+        changes: list[Change],
+        files: dict[str, str] | None,
+        expected: dict[str, Digest] | None,
     ) -> None:
         """Begin writing the snapshot of a COPY layer about to be packed, for the RUN that
-        follows in its stage; `offer_snapshot` adopts it once the layer is known. `files`
-        None: the key is not known yet (a context packed before its key), so nothing can be
-        linked from an earlier snapshot and the writer records what it read."""
+        follows in its stage; `offer_snapshot` adopts it once the layer is known. `expected`:
+        the file digests of `files` (layerwriter.file_digests). Both None: the key is not
+        known yet (a context packed before its key), so nothing can be linked from an
+        earlier snapshot and the writer records what it read."""
         if os.geteuid() != 0:
             return  # owners could not be given (never the case after enter_rootless_userns)
         if self._pending is not None:
             self._set_aside(self._pending)
-        expected = file_digests(changes, files) if files is not None else None
         digests: dict[str, Digest] = dict(expected) if expected is not None else {}
         from layerbuild.store.materialize import materialize  # on a miss only
 

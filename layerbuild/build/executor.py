@@ -373,7 +373,7 @@ class Executor:
                 return self._reuse(state, expanded, *found, None)
             changes, source_key = self.files.copy_changes(state, expanded, source, quick)
             ahead = functools.partial(
-                self.copies.start_snapshot, state.name, index, changes, None
+                self.copies.start_snapshot, state.name, index, changes, None, None
             )  # a context packed before its key: its snapshot is written meanwhile
             digest, files, packed = self.layers.sources_digest(
                 changes, ahead if self.run_follows else None
@@ -391,14 +391,16 @@ class Executor:
             self.copies.drop_pending()
             return self._reuse(state, expanded, key, record, changes)
         reason = self.cache.reason(state.name, index, key, files)
+        known = None  # the files' digests the key read: what the snapshot and pack check
         if changes and files is not None and packed is None and self.run_follows:
-            self.copies.start_snapshot(state.name, index, changes, files)
+            known = file_digests(changes, files)
+            self.copies.start_snapshot(state.name, index, changes, files, known)
             snapshot = self.copies.pending_snapshot()  # the next RUN may run on it meanwhile
             self.runs.run_ahead(state, self.next_instr, key.digest, changes, snapshot)
         if isinstance(expanded, ins.Run):
             layer = self.runs.run(state, expanded, step_id, key.digest)
         else:
-            layer = self._execute(state, expanded, changes, packed, files)
+            layer = self._execute(state, expanded, changes, packed, known)
             if layer is not None and changes and files is not None:
                 self.copies.offer_snapshot(state.name, index, layer, changes, files)
         self.cache.record(key, layer, state.meta.config, files)
@@ -433,7 +435,7 @@ class Executor:
         instr: ins.Instruction,
         changes: list[Change] | None,
         packed: Layer | None = None,
-        files: dict[str, str] | None = None,
+        known: dict[str, Digest] | None = None,
     ) -> Layer | None:
         if isinstance(instr, ins.Workdir):
             state.meta = m.apply_metadata(state.meta, instr)
@@ -445,7 +447,6 @@ class Executor:
             return None
         # a snapshot of a COPY layer is checked against the packed digests: a RUN may need one
         digests = self.run_follows and isinstance(instr, ins.Copy | ins.Add)
-        known = file_digests(changes or [], files) if digests and files is not None else None
         return self.layers.add_layer(
             state, instr, changes or [], packed, digests=digests, known=known
         )

@@ -69,7 +69,7 @@ class ListingPrefetch:
             for pid, fd in self._children:
                 shares.append(collect(pid, fd))
             self._listing = ContextListing.join(shares)
-        except (ChildFailed, ValueError, TypeError):
+        except (ChildFailed, OSError, ValueError, TypeError):
             self._listing = None
         finally:
             for pid, fd in self._children[len(shares) + 1 :]:
