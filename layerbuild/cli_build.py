@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from layerbuild.build.options import BuildOptions, BuildResult
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.registry.options import RegistryOptions
+    from layerbuild.sandbox.netfiles import HostEntry
     from layerbuild.store.layout import Store
 
 
@@ -92,7 +93,19 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     help="Secret for RUN --mount: id=ID,src=PATH | id=ID,env=VAR.",
 )
 @click.option(
-    "--network", type=click.Choice(["none", "host"]), default="none", help="Network of RUN steps."
+    "--network",
+    type=click.Choice(["default", "none", "host"]),
+    default="default",
+    show_default=True,
+    help="Network of RUN steps: default (own namespace, outbound access), none, host.",
+)
+@click.option(
+    "--add-host",
+    "add_hosts",
+    multiple=True,
+    metavar="NAME:IP",
+    help="Add a line to RUN's /etc/hosts; IP host-gateway means the host (see docs/run.md).",
+    callback=lambda _ctx, _param, values: _add_hosts(values),
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
 @click.option(
@@ -185,6 +198,16 @@ def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
     return ListingPrefetch.start(context, ignore)
 
 
+def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
+    from layerbuild.errors import LayerbuildError
+    from layerbuild.sandbox.netfiles import parse_add_host
+
+    try:
+        return tuple(parse_add_host(v) for v in values)
+    except LayerbuildError as e:
+        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--add-host") from None
+
+
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
     from layerbuild.build.options import BuildOptions
     from layerbuild.cli_cache import cache_specs
@@ -217,6 +240,7 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         registry=registry if kw["pull"] else None,
         secrets=secrets_option(kw["secrets"]),
         network=kw["network"],
+        add_hosts=kw["add_hosts"],
         cache_to=cache_specs(kw["cache_to"], "to"),
         cache_from=cache_specs(kw["cache_from"], "from"),
     )

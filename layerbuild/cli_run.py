@@ -119,8 +119,9 @@ def run_image(
     env: Sequence[str] = (),
     user: str | None = None,
     workdir: str | None = None,
-    network: str = "none",
+    network: str = "default",
     entrypoint: str | None = None,
+    add_hosts: Sequence[str] = (),
 ) -> int:
     """Run image `name` like `docker run --rm`; the command's exit status."""
     desc = store_images.resolve(store, name)
@@ -145,6 +146,7 @@ def run_image(
             ids = resolve_user(spec_user, passwd, group)
         step = snaps.prepare_step()
         try:
+            from layerbuild.sandbox.netfiles import parse_add_host
             from layerbuild.sandbox.runner import RunSpec, run  # not for every command
 
             spec = RunSpec(
@@ -158,6 +160,7 @@ def run_image(
                 workdir=step.work,
                 network=network,
                 stdin=None if sys.stdin.isatty() else sys.stdin.buffer.read(),
+                add_hosts=tuple(parse_add_host(h) for h in add_hosts),
             )
             return run(spec, on_output=_write_stdout)
         finally:
@@ -174,7 +177,15 @@ def _write_stdout(data: bytes) -> None:
 )
 @click.option("--rm", is_flag=True, help="Accepted for docker compatibility: runs never persist.")
 @click.option("-e", "--env", "env", multiple=True, help="Set K=V (or pass K from the caller).")
-@click.option("--network", type=click.Choice(["none", "host"]), default="none", show_default=True)
+@click.option(
+    "--network",
+    type=click.Choice(["default", "none", "host"]),
+    default="default",
+    show_default=True,
+    help="default: own network namespace with outbound access (slirp4netns).",
+)
+@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",
+              help="Add a line to /etc/hosts (IP host-gateway: the host).")
 @click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
 @click.option("-w", "--workdir", help="Working directory inside the image.")
 @click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")
@@ -186,6 +197,7 @@ def run_cmd(
     rm: bool,
     env: tuple[str, ...],
     network: str,
+    add_hosts: tuple[str, ...],
     user: str | None,
     workdir: str | None,
     entrypoint: str | None,
@@ -209,6 +221,7 @@ def run_cmd(
             workdir=workdir,
             network=network,
             entrypoint=entrypoint,
+            add_hosts=add_hosts,
         )
 
     cli._run(ctx, go)

@@ -11,6 +11,7 @@ from layerbuild.digest import Digest
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.registry.options import RegistryOptions
+from layerbuild.sandbox.netfiles import HostEntry
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class BuildOptions:
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
     registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
-    network: str = "none"  # RUN's network unless RUN --network says otherwise: none | host
+    # RUN's network unless RUN --network says otherwise: default (own namespace with outbound
+    # access) | none | host; see sandbox/netfiles.py
+    network: str = "default"
+    add_hosts: tuple[HostEntry, ...] = ()  # --add-host: extra /etc/hosts lines of every RUN
     # RUN --mount=type=secret sources: id -> file (never copied into a layer or a cache key)
     secrets: Mapping[str, Path] = field(default_factory=dict)
     cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: export this build's cache records

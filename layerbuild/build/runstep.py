@@ -20,6 +20,7 @@ from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
+from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.layers import MAX_LOWERS, LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
@@ -84,11 +85,12 @@ def cache_inputs(
     workdir: str,
     network: str,
     mounts: str = "",
+    hosts: Sequence[HostEntry] = (),
 ) -> list[tuple[str, str]]:
     """What a RUN's result depends on besides its parent (BuildKit ExecOp.CacheMap).
 
     `mounts` is runmounts_prepare.mounts_key of its --mount flags ("" when it has none, so
-    the keys of RUNs without mounts stay as they were)."""
+    the keys of RUNs without mounts stay as they were); `hosts` likewise for --add-host."""
     inputs = [
         ("instruction", ins.describe(instr)),
         ("argv", json.dumps(run_command(instr, shell)[0])),
@@ -100,6 +102,8 @@ def cache_inputs(
     ]
     if mounts:
         inputs.append(("mounts", mounts))
+    if hosts:
+        inputs.append(("hosts", json.dumps([[h.name, h.ip] for h in hosts])))
     return inputs
 
 
@@ -146,6 +150,7 @@ def execute_run(
     ids: tuple[int, int],
     network: str,
     log: Callable[[str], None],
+    add_hosts: tuple[HostEntry, ...] = (),
     mounts: tuple[Mount, ...] = (),
     stdin: bytes | None = None,
     top: Path | None = None,
@@ -179,11 +184,12 @@ def execute_run(
             network,
             extra_mounts=mounts,
             stdin=stdin,
+            add_hosts=add_hosts,
         )
         code = run(spec, on_output=output)
         output.flush()
         if code != 0:
-            raise _failed(argv, code, list(output.tail))
+            raise _failed(argv, code, list(output.tail), network)
         # rootless, this process is root of its user namespace (sandbox/userns.py): the
         # owners it reads in the upper dir are the ids the step saw
         changes = list(overlay_changes(step.upper, lowerdirs=lowers))
@@ -193,7 +199,35 @@ def execute_run(
     return RunResult(changes, step)
 
 
-def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
+# what resolvers, apt, pip, npm, curl and wget print when there is no network to use
+_OFFLINE_SIGNS = (
+    "temporary failure in name resolution",
+    "could not resolve",
+    "name or service not known",
+    "bad address",
+    "network is unreachable",
+    "no address associated",
+    "getaddrinfo",
+    "eai_again",
+    "enotfound",
+    "failed to establish a new connection",
+)
+
+
+def _offline_hint(network: str, tail: list[str]) -> str | None:
+    if network != "none":
+        return None
+    text = "\n".join(tail).lower()
+    if not any(sign in text for sign in _OFFLINE_SIGNS):
+        return None
+    return (
+        "the step's output shows name resolution or connection failures, and this step has "
+        "no network (--network none): drop RUN --network=none and build --network none to "
+        "give it the default network (outbound access), or use --network host"
+    )
+
+
+def _failed(argv: tuple[str, ...], code: int, tail: list[str], network: str) -> BuildError:
     command = " ".join(argv)
     if len(command) > 200:
         command = command[:197] + "..."
@@ -203,4 +237,4 @@ def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
     if shown:
         message += f"\nlast output:\n{shown}"
     hint = "the command was not found in the image" if code == 127 else None
-    return BuildError(message, hint=hint)
+    return BuildError(message, hint=_offline_hint(network, tail) or hint)

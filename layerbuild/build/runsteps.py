@@ -79,6 +79,7 @@ class RunSteps:
             state.meta.workdir,
             self.network(instr),
             mounts=mounts,
+            hosts=self.options.add_hosts,
         )
 
     def mount_inputs(self) -> runmounts_prepare.MountInputs:
@@ -129,6 +130,7 @@ class RunSteps:
             cwd=state.meta.workdir,
             ids=ids,
             network=self.network(instr),
+            add_hosts=self.options.add_hosts,
         )
 
     def run_ahead(

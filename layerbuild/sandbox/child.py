@@ -77,6 +77,10 @@ class ChildFds:
     lifeline_w: int
     stdin_r: int | None
     parent_ends: tuple[int, ...]  # the builder's ends of these pipes: closed first thing
+    # default network (usernet.py): the outer process says its network namespace exists on
+    # `netns_w`, then waits on `net_go_r` until the builder has wired it up
+    netns_w: int | None = None
+    net_go_r: int | None = None
 
 
 def _report(fd: int, message: dict[str, object]) -> None:
@@ -110,6 +114,8 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
         if os.getppid() != builder:
             os._exit(code)  # the builder died before PDEATHSIG was armed
         linux.unshare(plan.unshare_flags)
+        if not _network_wired(fds):
+            os._exit(code)  # the builder could not set the network up: it reports why
         pid = os.fork()
         if pid == 0:
             init_main(plan, fds)
@@ -122,6 +128,18 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
         _report_failure(fds.report_w, e)
     finally:
         os._exit(code)
+
+
+def _network_wired(fds: ChildFds) -> bool:
+    """Tell the builder our network namespace exists and wait until it has wired it up;
+    False when it gave up (its end closed without a go)."""
+    if fds.netns_w is None or fds.net_go_r is None:
+        return True
+    os.write(fds.netns_w, b"n")
+    os.close(fds.netns_w)
+    go = os.read(fds.net_go_r, 1)
+    os.close(fds.net_go_r)
+    return go == b"g"
 
 
 def _arm_pdeathsig(fds: ChildFds) -> None:

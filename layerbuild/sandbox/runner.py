@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild import privilege
-from layerbuild.sandbox import copyroot, linux
+from layerbuild.sandbox import copyroot, linux, netfiles, usernet
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
 from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.mounts import (
@@ -48,8 +48,7 @@ _NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linu
 _ETC_FILES = ("hosts", "resolv.conf", "hostname")
 SNAPSHOTTERS = ("overlay", "fuse-overlayfs", "copy")
 SNAPSHOTTER_ENV = "LAYERBUILD_SNAPSHOTTER"
-# Docker's fallback when the host only has loopback resolvers (unreachable from the step)
-_DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")
+NETWORK_MODES = ("default", "none", "host")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +63,12 @@ class RunSpec:
     lowerdirs: tuple[Path, ...]  # top-most first
     upperdir: Path
     workdir: Path  # overlay upper/work, on the same filesystem
-    network: str = "none"  # "none" | "host"
+    network: str = "default"  # one of NETWORK_MODES (netfiles.py says what each reaches)
     hostname: str = "layerbuild"
     extra_mounts: tuple[Mount, ...] = ()  # RUN --mount: bind/cache/tmpfs/secret
     stdin: bytes | None = None
     groups: tuple[int, ...] = ()  # supplementary groups of the user
+    add_hosts: tuple[netfiles.HostEntry, ...] = ()  # --add-host lines for /etc/hosts
 
 
 def _discard(_: bytes) -> None:
@@ -154,9 +154,10 @@ class _RootfsFailed(SandboxError):
 
 
 def _check_spec(spec: RunSpec) -> None:
-    if spec.network not in ("none", "host"):
+    if spec.network not in NETWORK_MODES:
         raise SandboxError(
-            f"network mode {spec.network!r} is not supported", hint="use 'none' or 'host'"
+            f"network mode {spec.network!r} is not supported",
+            hint=f"use one of {', '.join(NETWORK_MODES)}",
         )
     if not spec.argv:
         raise SandboxError("RUN has no command", hint="give the command to run")
@@ -176,7 +177,12 @@ def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[byt
         before = copyroot.merge_lowers(spec.lowerdirs, copy) if mode == "copy" else None
         plan = _plan(spec, rundir, rootless, mode)
         _match_root(spec)
-        status, reports = _execute(plan, spec.stdin, on_output)
+        net_plan = (
+            _UserNetPlan(rundir / "usernet.log", netfiles.wants_host_loopback(spec.add_hosts))
+            if spec.network == "default"
+            else None
+        )
+        status, reports = _execute(plan, spec.stdin, on_output, net_plan)
         errors = [r for r in reports if "error" in r]
         if errors and errors[0].get("rootfs"):
             hint = errors[0].get("hint")
@@ -211,7 +217,7 @@ def _plan(spec: RunSpec, rundir: Path, rootless: bool, mode: str = "overlay") ->
         rootless=rootless,
         features=kernel_overlay_features(),
     )
-    own_net = spec.network == "none"
+    own_net = spec.network != "host"
     sysfs_fallback = Mount("bind", "/sys", "/sys", ("rbind", "ro"))
     mounts: list[tuple[Mount, Mount | None]] = [
         (m, sysfs_fallback if m.type == "sysfs" else None)
@@ -252,11 +258,9 @@ def _fuse_argv(spec: RunSpec, rootfs: Path) -> tuple[str, ...]:
 
 def _write_etc_files(etc: Path, spec: RunSpec) -> Path:
     etc.mkdir()
-    (etc / "hosts").write_text(
-        f"127.0.0.1\tlocalhost {spec.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    )
+    (etc / "hosts").write_text(netfiles.hosts_file(spec.hostname, spec.network, spec.add_hosts))
     (etc / "hostname").write_text(spec.hostname + "\n")
-    (etc / "resolv.conf").write_text(resolv_conf(_read_host_resolv(), spec.network == "host"))
+    (etc / "resolv.conf").write_text(netfiles.resolv_conf(_read_host_resolv(), spec.network))
     for name in _ETC_FILES:
         os.chmod(etc / name, 0o644)
     return etc
@@ -267,22 +271,6 @@ def _read_host_resolv() -> str:
         return Path("/etc/resolv.conf").read_text(errors="replace")
     except OSError:
         return ""
-
-
-def resolv_conf(host: str, host_network: bool) -> str:
-    """The step's resolv.conf from the host's: loopback resolvers are unreachable from a
-    network namespace of its own, so they are dropped (Docker's rule), falling back to public
-    resolvers when none is left."""
-    lines = []
-    for line in host.splitlines():
-        fields = line.split()
-        if fields[:1] == ["nameserver"] and len(fields) > 1 and not host_network:
-            if fields[1].startswith("127.") or fields[1] == "::1":
-                continue
-        lines.append(line)
-    if not any(line.split()[:1] == ["nameserver"] for line in lines):
-        lines += [f"nameserver {ns}" for ns in _DEFAULT_DNS]
-    return "\n".join(lines) + "\n"
 
 
 def _match_root(spec: RunSpec) -> None:
@@ -306,28 +294,48 @@ class _Pipes:
     lifeline_w: int
     stdin_r: int | None = None
     stdin_w: int | None = None
+    netns_r: int | None = None  # the default network's handshake (child.ChildFds)
+    netns_w: int | None = None
+    go_r: int | None = None
+    go_w: int | None = None
 
     @classmethod
-    def open(cls, with_stdin: bool) -> _Pipes:
+    def open(cls, with_stdin: bool, with_network: bool) -> _Pipes:
         fds = [fd for _ in range(3) for fd in os.pipe()]
         pipes = cls(*fds)
         if with_stdin:
             pipes.stdin_r, pipes.stdin_w = os.pipe()
+        if with_network:
+            pipes.netns_r, pipes.netns_w = os.pipe()
+            pipes.go_r, pipes.go_w = os.pipe()
         return pipes
 
-    def _child_ends(self) -> tuple[int, int, int, int, int | None]:
-        """The ends the child keeps, in ChildFds field order."""
+    def _child_ends(self) -> tuple[int | None, ...]:
         return (
             self.out_w,
             self.report_w,
             self.lifeline_r,
             self.lifeline_w,
             self.stdin_r,
+            self.netns_w,
+            self.go_r,
         )
 
+    def _parent_ends(self) -> tuple[int | None, ...]:
+        return (self.out_r, self.report_r, self.stdin_w, self.netns_r, self.go_w)
+
     def child_fds(self) -> ChildFds:
-        parent = (self.out_r, self.report_r, self.stdin_w)
-        return ChildFds(*self._child_ends(), tuple(fd for fd in parent if fd is not None))
+        parent = tuple(fd for fd in self._parent_ends() if fd is not None)
+        return ChildFds(
+            self.out_w,
+            self.report_w,
+            self.lifeline_r,
+            self.lifeline_w,
+            self.stdin_r,
+            parent,
+            netns_w=self.netns_w,
+            net_go_r=self.go_r,
+        )
 
     def close_child_ends(self) -> None:
         for fd in self._child_ends():
@@ -335,22 +343,35 @@ class _Pipes:
                 os.close(fd)
 
     def close_parent_ends(self) -> None:
-        for fd in (self.out_r, self.report_r, self.stdin_w):
+        for fd in self._parent_ends():
             if fd is not None:
                 os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class _UserNetPlan:
+    log: Path
+    host_loopback: bool
+
+
 def _execute(
-    plan: ChildPlan, stdin: bytes | None, on_output: Callable[[bytes], None]
+    plan: ChildPlan,
+    stdin: bytes | None,
+    on_output: Callable[[bytes], None],
+    usernet_plan: _UserNetPlan | None = None,
 ) -> tuple[int, list[dict[str, object]]]:
-    """Fork the children, feed stdin, stream output; (exit status, the children's reports)."""
-    pipes = _Pipes.open(stdin is not None)
+    """Fork the children, wire up the default network, feed stdin, stream output; (exit
+    status, the children's reports)."""
+    pipes = _Pipes.open(stdin is not None, usernet_plan is not None)
     builder = os.getpid()
     pid = os.fork()
     if pid == 0:
         outer_main(plan, pipes.child_fds(), builder)
+    net: usernet.UserNet | None = None
     try:
         pipes.close_child_ends()
+        if usernet_plan is not None:
+            net = _wire_network(pipes, pid, usernet_plan)
         if stdin is not None and pipes.stdin_w is not None:
             _feed(pipes.stdin_w, stdin)
             pipes.stdin_w = None
@@ -366,7 +387,20 @@ def _execute(
             # through PDEATHSIG, and the PID namespace with it
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+        if net is not None:
+            net.stop()
         pipes.close_parent_ends()
+
+
+def _wire_network(pipes: _Pipes, pid: int, usernet_plan: _UserNetPlan) -> usernet.UserNet | None:
+    """Once the outer process has its network namespace, start slirp4netns on it and let the
+    step go on; None when the outer process failed first (its report says why)."""
+    assert pipes.netns_r is not None and pipes.go_w is not None
+    if not os.read(pipes.netns_r, 1):
+        return None
+    net = usernet.start(pid, usernet_plan.log, host_loopback=usernet_plan.host_loopback)
+    os.write(pipes.go_w, b"g")
+    return net
 
 
 def _feed(fd: int, data: bytes) -> None:

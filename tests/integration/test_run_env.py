@@ -23,9 +23,9 @@ def _report(lb: Layerbuild, ctx: Path, *args: str) -> list[dict[str, Any]]:
 
 
 def test_loopback_is_up_without_network(lb: Layerbuild, tmp_path: Path) -> None:
-    """--network none (the default) still has a working 127.0.0.1, as under runc."""
+    """--network none still has a working 127.0.0.1, as under runc."""
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN ping -c1 -W2 127.0.0.1\n"})
-    proc = lb.build(ctx)
+    proc = lb.build(ctx, "--network", "none")
     assert "1 packets received" in proc.stderr
 
 

@@ -190,6 +190,17 @@ def fuse_for_users() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def tun_for_users() -> Iterator[None]:
+    """/dev/net/tun usable by every user, as Debian makes it (0666): these test machines
+    create it 0600, and then only root can start slirp4netns, RUN's default network.
+    Restored afterwards."""
+    before = os.stat("/dev/net/tun").st_mode & 0o777
+    os.chmod("/dev/net/tun", 0o666)
+    yield
+    os.chmod("/dev/net/tun", before)
+
+
+@pytest.fixture(scope="session")
 def rootless_busybox(busybox_layout: Path, lbtest_user: pwd.struct_passwd) -> Iterator[Busybox]:
     home = user_owned_dir(lbtest_user, "lbtest-sandbox-")
     shutil.copytree(busybox_layout, home / "busybox")  # root's pytest directory is private
@@ -252,6 +263,7 @@ class Sandbox:
             lowerdirs=self.busybox.lowerdirs,
             upperdir=step.upper,
             workdir=step.work,
+            network="none",  # the filesystem tests need no network; test_network.py does
         )
         return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
 
@@ -286,6 +298,8 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
         assert shutil.which(mode), "fuse-overlayfs is not installed (Debian package)"
         if who == "rootless":
             request.getfixturevalue("fuse_for_users")
+    if who == "rootless":
+        request.getfixturevalue("tun_for_users")
     box = request.getfixturevalue("rootless_busybox" if who == "rootless" else "busybox_lowers")
     yield from _sandbox(box, mode)
 

@@ -98,7 +98,7 @@ def solo_user() -> pwd.struct_passwd:
 
 
 def test_without_subordinate_ids_root_alone_is_mapped(
-    solo_user: pwd.struct_passwd, busybox_layout: Path
+    solo_user: pwd.struct_passwd, busybox_layout: Path, tun_for_users: None
 ) -> None:
     base = user_owned_dir(solo_user, "lbsolo-")
     blob = base / "busybox.tar.gz"
@@ -140,7 +140,10 @@ def test_without_subordinate_ids_root_alone_is_mapped(
 
 
 def test_a_rootless_step_leaves_no_mount_behind(
-    lbtest_user: pwd.struct_passwd, userdir: Path, busybox_layout: Path
+    lbtest_user: pwd.struct_passwd,
+    userdir: Path,
+    busybox_layout: Path,
+    tun_for_users: None,
 ) -> None:
     before = mountinfo()
     blob = userdir / "busybox.tar.gz"

@@ -90,7 +90,7 @@ class RootlessBuild:
 
 @pytest.fixture(scope="module")
 def rootless_build(
-    lbtest_user: pwd.struct_passwd, busybox_layout: Path
+    lbtest_user: pwd.struct_passwd, busybox_layout: Path, tun_for_users: None
 ) -> Iterator[RootlessBuild]:
     home = user_owned_dir(lbtest_user, "lbtest-build-")
     context = home / "ctx"
