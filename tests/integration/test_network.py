@@ -128,3 +128,14 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_layerbuild_run_has_the_default_network_unless_told_otherwise(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nCMD [\"true\"]\n"})
+    lb.build(ctx, "-t", "net:1")
+    default = lb.ok("run", "net:1", "sh", "-c", INTERFACES).stdout
+    none = lb.ok("run", "--network", "none", "net:1", "sh", "-c", INTERFACES).stdout
+    added = lb.ok("run", "--add-host", "db:10.1.2.3", "net:1", "grep", "db", "/etc/hosts").stdout
+    assert (default, none, added) == ("lo,tap0,", "lo,", "10.1.2.3\tdb\n")
