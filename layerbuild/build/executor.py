@@ -296,17 +296,19 @@ class Executor:
     def _base(self, planned: PlannedStage, name: str, step_id: int) -> tuple[StageState, CacheKey]:
         platform = self._stage_platform(planned)
         base_config: ImageConfig | None
+        inherited = None  # a stage's ARGs reach the stages built FROM it (BuildKit)
         if isinstance(planned.base, ScratchBase):
             base_config, layers, base_key = None, [], "scratch"
         elif isinstance(planned.base, StageBase):
             parent = self.results[planned.base.index]
             base_config, layers, base_key = parent.meta.config, list(parent.layers), parent.key
+            inherited = parent.scope.args()
         else:
             desc, base_config, layers = self._base_image(planned.base, platform, step_id)
             base_key = str(desc.digest)
         config = m.new_stage_config(base_config, platform.architecture, platform.os)
         scope = VarScope.for_stage(
-            self.global_args, self.options.build_args, config.config.env_dict()
+            self.global_args, self.options.build_args, config.config.env_dict(), inherited
         )
         key = CacheKey.of(
             [

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -94,8 +93,8 @@ def cache_inputs(
     inputs = [
         ("instruction", ins.describe(instr)),
         ("argv", json.dumps(run_command(instr, shell)[0])),
-        # proxy settings reach RUN but do not change its result (BuildKit leaves them out too)
-        ("env", json.dumps(sorted((k, v) for k, v in env.items() if k not in PROXY_ARGS))),
+        # VarScope.keyed_env: proxy build args no ARG declares reach RUN but are left out
+        ("env", json.dumps(sorted(env.items()))),
         ("user", user),
         ("workdir", workdir),
         ("network", network),

@@ -73,7 +73,7 @@ class RunSteps:
             mounts = runmounts_prepare.mounts_key(self.mounts, self.mount_inputs())
         return runstep.cache_inputs(
             instr,
-            state.scope.run_env(),
+            state.scope.keyed_env(),
             state.meta.shell,
             user,
             state.meta.workdir,

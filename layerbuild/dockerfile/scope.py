@@ -5,13 +5,20 @@ The rules (Dockerfile reference "ARG" and "Predefined ARGs"; BuildKit `dispatchA
 - ARGs before the first FROM are *global*: usable in FROM lines only. A stage sees one only after
   redeclaring it with `ARG NAME` (no default), which takes the global value.
 - An ARG's value is the `--build-arg` override if one is given, else its default (expanded with
-  what is visible at that point, pair by pair, so `ARG A=1 B=$A` gives B=1), else it is declared
-  but unset.
+  what is visible at that point, pair by pair, so `ARG A=1 B=$A` gives B=1), else the global
+  value, else the value the name already has in the stage (BuildKit's `dispatchArg` leaves the
+  variable alone then), else it is declared but unset.
+- A stage built `FROM` another stage inherits that stage's ARGs with their values, and through
+  it those of its ancestors (BuildKit copies `dispatchState.buildArgs` and the state's env into
+  the child, moby/buildkit#5381). The child's own ARG or ENV of the same name overrides as above;
+  a `--build-arg` reaches an inherited ARG through the parent's declaration.
 - ENV wins over an ARG of the same name, whichever came first. (This is what the Dockerfile
   reference documents and what the classic builder does; BuildKit lets an ARG declared *after*
   an ENV shadow it, a corner we do not copy.) The base image's ENV counts as ENV.
 - The proxy variables (HTTP_PROXY, ..., all_proxy) given as build args reach RUN without an ARG,
-  are not usable in expansion unless declared, and are not recorded in history.
+  each under its upper- and lower-case name (BuildKit's `ProxyEnv`), are not usable in expansion
+  and are left out of the RUN's cache key and of history. Declared with `ARG HTTP_PROXY`, one is
+  an ordinary ARG again: expanded, keyed.
 - BuildKit's platform args (TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT and the BUILD*
   ones) are set in the global scope automatically; a stage sees them after `ARG TARGETARCH`.
 
@@ -30,6 +37,7 @@ from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
 from layerbuild.dockerfile.source import DockerfileSource
 from layerbuild.image.descriptor import Platform
 
+# Docker's predefined proxy args (reference "Predefined ARGs")
 PROXY_ARGS = frozenset(
     {
         "HTTP_PROXY",
@@ -54,6 +62,8 @@ PLATFORM_ARGS = (
     "BUILDARCH",
     "BUILDVARIANT",
 )
+# BuildKit matches them in any letter case (`strings.EqualFold` in proxyEnvFromBuildArgs)
+_PROXY_NAMES = frozenset(name.lower() for name in PROXY_ARGS)
 # build args that are consumed by the builder itself rather than by an ARG: never "unused"
 BUILDER_ARGS = frozenset({"SOURCE_DATE_EPOCH"})
 
@@ -117,8 +127,21 @@ def unused_build_args(
         for instr in stage.instructions:
             if isinstance(instr, Arg):
                 declared.update(name for name, _ in instr.pairs)
-    ignored = declared | PROXY_ARGS | BUILDER_ARGS
-    return [name for name in build_args if name not in ignored]
+    ignored = declared | BUILDER_ARGS
+    return [name for name in build_args if name not in ignored and not is_proxy_arg(name)]
+
+
+def is_proxy_arg(name: str) -> bool:
+    """Whether `name` is one of the predefined proxy args (in any letter case, as BuildKit)."""
+    return name.lower() in _PROXY_NAMES
+
+
+def proxy_env(build_args: Mapping[str, str]) -> dict[str, str]:
+    """The proxy build args as a RUN sees them: each under both its upper- and lower-case name
+    (what BuildKit's executor does with `ProxyEnv`); of two spellings given, the one sorting
+    last (the lower-case one) wins, as in BuildKit."""
+    values = {name.lower(): build_args[name] for name in sorted(build_args) if is_proxy_arg(name)}
+    return {spelling: v for low, v in values.items() for spelling in (low.upper(), low)}
 
 
 class VarScope:
@@ -129,11 +152,13 @@ class VarScope:
         global_args: Mapping[str, str | None],
         build_args: Mapping[str, str],
         image_env: Mapping[str, str],
+        inherited: Mapping[str, str | None] | None = None,
     ) -> None:
         self._global = dict(global_args)
         self._build_args = dict(build_args)
         self._env = dict(image_env)  # image ENV, then the stage's ENV instructions on top
-        self._args: dict[str, str | None] = {}  # declared in this stage, in declaration order
+        # the parent stage's ARGs, then those declared in this stage, in declaration order
+        self._args: dict[str, str | None] = dict(inherited or {})
         self._used: set[str] = set()
 
     @classmethod
@@ -142,9 +167,11 @@ class VarScope:
         global_args: Mapping[str, str | None],
         build_args: Mapping[str, str],
         image_env: Mapping[str, str],
+        inherited: Mapping[str, str | None] | None = None,
     ) -> VarScope:
-        """A fresh scope for a stage whose base image has `image_env`."""
-        return cls(global_args, build_args, image_env)
+        """A fresh scope for a stage whose base image has `image_env`; `inherited` is the
+        `args()` of the stage it is built `FROM` (None for an image or scratch)."""
+        return cls(global_args, build_args, image_env, inherited)
 
     def declare_arg(self, name: str, default: str | None) -> None:
         """`ARG name[=default]`; `default` must already be expanded (see `apply_arg`)."""
@@ -153,8 +180,12 @@ class VarScope:
             self._used.add(name)
         elif default is not None:
             self._args[name] = default
+        elif self._global.get(name) is not None:
+            self._args[name] = self._global[name]
         else:
-            self._args[name] = self._global.get(name)
+            # BuildKit sets no value then, so one the name already has (inherited from the
+            # parent stage, or an earlier ARG) stays
+            self._args[name] = self._args.get(name)
 
     def apply_arg(
         self, instr: Arg, *, escape: str = "\\", source: DockerfileSource | None = None
@@ -182,8 +213,17 @@ class VarScope:
 
     def run_env(self) -> dict[str, str]:
         """The environment of a RUN: proxy build args, declared ARGs, then ENV over them."""
-        proxies = {k: v for k, v in self._build_args.items() if k in PROXY_ARGS}
-        return {**proxies, **self.expansion_env()}
+        return {**proxy_env(self._build_args), **self.expansion_env()}
+
+    def keyed_env(self) -> dict[str, str]:
+        """The part of `run_env` a RUN's cache key names: all of it but the proxy build args
+        no ARG declares (a declared one, or one set by ENV, is an ordinary variable)."""
+        return self.expansion_env()
+
+    def args(self) -> dict[str, str | None]:
+        """The ARGs visible in this stage (inherited ones included) with their values as
+        declared, None for unset: what a stage built `FROM` this one inherits."""
+        return dict(self._args)
 
     def history_args(self) -> list[tuple[str, str]]:
         """Declared ARGs with a value as a RUN sees them (for `RUN |n K=V ...` history lines).

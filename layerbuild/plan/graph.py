@@ -5,7 +5,8 @@
 not use is never even expanded (BuildKit behaves the same way). References resolve as in BuildKit:
 
 - FROM values are expanded with the global ARGs (plus the automatic platform args); `--from` and
-  mount `from=` values with the stage's ARGs as declared up to that instruction;
+  mount `from=` values with the stage's ARGs as declared up to that instruction (those it
+  inherits from the stage it is built FROM included);
 - a `--from` of digits is a stage index; otherwise a stage name (case-insensitive); otherwise a
   named build context; otherwise an image reference. FROM works the same, without indices, and
   `scratch` is the empty base;
@@ -160,8 +161,19 @@ class _Planner:
         self.from_env = {k: v for k, v in global_values.items() if v is not None}
         self.build_args = build_args
         self.named = named_contexts
+        self.stage_args: dict[int, dict[str, str | None]] = {}  # what each stage passes on
 
     def plan_stage(self, stage: Stage) -> PlannedStage:
+        from_ = self._from(stage)
+        base = self._base(from_.image, stage)
+        copies, mounts = self._sources(stage, self._inherited(base))
+        deps = {s.index for _, s in copies if isinstance(s, StageBase)}
+        deps |= {s.index for _, _, s in mounts if isinstance(s, StageBase)}
+        if isinstance(base, StageBase):
+            deps.add(base.index)
+        return PlannedStage(stage, base, from_.platform, frozenset(deps), copies, mounts)
+
+    def _from(self, stage: Stage) -> From:
         from_ = expand(stage.from_, self.from_env, escape=self.df.escape, source=self.df.source)
         assert isinstance(from_, From)
         if not from_.image:
@@ -170,20 +182,33 @@ class _Planner:
                 stage.from_,
                 "declare the ARG before the first FROM with a default, or pass --build-arg",
             )
-        base = self._base(from_.image, stage)
-        copies, mounts = self._sources(stage)
-        deps = {s.index for _, s in copies if isinstance(s, StageBase)}
-        deps |= {s.index for _, _, s in mounts if isinstance(s, StageBase)}
-        if isinstance(base, StageBase):
-            deps.add(base.index)
-        return PlannedStage(stage, base, from_.platform, frozenset(deps), copies, mounts)
+        return from_
+
+    def _inherited(self, base: Base) -> dict[str, str | None] | None:
+        """The ARGs a stage built on `base` inherits: those of a base stage (and its own
+        ancestors), as the executor's scopes pass them on; None for an image or scratch."""
+        if not isinstance(base, StageBase):
+            return None
+        if base.index not in self.stage_args:
+            parent = self.df.stages[base.index]
+            scope = VarScope.for_stage(
+                self.global_values,
+                self.build_args,
+                {},
+                self._inherited(self._base(self._from(parent).image, parent)),
+            )
+            for instr in parent.instructions:
+                if isinstance(instr, Arg):
+                    scope.apply_arg(instr, escape=self.df.escape, source=self.df.source)
+            self.stage_args[base.index] = scope.args()
+        return self.stage_args[base.index]
 
     def _sources(
-        self, stage: Stage
+        self, stage: Stage, inherited: dict[str, str | None] | None
     ) -> tuple[tuple[tuple[int, Source], ...], tuple[tuple[int, int, Source], ...]]:
         # --from may use the stage's ARGs, so declare them as the executor will (image ENV is
         # not known yet and does not take part)
-        scope = VarScope.for_stage(self.global_values, self.build_args, {})
+        scope = VarScope.for_stage(self.global_values, self.build_args, {}, inherited)
         copies: list[tuple[int, Source]] = []
         mounts: list[tuple[int, int, Source]] = []
         for position, instr in enumerate(stage.instructions):

@@ -11,6 +11,7 @@ from layerbuild.dockerfile.scope import (
     VarScope,
     global_arg_values,
     platform_arg_values,
+    proxy_env,
     unused_build_args,
 )
 from layerbuild.dockerfile.source import DockerfileSource
@@ -37,6 +38,33 @@ def _walk(df: Dockerfile, build_args: dict[str, str], image_env: dict[str, str])
             for key, value in expanded.pairs:
                 scope.set_env(key, value)
     return scope
+
+
+def _walk_stages(
+    df: Dockerfile, build_args: dict[str, str], image_env: dict[str, str] | None = None
+) -> list[VarScope]:
+    """Every stage walked in order; one built FROM an earlier stage inherits its ARGs and its
+    ENV (as its config), as in the executor."""
+    values = global_arg_values(df, build_args, AMD)
+    scopes: list[VarScope] = []
+    envs: list[dict[str, str]] = []
+    for stage in df.stages:
+        parent = df.stage(stage.from_.image)
+        inherited = scopes[parent.index].args() if parent is not None else None
+        env = dict(envs[parent.index]) if parent is not None else dict(image_env or {})
+        scope = VarScope.for_stage(values, build_args, env, inherited)
+        for instr in stage.instructions:
+            if isinstance(instr, Arg):
+                scope.apply_arg(instr, source=df.source)
+            elif isinstance(instr, Env):
+                expanded = expand(instr, scope.expansion_env())
+                assert isinstance(expanded, Env)
+                for key, value in expanded.pairs:
+                    scope.set_env(key, value)
+                    env[key] = value
+        scopes.append(scope)
+        envs.append(env)
+    return scopes
 
 
 def test_global_arg_is_only_for_from_until_redeclared() -> None:
@@ -99,6 +127,77 @@ def test_proxy_args_reach_run_only() -> None:
     assert scope.expansion_env()["no_proxy"] == "localhost"  # declared: a normal ARG
     assert scope.history_args() == [("no_proxy", "localhost")]
     assert unused_build_args(df, build_args) == []
+
+
+def test_undeclared_proxy_args_stay_out_of_the_key_and_declared_ones_are_in_it() -> None:
+    build_args = {"HTTPS_PROXY": "http://p:3128", "no_proxy": "localhost"}
+    undeclared = _walk(_df("FROM scratch\nARG V=1\n"), build_args, {})
+    assert undeclared.keyed_env() == {"V": "1"}
+    assert undeclared.run_env()["https_proxy"] == "http://p:3128"
+    declared = _walk(_df("FROM scratch\nARG HTTPS_PROXY\n"), build_args, {})
+    assert declared.keyed_env() == {"HTTPS_PROXY": "http://p:3128"}
+    # one set by the image's ENV is an ordinary variable too
+    from_env = _walk(_df("FROM scratch\n"), build_args, {"no_proxy": "example.com"})
+    assert from_env.keyed_env() == {"no_proxy": "example.com"}
+    assert from_env.run_env()["no_proxy"] == "example.com"  # ENV wins over the build arg
+    assert from_env.run_env()["NO_PROXY"] == "localhost"
+
+
+def test_proxy_env_gives_both_spellings_and_the_lower_case_one_wins() -> None:
+    assert proxy_env({"HTTP_PROXY": "a", "V": "x"}) == {"HTTP_PROXY": "a", "http_proxy": "a"}
+    both = proxy_env({"ftp_proxy": "low", "FTP_PROXY": "up", "All_Proxy": "any"})
+    assert both == {"FTP_PROXY": "low", "ftp_proxy": "low", "ALL_PROXY": "any", "all_proxy": "any"}
+    assert unused_build_args(_df("FROM scratch\n"), {"All_Proxy": "p", "X": "1"}) == ["X"]
+
+
+def test_args_are_inherited_through_two_and_three_levels() -> None:
+    df = _df(
+        "FROM scratch AS base\nARG A=1 B\nARG C=$A-c\n"
+        "FROM base AS mid\nARG M=m\n"
+        "FROM mid\n"
+        "FROM scratch AS other\n"
+    )
+    base, mid, leaf, other = _walk_stages(df, {})
+    assert mid.expansion_env() == {"A": "1", "C": "1-c", "M": "m"}
+    assert leaf.expansion_env() == {"A": "1", "C": "1-c", "M": "m"}
+    assert leaf.run_env() == leaf.keyed_env() == leaf.expansion_env()
+    assert other.expansion_env() == {}  # only stages built FROM the stage inherit
+    assert base.used_build_args() == set()
+
+
+def test_build_arg_reaches_an_inherited_arg_through_the_parent() -> None:
+    df = _df("FROM scratch AS base\nARG A=1\nFROM base AS mid\nFROM mid\n")
+    scopes = _walk_stages(df, {"A": "given"})
+    assert [s.expansion_env().get("A") for s in scopes] == ["given"] * 3
+    assert scopes[0].used_build_args() == {"A"}
+    assert unused_build_args(df, {"A": "given"}) == []
+
+
+def test_child_arg_with_default_or_override_replaces_an_inherited_one() -> None:
+    df = _df("FROM scratch AS base\nARG A=1 B=1\nFROM base\nARG A=2\nARG B\n")
+    child = _walk_stages(df, {})[1]
+    assert child.expansion_env() == {"A": "2", "B": "1"}  # a bare ARG keeps the inherited value
+    df = _df("FROM scratch AS base\nARG A=1\nFROM base\nARG A\n")
+    assert _walk_stages(df, {"A": "cli"})[1].expansion_env()["A"] == "cli"
+
+
+def test_bare_child_arg_takes_the_global_value_over_the_inherited_one() -> None:
+    """BuildKit's dispatchArg: no default and no --build-arg, the global value wins if there
+    is one; otherwise the variable keeps the value it has."""
+    df = _df("ARG A=global\nFROM scratch AS base\nARG A=parent\nFROM base\nARG A\n")
+    assert _walk_stages(df, {})[1].expansion_env()["A"] == "global"
+
+
+def test_child_env_overrides_an_inherited_arg_and_parent_env_wins_over_it() -> None:
+    df = _df("FROM scratch AS base\nARG A=1 B=1\nENV B=env\nFROM base\nENV A=child-env\nARG B=2\n")
+    child = _walk_stages(df, {})[1]
+    assert child.expansion_env() == {"A": "child-env", "B": "env"}
+    assert child.run_env()["A"] == "child-env"
+
+
+def test_redeclared_bare_arg_keeps_its_value_in_the_same_stage() -> None:
+    df = _df("FROM scratch\nARG A=1\nARG A\n")
+    assert _walk(df, {}, {}).expansion_env()["A"] == "1"
 
 
 def test_platform_args_in_global_scope_and_in_stage_when_declared() -> None:

@@ -99,6 +99,26 @@ def test_copy_from_expands_global_stage_and_build_args() -> None:
     assert [s for _, s in final.copy_from] == [StageBase(2), StageBase(1), StageBase(1)]
 
 
+def test_copy_from_sees_args_inherited_from_the_base_stages() -> None:
+    """A stage built FROM another sees that stage's ARGs (and its ancestors') in --from, as
+    the executor's scope does; its own ARG overrides."""
+    text = (
+        "FROM alpine AS one\n"
+        "FROM alpine AS two\n"
+        "FROM alpine AS base\n"
+        "ARG SRC=one\n"
+        "FROM base AS mid\n"
+        "FROM mid\n"
+        "COPY --from=$SRC /x /x\n"
+        "ARG SRC=two\n"
+        "COPY --from=$SRC /y /y\n"
+    )
+    final = _plan(text).stages[-1]
+    assert [s for _, s in final.copy_from] == [StageBase(0), StageBase(1)]
+    final = _plan(text, build_args={"SRC": "two"}).stages[-1]
+    assert [s for _, s in final.copy_from] == [StageBase(1), StageBase(1)]
+
+
 def test_unneeded_stages_are_pruned_even_when_broken() -> None:
     text = (
         "FROM alpine AS base\n"
