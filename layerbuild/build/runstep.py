@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
+from layerbuild.dockerfile.lexer import heredoc_marker
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -45,11 +46,13 @@ def run_command(instr: ins.Run, shell: Sequence[str]) -> tuple[tuple[str, ...], 
 
 
 def _whole_heredoc(instr: ins.Run) -> ins.Heredoc | None:
-    """The heredoc when it is the RUN's whole command (`RUN <<EOF`), else None."""
-    if not instr.shell_form or len(instr.heredocs) != 1:
+    """The heredoc when it is the RUN's whole command (`RUN <<EOF`, `RUN <<  'A B'`), else None.
+
+    As BuildKit's dispatchRun: the command is one heredoc marker by the parser's own rule.
+    """
+    if not instr.shell_form or not instr.heredocs:
         return None
-    bare = instr.command[0].strip().lstrip("<").lstrip("-").strip("'\"")
-    return instr.heredocs[0] if bare == instr.heredocs[0].name else None
+    return instr.heredocs[0] if heredoc_marker(instr.command[0]) is not None else None
 
 
 def run_argv(instr: ins.Run, shell: Sequence[str]) -> tuple[str, ...]:

@@ -16,6 +16,17 @@ Rules implemented, in BuildKit's order:
 - for RUN, COPY and ADD in shell form, every word `[n]<<[-]NAME` opens a heredoc whose body is the
   following lines up to a line equal to NAME (tab-indented allowed for `<<-`). Body lines are never
   instructions, comments or continuations.
+
+Heredoc markers are found as BuildKit finds them (parser.go heredocsFromLine, heredocFromMatch):
+the whole line is split into words by the shell lexer with quotes and escapes kept, where `<<`
+keeps the blanks after it (`<<  EOF` is one word); a line the lexer cannot read (an unbalanced
+quote, a bad `${...}`) has no heredocs at all. A word is a marker when it is `[n]<<[-]` then blanks
+then NAME; NAME is read again by the lexer and must be one word: quotes and escapes are removed
+(`<<eo\\'f` names `eo'f`, `<<'one two'` names `one two`), and the body is expanded unless a quote
+was removed. The `-` must touch the `<<`: `<< -EOF` names `-EOF`.
+
+JSON form is an argument that is, as a whole, one JSON array (Go's json.Unmarshal): `CMD ["a"] b`
+is shell form.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import re
 from dataclasses import dataclass, field
 
 from layerbuild.dockerfile.instructions import Heredoc
+from layerbuild.dockerfile.shell import ShellExpansionError, ShellLexer
 from layerbuild.dockerfile.source import DockerfileSource, Span
 
 KNOWN_DIRECTIVES = ("syntax", "escape", "check")
@@ -32,7 +44,16 @@ HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _KEYWORD_SPLIT = re.compile(r"[\t\v\f\r ]+")
-_HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+# BuildKit's reHeredoc; Go's \d and \s are ASCII-only, and fullmatch stands for its ^...$
+_HEREDOC_WORD = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)")
+# what lex.go sees in a line: quotes and escapes kept, unset variables kept as written
+_LINE_LEXER = ShellLexer(raw_quotes=True, raw_escapes=True, skip_unset=True)
+_NAME_LEXER = ShellLexer(skip_unset=True)
+_RAW_NAME_LEXER = ShellLexer(raw_quotes=True, skip_unset=True)
+# Go's unicode.IsSpace, which BuildKit trims before looking for "["; str.isspace also has \x1c-\x1f
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 
 
@@ -132,13 +153,23 @@ def lex(source: DockerfileSource) -> LexedDockerfile:
             part, ended = _trim_continuation(line, pattern)
             text += part
         raw = split_command(text, Span(start, i))
-        if raw.keyword.lower() in HEREDOC_KEYWORDS and parse_json_array(raw.args) is None:
+        if _may_hold_heredocs(raw, text):
             heredocs, i = _read_heredocs(source, text, start, i)
             if heredocs:
                 raw = RawInstruction(raw.keyword, raw.flags, raw.args, raw.original,
                                      Span(start, i), tuple(heredocs))
         out.append(raw)
     return LexedDockerfile(dict(directives.values), directives.escape, tuple(out))
+
+
+def _may_hold_heredocs(raw: RawInstruction, text: str) -> bool:
+    """RUN, COPY or ADD in shell form with a `<<` somewhere (BuildKit's canContainHeredoc)."""
+    if raw.keyword.lower() not in HEREDOC_KEYWORDS or "<<" not in text:
+        return False
+    try:
+        return parse_json_array(raw.args) is None
+    except NotStringArray:
+        return False  # JSON form; the parser reports the bad array
 
 
 def split_command(line: str, span: Span) -> RawInstruction:
@@ -194,21 +225,26 @@ def _flag_word(line: str, pos: int) -> tuple[str, bool, int]:
 def parse_json_array(text: str) -> list[str] | None:
     """The exec-form array, or None when `text` is not a JSON array (shell form then applies).
 
-    Like Go's json.Decoder, only the first JSON value is read. Raises NotStringArray for an array
-    with non-string items, which Docker reports rather than treating as shell form.
+    As BuildKit's parseJSON (json.Unmarshal): the whole text must be the one array, so
+    `["a"] b` is shell form. Raises NotStringArray for an array with non-string items, which
+    Docker reports rather than treating as shell form.
     """
-    text = text.lstrip()
+    text = text.lstrip(_GO_SPACE)
     if not text.startswith("["):
         return None
     try:
-        value, _ = json.JSONDecoder().raw_decode(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
-        return None
-    if not isinstance(value, list):
         return None
     if not all(isinstance(item, str) for item in value):
         raise NotStringArray("when using JSON array syntax, arrays must be of strings only")
-    return value
+    # Go decodes a lone surrogate escape ("\ud800") as U+FFFD; Python would keep it
+    return [_LONE_SURROGATE.sub("\ufffd", item) for item in value]
+
+
+def _not_json(constant: str) -> None:
+    """Python's json takes NaN and Infinity; Go's, like the JSON standard, does not."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def split_whitespace(text: str) -> list[str]:
@@ -250,49 +286,80 @@ def split_words(text: str, escape: str) -> list[str]:
     return words
 
 
-def _heredoc_words(line: str) -> list[str]:
-    """Words of `line` with quotes and backslashes kept, as BuildKit scans for heredoc markers."""
-    return split_words(line, "\\")
+def heredoc_words(line: str) -> list[str]:
+    """The words of `line` in which BuildKit looks for heredoc markers; [] when the shell lexer
+    cannot read the line (BuildKit then finds no heredocs in it)."""
+    try:
+        return list(_LINE_LEXER.process(line, {}).words)
+    except ShellExpansionError:
+        return []
 
 
-def heredoc_marker(word: str) -> Heredoc | None:
-    """The heredoc opened by `word` (`<<EOF`, `<<-'EOF'`, `3<<X`), content still empty."""
-    match = _HEREDOC_WORD.match(word)
+def parse_heredoc(word: str) -> Heredoc | None:
+    """The heredoc opened by `word` (`<<EOF`, `<<-'EOF'`, `3<<X`, `<<  EOF`), content empty.
+
+    ShellExpansionError when the name cannot be lexed although the line could (BuildKit's
+    ParseHeredoc fails the parse then).
+    """
+    match = _HEREDOC_WORD.fullmatch(word)
     if match is None or not match.group(3):
         return None
     rest = match.group(3)
-    name = re.sub(r"\\(.)", r"\1", rest.replace('"', "").replace("'", ""))
-    if not name or any(ch.isspace() for ch in name):
+    names = _NAME_LEXER.process(rest, {}).words
+    if len(names) != 1:
         return None
-    quoted = name != rest
-    return Heredoc(name=name, content="", expand=not quoted, chomp=match.group(2) == "-")
+    raw = "".join(_RAW_NAME_LEXER.process(rest, {}).words)
+    # quotes that the lexer removed mean some part of the name was quoted: body kept verbatim
+    expand = _quotes(names[0]) == _quotes(raw)
+    return Heredoc(name=names[0], content="", expand=expand, chomp=match.group(2) == "-")
+
+
+def _quotes(text: str) -> int:
+    return text.count("'") + text.count('"')
+
+
+def heredoc_marker(word: str) -> Heredoc | None:
+    """parse_heredoc, with None for a name that cannot be lexed (BuildKit's MustParseHeredoc)."""
+    try:
+        return parse_heredoc(word)
+    except ShellExpansionError:
+        return None
 
 
 def _read_heredocs(
     source: DockerfileSource, text: str, start: int, i: int
 ) -> tuple[list[Heredoc], int]:
+    """The heredocs opened in `text` (lines start..i-1), bodies read from line i on."""
     docs: list[Heredoc] = []
-    lines = source.lines
-    for word in _heredoc_words(text):
-        doc = heredoc_marker(word)
-        if doc is None:
-            continue
-        body: list[str] = []
-        opened_at = i
-        while True:
-            if i >= len(lines):
-                raise source.error(
-                    f"unterminated heredoc <<{doc.name} (opened on line {start})",
-                    Span(start, start),
-                    hint=f"end the heredoc with a line containing only {doc.name} "
-                    f"(the body started on line {opened_at + 1})")
-            line = lines[i]
-            i += 1
-            if (line.lstrip("\t") if doc.chomp else line) == doc.name:
-                break
-            body.append(line + "\n")
-        content = "".join(body)
-        if doc.chomp:
-            content = _LEADING_TABS.sub("", content)
-        docs.append(Heredoc(doc.name, content, doc.expand, doc.chomp))
+    for word in heredoc_words(text):
+        try:
+            doc = parse_heredoc(word)
+        except ShellExpansionError as exc:
+            raise source.error(f"heredoc {word}: {exc.reason}", Span(start, start),
+                               hint=exc.hint) from None
+        if doc is not None:
+            doc, i = _read_body(source, doc, start, i)
+            docs.append(doc)
     return docs, i
+
+
+def _read_body(source: DockerfileSource, doc: Heredoc, start: int, i: int) -> tuple[Heredoc, int]:
+    lines = source.lines
+    body: list[str] = []
+    opened_at = i
+    while True:
+        if i >= len(lines):
+            raise source.error(
+                f"unterminated heredoc <<{doc.name} (opened on line {start})",
+                Span(start, start),
+                hint=f"end the heredoc with a line containing only {doc.name} "
+                f"(the body started on line {opened_at + 1})")
+        line = lines[i]
+        i += 1
+        if (line.lstrip("\t") if doc.chomp else line) == doc.name:
+            break
+        body.append(line + "\n")
+    content = "".join(body)
+    if doc.chomp:
+        content = _LEADING_TABS.sub("", content)
+    return Heredoc(doc.name, content, doc.expand, doc.chomp), i

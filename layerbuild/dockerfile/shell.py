@@ -7,6 +7,9 @@ follows them closely rather than POSIX sh:
 - `$name`, `${name}`; unset variables expand to "" (`$1`, `$@`, `$$` are names too: usually unset);
 - `${v:-w}` `${v-w}` `${v:+w}` `${v+w}` `${v:?msg}` `${v?msg}` (the colon forms treat "" as unset);
 - `${v#p}` `${v##p}` `${v%p}` `${v%%p}` `${v/p/r}` `${v//p/r}` with `*` and `?` wildcards only;
+  with a colon (`${v:#p}`, `${v:%%p}`) they are errors, as in BuildKit;
+- `<<` swallows the blanks after it into the same word (`<<  EOF` is one word), which is how
+  BuildKit finds heredoc markers with blanks;
 - single quotes take everything literally; in double quotes the escape character only escapes
   `"`, `$` and itself; outside quotes it escapes any character (a trailing one is dropped);
 - the word inside `${v:-...}` is itself a word: quotes, escapes and nested `${...}` work there;
@@ -174,6 +177,10 @@ class _Scanner:
                 text = self.dollar()
                 out.append(text)
                 words.add_string(text)  # an unquoted expansion is subject to splitting
+            elif ch == "<":
+                text = self.possible_heredoc()
+                out.append(text)
+                words.add_raw(text)
             elif quotes and ch in "'\"":
                 text = self.single_quoted() if ch == "'" else self.double_quoted()
                 out.append(text)
@@ -199,6 +206,18 @@ class _Scanner:
             return
         out.append(escaped)
         words.add_raw(escaped)  # an escaped blank does not split
+
+    def possible_heredoc(self) -> str:
+        """`<`, or `<<` with the blanks after it: they stay in the word, so that `<<  EOF` is
+        one word, the heredoc EOF (lex.go processPossibleHeredoc)."""
+        self.next()
+        if self.peek() != "<":
+            return "<"
+        self.next()
+        start = self.pos
+        while self.peek() in ("\t", "\r", " "):
+            self.pos += 1
+        return "<<" + self.text[start : self.pos]
 
     def single_quoted(self) -> str:
         self.next()
@@ -295,9 +314,13 @@ class _Scanner:
             op = self.next()
             if op is None:
                 raise _SyntaxProblem("syntax error: missing '}'")
-        if op not in "+-?#%":
+        # `${v:#p}` and `${v:%p}` look like sh but are not: BuildKit refuses them, as here
+        if op not in "+-?#%" or (colon and op in "#%"):
             raise _SyntaxProblem(
-                f"unsupported modifier ({':' if colon else ''}{op}) in substitution"
+                f"unsupported modifier ({':' if colon else ''}{op}) in substitution",
+                f"write it without the colon: ${{{name}{op}pattern}} removes the shortest "
+                f"matching {'prefix' if op == '#' else 'suffix'}, ${{{name}{op}{op}pattern}} "
+                "the longest" if colon and op in "#%" else None,
             )
         word = self._modifier_word(op in "#%")
         value = self.lookup(name)

@@ -148,3 +148,18 @@ def test_bad_build_arg_and_option(lb: Layerbuild, tmp_path: Path) -> None:
     assert "--no-such-option" in proc.stderr
     proc = _fails(lb, ctx, "--build-context", "nonsense")
     assert "NAME=VALUE" in proc.stderr or "nonsense" in proc.stderr
+
+
+def test_colon_prefix_removal_is_refused(lb: Layerbuild, tmp_path: Path) -> None:
+    """BuildKit fails `${v:#p}` (and `:##`, `:%`, `:%%`) with "unsupported modifier"; so does
+    layerbuild, exit 2 with file and line, where it used to apply `${v#p}` silently. In a COPY
+    heredoc body the error names the COPY's line."""
+    ctx = _dockerfile(tmp_path, "FROM busybox\nARG V=a.b\nENV X=${V:%.*}\n")
+    proc = _fails(lb, ctx)
+    assert proc.returncode == 2
+    assert "Dockerfile:3" in proc.stderr and "unsupported modifier (:%)" in proc.stderr
+    body = "FROM busybox\nARG V=a.b\nCOPY <<EOF /x\n${V:##*.}\nEOF\n"
+    ctx = _dockerfile(tmp_path / "body", body)
+    proc = _fails(lb, ctx)
+    assert proc.returncode == 2
+    assert "Dockerfile:3" in proc.stderr and "unsupported modifier (:#)" in proc.stderr

@@ -88,3 +88,33 @@ def test_heredoc_mixed_with_context_file(lb: Layerbuild, tmp_path: Path) -> None
     root = lb.rootfs(ctx)
     assert (root / "mix/real.txt").read_text() == "from context\n"
     assert (root / "mix/inline.txt").read_text() == "made inline\n"
+
+
+def test_name_with_an_escaped_quote_is_expanded(lb: Layerbuild, tmp_path: Path) -> None:
+    """BuildKit reads `<<eo\\'f` as the heredoc named `eo'f` (the escaped quote is part of the
+    name, not quoting) and expands its body; `<<"a"b` names `ab` and, partly quoted, is
+    verbatim. The files are named after the heredocs."""
+    root = _rootfs(
+        lb,
+        tmp_path,
+        "FROM busybox\nENV NAME=x\nCOPY <<eo\\'f /d/\n$NAME\neo'f\n"
+        'COPY <<"a"b /d/\n$NAME\nab\n',
+    )
+    assert (root / "d/eo'f").read_text() == "x\n"
+    assert (root / "d/ab").read_text() == "$NAME\n"
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_run_marker_with_blanks_runs_the_body(lb: Layerbuild, tmp_path: Path) -> None:
+    """BuildKit: `RUN <<  EOF` is the heredoc EOF (blanks after `<<` are allowed) and, being the
+    whole command, its body is the script; `RUN << -EOF` is the heredoc named `-EOF`. Before,
+    the body lines were read as instructions."""
+    root = _rootfs(
+        lb,
+        tmp_path,
+        "FROM busybox\nRUN <<  EOF\necho blanks > /one\nEOF\n"
+        "RUN << -EOF\necho dash > /two\n-EOF\n",
+    )
+    assert (root / "one").read_text() == "blanks\n"
+    assert (root / "two").read_text() == "dash\n"

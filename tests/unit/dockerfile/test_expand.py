@@ -187,3 +187,30 @@ def test_heredoc_from_a_parsed_dockerfile() -> None:
     assert isinstance(instr, Copy)
     bodies = [expand_heredoc(doc, ENV) for doc in instr.heredocs]
     assert bodies == ["A=aa\n", "A=$A\n"]
+
+
+@pytest.mark.parametrize("form", ["${A:#a}", "${A:##a}", "${A:%a}", "${A:%%a}", "${NOPE:#a}"])
+def test_colon_prefix_and_suffix_removal_is_an_error_naming_file_and_line(form: str) -> None:
+    """BuildKit's lexer (shell/lex.go processDollar) fails `${v:#w}`, `${v:##w}`, `${v:%w}` and
+    `${v:%%w}` with "unsupported modifier (:#) in substitution" (or (:%)), whether or not v is
+    set; the build stops there. Before, layerbuild applied them as the colon-less forms."""
+    df = _parse(f"RUN true\nENV X={form}\n")
+    with pytest.raises(DockerfileError) as info:
+        expand(df.stages[0].instructions[1], ENV, source=df.source)
+    err = info.value
+    assert (err.file, err.line) == ("Dockerfile.test", 3)
+    assert "unsupported modifier (:" in err.message
+    assert err.hint is not None and "without the colon" in err.hint
+
+
+def test_bad_modifier_in_a_copy_heredoc_body_fails_at_expansion() -> None:
+    """BuildKit expands a COPY heredoc body when it dispatches the instruction (ExpandRaw), so
+    `${A:%x}` in the body fails the build there, with the instruction's location; a quoted name
+    keeps the body verbatim and nothing fails."""
+    df = _parse("RUN true\nCOPY <<EOF /x\nv=${A:%x}\nEOF\nCOPY <<'EOF' /y\nv=${A:%x}\nEOF\n")
+    with pytest.raises(DockerfileError) as info:
+        expand(df.stages[0].instructions[1], ENV, source=df.source)
+    assert (info.value.file, info.value.line) == ("Dockerfile.test", 3)
+    assert "<<EOF" in info.value.message and "unsupported modifier (:%)" in info.value.message
+    verbatim = expand(df.stages[0].instructions[2], ENV, source=df.source)
+    assert isinstance(verbatim, Copy) and verbatim.heredocs[0].content == "v=${A:%x}\n"

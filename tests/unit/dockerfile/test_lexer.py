@@ -11,6 +11,7 @@ from layerbuild.dockerfile.lexer import (
     parse_json_array,
     split_words,
 )
+from layerbuild.dockerfile.parser import parse_dockerfile
 from layerbuild.dockerfile.source import DockerfileSource, Span
 from layerbuild.errors import DockerfileError
 
@@ -94,6 +95,45 @@ def test_heredoc_markers() -> None:
         assert heredoc_marker(word) is None
 
 
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("<<  EOF", Heredoc("EOF", "", True, False)),
+        ("<<\tEOF", Heredoc("EOF", "", True, False)),
+        ("<< -EOF", Heredoc("-EOF", "", True, False)),
+        ("<<- EOF", Heredoc("EOF", "", True, True)),
+        ("<<eo\\'f", Heredoc("eo'f", "", True, False)),
+        ("<<'one two'", Heredoc("one two", "", False, False)),
+        ('<<E"O"F', Heredoc("EOF", "", False, False)),
+        ("<<$NAME", Heredoc("$NAME", "", True, False)),
+        ("<<''", None),
+        ("<<a b", None),
+        ("<<'EOF", None),
+        ('<<EOF"', None),
+        ("<<\uff11EOF", Heredoc("\uff11EOF", "", True, False)),
+        ("\uff11<<EOF", None),
+    ],
+)
+def test_heredoc_marker_as_buildkit_parses_it(word: str, expected: Heredoc | None) -> None:
+    """BuildKit's ParseHeredoc: reHeredoc `^(\\d*)<<(-?)\\s*([^<]*)$` (ASCII digits and blanks,
+    the `-` touching `<<`), then the name lexed with quotes removed must be one word, and it is
+    expanded unless lexing removed quotes. Unbalanced quotes make no heredoc (MustParseHeredoc
+    drops the lexer's error). `<<- EOF` matches as a word, though a line never splits so."""
+    assert heredoc_marker(word) == expected
+
+
+def test_markers_come_from_the_whole_line_lexed_as_buildkit_does() -> None:
+    """BuildKit lexes the whole line (keyword and flags too) with quotes and escapes kept; a
+    line it cannot lex has no heredocs (the unbalanced quote is after the marker here)."""
+    result = _lex("FROM a\nRUN --mount=type=tmpfs,target=/t cat <<  A 2<<'B C'\n1\nA\n2\nB C\n"
+                  "RUN cat <<A 'oops\nRUN echo not a body\n")
+    run = result.instructions[1]
+    assert [(d.name, d.content, d.expand) for d in run.heredocs] == [
+        ("A", "1\n", True), ("B C", "2\n", False)]
+    assert [r.keyword for r in result.instructions] == ["FROM", "RUN", "RUN", "RUN"]
+    assert result.instructions[2].heredocs == ()
+
+
 def test_extract_flags() -> None:
     assert extract_flags('--a=1 --b="x y" --c rest --d=2') == (
         "rest --d=2", ["--a=1", "--b=x y", "--c"])
@@ -108,6 +148,29 @@ def test_parse_json_array() -> None:
     assert parse_json_array('{"a": 1}') is None
     with pytest.raises(NotStringArray):
         parse_json_array('["a", 1]')
+
+
+@pytest.mark.parametrize("text", ['["a"] b', '["a"]b', '["a"] ["b"]', '["a", 1] b', "[NaN]",
+                                  '["a", Infinity]', '\x1c["a"]'])
+def test_json_form_is_the_whole_argument(text: str) -> None:
+    """BuildKit's parseJSON trims Go's unicode.IsSpace (which has no \\x1c) and hands the rest
+    to json.Unmarshal, which wants exactly one JSON value: trailing text, or NaN/Infinity that
+    Go's JSON does not know, make it not JSON (shell form), never the non-string error."""
+    assert parse_json_array(text) is None
+
+
+def test_json_form_allows_blanks_and_maps_lone_surrogates_as_go_does() -> None:
+    """Blanks around the array are fine for json.Unmarshal; Go decodes an unpaired surrogate
+    escape to U+FFFD where Python's json would keep it (and fail later when encoding)."""
+    assert parse_json_array('\u3000 [ "a" ] \t\n') == ["a"]
+    assert parse_json_array('["\\ud800x", "\\ud83d\\ude00"]') == ["\ufffdx", "\U0001f600"]
+
+
+def test_run_with_a_non_string_array_is_a_parse_error_not_a_crash() -> None:
+    """BuildKit: `RUN [1, "<<EOF"]` fails the parse ("arrays must be comprised of strings
+    only"); the lexer used to raise its internal exception while looking for heredocs."""
+    with pytest.raises(DockerfileError, match="strings only"):
+        parse_dockerfile(DockerfileSource("Dockerfile", 'FROM a\nRUN [1, "<<EOF"]\n'))
 
 
 def test_split_words_keeps_quotes_and_escapes() -> None:
