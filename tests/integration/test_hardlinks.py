@@ -11,8 +11,11 @@ which is often one that sorts after the link names (Debian's /usr/bin/uncompress
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -171,3 +174,68 @@ def test_run_that_makes_hard_links(lb: Layerbuild, tmp_path: Path) -> None:
     _same_inode(root, "data/z/target", "data/a", "data/b")
     _same_inode(root, "data/y", "data/x")
     assert (root / "data/a").read_text() == "data\n"
+
+
+def _put_blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs/sha256" / digest).write_bytes(data)
+    return {"digest": "sha256:" + digest, "size": len(data)}
+
+
+def _link_first_layer() -> bytes:
+    """A layer as older layerbuild stores wrote it: the link sorted before its data."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("usr/", "usr/bin/"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        link = tarfile.TarInfo("usr/bin/gunzip")
+        link.type, link.linkname, link.mode = tarfile.LNKTYPE, "usr/bin/uncompress", 0o755
+        tar.addfile(link)
+        data = tarfile.TarInfo("usr/bin/uncompress")
+        data.size, data.mode = len(GUNZIP), 0o755
+        tar.addfile(data, io.BytesIO(GUNZIP))
+    return out.getvalue()
+
+
+def _layout_with_old_layer(tmp_path: Path, busybox_layout: Path) -> Path:
+    """busybox plus a link-first layer, as an OCI layout tagged `old`."""
+    layout = tmp_path / "old-layout"
+    shutil.copytree(busybox_layout, layout)
+    index = json.loads((layout / "index.json").read_text())
+    image = OciImage(layout)
+    manifest, config = image.manifest(), image.config()
+    layer = _link_first_layer()
+    blob = _put_blob(layout, layer)
+    config["rootfs"]["diff_ids"].append(blob["digest"])
+    config["history"].append({"created_by": "an older layerbuild"})
+    cfg = {**manifest["config"], **_put_blob(layout, json.dumps(config).encode())}
+    manifest["config"] = cfg
+    manifest["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob})
+    index["manifests"][0].update(_put_blob(layout, json.dumps(manifest).encode()))
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = "old"
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_layer_with_a_link_before_its_data_still_unpacks(
+    lb: Layerbuild, tmp_path: Path, busybox_layout: Path
+) -> None:
+    """An image from an older store, whose layer has the link entry first, is still a base a
+    RUN can use and exports as a rootfs: our unpacker makes such a link at the end of the layer
+    (umoci refuses that layer, so the result is read from `-o type=local`)."""
+    lb.ok("load", _layout_with_old_layer(tmp_path, busybox_layout), "-t", "old:1")
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM old:1\n"
+            "RUN [ /usr/bin/gunzip -ef /usr/bin/uncompress ] && cat /usr/bin/gunzip > /read\n"
+        },
+    )
+    root = tmp_path / "rootfs"
+    lb.build(ctx, "-o", f"type=local,dest={root}")
+    assert (root / "read").read_bytes() == GUNZIP
+    _same_inode(root, "usr/bin/gunzip", "usr/bin/uncompress")
