@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
@@ -46,8 +46,9 @@ class Change:
 
     ``mode`` holds only permission bits (0o7777: rwx, setuid, setgid, sticky); the file type is
     ``kind``. ``mtime`` is whole seconds since the epoch. ``link`` is the target of a SYMLINK
-    (verbatim) or the layer path of the first occurrence for a HARDLINK. ``content`` opens the
-    data of a FILE (``size`` bytes); None means empty.
+    (verbatim) or, for a HARDLINK, the layer path of another name of the same file
+    (``sorted_changes`` makes it the first name in layer order, the one with the data).
+    ``content`` opens the data of a FILE (``size`` bytes); None means empty.
     """
 
     path: str
@@ -96,7 +97,8 @@ def sort_key(path: str) -> tuple[str, ...]:
 
 
 def sorted_changes(changes: Iterable[Change]) -> list[Change]:
-    """Changes in layer order: parents before children, an OPAQUE marker right after its dir.
+    """Changes in layer order: parents before children, an OPAQUE marker right after its dir,
+    and the first entry of each hard-linked file the one that carries its data.
 
     A later Change for the same path (and kind class) replaces an earlier one.
     """
@@ -109,4 +111,62 @@ def sorted_changes(changes: Iterable[Change]) -> list[Change]:
         # the marker sorts as the first child of its directory
         return (sort_key(path) + ("",), 0) if opaque else (sort_key(path), 0)
 
-    return [ch for _, ch in sorted(by_path.items(), key=key)]
+    return data_first([ch for _, ch in sorted(by_path.items(), key=key)])
+
+
+def data_first(ordered: list[Change]) -> list[Change]:
+    """`ordered` with every hard-linked file's data moved to the first of its names.
+
+    Extractors (umoci, containerd, tar, store/unpack.py) make a link entry with link(2), so its
+    target must have been written already. Producers pick the data entry in their own order: a
+    GNU tar archive holds Debian's /usr/bin/uncompress with the data and /usr/bin/gunzip as a
+    link to it, which layer order puts first. So for each FILE that HARDLINKs in `ordered` lead
+    to (through other HARDLINKs too), the first of those names becomes the FILE (the inode's
+    metadata and content) and the others HARDLINKs to it. Links whose target is not a FILE of
+    `ordered` (a lower layer's file, a symlink) are left as they are. Depends on the order
+    only, so layers stay deterministic; an order that already has the data first is unchanged.
+    """
+    hardlinks = [i for i, ch in enumerate(ordered) if ch.kind is ChangeKind.HARDLINK]
+    if not hardlinks:
+        return ordered  # most layers: no second pass over 100k entries
+    where = {
+        ch.path: i
+        for i, ch in enumerate(ordered)
+        if ch.kind is ChangeKind.FILE or ch.kind is ChangeKind.HARDLINK
+    }
+    groups: dict[int, list[int]] = {}  # index of the FILE -> indexes of the links to it
+    for i in hardlinks:
+        data = _data_index(ordered, where, ordered[i].link)
+        if data is not None:
+            groups.setdefault(data, []).append(i)
+    out = ordered
+    for data, links in groups.items():
+        first = min(data, links[0])  # links are in order
+        name = ordered[first].path
+        if first == data and all(ordered[i].link == name for i in links):
+            continue
+        if out is ordered:
+            out = list(ordered)
+        out[first] = replace(ordered[data], path=name)
+        for i in (data, *links):
+            if i != first:
+                out[i] = replace(
+                    ordered[i], kind=ChangeKind.HARDLINK, link=name, size=0, content=None
+                )
+    return out
+
+
+def _data_index(ordered: list[Change], where: dict[str, int], link: str) -> int | None:
+    """The index of the FILE a hard link to `link` leads to, or None (not in `ordered`, not a
+    regular file, or a loop of links)."""
+    seen: set[str] = set()
+    while link not in seen:
+        seen.add(link)
+        i = where.get(link)
+        if i is None:
+            return None
+        ch = ordered[i]
+        if ch.kind is ChangeKind.FILE:
+            return i
+        link = ch.link
+    return None

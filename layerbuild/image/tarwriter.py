@@ -11,7 +11,8 @@ the same diff_id here, on any machine, and (for the same metadata) in BuildKit:
 - No user/group names, no atime/ctime, whole-second mtimes (clamped to SOURCE_DATE_EPOCH when
   set), directories named with a trailing '/', permission bits only in the mode field.
 - A hard link's first occurrence is a regular file with the data; later ones are type '1'
-  entries with no data (the Change producer decides which is first).
+  entries with no data, whichever name the Change producer gave the data (``sorted_changes``
+  moves it to the first name in layer order).
 - Whiteouts and opaque markers are empty regular files with every field zero: containerd stamps
   whiteouts with time.Now() unless told otherwise, which would make layers irreproducible.
 - The archive ends with two zero blocks and no padding to a 10 KiB record (``tar.Writer.Close``).

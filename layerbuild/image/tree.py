@@ -10,7 +10,8 @@ the lower layers only, so they are applied before the layer's other entries; a w
 a path and everything below it; an opaque marker empties a directory of what lower layers put
 there; a non-directory over a directory replaces it; a directory over a directory only updates
 its metadata. A hard link becomes a FILE with its target's data (a rootfs knows no link
-entries), and remembers which layer tar holds that data.
+entries), and remembers which layer tar holds that data; a link that comes before its target in
+the layer is applied after the layer's other entries, as store/unpack.py does.
 """
 
 from __future__ import annotations
@@ -60,9 +61,19 @@ class FileTree:
             elif change.kind is ChangeKind.OPAQUE:
                 for child in list(self._children.get(change.path, ())):
                     self._remove(child)
+        late: list[Change] = []
         for change in items:
-            if change.kind not in (ChangeKind.WHITEOUT, ChangeKind.OPAQUE):
+            if change.kind is ChangeKind.HARDLINK and not self._is_file(change.link):
+                late.append(change)
+            elif change.kind not in (ChangeKind.WHITEOUT, ChangeKind.OPAQUE):
                 self._add(change, layer)
+        # a link before its data (layers of older layerbuild versions): linked once it is there
+        for change in late:
+            self._add(change, layer)
+
+    def _is_file(self, path: str) -> bool:
+        entry = self._entries.get(path)
+        return entry is not None and entry.kind is ChangeKind.FILE
 
     def _remove(self, path: str) -> None:
         if path not in self._entries:

@@ -20,7 +20,9 @@ CVE-2018-15664 raced exactly that). Whiteouts (``.wh.NAME``) and opaque markers
 image-spec layer.md, "Whiteouts"). Device nodes are created only by real root (privilege.py);
 otherwise they are skipped with a note. Owners are set by any uid 0, also in a rootless user
 namespace (owners.py). Directory modes and mtimes are set after all entries, so that a read-only
-directory can still receive its children and its mtime is not bumped by them.
+directory can still receive its children and its mtime is not bumped by them. A hard link whose
+target does not exist yet is made after the layer's other entries (older layerbuild layers put
+some links before their data).
 
 Assumption: nothing untrusted changes `root` while a layer is applied (snapshots are prepared in
 a private temp directory). The walk is safe against what the archive itself does; chmod of a
@@ -89,6 +91,8 @@ class _State:
     created: set[str] = field(default_factory=set)  # layer paths this layer wrote
     dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
     parent: tuple[str, int] | None = None  # (path, fd) of the directory walked last
+    # hard links met before their target, made at the end of the layer (_make_late_links)
+    late_links: list[tarfile.TarInfo] | None = field(default_factory=list)
 
     def forget_dirs(self, path: str) -> None:
         """Drop pending directory metadata of `path` and below: they were just removed."""
@@ -316,7 +320,9 @@ def _make_entry(
     return True
 
 
-def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) -> None:
+def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) -> bool:
+    """Link `base` in `pfd` to the entry's target; False when the target does not exist yet
+    and the link is left for the end of the layer."""
     entry = info.name
     try:
         target = clean_entry_path(info.linkname)
@@ -328,6 +334,9 @@ def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) ->
     tfd = state.open_dir(tparent, entry, create=False)
     st = _lstat(tbase, tfd) if tfd is not None else None
     try:
+        if (tfd is None or st is None) and state.late_links is not None:
+            state.late_links.append(info)
+            return False
         if tfd is None or st is None:
             raise ImageFormatError(
                 f"layer entry {entry!r}: hard link target {info.linkname!r} does not exist",
@@ -340,6 +349,20 @@ def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) ->
     finally:
         if tfd is not None:
             os.close(tfd)
+    return True
+
+
+def _make_late_links(state: _State, tf: tarfile.TarFile) -> None:
+    """The hard links that came before their target in the layer, now that it is all written.
+
+    Layers must put a file's data before its links (OCI image-spec layer.md, containerd and
+    umoci extract in one pass), and layerbuild writes them so; but layers from older layerbuild
+    stores sorted a link named like Debian's /usr/bin/gunzip before its target
+    /usr/bin/uncompress. Being lenient costs a list; a target still missing now is an error.
+    """
+    pending, state.late_links = state.late_links or [], None
+    for info in pending:
+        _apply_entry(state, tf, info)
 
 
 def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
@@ -390,7 +413,8 @@ def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> N
             if stat.S_ISDIR(st.st_mode):
                 state.forget_dirs(path)
         if info.islnk():
-            _make_hardlink(state, info, pfd, base)
+            if not _make_hardlink(state, info, pfd, base):
+                return
         elif not _make_entry(state, tf, info, pfd, base):
             return
     finally:
@@ -442,6 +466,7 @@ def apply_layer(
         with tarfile.open(fileobj=fileobj, mode="r|") as tf:
             for info in tf:
                 _apply_entry(state, tf, info)
+            _make_late_links(state, tf)
         _finish_directories(state)
     except tarfile.TarError as e:
         raise ImageFormatError(

@@ -19,7 +19,8 @@ from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Manifest
 from layerbuild.store.layout import Store
 
-# path -> file content (bytes), a directory (None), or a symlink target ("-> target")
+# path -> file content (bytes), a directory (None), a symlink target ("-> target") or a hard
+# link's target ("=> target")
 LayerSpec = Mapping[str, bytes | str | None]
 
 
@@ -32,6 +33,9 @@ def layer_tar(files: LayerSpec) -> bytes:
             info.mtime = 1_700_000_000
             if content is None:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(content, str) and content.startswith("=> "):
+                info.type, info.linkname = tarfile.LNKTYPE, content.removeprefix("=> ")
                 tar.addfile(info)
             elif isinstance(content, str):
                 info.type, info.linkname = tarfile.SYMTYPE, content.removeprefix("-> ")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from layerbuild.errors import ExportError, UnsafeArchiveError
-from layerbuild.export.rootfs import write_rootfs
+from layerbuild.export.rootfs import write_rootfs, write_rootfs_tar
 from layerbuild.store.layout import Store
 from tests.support.cli import tree
 from tests.unit.export.export_images import BuiltImage, build_image
@@ -52,3 +54,19 @@ def test_hostile_layer_is_refused_and_leaves_nothing(store: Store, tmp_path: Pat
         write_rootfs(store, evil.desc, dest)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_rootfs_tar_puts_a_hard_linked_files_data_first(store: Store, tmp_path: Path) -> None:
+    """The walk meets `b` before `a/z` (a directory's entries before its subdirectories'), but
+    `a/z` comes first in the tar, so it carries the data and `b` links to it."""
+    linked = build_image(store, [{"b": b"data", "a": None, "a/z": "=> b"}])
+    out = io.BytesIO()
+    write_rootfs_tar(store, linked.desc, out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tf:
+        members = [m for m in tf.getmembers() if not m.isdir()]
+        assert [(m.name, m.islnk(), m.linkname) for m in members] == [
+            ("a/z", False, ""),
+            ("b", True, "a/z"),
+        ]
+        data = tf.extractfile("a/z")
+        assert data is not None and data.read() == b"data"

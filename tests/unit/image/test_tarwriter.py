@@ -215,3 +215,81 @@ def test_gnu_tar_lists_our_output(tmp_path: object) -> None:
     expected = sum(1 for ch in changes)
     assert len(listing.splitlines()) == expected
     assert "level-11-" in listing  # the > 256-byte path survived
+
+
+def _linked_layer(names: list[str], data_at: str, data: bytes = b"data") -> list[Change]:
+    """One inode under `names`: the data given at `data_at`, the other names linked to it."""
+    out = [Change(n.rpartition("/")[0], ChangeKind.DIR, 0o755) for n in names if "/" in n]
+    for name in names:
+        if name == data_at:
+            out.append(
+                Change(name, ChangeKind.FILE, 0o755, size=len(data), content=opener_for(data))
+            )
+        else:
+            out.append(Change(name, ChangeKind.HARDLINK, 0o755, link=data_at))
+    return out
+
+
+def _entries(data: bytes) -> list[tuple[str, str, str, bytes]]:
+    """(name, 'file'|'link'|'dir', link target, content) in archive order."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            body = tf.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
+            kind = "file" if m.isreg() else "link" if m.islnk() else "dir"
+            out.append((m.name, kind, m.linkname, body))
+    return out
+
+
+def test_hard_link_sorting_before_its_target_gets_the_data() -> None:
+    """GNU tar's Debian rootfs: usr/bin/gunzip links to usr/bin/uncompress, and sorts first."""
+    changes = _linked_layer(["usr/bin/uncompress", "usr/bin/gunzip"], "usr/bin/uncompress")
+    assert _entries(tar_bytes(changes))[1:] == [
+        ("usr/bin/gunzip", "file", "", b"data"),
+        ("usr/bin/uncompress", "link", "usr/bin/gunzip", b""),
+    ]
+
+
+def test_three_names_for_one_inode_link_to_the_first() -> None:
+    names = ["d/c", "d/a", "d/b"]
+    for data_at in names:
+        entries = _entries(tar_bytes(_linked_layer(names, data_at)))
+        assert entries[1:] == [
+            ("d/a", "file", "", b"data"),
+            ("d/b", "link", "d/a", b""),
+            ("d/c", "link", "d/a", b""),
+        ]
+
+
+def test_links_across_directories_and_chains_link_to_the_first_name() -> None:
+    changes = [
+        Change("z", ChangeKind.DIR, 0o755),
+        Change("z/target", ChangeKind.FILE, 0o700, size=2, mtime=5, content=opener_for(b"hi")),
+        Change("a", ChangeKind.DIR, 0o755),
+        Change("a/via", ChangeKind.HARDLINK, link="m/link"),  # a link to a link
+        Change("m", ChangeKind.DIR, 0o755),
+        Change("m/link", ChangeKind.HARDLINK, link="z/target"),
+    ]
+    data = tar_bytes(changes)
+    assert [e for e in _entries(data) if e[1] != "dir"] == [
+        ("a/via", "file", "", b"hi"),
+        ("m/link", "link", "a/via", b""),
+        ("z/target", "link", "a/via", b""),
+    ]
+    via = members(data)["a/via"]
+    assert (via.mode, via.mtime, via.size) == (0o700, 5, 2)  # the inode's metadata moved too
+    shuffled = list(changes)
+    random.Random(3).shuffle(shuffled)
+    assert tar_bytes(shuffled) == data
+
+
+def test_links_already_after_their_data_and_links_out_of_the_layer_are_kept() -> None:
+    changes = [
+        *_linked_layer(["bin/ash", "bin/busybox"], "bin/ash"),
+        Change("bin/sh", ChangeKind.HARDLINK, link="bin/lower"),  # a file of a lower layer
+    ]
+    assert [e for e in _entries(tar_bytes(changes)) if e[1] != "dir"] == [
+        ("bin/ash", "file", "", b"data"),
+        ("bin/busybox", "link", "bin/ash", b""),
+        ("bin/sh", "link", "bin/lower", b""),
+    ]

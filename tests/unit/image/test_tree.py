@@ -150,6 +150,21 @@ def test_hard_links_become_files_with_their_targets_data_layer() -> None:
     assert tree.content_layer("etc") is None and tree.content_layer("nope") is None
 
 
+def test_hard_link_before_its_data_in_the_same_layer() -> None:
+    """Older layerbuild layers put Debian's usr/bin/gunzip (a link) before its target."""
+    tree = base()
+    tree.apply(
+        [
+            Change("usr/bin/gunzip", K.HARDLINK, link="usr/bin/uncompress"),
+            f("usr/bin/uncompress", size=7),
+        ],
+        L2,
+    )
+    linked = tree.lookup("usr/bin/gunzip")
+    assert linked is not None and (linked.kind, linked.size) == (K.FILE, 7)
+    assert tree.content_ref("usr/bin/gunzip") == (L2, "usr/bin/uncompress")
+
+
 def test_copy_is_independent() -> None:
     tree = base()
     other = tree.copy()

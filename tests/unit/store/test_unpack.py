@@ -270,6 +270,25 @@ def test_hardlink_to_missing_target(tmp_path: Path) -> None:
         apply([Entry("h", "hardlink", link="nope")], tmp_path)
 
 
+def test_hardlink_before_its_target_is_made_at_the_end_of_the_layer(tmp_path: Path) -> None:
+    """Older layerbuild stores wrote Debian's usr/bin/gunzip (a link) before its target."""
+    apply(
+        [
+            Entry("usr/", "dir", mode=0o755),
+            Entry("usr/bin/", "dir", mode=0o755),
+            Entry("usr/bin/gunzip", "hardlink", link="usr/bin/uncompress"),
+            Entry("usr/bin/uncompress", data=b"gzip -d", mode=0o755),
+            Entry("usr/bin/zcat", "hardlink", link="usr/bin/gunzip"),
+        ],
+        tmp_path,
+    )
+    names = ("gunzip", "uncompress", "zcat")
+    inodes = {(tmp_path / "usr/bin" / n).stat().st_ino for n in names}
+    assert len(inodes) == 1
+    assert (tmp_path / "usr/bin/gunzip").read_bytes() == b"gzip -d"
+    assert (tmp_path / "usr/bin").stat().st_mtime == 1_700_000_000  # set after the links
+
+
 def test_parent_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(ImageFormatError, match="not a directory"):
         apply([Entry("f", data=b"1"), Entry("f/x", data=b"2")], tmp_path)
