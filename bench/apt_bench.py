@@ -10,7 +10,8 @@ tools take turns round by round, and the best of --runs rounds counts, to spread
 and the disk's moods over all of them. PyPI is reached through this machine's CA bundle, handed
 in as a secret as a user behind a TLS-intercepting proxy would.
 
-    python bench/apt_bench.py [--work /tmp/apt-bench] [--runs 2] [--tools layerbuild,layerbuild-default,buildkit]
+    python bench/apt_bench.py [--work /tmp/apt-bench] [--runs 2]
+        [--tools layerbuild,layerbuild-default,buildkit]
 
 Needs root, skopeo and docker.io (dockerd, /usr/bin/docker); the dockerd is started with
 /work/shared/tools/dockerd-start when --dockerd-tools points there (the default).
@@ -145,11 +146,12 @@ def main() -> None:
             elif tool == "buildkit":
                 times = buildkit(args.work, ctx, base, args.dockerd_tools)
             else:
-                raise SystemExit(f"unknown tool {tool!r}: layerbuild, layerbuild-default, buildkit")
+                raise SystemExit(f"unknown tool {tool!r}: see --tools")
             print("  " + "  ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, times, strict=True)))
             best = results.get(tool, times)
             results[tool] = [min(a, b) for a, b in zip(best, times, strict=True)]
-    print("\nnetwork: host for layerbuild and buildkit; default (slirp4netns) for layerbuild-default")
+    print("\nnetwork: host for layerbuild and buildkit; default (slirp4netns) for "
+          "layerbuild-default")
     if args.runs > 1:
         print(f"best of {args.runs} rounds:")
     report(results)
