@@ -93,6 +93,12 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     help="Secret for RUN --mount: id=ID,src=PATH | id=ID,env=VAR.",
 )
 @click.option(
+    "--ssh",
+    multiple=True,
+    metavar="default|ID[=SOCKET]",
+    help="SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK).",
+)
+@click.option(
     "--network",
     type=click.Choice(["default", "none", "host"]),
     default="default",
@@ -208,6 +214,16 @@ def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
         raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--add-host") from None
 
 
+def _ssh(values: Sequence[str]) -> dict[str, Path]:
+    from layerbuild.build.sshforward import parse_ssh
+    from layerbuild.errors import LayerbuildError
+
+    try:
+        return parse_ssh(values, os.environ)
+    except LayerbuildError as e:
+        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--ssh") from None
+
+
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
     from layerbuild.build.options import BuildOptions
     from layerbuild.cli_cache import cache_specs
@@ -239,6 +255,7 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         no_cache_filter=kw["no_cache_filter"],
         registry=registry if kw["pull"] else None,
         secrets=secrets_option(kw["secrets"]),
+        ssh=_ssh(kw["ssh"]),
         network=kw["network"],
         add_hosts=kw["add_hosts"],
         cache_to=cache_specs(kw["cache_to"], "to"),
