@@ -7,6 +7,7 @@ forking needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -93,6 +94,12 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     help="Secret for RUN --mount: id=ID,src=PATH | id=ID,env=VAR.",
 )
 @click.option(
+    "--ssh",
+    multiple=True,
+    metavar="default|ID[=SOCKET]",
+    help="SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK).",
+)
+@click.option(
     "--network",
     type=click.Choice(["default", "none", "host"]),
     default="default",
@@ -131,13 +138,27 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 )
 @click.pass_obj
 def build_cmd(ctx: Context, /, **kw: Any) -> None:
-    """Build an image from a Dockerfile and a context directory."""
-    prefetch = _prefetch(kw["context"], kw["dockerfile"])
-    try:
-        _build(ctx, kw, prefetch)
-    finally:
-        if prefetch is not None:
-            prefetch.close()
+    """Build an image from a Dockerfile and a context directory (- : a tar or a Dockerfile
+    on stdin)."""
+    with contextlib.ExitStack() as stack:
+        if str(kw["context"]) == "-":
+            _run(ctx, lambda: _stdin_context(stack, kw))
+        prefetch = _prefetch(kw["context"], kw["dockerfile"])
+        try:
+            _build(ctx, kw, prefetch)
+        finally:
+            if prefetch is not None:
+                prefetch.close()
+
+
+def _stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
+    from layerbuild.build.stdincontext import inner_path, stdin_context
+
+    kw["context"], text = stack.enter_context(stdin_context(sys.stdin.buffer, kw["dockerfile"]))
+    if text is not None:
+        kw["stdin_dockerfile"] = text
+    elif kw["dockerfile"]:  # with an archive on stdin, -f names a file inside it (as in docker)
+        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
 
 
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
@@ -208,6 +229,16 @@ def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
         raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--add-host") from None
 
 
+def _ssh(values: Sequence[str]) -> dict[str, Path]:
+    from layerbuild.build.sshforward import parse_ssh
+    from layerbuild.errors import LayerbuildError
+
+    try:
+        return parse_ssh(values, os.environ)
+    except LayerbuildError as e:
+        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--ssh") from None
+
+
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
     from layerbuild.build.options import BuildOptions
     from layerbuild.cli_cache import cache_specs
@@ -234,11 +265,13 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         platform=plat,
         compression=kw["compression"],
         source_date_epoch=_epoch(args),
-        dockerfile_text=sys.stdin.read() if dockerfile == "-" else None,
+        dockerfile_text=kw.get("stdin_dockerfile")
+        or (sys.stdin.read() if dockerfile == "-" else None),
         no_cache=kw["no_cache"],
         no_cache_filter=kw["no_cache_filter"],
         registry=registry if kw["pull"] else None,
         secrets=secrets_option(kw["secrets"]),
+        ssh=_ssh(kw["ssh"]),
         network=kw["network"],
         add_hosts=kw["add_hosts"],
         cache_to=cache_specs(kw["cache_to"], "to"),

@@ -35,6 +35,8 @@ class BuildOptions:
     add_hosts: tuple[HostEntry, ...] = ()  # --add-host: extra /etc/hosts lines of every RUN
     # RUN --mount=type=secret sources: id -> file (never copied into a layer or a cache key)
     secrets: Mapping[str, Path] = field(default_factory=dict)
+    # RUN --mount=type=ssh agents: id -> agent socket (build/sshforward.py); never keyed
+    ssh: Mapping[str, Path] = field(default_factory=dict)
     cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: export this build's cache records
     cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: import records before the build
 

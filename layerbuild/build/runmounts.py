@@ -16,6 +16,10 @@ step's WORKDIR, as BuildKit does.
 - ``type=bind``: the build context (or ``from=`` a stage, named context or image), read-only
   unless ``rw``, in which case the step writes into a throwaway copy.
 - ``type=tmpfs``: a fresh tmpfs (``size=`` bytes, or with a k/m/g suffix).
+- ``type=ssh``: a socket forwarding to the SSH agent given with ``--ssh ID=SOCKET`` (id defaults
+  to ``default``), at ``/run/buildkit/ssh_agent.N`` (N counts the step's ssh mounts) unless a
+  target is given; SSH_AUTH_SOCK names the first one (build/sshforward.py). Only the spec is
+  keyed, never the agent's keys.
 
 Nothing mounted enters the layer: the sandbox removes the mount points it had to create
 (runner.py), and what the command writes below a mount lands in the mounted directory.
@@ -25,6 +29,7 @@ runmounts_prepare.py turns these values into cache-key inputs and sandbox mounts
 from __future__ import annotations
 
 import csv
+import dataclasses
 import posixpath
 import re
 from dataclasses import dataclass
@@ -61,7 +66,9 @@ _KEYS = {
     },
     "secret": {"target", "id", "required", "mode", "uid", "gid", "env"},
     "tmpfs": {"target", "size"},
+    "ssh": {"target", "id", "required", "mode", "uid", "gid"},
 }
+SSH_TARGET = "/run/buildkit/ssh_agent.{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,17 @@ class TmpfsMount:
     size: int | None = None  # bytes; None: the kernel's default (half of RAM)
 
 
-RunMount = CacheMount | SecretMount | BindMount | TmpfsMount
+@dataclass(frozen=True, slots=True)
+class SshMount:
+    id: str
+    target: str
+    required: bool = False
+    mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+
+
+RunMount = CacheMount | SecretMount | BindMount | TmpfsMount | SshMount
 
 
 class _Bad(Exception):
@@ -125,7 +142,11 @@ def parse_mounts(
     for spec in instr.mounts:
         try:
             words = expand_word(spec, env) if env is not None else spec
-            out.append(parse_mount(words, workdir))
+            mount = parse_mount(words, workdir)
+            if isinstance(mount, SshMount) and not mount.target:
+                count = sum(isinstance(m, SshMount) for m in out)
+                mount = dataclasses.replace(mount, target=SSH_TARGET.format(count))
+            out.append(mount)
             _check_targets(out)
         except _Bad as e:
             raise _error(instr, spec, str(e), e.hint, file) from None
@@ -151,10 +172,7 @@ def parse_mount(spec: str, workdir: str = "/") -> RunMount:
     fields = _fields(spec)
     kind = fields.pop("type", "bind")
     if kind not in _KEYS:
-        hint = "use type=bind, cache, secret or tmpfs"
-        if kind == "ssh":
-            hint = "SSH agent forwarding is not supported; use type=secret for keys"
-        raise _Bad(f"unknown mount type {kind!r}", hint)
+        raise _Bad(f"unknown mount type {kind!r}", "use type=bind, cache, secret, ssh or tmpfs")
     unknown = sorted(set(fields) - _KEYS[kind])
     if unknown:
         raise _Bad(
@@ -163,6 +181,16 @@ def parse_mount(spec: str, workdir: str = "/") -> RunMount:
         )
     if kind == "secret":
         return _secret(fields, workdir)
+    if kind == "ssh":
+        target = fields.get("target") or ""
+        return SshMount(
+            fields.get("id") or "default",
+            _absolute(target, workdir) if target else "",
+            _bool(fields, "required", False),
+            _mode(fields.get("mode"), 0o600),
+            _int(fields, "uid"),
+            _int(fields, "gid"),
+        )
     if "target" not in fields or not fields["target"]:
         raise _Bad(f"type={kind} needs target=PATH", "name where to mount it: target=/path")
     target = _absolute(fields["target"], workdir)
@@ -317,6 +345,16 @@ def describe(mount: RunMount) -> dict[str, object]:
             "uid": mount.uid,
             "gid": mount.gid,
         }
+    if isinstance(mount, SshMount):
+        return {
+            "type": "ssh",
+            "id": mount.id,
+            "target": mount.target,
+            "required": mount.required,
+            "mode": mount.mode,
+            "uid": mount.uid,
+            "gid": mount.gid,
+        }
     if isinstance(mount, BindMount):
         return {
             "type": "bind",
@@ -326,3 +364,12 @@ def describe(mount: RunMount) -> dict[str, object]:
             "rw": mount.readwrite,
         }
     return {"type": "tmpfs", "target": mount.target, "size": mount.size}
+
+
+def ssh_env(mounts: tuple[RunMount, ...], env: dict[str, str]) -> dict[str, str]:
+    """SSH_AUTH_SOCK for a step with ssh mounts (the first one's target), unless the step's
+    environment sets it already, as BuildKit does (client/llb/exec.go)."""
+    first = next((m for m in mounts if isinstance(m, SshMount)), None)
+    if first is None or "SSH_AUTH_SOCK" in env:
+        return {}
+    return {"SSH_AUTH_SOCK": first.target}

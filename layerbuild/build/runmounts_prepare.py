@@ -22,7 +22,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerbuild.build.filesteps import StageState
@@ -31,6 +31,7 @@ from layerbuild.build.runmounts import (
     CacheMount,
     RunMount,
     SecretMount,
+    SshMount,
     TmpfsMount,
     describe,
 )
@@ -86,6 +87,7 @@ class MountInputs:
     secrets: Mapping[str, Path]
     origins: MountFrom
     scratch: Path  # private directory for secret copies and rw bind copies
+    ssh: Mapping[str, Path] = field(default_factory=dict)  # --ssh: id -> agent socket
 
 
 def mounts_key(mounts: Sequence[RunMount], inputs: MountInputs) -> str:
@@ -128,6 +130,8 @@ def _prepare(mount: RunMount, inputs: MountInputs, stack: contextlib.ExitStack) 
         return Mount("tmpfs", "tmpfs", mount.target, ("nosuid", "nodev", "mode=1777", *size))
     if isinstance(mount, SecretMount):
         return _secret_mount(mount, inputs, stack)
+    if isinstance(mount, SshMount):
+        return _ssh_mount(mount, inputs, stack)
     if isinstance(mount, CacheMount):
         directory = _cache_dir(mount, inputs, stack)
         return Mount("bind", str(directory), mount.target, ("rbind", *_ro(mount.readonly)))
@@ -165,6 +169,27 @@ def _secret_mount(
     _own(name, mount.uid, mount.gid)
     os.chmod(name, mount.mode)
     return Mount("bind", name, mount.target, ("bind", "ro", "nosuid", "nodev", "noexec"))
+
+
+def _ssh_mount(mount: SshMount, inputs: MountInputs, stack: contextlib.ExitStack) -> Mount | None:
+    agent = inputs.ssh.get(mount.id)
+    if agent is None:
+        if not mount.required:
+            return None  # BuildKit skips an optional ssh mount whose id was not given
+        raise BuildError(
+            f"SSH agent {mount.id!r} is required by RUN --mount=type=ssh but was not given",
+            hint=f"pass --ssh {mount.id}=SOCKET (or --ssh {mount.id} for $SSH_AUTH_SOCK)",
+        )
+    from layerbuild.build.sshforward import AgentForward
+
+    # its own short directory: a socket's path must fit in 108 bytes, a store path may not
+    directory = Path(tempfile.mkdtemp(prefix="layerbuild-ssh-"))
+    stack.callback(remove_tree, directory)
+    forward = AgentForward(directory / "agent.sock", agent)
+    stack.callback(forward.close)
+    _own(str(forward.path), mount.uid, mount.gid)
+    os.chmod(forward.path, mount.mode)
+    return Mount("bind", str(forward.path), mount.target, ("bind", "nosuid", "nodev", "noexec"))
 
 
 def _bind_mount(mount: BindMount, inputs: MountInputs, stack: contextlib.ExitStack) -> Mount:

@@ -92,6 +92,7 @@ class RunSteps:
             self.options.secrets,
             runmounts_prepare.MountFrom(self.results, self.sources),
             self.files.scratch,
+            self.options.ssh,
         )
 
     def run(self, state: StageState, instr: ins.Run, step_id: int, key: Digest) -> Layer | None:
@@ -116,7 +117,9 @@ class RunSteps:
         """`execute(log=..., **more)`: the RUN over the stage's layers as they are now, with
         everything it needs from `state` read here (run-ahead calls it on another thread)."""
         ids = self.files.user_ids(state)
-        env = runstep.run_env(state.scope.run_env(), self.files.home(state, ids[0]))
+        step_env = dict(state.scope.run_env())
+        step_env.update(runmounts.ssh_env(self.mounts, step_env))  # not in the key, as in BuildKit
+        env = runstep.run_env(step_env, self.files.home(state, ids[0]))
         argv, stdin = runstep.run_command(instr, state.meta.shell)
         return functools.partial(
             runstep.execute_run,

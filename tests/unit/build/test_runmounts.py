@@ -8,10 +8,12 @@ from layerbuild.build.runmounts import (
     BindMount,
     CacheMount,
     SecretMount,
+    SshMount,
     TmpfsMount,
     describe,
     parse_mount,
     parse_mounts,
+    ssh_env,
 )
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import parse_dockerfile
@@ -51,6 +53,24 @@ def test_secret_defaults_to_run_secrets() -> None:
     assert "content" not in str(describe(SecretMount("tok", "/run/secrets/tok")))
 
 
+def test_ssh_targets_count_the_ssh_mounts_and_set_ssh_auth_sock() -> None:
+    instr = _run(
+        "RUN --mount=type=ssh --mount=type=tmpfs,target=/t "
+        "--mount=type=ssh,id=gh,required,mode=0741,uid=100,gid=102 "
+        "--mount=type=ssh,id=x,target=sock true"
+    )
+    mounts = parse_mounts(instr, "/w")
+    assert [m for m in mounts if isinstance(m, SshMount)] == [
+        SshMount("default", "/run/buildkit/ssh_agent.0"),
+        SshMount("gh", "/run/buildkit/ssh_agent.1", True, 0o741, 100, 102),
+        SshMount("x", "/w/sock"),
+    ]
+    assert ssh_env(mounts, {}) == {"SSH_AUTH_SOCK": "/run/buildkit/ssh_agent.0"}
+    assert ssh_env(mounts, {"SSH_AUTH_SOCK": "/mine"}) == {}  # the step's own ENV wins
+    assert ssh_env(mounts[1:2], {}) == {}
+    assert describe(mounts[2])["id"] == "gh"
+
+
 def test_tmpfs_sizes() -> None:
     assert parse_mount("type=tmpfs,target=/t") == TmpfsMount("/t")
     assert parse_mount("type=tmpfs,target=/t,size=64m") == TmpfsMount("/t", 64 << 20)
@@ -61,7 +81,8 @@ def test_tmpfs_sizes() -> None:
     ("flag", "message"),
     [
         ("type=volume,target=/x", "unknown mount type 'volume'"),
-        ("type=ssh", "SSH agent forwarding"),
+        ("type=ssh,source=/x", "unknown key 'source' for type=ssh"),
+        ("type=ssh,mode=rw", "not an octal mode"),
         ("type=cache,target=/x,colour=red", "unknown key 'colour' for type=cache"),
         ("type=tmpfs,target=/x,ro", "unknown key 'readonly' for type=tmpfs"),
         ("type=cache", "needs target=PATH"),
