@@ -13,8 +13,9 @@ from layerbuild.image.changes import normalize_path
 from layerbuild.image.compress import open_layer
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_compression
-from layerbuild.image.tarreader import TarMembers, read_changes
+from layerbuild.image.tarreader import TarMembers
 from layerbuild.image.tree import FileTree
+from layerbuild.store.layerentries import layer_entries
 from layerbuild.store.layout import Store
 
 # /etc/passwd and friends; anything bigger is not a passwd file we should parse
@@ -22,12 +23,11 @@ _MAX_FILE = 16 << 20
 
 
 def load_tree(store: Store, layers: Sequence[Layer]) -> FileTree:
-    """The metadata tree of the rootfs that `layers` make, in order."""
+    """The metadata tree of the rootfs that `layers` make, in order (each layer's entries
+    parsed from its blob once per store: store/layerentries.py)."""
     tree = FileTree()
     for layer in layers:
-        with store.content.open(layer.digest) as blob:
-            stream = open_layer(blob, layer_compression(layer.media_type))
-            tree.apply(read_changes(stream), layer.digest)
+        tree.apply(layer_entries(store, layer), layer.digest)
     return tree
 
 

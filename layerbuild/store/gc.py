@@ -25,6 +25,7 @@ from layerbuild.errors import ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Index, Manifest
+from layerbuild.store import layerentries
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.content import BlobNotFound
@@ -135,6 +136,7 @@ def collect(
         if removed:
             with BlockCache(store.root / "cache" / "blocks.db", store.content.path) as blocks:
                 blocks.forget_blobs(removed)
+            layerentries.forget(store.root, removed)
         store.snapshots.clean_stale()
         store.content.clean_stale_ingests()
     return sorted(removed), freed
