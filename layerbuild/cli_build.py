@@ -28,6 +28,7 @@ PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 if TYPE_CHECKING:
     from layerbuild.build.options import BuildOptions, BuildResult
     from layerbuild.export.outputs import OutputSpec
+    from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.sandbox.netfiles import HostEntry
     from layerbuild.store.layout import Store
@@ -113,6 +114,18 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     metavar="NAME:IP",
     help="Add a line to RUN's /etc/hosts; IP host-gateway means the host (see docs/run.md).",
     callback=lambda _ctx, _param, values: _add_hosts(values),
+)
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Set an image label.")
+@click.option(
+    "--annotation",
+    "annotations",
+    multiple=True,
+    metavar="[TYPE:]K=V",
+    help="Annotate the manifest; TYPE: manifest, index, manifest-descriptor, index-descriptor.",
+)
+@click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm in RUN steps (default 64m).")
+@click.option(
+    "--ulimit", "ulimits", multiple=True, metavar="TYPE=SOFT[:HARD]", help="A ulimit of RUN steps."
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
 @click.option(
@@ -276,7 +289,27 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         add_hosts=kw["add_hosts"],
         cache_to=cache_specs(kw["cache_to"], "to"),
         cache_from=cache_specs(kw["cache_from"], "from"),
+        **_image_and_limits(kw, plat),
     )
+
+
+def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
+    """--label, --annotation (image metadata), --shm-size and --ulimit (RUN's resources)."""
+    from layerbuild.image.annotations import AnnotationSpecError, parse_annotations
+    from layerbuild.sandbox.limits import LimitSpecError, parse_size, parse_ulimits
+
+    out: dict[str, Any] = {"labels": _pairs(kw["labels"], "--label")}
+    for name, parse in (
+        ("annotations", lambda: parse_annotations(kw["annotations"], plat)),
+        ("shm_size", lambda: parse_size(kw["shm_size"]) or None if kw["shm_size"] else None),
+        ("ulimits", lambda: parse_ulimits(kw["ulimits"])),
+    ):
+        try:
+            out[name] = parse()
+        except (AnnotationSpecError, LimitSpecError) as e:
+            option = "--" + name.rstrip("s").replace("_", "-")
+            raise click.BadParameter(str(e), param_hint=option) from None
+    return out
 
 
 def _after_build(

@@ -199,8 +199,8 @@ class Executor:
         # the image is as old as its newest step: a fully cached rebuild is the same image
         history = final.meta.config.history
         created = history[-1].created if history and history[-1].created else self.created
-        config = replace(final.meta.config, created=created)
-        desc = images.write_image(self.store, config, final.layers)
+        config = m.with_labels(replace(final.meta.config, created=created), opts.labels)
+        desc = images.write_image(self.store, config, final.layers, opts.annotations)
         for tag in tags:
             images.tag(self.store, tag, desc)
         self.cache.finish()

@@ -8,6 +8,7 @@ WORKDIR changes the config here and, in the executor, creates the directory in a
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from layerbuild.dockerfile import instructions as ins
@@ -43,6 +44,16 @@ def resolve_workdir(current: str, path: str) -> str:
     """WORKDIR is relative to the previous WORKDIR; the result is absolute and cleaned."""
     joined = path if path.startswith("/") else posixpath.join(current or "/", path)
     return posixpath.normpath(joined).replace("//", "/")
+
+
+def with_labels(config: ImageConfig, labels: Mapping[str, str]) -> ImageConfig:
+    """The final image's config with `build --label` set over the Dockerfile's LABELs
+    (BuildKit's dockerfile2llb does this after the last step: no history entry, no step key)."""
+    if not labels:
+        return config
+    merged = dict(config.config.labels)
+    merged.update(labels)
+    return replace(config, config=replace(config.config, labels=tuple(sorted(merged.items()))))
 
 
 def apply_metadata(meta: StageMeta, instr: ins.Instruction) -> StageMeta:

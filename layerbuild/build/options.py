@@ -8,9 +8,11 @@ from pathlib import Path
 
 from layerbuild.build.remotecache import CacheSpec
 from layerbuild.digest import Digest
+from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.registry.options import RegistryOptions
+from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
 
 
@@ -39,6 +41,11 @@ class BuildOptions:
     ssh: Mapping[str, Path] = field(default_factory=dict)
     cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: export this build's cache records
     cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: import records before the build
+    # --label: set on the final image's config after the Dockerfile's LABELs; in no step key
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Annotations = field(default_factory=Annotations)  # --annotation
+    shm_size: int | None = None  # --shm-size in bytes; None: 64 MiB (in RUN keys when set)
+    ulimits: tuple[Ulimit, ...] = ()  # --ulimit of every RUN (in RUN keys when set)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from layerbuild.dockerfile.lexer import heredoc_marker
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
+from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.layers import MAX_LOWERS, LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
@@ -88,11 +89,15 @@ def cache_inputs(
     network: str,
     mounts: str = "",
     hosts: Sequence[HostEntry] = (),
+    shm_size: int | None = None,
+    ulimits: Sequence[Ulimit] = (),
 ) -> list[tuple[str, str]]:
     """What a RUN's result depends on besides its parent (BuildKit ExecOp.CacheMap).
 
     `mounts` is runmounts_prepare.mounts_key of its --mount flags ("" when it has none, so
-    the keys of RUNs without mounts stay as they were); `hosts` likewise for --add-host."""
+    the keys of RUNs without mounts stay as they were); `hosts` likewise for --add-host, and
+    `shm_size`/`ulimits` for --shm-size/--ulimit, which BuildKit keys too (a /dev/shm tmpfs
+    mount and Meta.Ulimit of the ExecOp)."""
     inputs = [
         ("instruction", ins.describe(instr)),
         ("argv", json.dumps(run_command(instr, shell)[0])),
@@ -106,6 +111,10 @@ def cache_inputs(
         inputs.append(("mounts", mounts))
     if hosts:
         inputs.append(("hosts", json.dumps([[h.name, h.ip] for h in hosts])))
+    if shm_size:
+        inputs.append(("shm-size", str(shm_size)))
+    if ulimits:
+        inputs.append(("ulimits", json.dumps([[u.name, u.soft, u.hard] for u in ulimits])))
     return inputs
 
 
@@ -156,6 +165,8 @@ def execute_run(
     mounts: tuple[Mount, ...] = (),
     stdin: bytes | None = None,
     top: Path | None = None,
+    shm_size: int | None = None,
+    ulimits: tuple[Ulimit, ...] = (),
 ) -> RunResult:
     """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
 
@@ -187,6 +198,8 @@ def execute_run(
             extra_mounts=mounts,
             stdin=stdin,
             add_hosts=add_hosts,
+            shm_size=shm_size,
+            ulimits=ulimits,
         )
         code = run(spec, on_output=output)
         output.flush()

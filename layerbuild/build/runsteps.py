@@ -80,6 +80,8 @@ class RunSteps:
             self.network(instr),
             mounts=mounts,
             hosts=self.options.add_hosts,
+            shm_size=self.options.shm_size,
+            ulimits=self.options.ulimits,
         )
 
     def mount_inputs(self) -> runmounts_prepare.MountInputs:
@@ -134,6 +136,8 @@ class RunSteps:
             ids=ids,
             network=self.network(instr),
             add_hosts=self.options.add_hosts,
+            shm_size=self.options.shm_size,
+            ulimits=self.options.ulimits,
         )
 
     def run_ahead(

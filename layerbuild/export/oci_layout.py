@@ -37,6 +37,7 @@ INDEX_FILE = "index.json"
 LAYOUT_BYTES = canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION})
 
 _COPY_CHUNK = 1 << 20
+_NAME_KEYS = (mt.ANNOTATION_REF_NAME, mt.ANNOTATION_IMAGE_NAME)
 
 
 def blob_name(digest: Digest) -> str:
@@ -53,13 +54,16 @@ def tag_of(name: str) -> str:
 
 
 def index_entries(desc: Descriptor, tags: Sequence[str]) -> list[Descriptor]:
-    """The `index.json` entries for an image: one per tag, or one unnamed entry."""
-    plain = desc.with_annotations({})
+    """The `index.json` entries for an image: one per tag, or one unnamed entry. The
+    descriptor's own annotations (--annotation manifest-descriptor: or index-descriptor:)
+    stay; the names it had in the store are replaced by `tags`."""
+    kept = {k: v for k, v in desc.annotations if k not in _NAME_KEYS}
     if not tags:
-        return [plain]
+        return [desc.with_annotations(kept)]
     return [
-        plain.with_annotations(
+        desc.with_annotations(
             {
+                **kept,
                 mt.ANNOTATION_REF_NAME: tag_of(tag),
                 mt.ANNOTATION_IMAGE_NAME: parse_reference(tag).full_name,
             }
@@ -173,10 +177,10 @@ def merge_entries(old: Iterable[Descriptor], new: Sequence[Descriptor]) -> list[
     """
     ref_names = {n for d in new if (n := d.annotation(mt.ANNOTATION_REF_NAME))}
     image_names = {n for d in new if (n := d.annotation(mt.ANNOTATION_IMAGE_NAME))}
-    unnamed = {d.digest for d in new if not d.annotations}
+    unnamed = {d.digest for d in new if not _named(d)}
 
     def replaced(entry: Descriptor) -> bool:
-        if not entry.annotations:
+        if not _named(entry):
             return entry.digest in unnamed
         return (
             entry.annotation(mt.ANNOTATION_REF_NAME) in ref_names
@@ -184,6 +188,10 @@ def merge_entries(old: Iterable[Descriptor], new: Sequence[Descriptor]) -> list[
         )
 
     return [e for e in old if not replaced(e)] + list(new)
+
+
+def _named(entry: Descriptor) -> bool:
+    return any(entry.annotation(k) for k in _NAME_KEYS)
 
 
 def _open_layout(dest: Path) -> Index | None:

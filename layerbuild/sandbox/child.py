@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import select
 import signal
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class ChildPlan:
     snapshotter: str = "overlay"
     fuse_argv: tuple[str, ...] = ()
     bind_source: str = ""
+    # --ulimit values: (as the user wrote them, resource, soft, hard); -1 is RLIM_INFINITY
+    rlimits: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ def init_main(plan: ChildPlan, fds: ChildFds) -> NoReturn:
         stdin = fds.stdin_r if fds.stdin_r is not None else os.open("/dev/null", os.O_RDONLY)
         _pivot(plan.rootfs)
         _enter_cwd(plan.cwd)
+        _set_rlimits(plan.rlimits)
         _drop_capabilities(plan.cap_last)
         _become_user(plan)
         _arm_pdeathsig(fds)  # a credential change clears it (kernel commit_creds)
@@ -265,6 +269,21 @@ def _enter_cwd(cwd: str) -> None:
     # resolved after pivot_root, so a symlink in the image cannot lead out of the rootfs
     os.makedirs(cwd, mode=0o755, exist_ok=True)
     os.chdir(cwd)
+
+
+def _set_rlimits(rlimits: tuple[tuple[str, int, int, int], ...]) -> None:
+    """Before capabilities and user are dropped: raising a hard limit needs CAP_SYS_RESOURCE
+    (runc sets them at the same point)."""
+    for text, res, soft, hard in rlimits:
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (OSError, ValueError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise SandboxError(
+                f"cannot set --ulimit {text}: {why}",
+                hint="lower it: rootless, no hard limit can exceed the builder's own "
+                "(`ulimit -H`); as root, nofile cannot exceed /proc/sys/fs/nr_open",
+            ) from e
 
 
 def _drop_capabilities(cap_last: int) -> None:

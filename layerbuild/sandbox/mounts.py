@@ -125,8 +125,11 @@ def parse_options(options: Iterable[str]) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def default_mounts(*, rootless: bool, own_netns: bool) -> tuple[Mount, ...]:
-    """The mounts every RUN gets (Docker's defaults, minus cgroups and mqueue).
+def default_mounts(
+    *, rootless: bool, own_netns: bool, shm_size: int | None = None
+) -> tuple[Mount, ...]:
+    """The mounts every RUN gets (Docker's defaults, minus cgroups and mqueue); /dev/shm is
+    `shm_size` bytes (--shm-size), else docker's 64 MiB.
 
     /sys is a fresh read-only sysfs only when the step has its own network namespace (the
     kernel refuses sysfs otherwise in a user namespace); runner.py falls back to a read-only
@@ -135,14 +138,13 @@ def default_mounts(*, rootless: bool, own_netns: bool) -> tuple[Mount, ...]:
     pts = ["newinstance", "ptmxmode=0666", "mode=0620"]
     if not rootless:
         pts.append("gid=5")  # tty group; may be unmapped in a user namespace
+    shm = f"size={shm_size}" if shm_size else "size=65536k"
     mounts = [
         Mount("proc", "proc", "/proc", ("nosuid", "nodev", "noexec")),
         Mount("tmpfs", "tmpfs", "/dev", ("nosuid", "strictatime", "mode=755", "size=65536k")),
         *(Mount("bind", f"/dev/{n}", f"/dev/{n}", ("bind",)) for n in DEV_NODES),
         Mount("devpts", "devpts", "/dev/pts", ("nosuid", "noexec", *pts)),
-        Mount(
-            "tmpfs", "shm", "/dev/shm", ("nosuid", "nodev", "noexec", "mode=1777", "size=65536k")
-        ),
+        Mount("tmpfs", "shm", "/dev/shm", ("nosuid", "nodev", "noexec", "mode=1777", shm)),
     ]
     if own_netns:
         mounts.append(Mount("sysfs", "sysfs", "/sys", ("ro", "nosuid", "nodev", "noexec")))

@@ -36,6 +36,7 @@ from layerbuild import privilege
 from layerbuild.sandbox import copyroot, linux, netfiles, usernet
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
 from layerbuild.sandbox.errors import SandboxError
+from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.mounts import (
     Mount,
     default_mounts,
@@ -69,6 +70,8 @@ class RunSpec:
     stdin: bytes | None = None
     groups: tuple[int, ...] = ()  # supplementary groups of the user
     add_hosts: tuple[netfiles.HostEntry, ...] = ()  # --add-host lines for /etc/hosts
+    shm_size: int | None = None  # bytes of /dev/shm (--shm-size); None: docker's 64 MiB
+    ulimits: tuple[Ulimit, ...] = ()  # --ulimit: set in the step's PID 1 before exec
 
 
 def _discard(_: bytes) -> None:
@@ -221,7 +224,7 @@ def _plan(spec: RunSpec, rundir: Path, rootless: bool, mode: str = "overlay") ->
     sysfs_fallback = Mount("bind", "/sys", "/sys", ("rbind", "ro"))
     mounts: list[tuple[Mount, Mount | None]] = [
         (m, sysfs_fallback if m.type == "sysfs" else None)
-        for m in default_mounts(rootless=rootless, own_netns=own_net)
+        for m in default_mounts(rootless=rootless, own_netns=own_net, shm_size=spec.shm_size)
     ]
     mounts += [(Mount("bind", str(etc / n), f"/etc/{n}", ("bind",)), None) for n in _ETC_FILES]
     mounts += [(m, None) for m in spec.extra_mounts]
@@ -244,6 +247,7 @@ def _plan(spec: RunSpec, rundir: Path, rootless: bool, mode: str = "overlay") ->
         snapshotter=mode,
         fuse_argv=_fuse_argv(spec, rundir / "rootfs") if mode == "fuse-overlayfs" else (),
         bind_source=str(rundir / "copy") if mode == "copy" else "",
+        rlimits=tuple((str(u), u.resource, u.soft, u.hard) for u in spec.ulimits),
     )
 
 

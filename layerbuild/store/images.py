@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from layerbuild.digest import Digest, is_digest
 from layerbuild.errors import ImageFormatError, ImageNotFound, StoreError
 from layerbuild.image import mediatypes as mt
+from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import DEFAULT_PLATFORM, Descriptor, Platform, choose_platform
 from layerbuild.image.manifest import Index, Layer, Manifest
@@ -76,13 +77,23 @@ def read_image(
     raise ImageFormatError(f"image {desc.digest}: indexes nested more than {_MAX_NESTING} deep")
 
 
-def write_image(store: Store, config: ImageConfig, layers: Sequence[Layer]) -> Descriptor:
-    """Store the config and an OCI manifest for `layers`; returns the manifest descriptor.
+def write_image(
+    store: Store,
+    config: ImageConfig,
+    layers: Sequence[Layer],
+    annotations: Annotations | None = None,
+) -> Descriptor:
+    """Store the config and an OCI manifest for `layers`; returns the image's descriptor.
 
     The layer blobs must already be in the store, and `config.diff_ids` must list them: an image
     that names content the store lacks, or whose config disagrees with its manifest, is refused
     here rather than found broken at export or push time.
+
+    `annotations` (--annotation) go on the manifest and its descriptor; index or
+    index-descriptor ones make the image a one-platform OCI index around that manifest, as
+    buildx's images are, and the index descriptor is returned.
     """
+    notes = annotations or Annotations()
     if tuple(config.diff_ids) != tuple(layer.diff_id for layer in layers):
         raise ImageFormatError(
             f"image config lists {len(config.diff_ids)} diff_ids that do not match the "
@@ -96,11 +107,19 @@ def write_image(store: Store, config: ImageConfig, layers: Sequence[Layer]) -> D
     manifest = Manifest(
         config=Descriptor(mt.OCI_CONFIG, config_digest, len(config_bytes)),
         layers=tuple(layer.descriptor for layer in layers),
+        annotations=notes.manifest,
     )
     data = manifest.to_bytes()
     digest = store.content.put_bytes(data)
     platform = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
-    return Descriptor(manifest.media_type, digest, len(data), platform=platform)
+    desc = Descriptor(
+        manifest.media_type, digest, len(data), notes.manifest_descriptor, platform=platform
+    )
+    if not notes.wants_index:
+        return desc
+    index_bytes = Index((desc,), annotations=notes.index).to_bytes()
+    index_digest = store.content.put_bytes(index_bytes)
+    return Descriptor(mt.OCI_INDEX, index_digest, len(index_bytes), notes.index_descriptor)
 
 
 def tag(store: Store, name: str, desc: Descriptor) -> str:

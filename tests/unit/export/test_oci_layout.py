@@ -11,7 +11,12 @@ import pytest
 from layerbuild.digest import sha256_bytes
 from layerbuild.errors import ExportError
 from layerbuild.export.load import load
-from layerbuild.export.oci_layout import image_blobs, merge_entries, write_oci_layout
+from layerbuild.export.oci_layout import (
+    image_blobs,
+    index_entries,
+    merge_entries,
+    write_oci_layout,
+)
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Index
@@ -102,6 +107,23 @@ def test_merge_keeps_foreign_entries_and_replaces_unnamed_same_digest() -> None:
     named = d2.with_annotations({mt.ANNOTATION_REF_NAME: "v1"})
     merged = merge_entries([d1, d2, named], [d2])
     assert merged == [d1, named, d2]
+
+
+def test_entries_keep_descriptor_annotations_but_not_old_names() -> None:
+    """--annotation manifest-descriptor: values reach index.json; the store's names do not."""
+    desc = Descriptor(mt.OCI_MANIFEST, sha256_bytes(b"1"), 10).with_annotations(
+        {"org.example.a": "1", mt.ANNOTATION_REF_NAME: "old:1", mt.ANNOTATION_IMAGE_NAME: "x"}
+    )
+    (entry,) = index_entries(desc, ["app:2"])
+    assert dict(entry.annotations) == {
+        "org.example.a": "1",
+        mt.ANNOTATION_REF_NAME: "2",
+        mt.ANNOTATION_IMAGE_NAME: "docker.io/library/app:2",
+    }
+    (unnamed,) = index_entries(desc, [])
+    assert unnamed.annotations == (("org.example.a", "1"),)
+    # an unnamed entry with annotations is still replaced by the same digest unnamed
+    assert merge_entries([unnamed], [unnamed]) == [unnamed]
 
 
 def test_write_into_non_layout_directory_is_refused(

@@ -10,6 +10,7 @@ import pytest
 from layerbuild.digest import sha256_bytes
 from layerbuild.errors import ImageFormatError, ImageNotFound, StoreError
 from layerbuild.image import mediatypes as mt
+from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Index, Layer
@@ -71,6 +72,30 @@ def test_write_image_checks_layers(tmp_path: Path) -> None:
     ghost = Layer(layer.diff_id, sha256_bytes(b"ghost"), 5, mt.OCI_LAYER)
     with pytest.raises(StoreError, match="not in the store"):
         write_image(store, ImageConfig(diff_ids=(layer.diff_id,)), [ghost])
+
+
+def test_write_image_annotations(tmp_path: Path) -> None:
+    """Manifest annotations go into the manifest, descriptor ones on its descriptor; index
+    levels wrap it in a one-platform index, which reads back to the same manifest."""
+    store = Store.open(tmp_path)
+    layer = put_layer(store, [Entry("f")])
+    config = ImageConfig(diff_ids=(layer.diff_id,))
+    plain = write_image(store, config, [layer], Annotations(manifest=(("m", "1"),)))
+    assert json.loads(store.content.read_bytes(plain.digest))["annotations"] == {"m": "1"}
+    notes = Annotations(
+        manifest=(("m", "1"),),
+        manifest_descriptor=(("md", "2"),),
+        index=(("i", "3"),),
+        index_descriptor=(("id", "4"),),
+    )
+    top = write_image(store, config, [layer], notes)
+    assert top.media_type == mt.OCI_INDEX and top.annotations == (("id", "4"),)
+    index = Index.from_bytes(store.content.read_bytes(top.digest))
+    assert index.annotations == (("i", "3"),)
+    (entry,) = index.manifests
+    assert entry.digest == plain.digest and entry.annotations == (("md", "2"),)
+    assert entry.platform == Platform("amd64", "linux")
+    assert read_image(store, top)[0] == entry
 
 
 def _index(store: Store, *descs: Descriptor) -> Descriptor:
