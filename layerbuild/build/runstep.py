@@ -76,6 +76,13 @@ def run_env(env: Mapping[str, str], home: str = "/root") -> tuple[str, ...]:
     return tuple(f"{k}={v}" for k, v in items.items())
 
 
+def with_secrets(env: tuple[str, ...], secrets: Mapping[str, str]) -> tuple[str, ...]:
+    """`env` with the secret variables set, replacing an ENV of the same name: BuildKit
+    appends them after the step's environment, so they win."""
+    kept = tuple(item for item in env if item.partition("=")[0] not in secrets)
+    return (*kept, *(f"{k}={v}" for k, v in secrets.items()))
+
+
 def cache_inputs(
     instr: ins.Run,
     env: Mapping[str, str],
@@ -147,6 +154,7 @@ def execute_run(
     network: str,
     log: Callable[[str], None],
     mounts: tuple[Mount, ...] = (),
+    secret_env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     top: Path | None = None,
 ) -> RunResult:
@@ -154,8 +162,11 @@ def execute_run(
 
     `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
     they need are taken out of the upper dir by the sandbox, so they never reach the layer.
+    `secret_env`: variables of ``type=secret,env=`` mounts, over those of `env`.
     `top`: the tree of one more layer above `layers`, not yet packed (build/runahead.py)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
+    if secret_env:
+        env = with_secrets(env, secret_env)
     if top is None:
         lowers = tuple(snaps.lowerdirs(store, layers))
     else:
