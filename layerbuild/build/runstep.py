@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 # BuildKit gives a RUN this PATH when the image sets none
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _TAIL_LINES = 12
+_FULL_BELOW = 1 << 20  # bytes left on the store's file system after a failed step
 
 
 def run_command(instr: ins.Run, shell: Sequence[str]) -> tuple[tuple[str, ...], bytes | None]:
@@ -194,7 +196,7 @@ def execute_run(
         code = run(spec, on_output=output)
         output.flush()
         if code != 0:
-            raise _failed(argv, code, list(output.tail))
+            raise _failed(argv, code, list(output.tail), full=_full_disk(step.upper, store.root))
         # rootless, this process is root of its user namespace (sandbox/userns.py): the
         # owners it reads in the upper dir are the ids the step saw
         changes = list(overlay_changes(step.upper, lowerdirs=lowers))
@@ -204,7 +206,21 @@ def execute_run(
     return RunResult(changes, step)
 
 
-def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
+def _full_disk(upper: Path, store: Path) -> str | None:
+    """The store, when the file system the step wrote to is (nearly) full: a command that
+    failed there most likely failed for that, though its own message may say "I/O error"."""
+    try:
+        st = os.statvfs(upper)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize >= _FULL_BELOW and not (st.f_files and st.f_favail == 0):
+        return None
+    return str(store)
+
+
+def _failed(
+    argv: tuple[str, ...], code: int, tail: list[str], *, full: str | None = None
+) -> BuildError:
     command = " ".join(argv)
     if len(command) > 200:
         command = command[:197] + "..."
@@ -214,4 +230,10 @@ def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
     if shown:
         message += f"\nlast output:\n{shown}"
     hint = "the command was not found in the image" if code == 127 else None
+    if full is not None:
+        hint = (
+            f"the file system of the store at {full}, where the step writes, is full: free "
+            "space there (`layerbuild prune` removes unused images and build cache), or use "
+            "a store on another file system with --root or LAYERBUILD_ROOT"
+        )
     return BuildError(message, hint=hint)
