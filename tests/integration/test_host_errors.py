@@ -158,6 +158,20 @@ def test_store_the_user_may_not_write(lb: Layerbuild, tmp_path: Path) -> None:
     _consistent(lb, tags)
 
 
+def test_unreadable_context_file(lb: Layerbuild, tmp_path: Path) -> None:
+    """A context file the user may not read is a context error (exit 3) naming it, with the
+    way out: its mode, or .dockerignore; leaving it out makes the build work."""
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY . /app/\n", "a.txt": "a"})
+    (ctx / "locked.txt").write_text("private")
+    (ctx / "locked.txt").chmod(0)
+    user = dataclasses.replace(lb, prefix=NO_DAC)
+    err = _failed(user, ctx, code=3)
+    assert f"cannot read {ctx}/locked.txt: Permission denied" in err
+    assert "change its owner or mode" in err and ".dockerignore" in err
+    (ctx / ".dockerignore").write_text("locked.txt\n")
+    user.build(ctx, "-t", "app:1")
+
+
 def test_too_many_open_files(lb: Layerbuild, tmp_path: Path) -> None:
     """With 8 descriptors allowed the build cannot run: the hint says to raise the limit."""
     ctx, tags = _app(tmp_path, lb)
