@@ -1,7 +1,8 @@
 """The `layerbuild` command: parse options, call one function, render the result.
 
 Errors derived from LayerbuildError are rendered without a traceback (unless --debug) and exit
-with the error's own status; anything else is a bug and keeps its traceback.
+with the error's own status; so are the OSErrors the machine causes (errors.host_error: a full
+disk, a permission, ...), which exit 9. Anything else is a bug and keeps its traceback.
 
 Each subcommand lives in a module of its own, imported only when it runs: `build` must get to
 forking its context walkers (context/prefetch.py) before the builder is imported, and no
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from layerbuild import __version__
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import LayerbuildError, host_error
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store
@@ -73,6 +74,11 @@ class Context:
 
         return Store.open(self.root)
 
+    def store_root(self) -> str:
+        from layerbuild.store.layout import default_root
+
+        return str((self.root if self.root is not None else default_root()).absolute())
+
 
 def _fail(err: LayerbuildError) -> NoReturn:
     click.secho(f"error: {err}", fg="red", err=True)
@@ -86,6 +92,13 @@ def _run(ctx: Context, fn: Callable[[], None]) -> None:
         if ctx.debug:
             raise
         _fail(e)
+    except OSError as e:
+        # the machine's refusals (disk full, permissions, ...) are errors of their own; any
+        # other OSError is a bug and keeps its traceback
+        failure = host_error(e, store=ctx.store_root())
+        if failure is None or ctx.debug:
+            raise
+        _fail(failure)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

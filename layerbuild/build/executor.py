@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING
 from layerbuild.build import meta as m
 from layerbuild.build import remotecache
 from layerbuild.build.copykeys import CopyKeys
-from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
+from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
+from layerbuild.build.failures import reported, step_name
 from layerbuild.build.filesteps import FileSteps, StageState
 from layerbuild.build.inputs import context_ignore, read_dockerfile
 from layerbuild.build.layerwriter import LayerWriter, file_digests
@@ -35,9 +37,9 @@ from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand
-from layerbuild.dockerfile.parser import Dockerfile, parse_trigger
+from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
-from layerbuild.errors import BuildError, LayerbuildError, UnsupportedError
+from layerbuild.errors import BuildError, UnsupportedError
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
@@ -234,12 +236,9 @@ class Executor:
             self.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
             self.next_instr = steps[index - 1][1] if index - 1 < len(steps) else None
             t0 = time.monotonic()
-            try:
+            with self._failing(step_id, t0, state.name, instr):
                 source = copy_from.get(position) if position is not None else None
                 out = self._step(state, instr, source, index, step_id)
-            except LayerbuildError as e:
-                self._failed(step_id, t0, e, state.name, instr)
-                raise
             seconds = time.monotonic() - t0
             self.cache.note_step(state.name, index, out.key, seconds, out.hit)
             if out.hit:
@@ -259,12 +258,12 @@ class Executor:
             raise UnsupportedError(f"ONBUILD {text}: COPY --from in a trigger is not supported")
         return trigger
 
-    def _failed(
-        self, step_id: int, t0: float, e: LayerbuildError, stage: str, instr: ins.Instruction
-    ) -> None:
-        self.emit(StepFailed(step_id, time.monotonic() - t0, str(e)))
-        if isinstance(e, BuildError) and e.step is None:
-            e.step = _step_name(self.dockerfile, stage, instr)
+    def _failing(
+        self, step_id: int, t0: float, stage: str, instr: ins.Instruction
+    ) -> AbstractContextManager[None]:
+        """Around a step: reports its failure (build/failures.py)."""
+        name = functools.partial(step_name, self.dockerfile.source.name, stage, instr)
+        return reported(self.emit, step_id, t0, name, str(self.store.root))
 
     def _start(self, stage: str, index: int, total: int, instr: ins.Instruction) -> int:
         self.step_ids += 1
@@ -277,11 +276,8 @@ class Executor:
         name = stage.name or f"stage-{stage.index}"
         step_id = self._start(name, 1, total, stage.from_)
         t0 = time.monotonic()
-        try:
+        with self._failing(step_id, t0, name, stage.from_):
             state, key = self._base(planned, name, step_id)
-        except LayerbuildError as e:
-            self._failed(step_id, t0, e, name, stage.from_)
-            raise
         # FROM does no work, so it "hits" unless the base changed since the last build of
         # this Dockerfile: a changed base is then named where it happened, not at step 2 as
         # "parent step missed"
@@ -489,11 +485,3 @@ def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
     for stale in left_by_dead_processes(parent, "build-"):
         shutil.rmtree(stale, ignore_errors=True)
     return tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=parent)
-
-
-def _step_name(dockerfile: Dockerfile, stage: str, instr: ins.Instruction) -> str:
-    line = instr.span.start_line
-    text = " ".join(instr.original.split())
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{dockerfile.source.name}:{line} (stage {stage}) {text}"

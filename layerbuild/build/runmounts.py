@@ -10,8 +10,10 @@ step's WORKDIR, as BuildKit does.
   ``locked`` waits for an exclusive flock, ``private`` uses a fresh empty directory when another
   step holds the cache. ``from=``/``source=`` seed a new cache from a stage or image.
 - ``type=secret``: the file registered with ``--secret id=ID,src=PATH`` (BuildOptions.secrets),
-  bind-mounted read-only from a private copy at ``/run/secrets/ID``. Only the mount spec is part
-  of the cache key, never the content (BuildKit does the same: changing a secret does not
+  bind-mounted read-only from a private copy at ``/run/secrets/ID``. With ``env=NAME`` (Dockerfile
+  1.10) the content is the value of the variable NAME in the step's environment instead, and a
+  file only when ``target=`` is given too (BuildKit convert_secrets.go). Only the mount spec is
+  part of the cache key, never the content (BuildKit does the same: changing a secret does not
   invalidate a step).
 - ``type=bind``: the build context (or ``from=`` a stage, named context or image), read-only
   unless ``rw``, in which case the step writes into a throwaway copy.
@@ -87,11 +89,12 @@ class CacheMount:
 @dataclass(frozen=True, slots=True)
 class SecretMount:
     id: str
-    target: str
+    target: str | None  # None: no file, the secret is only the variable `env`
     required: bool = False
     mode: int = 0o400
     uid: int = 0
     gid: int = 0
+    env: str | None = None  # the environment variable that holds the secret in the step
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,23 +239,34 @@ def _fields(spec: str) -> dict[str, str]:
 
 
 def _secret(fields: dict[str, str], workdir: str) -> SecretMount:
-    if "env" in fields:
-        raise _Bad(
-            "secrets as environment variables (env=) are not supported",
-            "mount the secret as a file and read it: $(cat /run/secrets/ID)",
-        )
     target = fields.get("target") or ""
     secret_id = fields.get("id") or (posixpath.basename(target) if target else "")
     if not secret_id:
         raise _Bad("type=secret needs id=ID", "name the secret given to --secret id=ID,src=PATH")
+    env = _env_name(fields["env"]) if "env" in fields else None
+    if target:
+        path: str | None = _absolute(target, workdir)
+    else:
+        # as BuildKit: a secret for a variable is a file too only when target= asks for one
+        path = None if env is not None else f"{SECRETS_DIR}/{secret_id}"
     return SecretMount(
         secret_id,
-        _absolute(target, workdir) if target else f"{SECRETS_DIR}/{secret_id}",
+        path,
         _bool(fields, "required", False),
         _mode(fields.get("mode"), 0o400),
         _int(fields, "uid"),
         _int(fields, "gid"),
+        env,
     )
+
+
+def _env_name(name: str) -> str:
+    if not name or "=" in name or "\0" in name:
+        raise _Bad(
+            f"env={name!r} is not a variable name",
+            "name the variable that should hold the secret: env=TOKEN",
+        )
+    return name
 
 
 def _absolute(target: str, workdir: str) -> str:
@@ -312,11 +326,17 @@ def _size(value: str) -> int:
 
 
 def _check_targets(mounts: list[RunMount]) -> None:
-    targets = [m.target for m in mounts]
+    targets = [m.target for m in mounts if m.target is not None]
     if len(set(targets)) != len(targets):
         raise _Bad(
             f"another --mount of this RUN has the target {targets[-1]}",
             "give each mount its own target",
+        )
+    names = [m.env for m in mounts if isinstance(m, SecretMount) and m.env is not None]
+    if len(set(names)) != len(names):
+        raise _Bad(
+            f"another --mount of this RUN sets the variable {names[-1]}",
+            "give each secret its own env=NAME",
         )
 
 
@@ -336,7 +356,7 @@ def describe(mount: RunMount) -> dict[str, object]:
             "ro": mount.readonly,
         }
     if isinstance(mount, SecretMount):
-        return {
+        item: dict[str, object] = {
             "type": "secret",
             "id": mount.id,
             "target": mount.target,
@@ -345,6 +365,9 @@ def describe(mount: RunMount) -> dict[str, object]:
             "uid": mount.uid,
             "gid": mount.gid,
         }
+        if mount.env is not None:  # absent otherwise: file secrets keep their keys
+            item["env"] = mount.env
+        return item
     if isinstance(mount, SshMount):
         return {
             "type": "ssh",

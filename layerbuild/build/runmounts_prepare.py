@@ -2,7 +2,8 @@
 
 `mounts_key` is what the step's cache key sees of its mounts: the spec of each, plus for a bind
 the digest of what it shows (the context subtree after .dockerignore, or the key of the stage /
-image it comes from); a secret contributes its spec only, never its content. `prepared` makes
+image it comes from); a secret contributes its spec only, never its content. `secret_env` gives
+the variables of ``env=`` secrets, which only the step's process sees. `prepared` makes
 the `Mount`s the sandbox performs: cache directories (locked per their sharing mode) in
 ``<store>/cache/mounts``, private copies of secrets, throwaway copies for ``rw`` binds and for
 context binds that .dockerignore filters; everything temporary goes when the step ends.
@@ -145,21 +146,9 @@ def _ro(readonly: bool) -> tuple[str, ...]:
 def _secret_mount(
     mount: SecretMount, inputs: MountInputs, stack: contextlib.ExitStack
 ) -> Mount | None:
-    src = inputs.secrets.get(mount.id)
-    if src is None:
-        if not mount.required:
-            return None  # BuildKit skips an optional secret that was not given
-        raise BuildError(
-            f"secret {mount.id!r} is required by RUN --mount but was not given",
-            hint=f"pass --secret id={mount.id},src=PATH (or env=VAR)",
-        )
-    try:
-        data = Path(src).read_bytes()
-    except OSError as e:
-        raise BuildError(
-            f"cannot read secret {mount.id!r} from {src}: {e.strerror}",
-            hint="check the src= path given to --secret",
-        ) from None
+    data = _secret_data(mount, inputs.secrets)
+    if data is None or mount.target is None:
+        return None  # BuildKit skips an optional secret that was not given
     # a private copy: the command cannot change the user's file, and the mode/owner the
     # mount asks for apply to the copy only
     fd, name = tempfile.mkstemp(prefix="secret-", dir=inputs.scratch)
@@ -190,6 +179,44 @@ def _ssh_mount(mount: SshMount, inputs: MountInputs, stack: contextlib.ExitStack
     _own(str(forward.path), mount.uid, mount.gid)
     os.chmod(forward.path, mount.mode)
     return Mount("bind", str(forward.path), mount.target, ("bind", "nosuid", "nodev", "noexec"))
+
+
+def secret_env(mounts: Sequence[RunMount], secrets: Mapping[str, Path]) -> dict[str, str]:
+    """The variables of ``type=secret,env=NAME`` mounts, for the step's process only (never
+    its config, history or key). An optional secret that was not given is the empty string,
+    as BuildKit's ExecOp.loadSecretEnv sets it; a required one fails."""
+    env: dict[str, str] = {}
+    for mount in mounts:
+        if not isinstance(mount, SecretMount) or mount.env is None:
+            continue
+        data = _secret_data(mount, secrets)
+        if data is not None and b"\0" in data:
+            raise BuildError(
+                f"secret {mount.id!r} holds a NUL byte and cannot be the value of "
+                f"the variable {mount.env}",
+                hint=f"mount it as a file instead: drop env={mount.env}",
+            )
+        env[mount.env] = os.fsdecode(data or b"")  # fsdecode: execve gets the bytes back
+    return env
+
+
+def _secret_data(mount: SecretMount, secrets: Mapping[str, Path]) -> bytes | None:
+    """The secret's content; None for an optional secret that was not given."""
+    src = secrets.get(mount.id)
+    if src is None:
+        if not mount.required:
+            return None
+        raise BuildError(
+            f"secret {mount.id!r} is required by RUN --mount but was not given",
+            hint=f"pass --secret id={mount.id},src=PATH (or env=VAR)",
+        )
+    try:
+        return Path(src).read_bytes()
+    except OSError as e:
+        raise BuildError(
+            f"cannot read secret {mount.id!r} from {src}: {e.strerror}",
+            hint="check the src= path given to --secret",
+        ) from None
 
 
 def _bind_mount(mount: BindMount, inputs: MountInputs, stack: contextlib.ExitStack) -> Mount:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 # BuildKit gives a RUN this PATH when the image sets none
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _TAIL_LINES = 12
+_FULL_BELOW = 1 << 20  # bytes left on the store's file system after a failed step
 
 
 def run_command(instr: ins.Run, shell: Sequence[str]) -> tuple[tuple[str, ...], bytes | None]:
@@ -78,6 +80,13 @@ def run_env(env: Mapping[str, str], home: str = "/root") -> tuple[str, ...]:
     items.setdefault("PATH", DEFAULT_PATH)
     items.setdefault("HOME", home)
     return tuple(f"{k}={v}" for k, v in items.items())
+
+
+def with_secrets(env: tuple[str, ...], secrets: Mapping[str, str]) -> tuple[str, ...]:
+    """`env` with the secret variables set, replacing an ENV of the same name: BuildKit
+    appends them after the step's environment, so they win."""
+    kept = tuple(item for item in env if item.partition("=")[0] not in secrets)
+    return (*kept, *(f"{k}={v}" for k, v in secrets.items()))
 
 
 def cache_inputs(
@@ -163,6 +172,7 @@ def execute_run(
     log: Callable[[str], None],
     add_hosts: tuple[HostEntry, ...] = (),
     mounts: tuple[Mount, ...] = (),
+    secret_env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     top: Path | None = None,
     shm_size: int | None = None,
@@ -172,8 +182,11 @@ def execute_run(
 
     `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
     they need are taken out of the upper dir by the sandbox, so they never reach the layer.
+    `secret_env`: variables of ``type=secret,env=`` mounts, over those of `env`.
     `top`: the tree of one more layer above `layers`, not yet packed (build/runahead.py)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
+    if secret_env:
+        env = with_secrets(env, secret_env)
     if top is None:
         lowers = tuple(snaps.lowerdirs(store, layers))
     else:
@@ -204,7 +217,9 @@ def execute_run(
         code = run(spec, on_output=output)
         output.flush()
         if code != 0:
-            raise _failed(argv, code, list(output.tail), network)
+            raise _failed(
+                argv, code, list(output.tail), network, full=_full_disk(step.upper, store.root)
+            )
         # rootless, this process is root of its user namespace (sandbox/userns.py): the
         # owners it reads in the upper dir are the ids the step saw
         changes = list(overlay_changes(step.upper, lowerdirs=lowers))
@@ -242,7 +257,26 @@ def _offline_hint(network: str, tail: list[str]) -> str | None:
     )
 
 
-def _failed(argv: tuple[str, ...], code: int, tail: list[str], network: str) -> BuildError:
+def _full_disk(upper: Path, store: Path) -> str | None:
+    """The store, when the file system the step wrote to is (nearly) full: a command that
+    failed there most likely failed for that, though its own message may say "I/O error"."""
+    try:
+        st = os.statvfs(upper)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize >= _FULL_BELOW and not (st.f_files and st.f_favail == 0):
+        return None
+    return str(store)
+
+
+def _failed(
+    argv: tuple[str, ...],
+    code: int,
+    tail: list[str],
+    network: str,
+    *,
+    full: str | None = None,
+) -> BuildError:
     command = " ".join(argv)
     if len(command) > 200:
         command = command[:197] + "..."
@@ -252,4 +286,10 @@ def _failed(argv: tuple[str, ...], code: int, tail: list[str], network: str) -> 
     if shown:
         message += f"\nlast output:\n{shown}"
     hint = "the command was not found in the image" if code == 127 else None
+    if full is not None:
+        hint = (
+            f"the file system of the store at {full}, where the step writes, is full: free "
+            "space there (`layerbuild prune` removes unused images and build cache), or use "
+            "a store on another file system with --root or LAYERBUILD_ROOT"
+        )
     return BuildError(message, hint=_offline_hint(network, tail) or hint)

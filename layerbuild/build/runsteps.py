@@ -105,8 +105,13 @@ class RunSteps:
             from layerbuild.build import runmounts_prepare
 
             execute = self._executor(state, instr)
-            with runmounts_prepare.prepared(self.mounts, self.mount_inputs()) as mounts:
-                result = execute(log=lambda line: self.emit(Log(step_id, line)), mounts=mounts)
+            inputs = self.mount_inputs()
+            with runmounts_prepare.prepared(self.mounts, inputs) as mounts:
+                result = execute(
+                    log=lambda line: self.emit(Log(step_id, line)),
+                    mounts=mounts,
+                    secret_env=runmounts_prepare.secret_env(self.mounts, inputs.secrets),
+                )
         try:
             layer = self.add_layer(state, instr, result.changes)
             if layer is not None:

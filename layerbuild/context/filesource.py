@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ContextError
+from layerbuild.errors import ContextError, os_hint
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -92,7 +92,8 @@ class FileSource:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
             raise ContextError(
-                f"cannot open {self.path} for COPY: {exc.strerror}", hint=CHANGED_HINT
+                f"cannot open {self.path} for COPY: {exc.strerror}",
+                hint=os_hint(exc) or CHANGED_HINT,
             ) from exc
         now_st = os.fstat(fd)
         if (now_st.st_dev, now_st.st_ino) != (self.st.st_dev, self.st.st_ino):
@@ -160,7 +161,9 @@ def hash_file(path: FilePath, st: os.stat_result) -> FileDigest:
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
-        raise ContextError(f"cannot read {path}: {exc.strerror}", hint=CHANGED_HINT) from exc
+        raise ContextError(
+            f"cannot read {path}: {exc.strerror}", hint=os_hint(exc) or CHANGED_HINT
+        ) from exc
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or (before.st_dev, before.st_ino) != (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerbuild.context.ignore import BadPattern, IgnoreRules, go_clean, go_match
-from layerbuild.errors import ContextError
+from layerbuild.errors import ContextError, os_hint
 
 _MAX_LINKS = 255
 _NOT_FOUND_HINT = (
@@ -61,7 +61,9 @@ def load_ignore(context_dir: Path, dockerfile: Path | None) -> IgnoreRules:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise ContextError(f"cannot read {candidate}: {exc.strerror}") from exc
+            raise ContextError(
+                f"cannot read {candidate}: {exc.strerror}", hint=os_hint(exc)
+            ) from exc
         return IgnoreRules.parse(data.decode("utf-8", "surrogateescape"), source=str(candidate))
     return IgnoreRules(patterns=(), source=".dockerignore")
 
@@ -144,13 +146,17 @@ class _ContextView:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            raise ContextError(f"cannot stat {rel!r} in the source root: {exc.strerror}") from exc
+            raise ContextError(
+                f"cannot stat {rel!r} in the source root: {exc.strerror}", hint=os_hint(exc)
+            ) from exc
 
     def listdir(self, rel: str) -> list[str]:
         try:
             return sorted(os.listdir(self.real(rel)))
         except OSError as exc:
-            raise ContextError(f"cannot list {rel or '.'!r}: {exc.strerror}") from exc
+            raise ContextError(
+                f"cannot list {rel or '.'!r}: {exc.strerror}", hint=os_hint(exc)
+            ) from exc
 
     def scan(self, rel: str) -> list[tuple[str, str, os.stat_result]]:
         """(name, real path, lstat) of a directory's entries, sorted by name; an entry that
@@ -165,10 +171,13 @@ class _ContextView:
                         continue
                     except OSError as exc:
                         raise ContextError(
-                            f"cannot stat {entry.path!r} in the source root: {exc.strerror}"
+                            f"cannot stat {entry.path!r} in the source root: {exc.strerror}",
+                            hint=os_hint(exc),
                         ) from exc
         except OSError as exc:
-            raise ContextError(f"cannot list {rel or '.'!r}: {exc.strerror}") from exc
+            raise ContextError(
+                f"cannot list {rel or '.'!r}: {exc.strerror}", hint=os_hint(exc)
+            ) from exc
         out.sort()
         return out
 
@@ -309,7 +318,7 @@ def _list_all(real: str, prefix: str, paths: list[str], stats: list[os.stat_resu
         with os.scandir(real) as it:
             entries = sorted([(e.name, e.stat(follow_symlinks=False)) for e in it])
     except OSError as exc:
-        raise ContextError(f"cannot list {real!r}: {exc.strerror}") from exc
+        raise ContextError(f"cannot list {real!r}: {exc.strerror}", hint=os_hint(exc)) from exc
     isdir = stat.S_ISDIR
     for name, st in entries:
         paths.append(prefix + name)

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import DigestMismatch, StoreError
+from layerbuild.errors import DigestMismatch, StoreError, at_path
 
 STALE_INGEST_SECONDS = 3600
 _CHUNK = 1 << 20
@@ -117,8 +117,11 @@ class Ingest(io.BufferedIOBase):
             raise ValueError("write to a committed or aborted ingest")
         view = memoryview(data).cast("B")
         written = 0
-        while written < len(view):
-            written += os.write(self._fd, view[written:])
+        try:
+            while written < len(view):
+                written += os.write(self._fd, view[written:])
+        except OSError as e:
+            raise at_path(e, self._tmp) from None  # a full disk shows here: name the file
         self._hash.update(view)
         self._size += len(view)
         return len(view)
@@ -134,7 +137,10 @@ class Ingest(io.BufferedIOBase):
             return self._result
         if self._fd < 0:
             raise StoreError("commit of an aborted ingest")
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as e:
+            raise at_path(e, self._tmp) from None
         os.close(self._fd)
         self._fd = -1
         actual = Digest.from_hash(self._hash)

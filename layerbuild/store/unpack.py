@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild import privilege
-from layerbuild.errors import ImageFormatError, UnsafeArchiveError
+from layerbuild.errors import ImageFormatError, UnsafeArchiveError, at_path
 from layerbuild.image.changes import OPAQUE_MARKER, WHITEOUT_PREFIX
 from layerbuild.store.owners import Owners
 
@@ -465,7 +465,11 @@ def apply_layer(
     try:
         with tarfile.open(fileobj=fileobj, mode="r|") as tf:
             for info in tf:
-                _apply_entry(state, tf, info)
+                try:
+                    _apply_entry(state, tf, info)
+                except OSError as e:
+                    # calls on descriptors name no file, or one relative to a directory
+                    raise at_path(e, root / clean_entry_path(info.name)) from e
             _make_late_links(state, tf)
         _finish_directories(state)
     except tarfile.TarError as e:

@@ -65,6 +65,68 @@ def test_secret_is_readable_but_not_in_layer_history_or_key(
     assert "DONE" in env.stderr
 
 
+def _holding(root: Path, needle: bytes) -> list[str]:
+    """Files under `root` whose bytes contain `needle` (symlinks not followed)."""
+    return [
+        str(p)
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and needle in p.read_bytes()
+    ]
+
+
+def test_secret_env_is_seen_by_the_step_only(lb: Layerbuild, tmp_path: Path) -> None:
+    """type=secret,env=NAME (Dockerfile 1.10): the step sees the variable, over an ENV of the
+    same name; no file unless target= is given; the value is in no layer, config, history,
+    cache record or snapshot; a changed value still hits the cache (the key has the spec)."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-value")
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\nENV TOKEN=public\n"
+            "RUN --mount=type=secret,id=tok,env=TOKEN,required "
+            'test "$(printf %s "$TOKEN" | md5sum | cut -c1-32)" = '
+            "e74a7345b906b2dd50c8e026a10bc02f "
+            "&& ! test -e /run/secrets/tok && echo ok > /out\n"
+            "RUN --mount=type=secret,id=tok,env=T2,target=/etc/tok "
+            'test "$T2" = "$(cat /etc/tok)" && echo "$TOKEN" > /public\n'
+        },
+    )
+    oci = lb.build_oci(ctx, "--secret", f"id=tok,src={secret}")
+    image = OciImage(oci)
+    assert [m.name for m in image.layer_members(-2)] == ["out"]
+    assert [m.name for m in image.layer_members(-1)] == ["public"]  # no etc/tok
+    rootfs = unpack(oci, "1")
+    assert (rootfs / "public").read_text() == "public\n"  # the ENV again after the step
+    assert "TOKEN=public" in image.config()["config"]["Env"]
+    history = lb.ok("history", "--no-trunc", "test:1").stdout
+    assert "env=TOKEN" in history
+    assert _holding(lb.store, b"s3cr3t") == [] and _holding(rootfs, b"s3cr3t") == []
+    assert b"s3cr3t" not in oci.read_bytes()
+    secret.write_text("another value")
+    again = lb.build(ctx, "--secret", f"id=tok,src={secret}")
+    assert "#3 CACHED" in again.stderr and "#4 CACHED" in again.stderr
+    missing = lb("build", "--progress", "plain", "--no-cache", ctx)
+    assert missing.returncode == 4 and "secret 'tok' is required" in missing.stderr
+    from_env = lb.build(
+        ctx, "--no-cache", "--secret", "id=tok,env=TOK", env={"TOK": "s3cr3t-value"}
+    )
+    assert "#3 DONE" in from_env.stderr and "#4 DONE" in from_env.stderr
+
+
+def test_optional_secret_env_not_given_is_empty(lb: Layerbuild, tmp_path: Path) -> None:
+    """As BuildKit: an optional env= secret that was not passed is set, to the empty string."""
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=secret,id=none,env=NONE "
+            'env | grep -c "^NONE=$" > /count\n'
+        },
+    )
+    assert (lb.rootfs(ctx) / "count").read_text() == "1\n"
+
+
 def test_bind_from_context_is_read_only_keyed_and_filtered(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(
         tmp_path,

@@ -32,9 +32,11 @@ TOOL_TIMEOUT = 300
 
 @dataclass(frozen=True)
 class Layerbuild:
-    """`python -m layerbuild --root STORE ...` in a subprocess with a clean environment."""
+    """`python -m layerbuild --root STORE ...` in a subprocess with a clean environment;
+    `prefix`: a command it runs under (`prlimit --nofile=8`, `setpriv ...`)."""
 
     store: Path
+    prefix: tuple[str, ...] = ()
 
     def __call__(
         self,
@@ -67,7 +69,8 @@ class Layerbuild:
         )
 
     def _argv(self, args: tuple[str | os.PathLike[str], ...]) -> list[str]:
-        return [sys.executable, "-m", "layerbuild", "--root", str(self.store), *map(str, args)]
+        command = [sys.executable, "-m", "layerbuild", "--root", str(self.store)]
+        return [*self.prefix, *command, *map(str, args)]
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         env = {

@@ -71,6 +71,28 @@ def test_ssh_targets_count_the_ssh_mounts_and_set_ssh_auth_sock() -> None:
     assert describe(mounts[2])["id"] == "gh"
 
 
+def test_secret_env_is_a_variable_and_a_file_only_with_target() -> None:
+    """As BuildKit's dispatchSecret: env= alone gives no file; env= and target= give both."""
+    assert parse_mount("type=secret,id=tok,env=TOKEN") == SecretMount("tok", None, env="TOKEN")
+    assert parse_mount("type=secret,id=tok,env=TOKEN,target=/t,required") == SecretMount(
+        "tok", "/t", True, env="TOKEN"
+    )
+    assert parse_mount("type=secret,target=/etc/key,env=K") == SecretMount(
+        "key", "/etc/key", env="K"
+    )
+    described = describe(SecretMount("tok", None, env="TOKEN"))
+    assert described["env"] == "TOKEN" and described["target"] is None
+    assert "env" not in describe(SecretMount("tok", "/run/secrets/tok"))  # keys unchanged
+
+
+def test_one_variable_per_secret_mount() -> None:
+    instr = _run("RUN --mount=type=secret,id=a,env=X --mount=type=secret,id=b,env=X true")
+    with pytest.raises(DockerfileError, match="another --mount of this RUN sets the variable X"):
+        parse_mounts(instr)
+    two = _run("RUN --mount=type=secret,id=a,env=X --mount=type=secret,id=b,env=Y true")
+    assert [m.target for m in parse_mounts(two)] == [None, None]
+
+
 def test_tmpfs_sizes() -> None:
     assert parse_mount("type=tmpfs,target=/t") == TmpfsMount("/t")
     assert parse_mount("type=tmpfs,target=/t,size=64m") == TmpfsMount("/t", 64 << 20)
@@ -90,7 +112,9 @@ def test_tmpfs_sizes() -> None:
         ("type=cache,target=/x,mode=rwx", "not an octal mode"),
         ("type=cache,target=/x,uid=root", "uid='root' is not a number"),
         ("type=secret", "needs id=ID"),
-        ("type=secret,id=a,env=A", "not supported"),
+        ("type=secret,id=a,env=", "env='' is not a variable name"),
+        ("type=secret,id=a,env=A=B", "env='A=B' is not a variable name"),
+        ("type=secret,env=A", "needs id=ID"),
         ("type=tmpfs,target=/x,size=lots", "not a size"),
         ("type=bind,target=/", "cannot mount over /"),
         ("type=bind,target=/x,ro,rw", "only one of ro and rw"),
