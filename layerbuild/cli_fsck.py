@@ -22,15 +22,14 @@ def render(result: FsckResult, *, fixed: bool) -> list[str]:
     """The report: what was repaired, what is left, and a summary line."""
     lines = [p.line(repaired=True) for p in result.repaired]
     lines += [p.line() for p in result.remaining]
-    if not result.found:
+    n = len(result.found)
+    found = f"{n} problem{'s' if n != 1 else ''} found"
+    if not n:
         lines.append("store is clean")
     elif fixed:
-        lines.append(
-            f"{len(result.found)} problems found, {len(result.repaired)} repaired, "
-            f"{len(result.remaining)} left"
-        )
+        lines.append(f"{found}, {len(result.repaired)} repaired, {len(result.remaining)} left")
     else:
-        lines.append(f"{len(result.found)} problems found; `layerbuild fsck --repair` fixes them")
+        lines.append(f"{found}; `layerbuild fsck --repair` fixes them")
     return lines
 
 

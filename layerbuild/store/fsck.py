@@ -12,9 +12,9 @@ gone, so one pass finds a broken blob *and* everything that needs it:
 3. names: every ``index.json`` entry points at a manifest or index that is present and sound.
 4. cache records: each one parses, is filed under its own key, and its layer is present, sound,
    of the size it states, and is the last diff_id of the config it records (`check_record`).
-5. leftovers of dead processes: temp files and directories (``ingest/``, ``tmp/build-*``,
-   ``roots/``, temp files beside ``index.json``, cache temp files idle for an hour) and
-   uncommitted snapshots (``snapshots/tmp-*``, ``snapshots/layers/tmp-*``).
+5. leftovers of dead processes (leftovers.py): temp files and directories (``ingest/``,
+   ``tmp/build-*``, ``roots/``, temp files beside ``index.json``, cache temp files idle for an
+   hour) and uncommitted snapshots (``snapshots/tmp-*``, ``snapshots/layers/tmp-*``).
 
 Blobs that a live process named in a GC root (a pull or cache import under way) are not judged
 incomplete: their parts may still be arriving. Each finding is a `Problem` saying what repair
@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,8 +41,9 @@ from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.content import STALE_INGEST_SECONDS, left_by_dead_processes, pid_alive
+from layerbuild.store.content import pid_alive
 from layerbuild.store.images import sniff_media_type
+from layerbuild.store.leftovers import CACHE_TEMP_PREFIX, find_leftovers
 from layerbuild.store.locking import DEFAULT_TIMEOUT, store_lock
 
 if TYPE_CHECKING:
@@ -70,18 +70,6 @@ _IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 _JSON_START = b"{[ \t\r\n"
 _CHUNK = 1 << 20
 _HASH_THREADS = 4
-# where processes keep private temp files and directories: (directory, name prefix); the
-# pid follows the prefix (content.py, snapshots.py, layers.py, executor.py, locking.py, refs.py)
-_TEMP_PLACES = (
-    ("ingest", ""),
-    ("tmp", "build-"),
-    ("roots", ""),
-    (".", ".index.json."),
-    (".", ".oci-layout."),
-)
-_SNAPSHOT_TEMPS = (("snapshots", "tmp-"), ("snapshots/layers", "tmp-"))
-_CACHE_TEMP_DIRS = ("cache/builds", "cache/reports")
-_CACHE_TEMP_PREFIX = ".tmp-"  # cacheindex.py writes through mkstemp: no pid in the name
 _FILES_SUFFIX = ".files"  # a record's file summary beside it (cacheindex.py)
 
 
@@ -351,7 +339,7 @@ def _record_files(store: Store) -> Iterator[Path]:
     keys = store.root / "cache" / "keys"
     if keys.is_dir():
         for path in sorted(keys.glob("*/*")):
-            if not path.name.startswith(_CACHE_TEMP_PREFIX):
+            if not path.name.startswith(CACHE_TEMP_PREFIX):
                 yield path
 
 
@@ -377,47 +365,12 @@ def check_records(store: Store, doomed: frozenset[Digest]) -> list[Problem]:
 # -- 5. leftovers of dead processes ----------------------------------------------------------
 
 
-def _dead_pid_entries(root: Path, places: Sequence[tuple[str, str]]) -> Iterator[Path]:
-    for directory, prefix in places:
-        path = root / directory
-        if path.is_dir():
-            yield from sorted(left_by_dead_processes(path, prefix))
-
-
-def _stale_cache_temps(root: Path, now: float) -> Iterator[Path]:
-    dirs = [root / d for d in _CACHE_TEMP_DIRS]
-    keys = root / "cache" / "keys"
-    if keys.is_dir():
-        dirs += sorted(p for p in keys.iterdir() if p.is_dir())
-    for directory in dirs:
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob(_CACHE_TEMP_PREFIX + "*")):
-            with contextlib.suppress(FileNotFoundError):
-                if now - path.stat().st_mtime > STALE_INGEST_SECONDS:
-                    yield path
-
-
 def check_leftovers(store: Store, *, now: float | None = None) -> list[Problem]:
     """Temp files and uncommitted snapshots left by processes that are gone."""
-    root = store.root
-    problems = []
-    for path in _dead_pid_entries(root, _SNAPSHOT_TEMPS):
-        what = "uncommitted snapshot of a process that is gone"
-        problems.append(Problem("orphan snapshot", _rel(root, path), what, REMOVE_PATH, str(path)))
-    for path in _dead_pid_entries(root, _TEMP_PLACES):
-        what = "temp file of a process that is gone"
-        if path.is_dir():
-            what = "temp directory of a process that is gone"
-        problems.append(Problem("orphan temp", _rel(root, path), what, REMOVE_PATH, str(path)))
-    for path in _stale_cache_temps(root, time.time() if now is None else now):
-        what = f"temp file not written for over {STALE_INGEST_SECONDS // 3600} hour"
-        problems.append(Problem("orphan temp", _rel(root, path), what, REMOVE_PATH, str(path)))
-    return problems
-
-
-def _rel(root: Path, path: Path) -> str:
-    return os.path.relpath(path, root)
+    return [
+        Problem(f.kind, os.path.relpath(f.path, store.root), f.what, REMOVE_PATH, str(f.path))
+        for f in find_leftovers(store.root, now=now)
+    ]
 
 
 # -- the whole check, repair, and locking ----------------------------------------------------

@@ -178,10 +178,11 @@ def test_fsck_finds_and_repairs(
     assert len(lines) == len(expected) + 1
     for line, start in zip(lines, expected, strict=False):
         assert line.startswith(start), (line, start)
-    assert lines[-1] == f"{len(expected)} problems found; `layerbuild fsck --repair` fixes them"
+    found_n = f"{len(expected)} problem{'s' if len(expected) > 1 else ''} found"
+    assert lines[-1] == f"{found_n}; `layerbuild fsck --repair` fixes them"
 
     repaired = lb.ok("fsck", "--repair").stdout.splitlines()
-    assert repaired[-1] == f"{len(expected)} problems found, {len(expected)} repaired, 0 left"
+    assert repaired[-1] == f"{found_n}, {len(expected)} repaired, 0 left"
     assert len(repaired) == len(expected) + 1
     assert all(line.startswith("repaired ") for line in repaired[:-1])
     assert lb.ok("fsck").stdout == "store is clean\n"
