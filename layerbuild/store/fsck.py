@@ -110,12 +110,16 @@ def _doomed(problems: Iterable[Problem]) -> frozenset[Digest]:
 
 
 def _hash_file(path: str) -> str:
+    """The digest of the file at `path` ("" when it is gone: nothing left to judge)."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(_CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
+    try:
+        with open(path, "rb", buffering=0) as f:
+            buf = bytearray(_CHUNK)
+            view = memoryview(buf)
+            while n := f.readinto(buf):
+                h.update(view[:n])
+    except FileNotFoundError:
+        return ""
     return "sha256:" + h.hexdigest()
 
 
@@ -134,7 +138,7 @@ def check_blobs(store: Store) -> list[Problem]:
     paths = [str(store.content.path(d)) for d in blobs]
     with ThreadPoolExecutor(max_workers=min(_HASH_THREADS, os.cpu_count() or 1)) as pool:
         for digest, actual in zip(blobs, pool.map(_hash_file, paths), strict=True):
-            if actual != digest:
+            if actual and actual != digest:
                 problems.append(_corrupt(digest, actual))
     return problems
 
@@ -355,6 +359,8 @@ def check_records(store: Store, doomed: frozenset[Digest]) -> list[Problem]:
                 problems.append(Problem("orphan file", where, what, REMOVE_PATH, str(path)))
             continue
         record, why = _read_record(path)
+        if record is None and not path.exists():
+            continue  # removed meanwhile (a `cache prune` beside the check): not damage
         if record is None:
             problems.append(Problem("broken cache record", where, why, DROP_RECORD, str(path)))
         else:

@@ -31,6 +31,7 @@ from layerbuild.store.fsck import (
     Problem,
     check,
     check_record,
+    check_records,
     run,
 )
 from layerbuild.store.images import tag, write_image
@@ -395,3 +396,18 @@ def test_check_runs_beside_a_build_and_repair_waits_for_it(store: Store) -> None
         release.set()
         build.join(10)
     assert len(run(store, fix=True).repaired) == 1
+
+
+def test_a_record_removed_while_it_is_checked_is_not_damage(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _record_path(store, "env")
+    real = Path.read_bytes
+
+    def vanishing(self: Path) -> bytes:
+        if self == path:  # a `cache prune` removed it between the listing and the read
+            self.unlink()
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", vanishing)
+    assert check_records(store, frozenset()) == []
