@@ -44,6 +44,7 @@ _COMMANDS = {
     "logout": "layerbuild.cli_registry:logout_cmd",
     "cache": "layerbuild.cli_cache:cache_group",
     "prune": "layerbuild.cli_cache:prune_cmd",
+    "fsck": "layerbuild.cli_fsck:fsck_cmd",
     "run": "layerbuild.cli_run:run_cmd",
 }
 

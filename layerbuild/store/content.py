@@ -264,13 +264,14 @@ class _VerifyingRaw(io.RawIOBase):
 class ContentStore:
     """Blobs under ``<root>/blobs/sha256`` (an OCI image layout), written through ingests."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clean: bool = True) -> None:
         self.root = root
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
-        self.clean_stale_ingests()
+        if clean:  # fsck opens without cleaning: it reports leftovers before removing them
+            self.clean_stale_ingests()
 
     def clean_stale_ingests(self, *, max_age: float = STALE_INGEST_SECONDS) -> list[Path]:
         """Delete temp files of killed writers (dead pid) or of writers idle for `max_age`."""

@@ -65,15 +65,19 @@ def _init_layout(root: Path) -> None:
 class Store:
     """The local store; the only writer under its root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clean: bool = True) -> None:
         self.root = root
-        self.content = ContentStore(root)
+        self.content = ContentStore(root, clean=clean)
         self.refs = Refs(root)
-        self.snapshots = Snapshots(root / "snapshots")
+        self.snapshots = Snapshots(root / "snapshots", clean=clean)
 
     @classmethod
-    def open(cls, root: Path | None = None) -> Store:
-        """Open (creating it when missing) the store at `root`, or at the default root."""
+    def open(cls, root: Path | None = None, *, clean: bool = True) -> Store:
+        """Open (creating it when missing) the store at `root`, or at the default root.
+
+        Opening removes what dead processes left in ``ingest/`` and ``snapshots/``, unless
+        `clean` is False (fsck, which reports those leftovers before it removes any).
+        """
         root = (root if root is not None else default_root()).absolute()
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +89,7 @@ class Store:
                 f"cannot create the store at {root}: {e.strerror}",
                 hint="pass --root with a writable directory, or set LAYERBUILD_ROOT",
             ) from e
-        return cls(root)
+        return cls(root, clean=clean)
 
     def lock(
         self, shared: bool = False, *, timeout: float = DEFAULT_TIMEOUT

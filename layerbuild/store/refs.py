@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from layerbuild.digest import Digest
 from layerbuild.errors import StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
@@ -108,6 +109,23 @@ class Refs:
     def delete(self, name: str) -> bool:
         """Remove a name; False when there was no such name."""
         return self._update(normalize_tag(name), None)
+
+    def drop_unnamed(self, digest: Digest) -> bool:
+        """Remove the entries without a ref name that point at `digest` (fsck --repair drops
+        those whose image is gone); False when there was none."""
+        with refs_lock(self.root, timeout=self._lock_timeout):
+            index = self._read()
+            kept = [
+                m
+                for m in index["manifests"]
+                if (m.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME) is not None
+                or m.get("digest") != digest
+            ]
+            if len(kept) == len(index["manifests"]):
+                return False
+            index["manifests"] = kept
+            write_json_atomic(self.index_path, index)
+        return True
 
     def _update(self, key: str, entry: dict[str, Any] | None) -> bool:
         with refs_lock(self.root, timeout=self._lock_timeout):

@@ -118,10 +118,11 @@ def tree_size(path: Path) -> int:
 class Snapshots:
     """Committed snapshots under `root_dir` (``<store>/snapshots``), keyed by chain id."""
 
-    def __init__(self, root_dir: Path) -> None:
+    def __init__(self, root_dir: Path, *, clean: bool = True) -> None:
         self.root_dir = root_dir
         root_dir.mkdir(parents=True, exist_ok=True)
-        self.clean_stale()
+        if clean:
+            self.clean_stale()
 
     def path(self, chain: str) -> Path:
         return self.root_dir / (chain.split(":", 1)[-1] if chain != EMPTY else EMPTY)

@@ -1,0 +1,60 @@
+"""`layerbuild fsck [--repair] [--quick]`: check the whole store, drop what is broken.
+
+The checks and the repair are in store/fsck.py; this module prints one line per problem and
+sets the exit status for CI: 0 clean (or everything found was repaired), PROBLEMS_FOUND when
+problems are left.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from layerbuild.cli import Context, _run
+from layerbuild.store.fsck import FsckResult
+from layerbuild.store.fsck import run as run_fsck
+
+PROBLEMS_FOUND = 10
+
+
+def render(result: FsckResult, *, fixed: bool) -> list[str]:
+    """The report: what was repaired, what is left, and a summary line."""
+    lines = [p.line(repaired=True) for p in result.repaired]
+    lines += [p.line() for p in result.remaining]
+    n = len(result.found)
+    found = f"{n} problem{'s' if n != 1 else ''} found"
+    if not n:
+        lines.append("store is clean")
+    elif fixed:
+        lines.append(f"{found}, {len(result.repaired)} repaired, {len(result.remaining)} left")
+    else:
+        lines.append(f"{found}; `layerbuild fsck --repair` fixes them")
+    return lines
+
+
+@click.command("fsck")
+@click.option("--repair", is_flag=True, help="Drop what is broken (waits for running builds).")
+@click.option("--quick", is_flag=True, help="Do not re-hash blobs other than manifests.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for builds.")
+@click.pass_obj
+def fsck_cmd(ctx: Context, repair: bool, quick: bool, timeout: float) -> None:
+    """Check the store: blobs, images, names, cache records, leftovers.
+
+    Exits 0 when the store is clean (or --repair fixed everything), 9 when problems remain.
+    """
+    status = 0
+
+    def run() -> None:
+        nonlocal status
+        from layerbuild.store.layout import Store
+
+        # not ctx.store(): opening cleans up after dead processes, which fsck reports first
+        store = Store.open(ctx.root, clean=False)
+        result = run_fsck(store, fix=repair, quick=quick, timeout=timeout)
+        for line in render(result, fixed=repair):
+            click.echo(line)
+        status = PROBLEMS_FOUND if result.remaining else 0
+
+    _run(ctx, run)
+    sys.exit(status)
