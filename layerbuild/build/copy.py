@@ -185,8 +185,8 @@ def copy_changes(
         created_mtime=mtime if mtime is not None else _now(now),
     )
     matches = [
-        (_pivot(src), group)
-        for src in sources
+        (_pivot(src), group, index)
+        for index, src in enumerate(sources)
         for group in _group_by_match(
             (selected or {}).get(src)
             or select(
@@ -206,7 +206,10 @@ def copy_changes(
             f"{_MULTI_SOURCE} (destination {dest!r})",
             hint=f"write the destination as {dest.rstrip('/') + '/'!r}",
         )
-    for pivot, group in matches:
+    for pivot, group, index in matches:
+        # hard links are kept within what one source names, not across sources: BuildKit
+        # copies each source with a copy action (and a hard-link tracker) of its own
+        draft.source = index
         if parents:
             rel = _below(normalize_path(group[0].source), pivot)
             inside = rel if group[0].is_dir else posixpath.dirname(rel)
@@ -263,7 +266,8 @@ class _Draft:
         self.tree = tree
         self.meta = meta
         self.entries: dict[str, Change] = {}
-        self.inodes: dict[str, tuple[int, int]] = {}
+        self.inodes: dict[str, tuple[int, int, int]] = {}  # path -> (source, st_dev, st_ino)
+        self.source = 0  # which of the COPY's sources is being put
         # directories this COPY creates: nothing below them can exist in the image, so their
         # children need no symlink resolution (the hot path for a big directory copy)
         self.fresh: set[str] = set()
@@ -377,12 +381,12 @@ class _Draft:
         self.entries[change.path] = change
         self.inodes.pop(change.path, None)
         if st is not None and change.kind is ChangeKind.FILE and st.st_nlink > 1:
-            self.inodes[change.path] = (st.st_dev, st.st_ino)
+            self.inodes[change.path] = (self.source, st.st_dev, st.st_ino)
 
     def finish(self) -> list[Change]:
         """Changes in layer order; later copies of a hard-linked inode become HARDLINKs to the
         first one in that order, so the tar writer meets the data before the links."""
-        first: dict[tuple[int, int], str] = {}
+        first: dict[tuple[int, int, int], str] = {}
         out = []
         for path in sorted(self.entries, key=sort_key):
             change = self.entries[path]

@@ -368,13 +368,10 @@ def test_arg_inherited_by_a_child_stage(
     assert (ours.rootfs / "redeclared").read_text() == f"v={version} ch=beta\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="layerbuild keeps the hard link between two sources of one COPY that are hard links "
-    "in the context; BuildKit copies each source on its own and writes two separate files",
-)
 def test_copy_of_two_sources_that_are_hard_links(both: Both, tmp_path: Path) -> None:
-    """`COPY a b /dst/` where a and b are one inode in the context."""
+    """`COPY a b /dst/` where a and b are one inode in the context: BuildKit copies each
+    source with a copy action of its own, so they become two files (links within one source,
+    e.g. a directory, stay links: test_copy_tree_with_links_and_odd_modes)."""
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY a b /pair/\n", "a": "x\n"})
     os.link(ctx / "a", ctx / "b")
     ours, theirs = both(ctx)
