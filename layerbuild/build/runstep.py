@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerbuild.build.idhint import current_hint
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.scope import PROXY_ARGS
 from layerbuild.errors import BuildError
@@ -203,4 +204,4 @@ def _failed(argv: tuple[str, ...], code: int, tail: list[str]) -> BuildError:
     if shown:
         message += f"\nlast output:\n{shown}"
     hint = "the command was not found in the image" if code == 127 else None
-    return BuildError(message, hint=hint)
+    return BuildError(message, hint=current_hint(tail) or hint)
