@@ -16,15 +16,20 @@ Name: lbtest_subids · Scope: session · Depends: lbtest_user
     The first subordinate uid and gid of lbtest's ranges as /etc/subuid and /etc/subgid hold
     them (other users may come first: never assume 100000); container id N > 0 is host id
     first + N - 1.
+Name: tun_for_users · Scope: session
+    /dev/net/tun usable by every user, for a rootless RUN's default network.
+Name: solo_user · Scope: session · Depends: root (useradd)
+    The system user `lbsolo`, without subordinate ids: its namespace maps root alone.
 """
 
 from __future__ import annotations
 
+import os
 import pwd
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from tests.support.cli import unpack as _unpack
 
 MakeContext = Callable[[Path, Mapping[str, str | bytes]], Path]
 USER = "lbtest"
+SOLO_USER = "lbsolo"  # a user without subordinate ids
 SUBID_FILES = ("/etc/subuid", "/etc/subgid")
 SUBID_FIRST, SUBID_COUNT = 100000, 65536  # login.defs' SUB_UID_MIN and SUB_UID_COUNT
 
@@ -192,3 +198,28 @@ def _append_range(path: Path, name: str) -> None:
         if text and not text.endswith("\n"):
             f.write("\n")
         f.write(f"{name}:{max(ends)}:{SUBID_COUNT}\n")
+
+
+@pytest.fixture(scope="session")
+def solo_user() -> pwd.struct_passwd:
+    """A user with no range in /etc/subuid (a system user: useradd allocates none)."""
+    try:
+        return pwd.getpwnam(SOLO_USER)
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--no-create-home", SOLO_USER], check=True)
+    for path in ("/etc/subuid", "/etc/subgid"):
+        with open(path, encoding="ascii") as f:
+            assert not any(line.startswith(f"{SOLO_USER}:") for line in f), path
+    return pwd.getpwnam(SOLO_USER)
+
+
+@pytest.fixture(scope="session")
+def tun_for_users() -> Iterator[None]:
+    """/dev/net/tun usable by every user, as Debian makes it (0666): some test machines
+    create it 0600, and then only root can start slirp4netns, RUN's default network.
+    Restored afterwards."""
+    before = os.stat("/dev/net/tun").st_mode & 0o777
+    os.chmod("/dev/net/tun", 0o666)
+    yield
+    os.chmod("/dev/net/tun", before)

@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from tests.integration.conftest import SubIds
 from tests.integration.sandbox.conftest import PATH, as_user, mountinfo, user_owned_dir
 
 pytestmark = [pytest.mark.root, pytest.mark.rootless, pytest.mark.overlay]
-SOLO = "lbsolo"  # a user without subordinate ids
 
 
 def test_entering_makes_the_caller_root_of_a_full_map(
@@ -91,20 +89,6 @@ def test_an_owner_beyond_the_map_is_a_clear_error(
     assert "'far/away'" in message and "70000:70000" in message and "0..65535" in message
     assert "/etc/subuid" in hint and "70001" in hint
     assert os.stat(userdir / "root" / "ok").st_uid == lbtest_subids.host_uid(65535)  # the last
-
-
-@pytest.fixture(scope="session")
-def solo_user() -> pwd.struct_passwd:
-    """A user with no range in /etc/subuid (a system user: useradd allocates none)."""
-    try:
-        return pwd.getpwnam(SOLO)
-    except KeyError:
-        pass
-    subprocess.run(["useradd", "--system", "--no-create-home", SOLO], check=True)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        with open(path, encoding="ascii") as f:
-            assert not any(line.startswith(f"{SOLO}:") for line in f), path
-    return pwd.getpwnam(SOLO)
 
 
 def test_without_subordinate_ids_root_alone_is_mapped(
