@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerbuild.build.idhint import current_hint
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.lexer import heredoc_marker
 from layerbuild.errors import BuildError
@@ -292,4 +293,4 @@ def _failed(
             "space there (`layerbuild prune` removes unused images and build cache), or use "
             "a store on another file system with --root or LAYERBUILD_ROOT"
         )
-    return BuildError(message, hint=_offline_hint(network, tail) or hint)
+    return BuildError(message, hint=_offline_hint(network, tail) or current_hint(tail) or hint)

@@ -2,8 +2,8 @@
 
 Name: busybox_lowers · Scope: session · Depends: busybox_layout (tests/integration/conftest.py)
     The busybox image loaded into a session store; its layers as LayerSnapshots lowerdirs.
-Name: lbtest_user · Scope: session · Depends: root (useradd, /etc/subuid)
-    The unprivileged user `lbtest` with the subordinate range 100000:65536, created if missing.
+Name: lbtest_user, lbtest_subids (tests/integration/conftest.py)
+    The unprivileged user `lbtest` and its subordinate ids.
     `as_user(user, work)` runs `work` in a forked child that drops to the user (as `su` would)
     and enters the rootless user namespace (sandbox/userns.py) as the `layerbuild` command
     does; the JSON-able result comes back through a pipe. /root is private on the test
@@ -35,7 +35,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -57,7 +56,6 @@ from layerbuild.store.images import read_image
 from layerbuild.store.layers import LayerSnapshots, StepDirs, remove_tree
 
 PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-USER = "lbtest"
 _PR_SET_DUMPABLE = 4
 
 
@@ -75,19 +73,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason="needs root (namespaces, mounts, mknod)"))
         if item.get_closest_marker("overlay") and not overlay_available():
             item.add_marker(pytest.mark.skip(reason="the kernel has no overlayfs"))
-
-
-@pytest.fixture(scope="session")
-def lbtest_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        pass
-    subprocess.run(["useradd", "-m", USER], check=True, capture_output=True)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        with open(path, "a", encoding="ascii") as f:
-            f.write(f"{USER}:100000:65536\n")
-    return pwd.getpwnam(USER)
 
 
 def _in_child(user: pwd.struct_passwd, work: Callable[[], Any], userns: bool) -> str:
@@ -187,17 +172,6 @@ def fuse_for_users() -> Iterator[None]:
     os.chmod("/dev/fuse", 0o666)
     yield
     os.chmod("/dev/fuse", before)
-
-
-@pytest.fixture(scope="session")
-def tun_for_users() -> Iterator[None]:
-    """/dev/net/tun usable by every user, as Debian makes it (0666): these test machines
-    create it 0600, and then only root can start slirp4netns, RUN's default network.
-    Restored afterwards."""
-    before = os.stat("/dev/net/tun").st_mode & 0o777
-    os.chmod("/dev/net/tun", 0o666)
-    yield
-    os.chmod("/dev/net/tun", before)
 
 
 @pytest.fixture(scope="session")

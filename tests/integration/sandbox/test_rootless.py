@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -29,22 +28,31 @@ from layerbuild.sandbox.userns import enter_rootless_userns
 from layerbuild.store.layers import remove_tree
 from layerbuild.store.owners import UnmappedOwnerError
 from layerbuild.store.unpack import apply_layer
+from tests.integration.conftest import SubIds
 from tests.integration.sandbox.conftest import PATH, as_user, mountinfo, user_owned_dir
 
 pytestmark = [pytest.mark.root, pytest.mark.rootless, pytest.mark.overlay]
-SOLO = "lbsolo"  # a user without subordinate ids
 
 
-def test_entering_makes_the_caller_root_of_a_full_map(lbtest_user: pwd.struct_passwd) -> None:
+def test_entering_makes_the_caller_root_of_a_full_map(
+    lbtest_user: pwd.struct_passwd, lbtest_subids: SubIds
+) -> None:
     def inside() -> list[object]:
         with open("/proc/self/uid_map", encoding="ascii") as f:
             uid_map = [line.split() for line in f]
+        with open("/proc/self/gid_map", encoding="ascii") as f:
+            uid_map += [line.split() for line in f]
         again = enter_rootless_userns()  # already uid 0: nothing to do
         return [os.getuid(), os.getgid(), os.getgroups(), uid_map, again, privilege.rootless()]
 
     uid, gid, groups, uid_map, again, rootless = as_user(lbtest_user, inside)
     assert (uid, gid, groups) == (0, 0, [])
-    assert uid_map == [["0", str(lbtest_user.pw_uid), "1"], ["1", "100000", "65535"]]
+    assert uid_map == [
+        ["0", str(lbtest_user.pw_uid), "1"],
+        ["1", str(lbtest_subids.uid), "65535"],
+        ["0", str(lbtest_user.pw_gid), "1"],
+        ["1", str(lbtest_subids.gid), "65535"],
+    ]
     assert again is None and rootless is True
     assert privilege.privileged()  # the test process itself is still real root
 
@@ -64,7 +72,7 @@ def test_the_command_enters_the_namespace_first(
 
 
 def test_an_owner_beyond_the_map_is_a_clear_error(
-    lbtest_user: pwd.struct_passwd, userdir: Path
+    lbtest_user: pwd.struct_passwd, lbtest_subids: SubIds, userdir: Path
 ) -> None:
     tar = _owned_tar([("ok", 65535), ("far", 0), ("far/away", 70000)])
 
@@ -80,21 +88,7 @@ def test_an_owner_beyond_the_map_is_a_clear_error(
     message, hint = as_user(lbtest_user, unpack)
     assert "'far/away'" in message and "70000:70000" in message and "0..65535" in message
     assert "/etc/subuid" in hint and "70001" in hint
-    assert os.stat(userdir / "root" / "ok").st_uid == 100000 + 65535 - 1  # the last mapped id
-
-
-@pytest.fixture(scope="session")
-def solo_user() -> pwd.struct_passwd:
-    """A user with no range in /etc/subuid (a system user: useradd allocates none)."""
-    try:
-        return pwd.getpwnam(SOLO)
-    except KeyError:
-        pass
-    subprocess.run(["useradd", "--system", "--no-create-home", SOLO], check=True)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        with open(path, encoding="ascii") as f:
-            assert not any(line.startswith(f"{SOLO}:") for line in f), path
-    return pwd.getpwnam(SOLO)
+    assert os.stat(userdir / "root" / "ok").st_uid == lbtest_subids.host_uid(65535)  # the last
 
 
 def test_without_subordinate_ids_root_alone_is_mapped(
@@ -189,7 +183,7 @@ def _busybox_blob(layout: Path) -> Path:
 
 
 def test_a_cache_mount_owner_beyond_the_map_is_a_clear_error(
-    lbtest_user: pwd.struct_passwd, userdir: Path
+    lbtest_user: pwd.struct_passwd, lbtest_subids: SubIds, userdir: Path
 ) -> None:
     """RUN --mount=type=cache,uid=70000 cannot be given to an id the namespace does not map:
     the build says so instead of failing with a bare EINVAL."""
@@ -208,7 +202,10 @@ def test_a_cache_mount_owner_beyond_the_map_is_a_clear_error(
     message, hint = as_user(lbtest_user, own)
     assert "uid=70000" in message and "not mapped" in message
     assert "/etc/subuid" in hint
-    assert os.stat(target).st_uid == 100000 + 1000 - 1
+    assert (os.stat(target).st_uid, os.stat(target).st_gid) == (
+        lbtest_subids.host_uid(1000),
+        lbtest_subids.host_gid(1000),
+    )
 
 
 def test_failing_id_mappers_fall_back_to_the_single_id_map(

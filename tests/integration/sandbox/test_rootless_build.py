@@ -33,6 +33,7 @@ from layerbuild.export.oci_layout import write_oci_layout
 from layerbuild.store.gc import prune_cache
 from layerbuild.store.layers import remove_tree
 from layerbuild.store.layout import Store
+from tests.integration.conftest import SubIds
 from tests.integration.sandbox.conftest import as_user, chown_tree, user_owned_dir
 from tests.support.cli import unpack
 
@@ -122,11 +123,11 @@ def test_rootless_build_matches_the_root_build(
 
 
 def test_gc_of_a_rootless_store_removes_subordinate_owned_snapshots(
-    lbtest_user: pwd.struct_passwd, rootless_build: RootlessBuild
+    lbtest_user: pwd.struct_passwd, lbtest_subids: SubIds, rootless_build: RootlessBuild
 ) -> None:
     layers = rootless_build.store / "snapshots" / "layers"
     owners = {os.lstat(p).st_uid for p in layers.rglob("*")}
-    assert 100000 + 1000 - 1 in owners  # container uid 1000 (home/app): not the caller's
+    assert lbtest_subids.host_uid(1000) in owners  # container uid 1000 (home/app)
 
     def untag_and_prune() -> list[str]:
         store = Store.open(rootless_build.store)
@@ -136,5 +137,5 @@ def test_gc_of_a_rootless_store_removes_subordinate_owned_snapshots(
         return sorted(os.listdir(layers))
 
     assert as_user(lbtest_user, untag_and_prune) == []
-    left = [p for p in rootless_build.store.rglob("*") if os.lstat(p).st_uid >= 100000]
+    left = [p for p in rootless_build.store.rglob("*") if os.lstat(p).st_uid >= lbtest_subids.uid]
     assert left == []
