@@ -1,0 +1,5 @@
+import getpass
+
+import six
+
+print(f"hello from {getpass.getuser()}, six {six.__version__}")
