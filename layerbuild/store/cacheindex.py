@@ -133,7 +133,9 @@ class _Sidecar(Mapping[str, str]):
         return len(self._load())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Replace a cache file whole (readers see the old or the new one); not fsynced: a cache
+    file lost in a crash is rebuilt, never trusted half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -191,9 +193,9 @@ class CacheIndex:
         path = self._path(record.key.digest)
         obj = record.to_json()
         if obj["files"]:  # written first: a record never names a summary not yet there
-            _write_atomic(_sidecar(path), json.dumps(obj["files"], sort_keys=True).encode())
+            write_cache_file(_sidecar(path), json.dumps(obj["files"], sort_keys=True).encode())
             obj["files"] = _BESIDE
-        _write_atomic(path, json.dumps(obj, sort_keys=True).encode())
+        write_cache_file(path, json.dumps(obj, sort_keys=True).encode())
 
     def records(self) -> Iterator[tuple[Path, CacheRecord]]:
         if not self.keys_dir.is_dir():
@@ -230,7 +232,7 @@ class CacheIndex:
         return obj if isinstance(obj, list) else []
 
     def save_build(self, identity: str, steps: list[dict[str, Any]]) -> None:
-        _write_atomic(self._build_path(identity), json.dumps(steps, sort_keys=True).encode())
+        write_cache_file(self._build_path(identity), json.dumps(steps, sort_keys=True).encode())
 
     # -- the last build report of each tagged image ------------------------------------------
 
@@ -240,7 +242,7 @@ class CacheIndex:
     def save_report(self, tag: str, report: dict[str, Any]) -> None:
         """Keep `report` (BuildReport.to_json()) as the last build of the image `tag`."""
         data = json.dumps({"tag": tag, "report": report}, sort_keys=True).encode()
-        _write_atomic(self._report_path(tag), data)
+        write_cache_file(self._report_path(tag), data)
 
     def load_report(self, tag: str) -> dict[str, Any] | None:
         obj = _read_json(self._report_path(tag))

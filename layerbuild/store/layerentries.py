@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import marshal
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from layerbuild.image.compress import open_layer
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_compression
 from layerbuild.image.tarreader import read_changes
+from layerbuild.store.cacheindex import write_cache_file
 from layerbuild.store.layout import Store
 
 _FORMAT = 1  # bump when the tuple layout below changes: old files are then re-read
@@ -84,16 +83,7 @@ def _row(c: Change) -> _Row:
 
 
 def _write(path: Path, changes: list[Change]) -> None:
-    data = marshal.dumps((_FORMAT, [_row(c) for c in changes]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_cache_file(path, marshal.dumps((_FORMAT, [_row(c) for c in changes])))
 
 
 def _load(path: Path) -> list[Change] | None:
