@@ -24,6 +24,7 @@ from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from layerbuild.image.tree import FileTree
 from layerbuild.plan.graph import ImageBase, StageBase
+from layerbuild.store.cacheindex import result_digest
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
@@ -54,6 +55,12 @@ class StageState:
         """The tree is reloaded from the layers when next needed."""
         self.tree = None
         self.unapplied.clear()
+
+    def source_ref(self) -> str:
+        """What a step that reads this stage (COPY --from, RUN --mount from=) keys on: its key
+        and its result, since a stage whose output is not reproducible, rebuilt, has the same
+        key and other files."""
+        return f"stage:{self.key}@{result_digest(self.meta.config)}"
 
 
 @dataclass
@@ -183,7 +190,7 @@ class FileSteps:
             env = sorted(state.scope.expansion_env().items())
             h.update(repr(env).encode("utf-8", "surrogateescape"))
         if isinstance(source, StageBase):
-            key = f"stage:{self.results[source.index].key}"
+            key = self.results[source.index].source_ref()
             h.update(key.encode())
             return QuickKey(h.digest(), key, 0, started, {})
         named = source is not None and source.named_context
@@ -236,7 +243,7 @@ class FileSteps:
             return self.context, False, self.ignore, "context"
         if isinstance(source, StageBase):
             result = self.results[source.index]
-            return self.sources.stage_rootfs(result.layers), True, None, f"stage:{result.key}"
+            return self.sources.stage_rootfs(result.layers), True, None, result.source_ref()
         if source.named_context and (directory := self.sources.directory(source.ref)):
             # a local directory is a context like the main one: owners reset to 0:0
             return directory, False, None, f"dir:{directory}"

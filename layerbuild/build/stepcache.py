@@ -116,7 +116,8 @@ class StepCache:
             return "cache disabled (--no-cache)" if self.disabled else "cache disabled for stage"
         if key.digest in self.dropped:
             return f"its cache record was dropped: {self.dropped[key.digest]}"
-        if self.index.with_key(key.digest):
+        parent = self.parents.get(key.digest)
+        if any(r.parent != parent for r in self.index.with_key(key.digest)):
             return NOT_REPRODUCIBLE  # recorded, but on another result of the step before
         prev = self.previous.get((stage, index))
         if prev is None:
@@ -125,7 +126,7 @@ class StepCache:
             (str(k), str(v)) for k, v in prev.get("inputs") or () if isinstance(k, str)
         )
         if prev.get("key") == str(key.digest):
-            moved = prev.get("parent") not in (None, str(self.parents.get(key.digest)))
+            moved = prev.get("parent") not in (None, str(parent))
             return NOT_REPRODUCIBLE if moved else "not in the cache (pruned)"
         old_files: Mapping[str, str] = {}
         if files is not None:

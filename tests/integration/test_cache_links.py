@@ -135,6 +135,25 @@ def test_no_cache_filter_on_a_stage_with_a_random_step(lb: Layerbuild, tmp_path:
     assert consistent(ctx)
 
 
+def test_steps_reading_a_rebuilt_stage_see_its_new_result(lb: Layerbuild, tmp_path: Path) -> None:
+    """COPY --from and RUN --mount from= a stage whose output is not reproducible: after
+    `--no-cache-filter gen` they read gen's new files, not the ones of its old result."""
+    dockerfile = (
+        "FROM busybox AS gen\nRUN head -c 1000 /dev/urandom > /big\n"
+        "FROM busybox\nCOPY --from=gen /big /big\n"
+        "RUN --mount=type=bind,from=gen,target=/g md5sum /g/big > /sum\n"
+    )
+    ctx = make_context(tmp_path, {"Dockerfile": dockerfile})
+    build(lb, ctx)
+    steps, _ = build(lb, ctx, "--no-cache-filter", "gen")
+    assert [s["cache"] for s in steps] == ["hit", "miss", "hit", "miss", "miss"]
+    assert steps[3]["reason"] == "source stage or image changed"
+    assert consistent(ctx)
+    big = (ctx.parent / "out" / "big").read_bytes()
+    build(lb, ctx, "--target", "gen")  # gen as the cache has it now
+    assert (ctx.parent / "out" / "big").read_bytes() == big
+
+
 def test_two_builders_sharing_one_cache_never_mix(
     lb: Layerbuild, new_store: Callable[[str], Layerbuild], tmp_path: Path
 ) -> None:

@@ -115,6 +115,7 @@ def test_a_record_whose_blob_is_gone_misses(tmp_path: Path) -> None:
     _ran(cache, key, BASE, layer)
     store.content.delete(layer.digest)
     assert cache.lookup("s", key, BASE) is None
+    assert cache.reason("s", 2, key) == "no previous build of this step"  # not "reproducible"
 
 
 def test_a_layer_not_in_the_store_is_never_recorded(tmp_path: Path) -> None:
