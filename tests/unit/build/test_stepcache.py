@@ -16,13 +16,14 @@ from layerbuild.build.remotecache import (
     export_local,
     import_local,
     parse_cache_spec,
+    read_records,
     select_records,
 )
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.digest import Digest, sha256_bytes
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
-from layerbuild.image.manifest import Layer
+from layerbuild.image.manifest import Layer, Manifest
 from layerbuild.plan.keys import CacheKey, explain
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord, result_digest
@@ -270,3 +271,23 @@ def test_import_rejects_a_corrupt_layer_blob(tmp_path: Path) -> None:
     with pytest.raises(CacheError, match="corrupt"):
         import_local(dest, tmp_path / "cache", print)
     assert not dest.content.has(sha256_bytes(b"y"))
+
+
+def test_records_without_parent_links_are_not_imported(tmp_path: Path) -> None:
+    """A cache of format 1 is noted and not used; in a format 2 cache, a record without a
+    parent link or whose config does not end with its layer is skipped."""
+    src = Store.open(tmp_path / "src")
+    records = select_records(CacheIndex(src.root), _build_records(src), "b", [], "max")
+    desc = cache_image(src, records, "max")
+    manifest = Manifest.from_bytes(src.content.read_bytes(desc.digest))
+    config = json.loads(src.content.read_bytes(manifest.config.digest))
+    notes: list[str] = []
+    assert len(read_records(manifest, json.dumps(config).encode(), "c", notes.append)) == 3
+    unlinked, unfitting = config["records"][0], config["records"][2]
+    del unlinked["parent"]
+    unfitting["config"]["rootfs"]["diff_ids"] = []
+    kept = read_records(manifest, json.dumps(config).encode(), "c", notes.append)
+    assert [r.description for r in kept] == ["ENV A=1"] and notes == []
+    config["version"] = 1
+    assert read_records(manifest, json.dumps(config).encode(), "c", notes.append) == []
+    assert "older format" in notes[0]
