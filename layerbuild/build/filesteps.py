@@ -57,9 +57,9 @@ class StageState:
         self.unapplied.clear()
 
     def source_ref(self) -> str:
-        """What a step that reads this stage (COPY --from, RUN --mount from=) keys on: its key
-        and its result, since a stage whose output is not reproducible, rebuilt, has the same
-        key and other files."""
+        """What a step that reads this stage without hashing its files (a COPY --from's quick
+        path, RUN --mount from=) keys on: its key and its result, since a stage whose output is
+        not reproducible, rebuilt, has the same key and other files."""
         return f"stage:{self.key}@{result_digest(self.meta.config)}"
 
 
@@ -190,8 +190,9 @@ class FileSteps:
             env = sorted(state.scope.expansion_env().items())
             h.update(repr(env).encode("utf-8", "surrogateescape"))
         if isinstance(source, StageBase):
-            key = self.results[source.index].source_ref()
-            h.update(key.encode())
+            result = self.results[source.index]
+            key = f"stage:{result.key}"  # the sources digest says what the files are
+            h.update(result.source_ref().encode())  # here nothing is read: its result decides
             return QuickKey(h.digest(), key, 0, started, {})
         named = source is not None and source.named_context
         directory = self.sources.directory(source.ref) if source is not None and named else None
@@ -243,7 +244,7 @@ class FileSteps:
             return self.context, False, self.ignore, "context"
         if isinstance(source, StageBase):
             result = self.results[source.index]
-            return self.sources.stage_rootfs(result.layers), True, None, result.source_ref()
+            return self.sources.stage_rootfs(result.layers), True, None, f"stage:{result.key}"
         if source.named_context and (directory := self.sources.directory(source.ref)):
             # a local directory is a context like the main one: owners reset to 0:0
             return directory, False, None, f"dir:{directory}"
