@@ -70,7 +70,7 @@ class CopyKeys:
         if digest is None:
             return None
         key = chain(state.key, [*inputs, ("from", quick.source_key), ("sources", str(digest))])
-        record = self.cache.lookup(state.name, key)
+        record = self.cache.lookup(state.name, key, state.meta.config)
         return (key, record) if record is not None else None
 
     def remember(self, quick: QuickKey, digest: Digest) -> None:

@@ -154,6 +154,7 @@ class Executor:
             identity,
             disabled=opts.no_cache,
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
+            warn=lambda message: self.emit(Log(None, f"warning: {message}")),
         )
         self.copies = CopyKeys(self.statcache, self.cache, self.layers, self.snaps)
         scratch = _scratch_dir(self.store.root / "tmp")
@@ -384,7 +385,7 @@ class Executor:
         elif isinstance(expanded, ins.Run):
             inputs = self.runs.inputs(state, expanded)
         key = chain(state.key, inputs)
-        record = self.cache.lookup(state.name, key)
+        record = self.cache.lookup(state.name, key, state.meta.config)
         if record is not None:
             self.copies.drop_pending()
             return self._reuse(state, expanded, key, record, changes)

@@ -24,6 +24,7 @@ from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from layerbuild.image.tree import FileTree
 from layerbuild.plan.graph import ImageBase, StageBase
+from layerbuild.store.cacheindex import result_digest
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
@@ -54,6 +55,12 @@ class StageState:
         """The tree is reloaded from the layers when next needed."""
         self.tree = None
         self.unapplied.clear()
+
+    def source_ref(self) -> str:
+        """What a step that reads this stage without hashing its files (a COPY --from's quick
+        path, RUN --mount from=) keys on: its key and its result, since a stage whose output is
+        not reproducible, rebuilt, has the same key and other files."""
+        return f"stage:{self.key}@{result_digest(self.meta.config)}"
 
 
 @dataclass
@@ -183,8 +190,9 @@ class FileSteps:
             env = sorted(state.scope.expansion_env().items())
             h.update(repr(env).encode("utf-8", "surrogateescape"))
         if isinstance(source, StageBase):
-            key = f"stage:{self.results[source.index].key}"
-            h.update(key.encode())
+            result = self.results[source.index]
+            key = f"stage:{result.key}"  # the sources digest says what the files are
+            h.update(result.source_ref().encode())  # here nothing is read: its result decides
             return QuickKey(h.digest(), key, 0, started, {})
         named = source is not None and source.named_context
         directory = self.sources.directory(source.ref) if source is not None and named else None

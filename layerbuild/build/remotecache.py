@@ -10,9 +10,13 @@ tagged manifest, so any OCI tool can copy it around.
 
 Import happens before the build's first step: the records go into the local CacheIndex and
 their layer blobs into the store (eagerly; every blob is verified against its digest on the
-way in), so lookups hit exactly as if this store had built the steps. A record whose key
-digest does not match its own inputs, or whose layer the manifest does not carry, is skipped.
-A cache that does not exist yet (first CI run) is a note, not an error.
+way in), so lookups hit exactly as if this store had built the steps. Each record keeps its
+parent link (the result it was made on, stepcache.py), so records of several builders never
+combine into an image none of them built: a record is only taken on top of the very result it
+was made on. A record whose key digest does not match its own inputs, that has no parent link
+or whose config does not end with its layer, or whose layer the manifest does not carry, is
+skipped. A cache that does not exist yet (first CI run), or one of format 1 (records without
+parent links), is a note, not an error.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ from layerbuild.image.manifest import Index, Layer, Manifest
 from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.reference import parse_reference
-from layerbuild.store.cacheindex import CacheIndex, CacheRecord
+from layerbuild.store.cacheindex import CacheIndex, CacheRecord, link_problem
 from layerbuild.store.layout import Store
 from layerbuild.store.refs import write_json_atomic
 
 CACHE_CONFIG = "application/vnd.layerbuild.cache.config.v1+json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: records without parent links, ignored (with a note) on import
 MODE_ANNOTATION = "dev.layerbuild.cache.mode"
 LOCAL_TAG = "latest"  # the ref.name of the cache manifest in a local cache directory
 _MAX_CONFIG = 256 << 20
@@ -114,7 +118,9 @@ def select_records(
     wanted = {layer.digest for layer in final_layers}
     out: dict[Digest, CacheRecord] = {}
     for step in steps:
-        record = index.get_digest(Digest(str(step.get("key"))))
+        if not step.get("parent"):
+            continue  # a FROM: no record
+        record = index.get_digest(Digest(str(step.get("key"))), Digest(str(step["parent"])))
         if record is None or record.key.digest in out:
             continue
         in_final = str(step.get("stage")) == final_stage or (
@@ -203,9 +209,12 @@ def export_caches(
 # -- import ------------------------------------------------------------------------------------
 
 
-def read_records(manifest: Manifest, config: bytes, where: str) -> list[CacheRecord]:
+def read_records(
+    manifest: Manifest, config: bytes, where: str, note: Note = lambda message: None
+) -> list[CacheRecord]:
     """The usable records of a cache config: the key digest must be the digest of the key's
-    inputs, and the layer must be one the manifest carries (so its blob came with it)."""
+    inputs, the record must link to its parent and end with its own layer, and the layer must
+    be one the manifest carries (so its blob came with it)."""
     if manifest.config.media_type != CACHE_CONFIG:
         raise CacheError(
             f"{where} is not a layerbuild cache (config media type {manifest.config.media_type})",
@@ -214,6 +223,9 @@ def read_records(manifest: Manifest, config: bytes, where: str) -> list[CacheRec
     try:
         obj = json.loads(config)
         raw = obj["records"] if isinstance(obj, dict) else None
+        if isinstance(raw, list) and obj.get("version") == 1:
+            note(f"the cache at {where} is of an older format (no parent links); not used")
+            return []
         if not isinstance(raw, list) or obj.get("version") != FORMAT_VERSION:
             raise ValueError("no records, or an unknown format version")
     except (ValueError, KeyError) as e:
@@ -227,6 +239,8 @@ def read_records(manifest: Manifest, config: bytes, where: str) -> list[CacheRec
             continue
         if CacheKey.of(record.key.inputs).digest != record.key.digest:
             continue
+        if link_problem(record, None):
+            continue
         if record.layer is not None and record.layer.digest not in carried:
             continue
         out.append(record)
@@ -238,7 +252,9 @@ def _install(store: Store, records: Iterable[CacheRecord]) -> int:
     index = CacheIndex(store.root)
     count = 0
     for record in records:
-        have = index.get_digest(record.key.digest)
+        if record.parent is None:
+            continue
+        have = index.get_digest(record.key.digest, record.parent)
         usable = have is not None and (have.layer is None or store.content.has(have.layer.digest))
         if usable:
             continue
@@ -264,7 +280,7 @@ def import_local(store: Store, src: Path, note: Note) -> int:
     manifest = Manifest.from_bytes(manifest_bytes, mt.OCI_MANIFEST)
     _local_blob(store, src, manifest.config.digest)
     config = store.content.read_bytes(manifest.config.digest)
-    records = read_records(manifest, config, str(src))
+    records = read_records(manifest, config, str(src), note)
     for record in records:
         if record.layer is not None and not store.content.has(record.layer.digest):
             _local_blob(store, src, record.layer.digest)
@@ -313,7 +329,7 @@ def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note
             root.add(manifest.config.digest, *(d.digest for d in manifest.layers))
             fetch_blobs(store, client, repo, [manifest.config])
             config = store.content.read_bytes(manifest.config.digest)
-            records = read_records(manifest, config, ref)
+            records = read_records(manifest, config, ref, note)
             wanted = {r.layer.digest for r in records if r.layer is not None}
             fetch_blobs(store, client, repo, [d for d in manifest.layers if d.digest in wanted])
             return _install(store, records)

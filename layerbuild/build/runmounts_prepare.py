@@ -66,7 +66,7 @@ class MountFrom:
     def key(self, name: str) -> str:
         state = self._stage(name)
         if state is not None:
-            return f"stage:{state.key}"
+            return state.source_ref()
         if self._named(name) and (directory := self.sources.directory(name)) is not None:
             return f"dir:{tree_digest(directory, None)[0]}"
         return f"image:{self.sources.image(name, named_context=self._named(name)).digest}"

@@ -166,7 +166,7 @@ class RunSteps:
         if touches(changes, "etc"):
             return
         run_key = chain(key, self.inputs(state, instr))
-        if self.cache.lookup(state.name, run_key) is not None:
+        if self.cache.known(run_key):
             return
         top, ready = snapshot
         execute = functools.partial(self._executor(state, instr), top=top)

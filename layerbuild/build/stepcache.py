@@ -1,8 +1,13 @@
 """The build cache as the executor sees it: look a step's key up, record it, explain a miss.
 
 Keys chain: every step's key names its parent's key, so a change anywhere misses that step and
-everything after it, while a sibling stage whose inputs did not change still hits. A hit is only
-trusted when the layer blob it names is still in the store (gc may have removed it).
+everything after it, while a sibling stage whose inputs did not change still hits. A key alone
+is not enough for a hit: the record must have been made on the very result (layers and config)
+this build has below the step, since a step whose output is not reproducible gives another
+result under the same key when it runs again (--no-cache, a killed build, another builder's
+cache). A hit is only trusted when the layer blob it names is still in the store (gc may have
+removed it). A record that is damaged or does not fit its parent is dropped with a warning and
+the step runs again: the cache never fails a build.
 
 Miss reasons compare the step with the same step (stage, position) of the previous build of the
 same Dockerfile and target, whose keys and per-file summaries the store keeps.
@@ -10,16 +15,27 @@ same Dockerfile and target, whose keys and per-file summaries the store keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from layerbuild.digest import Digest
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
-from layerbuild.plan.keys import CacheKey, Inputs, explain
-from layerbuild.store.cacheindex import CacheIndex, CacheRecord
+from layerbuild.plan.keys import KEY_FORMAT, CacheKey, Inputs, explain
+from layerbuild.store.cacheindex import (
+    CacheIndex,
+    CacheRecord,
+    DamagedRecord,
+    link_problem,
+    result_digest,
+)
 from layerbuild.store.layout import Store
+
+NOT_REPRODUCIBLE = (
+    "the step before was rebuilt with a different result (its output is not reproducible)"
+)
 
 
 @dataclass
@@ -31,6 +47,10 @@ class StepCache:
     index: CacheIndex = field(init=False)
     previous: dict[tuple[str, int], dict[str, Any]] = field(init=False)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    warn: Callable[[str], None] = lambda message: None
+    # key -> the parent result it was last looked up on: what `record` links the record to
+    parents: dict[Digest, Digest] = field(default_factory=dict)
+    dropped: dict[Digest, str] = field(default_factory=dict)  # key -> why its record was dropped
 
     def __post_init__(self) -> None:
         self.index = CacheIndex(self.store.root)
@@ -40,17 +60,37 @@ class StepCache:
             if isinstance(s, dict)
         }
 
-    def lookup(self, stage: str, key: CacheKey) -> CacheRecord | None:
-        """The record of `key` when it may be reused, else None."""
+    def lookup(self, stage: str, key: CacheKey, parent: ImageConfig) -> CacheRecord | None:
+        """The record of `key` made on the result whose config is `parent` (the stage's before
+        the step), when it may be reused, else None. Compares digests: no layer is read."""
+        self.parents[key.digest] = result_digest(parent)
         if self.disabled or stage in self.disabled_stages:
             return None
-        record = self.index.get(key)
+        try:
+            record = self.index.fetch(key.digest, self.parents[key.digest])
+        except DamagedRecord as e:
+            self._drop(key.digest, e.path, e.why)
+            return None
         if record is None:
+            return None
+        path = self.index.path(key.digest, self.parents[key.digest])
+        problem = link_problem(record, parent)
+        if problem:
+            self._drop(key.digest, path, problem)
             return None
         if record.layer is not None and not self.store.content.has(record.layer.digest):
             return None
-        self.index.touch(key.digest)  # last used: what `cache prune` drops first is the oldest
+        self.index.touch(path)  # last used: what `cache prune` drops first is the oldest
         return record
+
+    def _drop(self, key: Digest, path: Path, why: str) -> None:
+        self.warn(f"dropped the cache record {path} ({why}); the step runs again")
+        self.dropped[key] = why
+        self.index.remove(path)
+
+    def known(self, key: CacheKey) -> bool:
+        """Whether any record of `key` is kept, on whatever parent (run-ahead stays away)."""
+        return not self.disabled and bool(self.index.with_key(key.digest))
 
     def record(
         self,
@@ -59,8 +99,14 @@ class StepCache:
         config: ImageConfig,
         files: dict[str, str] | None = None,
     ) -> None:
+        """Record `key`, linked to the parent result it was looked up on, once its layer is
+        in the store (a record never names a blob it cannot give)."""
+        parent = self.parents.get(key.digest)
+        if parent is None or (layer is not None and not self.store.content.has(layer.digest)):
+            return
         text = dict(key.inputs).get("instruction", "")
-        self.index.put(CacheRecord(key, layer, config, files=files or {}, description=text))
+        record = CacheRecord(key, layer, config, files=files or {}, description=text)
+        self.index.put(replace(record, parent=parent))
 
     def reason(
         self, stage: str, index: int, key: CacheKey, files: dict[str, str] | None = None
@@ -68,6 +114,11 @@ class StepCache:
         """Why `key` missed, against the same step of the previous build."""
         if self.disabled or stage in self.disabled_stages:
             return "cache disabled (--no-cache)" if self.disabled else "cache disabled for stage"
+        if key.digest in self.dropped:
+            return f"its cache record was dropped: {self.dropped[key.digest]}"
+        parent = self.parents.get(key.digest)
+        if any(r.parent != parent for r in self.index.with_key(key.digest)):
+            return NOT_REPRODUCIBLE  # recorded, but on another result of the step before
         prev = self.previous.get((stage, index))
         if prev is None:
             return "no previous build of this step"
@@ -75,7 +126,8 @@ class StepCache:
             (str(k), str(v)) for k, v in prev.get("inputs") or () if isinstance(k, str)
         )
         if prev.get("key") == str(key.digest):
-            return "not in the cache (pruned)"
+            moved = prev.get("parent") not in (None, str(parent))
+            return NOT_REPRODUCIBLE if moved else "not in the cache (pruned)"
         old_files: Mapping[str, str] = {}
         if files is not None:
             old = self.previous_record(stage, index)
@@ -85,12 +137,9 @@ class StepCache:
     def previous_record(self, stage: str, index: int) -> CacheRecord | None:
         """The cache record of the same step in the previous build, if still cached."""
         prev = self.previous.get((stage, index))
-        if prev is None or not prev.get("key"):
+        if prev is None or not prev.get("key") or not prev.get("parent"):
             return None
-        inputs: Inputs = tuple(
-            (str(k), str(v)) for k, v in prev.get("inputs") or () if isinstance(k, str)
-        )
-        return self.index.get(CacheKey(Digest(str(prev["key"])), inputs))
+        return self.index.get_digest(Digest(str(prev["key"])), Digest(str(prev["parent"])))
 
     def previous_seconds(self, stage: str, index: int) -> float:
         prev = self.previous.get((stage, index))
@@ -99,20 +148,21 @@ class StepCache:
     def note_step(self, stage: str, index: int, key: CacheKey, seconds: float, hit: bool) -> None:
         """Remember the step for the next build's miss reasons (and its time, for 'saved')."""
         prev_seconds = self.previous_seconds(stage, index) if hit else seconds
-        self.steps.append(
-            {
-                "stage": stage,
-                "index": index,
-                "key": str(key.digest),
-                "inputs": [list(i) for i in key.inputs],
-                "seconds": prev_seconds,
-            }
-        )
+        step = {
+            "stage": stage,
+            "index": index,
+            "key": str(key.digest),
+            "inputs": [list(i) for i in key.inputs],
+            "seconds": prev_seconds,
+        }
+        if key.digest in self.parents:  # not a FROM: the result its record is linked to
+            step["parent"] = str(self.parents[key.digest])
+        self.steps.append(step)
 
     def finish(self) -> None:
         self.index.save_build(self.identity, self.steps)
 
 
 def chain(parent: Digest | str, items: Iterable[tuple[str, str]]) -> CacheKey:
-    """The key of a step: its parent's key first, then its own inputs."""
-    return CacheKey.of((("parent", str(parent)), *items))
+    """The key of a step: its parent's key first, the key format, then its own inputs."""
+    return CacheKey.of((("parent", str(parent)), ("format", KEY_FORMAT), *items))

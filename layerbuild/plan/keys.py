@@ -16,6 +16,10 @@ from layerbuild.digest import Digest, canonical_json, sha256_bytes
 
 Inputs = tuple[tuple[str, str], ...]
 
+# Every step key names it (build/stepcache.py `chain`). 2: records link to their parents'
+# results; keys of format 1 (no such link) are never looked up again, so their steps run anew.
+KEY_FORMAT = "2"
+
 
 @dataclass(frozen=True, slots=True)
 class CacheKey:
@@ -40,6 +44,7 @@ class CacheKey:
 # how each input reads in a miss explanation
 _LABELS = {
     "parent": "parent step changed",
+    "format": "cache format changed (records made by an older layerbuild are not trusted)",
     "base": "base image changed",
     "instruction": "instruction changed",
     "platform": "platform changed",

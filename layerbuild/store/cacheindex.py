@@ -1,9 +1,19 @@
-"""The cache index: step key → what the step produced (a layer or nothing, and the config).
+"""The cache index: (step key, parent result) → what the step produced (a layer or nothing, and
+the config).
 
-One small JSON file per key under `<store>/cache/keys/`, written to a temp file and renamed, so
-that two builds may record at once and a killed build leaves either the whole record or none.
-A record is only trusted when the layer blob it names is still in the store: gc or a prune may
-have removed it, and then the step simply misses.
+A record links to the result it was made on: `parent` is `result_digest` of the config the step
+started from (the config lists the layer chain, its diff_ids, so the digest pins the layers
+too). A hit needs that exact parent: a step whose output is not reproducible, rebuilt, gives a
+new parent result, and the records made on the old one are not taken for it (BuildKit links
+its records to their parents' results the same way). Records of one key made on different
+parents are kept beside each other, one file each: `<store>/cache/keys/<kk>/<key>.<parent>`.
+
+Each file is written to a temp file, fsynced and renamed (the directory fsynced after), only
+once the step's layer is committed to the store, so that two builds may record at once and a
+killed build leaves either the whole record or none. A record is only trusted when the layer
+blob it names is still in the store: gc or a prune may have removed it, and then the step
+simply misses. Records of format 1 (`<kk>/<key>`, no parent link) are never looked up; they
+stay listed (and prunable) until pruned.
 
 Records also keep the key's inputs (for `cache explain` and miss reasons) and, for COPY/ADD, a
 per-file summary of the sources (path → content digest), so a miss can name the file that
@@ -30,11 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerbuild.digest import Digest, sha256_bytes
+from layerbuild.digest import Digest, canonical_json, sha256_bytes
+from layerbuild.errors import ImageFormatError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
+from layerbuild.store.content import fsync_dir
 
+RECORD_FORMAT = 2  # 1: no parent link (before records chained on their parents' results)
 _MAX_RECORD = 64 << 20
 _FILES_SUFFIX = ".files"
 _BESIDE = "beside"  # the "files" of a record whose summary is in its sidecar
@@ -48,6 +61,7 @@ class CacheRecord:
     created: float = field(default_factory=time.time)
     files: Mapping[str, str] = field(default_factory=dict)  # COPY sources: path -> summary
     description: str = ""  # the instruction as expanded, for `cache ls`
+    parent: Digest | None = None  # result_digest of the config it was made on; None: format 1
 
     @property
     def step_text(self) -> str:
@@ -70,6 +84,8 @@ class CacheRecord:
             "created": self.created,
             "files": dict(self.files),
             "description": self.description,
+            "format": RECORD_FORMAT,
+            "parent": None if self.parent is None else str(self.parent),
         }
 
     @classmethod
@@ -89,6 +105,8 @@ class CacheRecord:
                 str(raw["mediaType"]),
             )
         )
+        parent = obj.get("parent")
+        linked = obj.get("format") == RECORD_FORMAT and isinstance(parent, str)
         return cls(
             key=CacheKey.from_json(obj["key"]),
             layer=layer,
@@ -96,7 +114,49 @@ class CacheRecord:
             created=float(obj.get("created", 0)),
             files=files,
             description=str(obj.get("description") or ""),
+            parent=Digest(str(parent)) if linked else None,
         )
+
+
+def result_digest(config: ImageConfig) -> Digest:
+    """The identity of a step's result, which the records of the next step link to: sha256 of
+    the canonical JSON of its config (`ImageConfig.to_json`) without the `created` times (of
+    the image and of each history entry). The config lists the layer chain (rootfs.diff_ids),
+    so equal digests mean the same layers and the same config; the times differ on every run
+    and say nothing about what a step ran on, so a reproducible step rebuilt keeps the records
+    after it."""
+    obj = config.to_json()
+    obj.pop("created", None)
+    for entry in obj.get("history", ()):
+        entry.pop("created", None)
+    return sha256_bytes(canonical_json(obj))
+
+
+def link_problem(record: CacheRecord, parent: ImageConfig | None) -> str:
+    """Why `record` cannot stand on the result whose config is `parent` (None: checks only
+    what the record says of itself); "" when it can. Reads nothing but the record."""
+    diff_ids = record.config.diff_ids
+    if record.parent is None:
+        return "it has no parent link (an older cache format)"
+    if record.layer is not None and (not diff_ids or diff_ids[-1] != record.layer.diff_id):
+        return "its config does not end with its own layer"
+    if parent is None:
+        return ""
+    if record.parent != result_digest(parent):
+        return "it was made on another parent result"
+    own = () if record.layer is None else (record.layer.diff_id,)
+    if diff_ids != (*parent.diff_ids, *own):
+        return "its config's layers are not its parent's plus its own"
+    return ""
+
+
+class DamagedRecord(Exception):
+    """A record file that is there but cannot be read as a record (the step runs again)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -133,18 +193,24 @@ class _Sidecar(Mapping[str, str]):
         return len(self._load())
 
 
-def write_cache_file(path: Path, data: bytes) -> None:
-    """Replace a cache file whole (readers see the old or the new one); not fsynced: a cache
-    file lost in a crash is rebuilt, never trusted half-written."""
+def write_cache_file(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write `path` whole or not at all (readers see the old or the new file); `durable`: also
+    on disk (fsync) before and after the rename, for what must survive a crash as much as the
+    blobs it names. Without it, a file lost in a crash is rebuilt, never trusted half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        fsync_dir(path.parent)
 
 
 def _read_json(path: Path) -> Any:
@@ -161,41 +227,73 @@ class CacheIndex:
         self.builds_dir = root / "cache" / "builds"
         self.reports_dir = root / "cache" / "reports"
 
-    def _path(self, digest: Digest) -> Path:
-        return self.keys_dir / digest.hex[:2] / digest.hex
+    def path(self, digest: Digest, parent: Digest) -> Path:
+        """The file of the record of key `digest` made on the result `parent`."""
+        return self.keys_dir / digest.hex[:2] / f"{digest.hex}.{parent.hex}"
 
     def _record(self, path: Path) -> CacheRecord | None:
-        obj = _read_json(path)
-        if not isinstance(obj, dict):
-            return None
-        beside = obj.get("files") == _BESIDE
         try:
-            return CacheRecord.from_json(obj, _Sidecar(_sidecar(path)) if beside else None)
-        except (KeyError, TypeError, ValueError):
+            return self._parse(path)
+        except DamagedRecord:
             return None
 
-    def get(self, key: CacheKey) -> CacheRecord | None:
-        return self.get_digest(key.digest)
+    def _parse(self, path: Path) -> CacheRecord | None:
+        """The record in `path`; None when there is no such file; DamagedRecord when the file
+        is there but is not a whole record of the key and parent its name says."""
+        try:
+            with path.open("rb") as f:
+                data = f.read(_MAX_RECORD)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DamagedRecord(path, f"unreadable ({e.strerror})") from None
+        try:
+            obj = json.loads(data)
+            beside = obj.get("files") == _BESIDE
+            record = CacheRecord.from_json(obj, _Sidecar(_sidecar(path)) if beside else None)
+        except (KeyError, TypeError, ValueError, AttributeError, ImageFormatError) as e:
+            raise DamagedRecord(path, f"not a cache record ({e})") from None
+        name = record.key.digest.hex
+        if record.parent is not None:
+            name += f".{record.parent.hex}"
+        if path.name != name:
+            raise DamagedRecord(path, "its key or parent link is not the one its name says")
+        return record
 
-    def get_digest(self, digest: Digest) -> CacheRecord | None:
-        record = self._record(self._path(digest))
-        return record if record is not None and record.key.digest == digest else None
+    def get(self, key: CacheKey, parent: Digest) -> CacheRecord | None:
+        return self.get_digest(key.digest, parent)
 
-    def has(self, digest: Digest) -> bool:
-        return self._path(digest).is_file()
+    def get_digest(self, digest: Digest, parent: Digest) -> CacheRecord | None:
+        return self._record(self.path(digest, parent))
 
-    def touch(self, digest: Digest) -> None:
-        """Mark the record of `digest` as used now (its mtime), for LRU pruning."""
+    def fetch(self, digest: Digest, parent: Digest) -> CacheRecord | None:
+        """Like get_digest, but a damaged file raises DamagedRecord instead of missing."""
+        return self._parse(self.path(digest, parent))
+
+    def with_key(self, digest: Digest) -> list[CacheRecord]:
+        """The readable records of key `digest`, whatever result each was made on."""
+        folder = self.keys_dir / digest.hex[:2]
+        paths = [folder / digest.hex, *folder.glob(f"{digest.hex}.*")]
+        found = (self._record(p) for p in paths if not p.name.endswith(_FILES_SUFFIX))
+        return [r for r in found if r is not None]
+
+    def touch(self, path: Path) -> None:
+        """Mark the record in `path` as used now (its mtime), for LRU pruning."""
         with contextlib.suppress(OSError):  # pruned meanwhile, or a read-only store: no matter
-            os.utime(self._path(digest))
+            os.utime(path)
 
-    def put(self, record: CacheRecord) -> None:
-        path = self._path(record.key.digest)
+    def put(self, record: CacheRecord) -> Path:
+        """Store `record` (its parent link set) and return its file. The caller has committed
+        its layer blob first: a record never names a layer that is not in the store."""
+        if record.parent is None:
+            raise ValueError("a cache record needs the parent result it was made on")
+        path = self.path(record.key.digest, record.parent)
         obj = record.to_json()
         if obj["files"]:  # written first: a record never names a summary not yet there
             write_cache_file(_sidecar(path), json.dumps(obj["files"], sort_keys=True).encode())
             obj["files"] = _BESIDE
-        write_cache_file(path, json.dumps(obj, sort_keys=True).encode())
+        write_cache_file(path, json.dumps(obj, sort_keys=True).encode(), durable=True)
+        return path
 
     def records(self) -> Iterator[tuple[Path, CacheRecord]]:
         if not self.keys_dir.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,17 @@ from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store import Store
-from layerbuild.store.cacheindex import CacheIndex, CacheRecord
+from layerbuild.store.cacheindex import (
+    CacheIndex,
+    CacheRecord,
+    DamagedRecord,
+    link_problem,
+    result_digest,
+)
 from layerbuild.store.gc import cache_usage, collect, prune_cache
 from layerbuild.store.images import tag, write_image
+
+PARENT = result_digest(ImageConfig())  # what every record here was made on
 
 
 def _layer(store: Store, data: bytes) -> Layer:
@@ -30,8 +39,9 @@ def _record(store: Store, name: str, data: bytes | None, *, used: float | None =
     index = CacheIndex(store.root)
     key = CacheKey.of([("instruction", f"RUN {name}")])
     layer = _layer(store, data) if data is not None else None
-    index.put(CacheRecord(key, layer, ImageConfig(), description=f"RUN {name}"))
-    path = index._path(key.digest)
+    config = ImageConfig(diff_ids=(layer.diff_id,) if layer is not None else ())
+    index.put(CacheRecord(key, layer, config, description=f"RUN {name}", parent=PARENT))
+    path = index.path(key.digest, PARENT)
     if used is not None:
         os.utime(path, (used, used))
     return path
@@ -42,14 +52,56 @@ def test_record_round_trips_with_description_and_files(tmp_path: Path) -> None:
     index = CacheIndex(store.root)
     key = CacheKey.of([("parent", "scratch"), ("instruction", "COPY a /a")])
     layer = _layer(store, b"layer")
-    record = CacheRecord(key, layer, ImageConfig(), files={"a": "sha256:x"}, description="COPY")
+    files = {"a": "sha256:x"}
+    record = CacheRecord(key, layer, ImageConfig(), files=files, description="COPY", parent=PARENT)
     index.put(record)
-    got = index.get(key)
+    got = index.get(key, PARENT)
     assert got is not None
     assert (got.layer, dict(got.files), got.description) == (layer, {"a": "sha256:x"}, "COPY")
-    assert got.key == key
-    again = index.get_digest(key.digest)
+    assert (got.key, got.parent) == (key, PARENT)
+    again = index.get_digest(key.digest, PARENT)
     assert again is not None and (again.key, again.layer) == (got.key, got.layer)
+    assert index.get(key, result_digest(ImageConfig(os="other"))) is None
+
+
+def test_a_record_needs_a_parent_link(tmp_path: Path) -> None:
+    index = CacheIndex(Store.open(tmp_path).root)
+    with pytest.raises(ValueError, match="parent"):
+        index.put(CacheRecord(CacheKey.of([("instruction", "RUN x")]), None, ImageConfig()))
+
+
+def test_records_of_format_1_are_listed_but_never_found(tmp_path: Path) -> None:
+    """A store of an older layerbuild: its records have no parent link; they are not taken
+    for a step (the step runs again), yet `cache ls` and `cache prune` still see them."""
+    store = Store.open(tmp_path)
+    index = CacheIndex(store.root)
+    key = CacheKey.of([("instruction", "RUN x")])
+    old = CacheRecord(key, None, ImageConfig()).to_json()
+    del old["format"], old["parent"]
+    path = index.keys_dir / key.digest.hex[:2] / key.digest.hex
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    assert index.get(key, PARENT) is None
+    ((listed, record),) = index.records()
+    assert listed == path and record.parent is None
+    assert link_problem(record, ImageConfig()) == "it has no parent link (an older cache format)"
+    assert [r.parent for r in index.with_key(key.digest)] == [None]
+
+
+def test_link_problem_checks_the_layer_chain_against_the_parent(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    below, own = _layer(store, b"below"), _layer(store, b"own")
+    parent = ImageConfig(diff_ids=(below.diff_id,))
+    key = CacheKey.of([("instruction", "RUN x")])
+    good = CacheRecord(
+        key, own, ImageConfig(diff_ids=(below.diff_id, own.diff_id)), parent=result_digest(parent)
+    )
+    assert link_problem(good, parent) == link_problem(good, None) == ""
+    other = ImageConfig(diff_ids=(own.diff_id,))
+    assert link_problem(good, other) == "it was made on another parent result"
+    lying = CacheRecord(key, own, ImageConfig(diff_ids=(own.diff_id,)), parent=good.parent)
+    assert "not its parent's plus its own" in link_problem(lying, parent)
+    assert "own layer" in link_problem(replace(good, config=parent), None)
 
 
 def test_the_file_summary_is_kept_beside_and_read_only_when_asked(tmp_path: Path) -> None:
@@ -60,26 +112,27 @@ def test_the_file_summary_is_kept_beside_and_read_only_when_asked(tmp_path: Path
     index = CacheIndex(store.root)
     key = CacheKey.of([("instruction", "COPY . /src")])
     files = {f"f{i}": f"sha256:{i:064x} 0644 0:0" for i in range(100)}
-    index.put(CacheRecord(key, _layer(store, b"l"), ImageConfig(), files=files))
-    path = index._path(key.digest)
+    index.put(CacheRecord(key, _layer(store, b"l"), ImageConfig(), files=files, parent=PARENT))
+    path = index.path(key.digest, PARENT)
     beside = path.with_name(path.name + ".files")
     assert json.loads(path.read_text())["files"] == "beside"
     assert json.loads(beside.read_text()) == files
-    got = index.get(key)
+    got = index.get(key, PARENT)
     assert got is not None
     beside.rename(beside.with_name("moved"))  # not read yet: gone means an empty summary
     assert dict(got.files) == {}
     beside.with_name("moved").rename(beside)
-    got = index.get(key)
+    got = index.get(key, PARENT)
     assert got is not None and dict(got.files) == files
     assert [p for p, _ in index.records()] == [path]
     index.remove(path)
     assert not path.exists() and not beside.exists()
     # the format before: the summary inline in the record
-    old = CacheRecord(key, None, ImageConfig(), files={"a": "sha256:y"}).to_json()
+    inline = CacheRecord(key, None, ImageConfig(), files={"a": "sha256:y"}, parent=PARENT)
+    old = inline.to_json()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(old))
-    got = index.get(key)
+    got = index.get(key, PARENT)
     assert got is not None and dict(got.files) == {"a": "sha256:y"}
 
 
@@ -95,7 +148,7 @@ def test_touch_moves_last_used_without_rewriting(tmp_path: Path) -> None:
     index = CacheIndex(store.root)
     (entry,) = index.entries()
     assert entry.last_used == 1000.0
-    index.touch(entry.record.key.digest)
+    index.touch(entry.path)
     (entry,) = index.entries()
     assert entry.last_used > time.time() - 60
     assert path.read_bytes() == before
@@ -106,8 +159,14 @@ def test_a_damaged_record_is_a_miss_not_an_error(tmp_path: Path) -> None:
     path = _record(store, "x", b"x")
     path.write_bytes(b"{not json")
     key = CacheKey.of([("instruction", "RUN x")])
-    assert CacheIndex(store.root).get(key) is None
+    assert CacheIndex(store.root).get(key, PARENT) is None
     assert CacheIndex(store.root).entries() == []
+    with pytest.raises(DamagedRecord, match="not a cache record"):
+        CacheIndex(store.root).fetch(key.digest, PARENT)
+    moved = CacheIndex(store.root).path(key.digest, result_digest(ImageConfig(os="x")))
+    _record(store, "x", b"x").rename(moved)  # a whole record under another parent's name
+    with pytest.raises(DamagedRecord, match="not the one its name says"):
+        CacheIndex(store.root).fetch(key.digest, result_digest(ImageConfig(os="x")))
 
 
 def test_reports_are_kept_per_tag(tmp_path: Path) -> None:
