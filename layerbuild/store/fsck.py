@@ -40,7 +40,8 @@ from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
-from layerbuild.store.cacheindex import CacheRecord
+from layerbuild.plan.keys import CacheKey
+from layerbuild.store.cacheindex import CacheRecord, link_problem
 from layerbuild.store.content import pid_alive
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.leftovers import CACHE_TEMP_PREFIX, find_leftovers
@@ -302,8 +303,15 @@ def check_record(
         return Problem("broken cache record", where, what, DROP_RECORD, str(path))
 
     digest = record.key.digest
-    if path.name != digest.hex or path.parent.name != digest.hex[:2]:
-        return [problem(f"it holds the record of another key ({digest})")]
+    if record.parent is None:
+        what = "a record of an older cache format (no parent link): never used again"
+        return [Problem("stale cache record", where, what, DROP_RECORD, str(path))]
+    if path.name != f"{digest.hex}.{record.parent.hex}" or path.parent.name != digest.hex[:2]:
+        return [problem(f"its file name does not say its key and parent ({digest})")]
+    if CacheKey.of(record.key.inputs).digest != digest:
+        return [problem("its key is not the digest of its inputs")]
+    if why := link_problem(record, None):
+        return [problem(why)]
     layer = record.layer
     if layer is None:
         return []

@@ -3,6 +3,7 @@ the check and the repair take the store lock as a build and gc do."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -20,7 +21,7 @@ from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer, Manifest
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store import Store
-from layerbuild.store.cacheindex import CacheIndex, CacheRecord
+from layerbuild.store.cacheindex import CacheIndex, CacheRecord, result_digest
 from layerbuild.store.fsck import (
     DROP_ENTRY,
     DROP_RECORD,
@@ -53,8 +54,8 @@ def _record(store: Store, name: str, layer: Layer | None, **kw: object) -> Path:
     index = CacheIndex(store.root)
     key = CacheKey.of([("instruction", f"RUN {name}")])
     config = ImageConfig(diff_ids=(layer.diff_id,) if layer else ())
-    index.put(CacheRecord(key, layer, config, **kw))  # type: ignore[arg-type]
-    return index.keys_dir / key.digest.hex[:2] / key.digest.hex
+    parent = result_digest(ImageConfig())
+    return index.put(CacheRecord(key, layer, config, parent=parent, **kw))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -137,7 +138,8 @@ def test_a_flipped_byte_in_a_layer_condemns_it_and_what_needs_it(store: Store) -
     assert len(repaired) == 4
     assert removed == {bad, desc.digest}  # the base layer and the config are sound: kept
     assert store.refs.get("app:1") is None
-    assert CacheIndex(store.root).get(CacheKey.of([("instruction", "RUN env")])) is not None
+    env = CacheKey.of([("instruction", "RUN env")]).digest
+    assert CacheIndex(store.root).get_digest(env, result_digest(ImageConfig())) is not None
 
 
 def test_a_blob_a_manifest_needs_is_missing(store: Store) -> None:
@@ -249,7 +251,7 @@ def test_a_record_of_a_missing_layer(store: Store) -> None:
 
 def _record_path(store: Store, name: str) -> Path:
     digest = CacheKey.of([("instruction", f"RUN {name}")]).digest
-    return CacheIndex(store.root).keys_dir / digest.hex[:2] / digest.hex
+    return CacheIndex(store.root).path(digest, result_digest(ImageConfig()))
 
 
 def test_a_record_file_that_is_not_json_and_a_summary_without_record(store: Store) -> None:
@@ -285,24 +287,36 @@ def test_a_record_whose_file_summary_is_lost(store: Store) -> None:
 def test_check_record_holds_every_field_check(store: Store) -> None:
     layer = _layer(store, b"layer")
     key = CacheKey.of([("instruction", "RUN x")])
-    path = CacheIndex(store.root).keys_dir / key.digest.hex[:2] / key.digest.hex
-    other = path.with_name("f" * 64)
-    sound = CacheRecord(key, layer, ImageConfig(diff_ids=(layer.diff_id,)))
+    parent = result_digest(ImageConfig())
+    path = CacheIndex(store.root).path(key.digest, parent)
+    other = path.with_name("f" * 64 + "." + parent.hex)
+    sound = CacheRecord(key, layer, ImageConfig(diff_ids=(layer.diff_id,)), parent=parent)
+    forged = CacheKey(Digest("sha256:" + "e" * 64), key.inputs)
     cases = [
         (sound, path, ""),
-        (sound, other, f"it holds the record of another key ({key.digest})"),
+        (sound, other, f"its file name does not say its key and parent ({key.digest})"),
         (
-            CacheRecord(key, layer, ImageConfig()),
-            path,
-            f"its config does not end with its layer's diff_id {layer.diff_id}",
+            dataclasses.replace(sound, parent=None),
+            path.with_name(key.digest.hex),
+            "a record of an older cache format (no parent link): never used again",
         ),
         (
-            CacheRecord(key, Layer(layer.diff_id, layer.digest, 9, mt.OCI_LAYER), sound.config),
+            dataclasses.replace(sound, key=forged),
+            CacheIndex(store.root).path(forged.digest, parent),
+            "its key is not the digest of its inputs",
+        ),
+        (
+            dataclasses.replace(sound, config=ImageConfig()),
+            path,
+            "its config does not end with its own layer",
+        ),
+        (
+            dataclasses.replace(sound, layer=Layer(layer.diff_id, layer.digest, 9, mt.OCI_LAYER)),
             path,
             f"layer {layer.digest} is 5 bytes, the record says 9",
         ),
         (
-            CacheRecord(key, Layer(layer.diff_id, layer.digest, 5, "text/plain"), sound.config),
+            dataclasses.replace(sound, layer=Layer(layer.diff_id, layer.digest, 5, "text/plain")),
             path,
             "its layer has media type text/plain",
         ),
