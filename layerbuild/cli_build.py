@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from layerbuild.cli import Context, _run
+from layerbuild.context.gitref import is_git_url
 from layerbuild.context.prefetch import ListingPrefetch
 from layerbuild.context.select import load_ignore
 from layerbuild.errors import ContextError, ExportError
@@ -60,7 +61,7 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 
 
 @click.command("build")
-@click.argument("context", type=click.Path(path_type=Path), default=".")
+@click.argument("context", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
 @click.option(
     "-f", "--file", "dockerfile", help="Dockerfile (default CONTEXT/Dockerfile; - = stdin)."
@@ -151,11 +152,15 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 )
 @click.pass_obj
 def build_cmd(ctx: Context, /, **kw: Any) -> None:
-    """Build an image from a Dockerfile and a context directory (- : a tar or a Dockerfile
-    on stdin)."""
+    """Build an image from a Dockerfile and a context: a directory, a git URL
+    (URL#REF:SUBDIR), or - (a tar or a Dockerfile on stdin)."""
     with contextlib.ExitStack() as stack:
-        if str(kw["context"]) == "-":
+        if kw["context"] == "-":
             _run(ctx, lambda: _stdin_context(stack, kw))
+        elif is_git_url(kw["context"]):
+            _run(ctx, lambda: _git_context(stack, kw))
+        else:
+            kw["context"] = Path(kw["context"])
         prefetch = _prefetch(kw["context"], kw["dockerfile"])
         try:
             _build(ctx, kw, prefetch)
@@ -171,6 +176,16 @@ def _stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
     if text is not None:
         kw["stdin_dockerfile"] = text
     elif kw["dockerfile"]:  # with an archive on stdin, -f names a file inside it (as in docker)
+        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
+
+
+def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
+    from layerbuild.build.gitsource import git_context
+    from layerbuild.build.stdincontext import inner_path
+    from layerbuild.context.gitref import parse_git_url
+
+    kw["context"] = stack.enter_context(git_context(parse_git_url(kw["context"]))).root
+    if kw["dockerfile"] and kw["dockerfile"] != "-":  # -f names a file of the repository
         kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
 
 

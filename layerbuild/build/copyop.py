@@ -15,17 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from layerbuild.build.copy import DestTree, copy_changes
+from layerbuild.context.gitref import is_git_url, parse_git_url
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, select
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand_heredoc
-from layerbuild.errors import UnsafeArchiveError, UnsupportedError
+from layerbuild.errors import UnsafeArchiveError
 from layerbuild.image.archive import archive_changes, is_archive
 from layerbuild.image.changes import Change, ChangeKind, normalize_path, sorted_changes
 from layerbuild.image.tree import FileTree
 
 _URL_PREFIXES = ("http://", "https://")
-_GIT_PREFIXES = ("git@", "git://", "ssh://")
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,22 @@ class CopyRequest:
     selections: Mapping[str, list[SourceFile]] = field(default_factory=dict)
 
 
-def run_copy(req: CopyRequest, tree: FileTree) -> list[Change]:
-    """All Changes of one COPY/ADD step, in layer order."""
+@dataclass(frozen=True)
+class CopyResult:
+    changes: list[Change]  # in layer order
+    commits: tuple[str, ...] = ()  # what ADD's git sources resolved to, in source order
+
+
+def run_copy(req: CopyRequest, tree: FileTree) -> CopyResult:
+    """All Changes of one COPY/ADD step, and the commits of its git sources."""
     instr = req.instr
     heredocs = {f"<<{h.name}": h for h in instr.heredocs}
     inline = [(h.name, _heredoc_bytes(h, req)) for s in instr.sources if (h := heredocs.get(s))]
     plain = [s for s in instr.sources if s not in heredocs]
-    urls = [s for s in plain if s.startswith(_URL_PREFIXES)] if isinstance(instr, ins.Add) else []
-    for s in plain:
-        if isinstance(instr, ins.Add) and (s.startswith(_GIT_PREFIXES) or s.endswith(".git")):
-            raise UnsupportedError(f"ADD from a git repository ({s}) is not supported yet")
-    local = [s for s in plain if s not in urls]
+    is_add = isinstance(instr, ins.Add)
+    gits = [s for s in plain if is_git_url(s)] if is_add else []
+    urls = [s for s in plain if s.startswith(_URL_PREFIXES) and s not in gits] if is_add else []
+    local = [s for s in plain if s not in urls and s not in gits]
     archives: list[SourceFile] = []
     if isinstance(instr, ins.Add) and instr.unpack is not False:
         local, archives = _split_archives(req, local)
@@ -64,7 +69,12 @@ def run_copy(req: CopyRequest, tree: FileTree) -> list[Change]:
         changes += _download(req, tree, url)
     for archive in archives:
         changes += _unpack(req, tree, archive)
-    return sorted_changes(changes)
+    commits: list[str] = []
+    for git in gits:
+        more, commit = _git(req, tree, git)
+        changes += more
+        commits.append(commit)
+    return CopyResult(sorted_changes(changes), tuple(commits))
 
 
 def _copy(
@@ -198,6 +208,21 @@ def _parents(tree: FileTree, dest: str, now: int) -> list[Change]:
         else:
             out.append(Change(sub, ChangeKind.DIR, 0o755, mtime=now))
     return out
+
+
+def _git(req: CopyRequest, tree: DestTree, url: str) -> tuple[list[Change], str]:
+    """ADD <git URL>: the repository's tree at the ref (its .git only with --keep-git-dir)
+    copied into the destination as a directory's contents are, owned 0:0 unless --chown."""
+    instr = req.instr
+    assert isinstance(instr, ins.Add)
+    from layerbuild.build.gitsource import checkout  # the git command: only for ADD <git URL>
+
+    ref = parse_git_url(url)
+    if instr.checksum is not None:  # BuildKit: --checksum of a git source is its commit
+        ref = replace(ref, commit=instr.checksum)
+    where = Path(tempfile.mkdtemp(prefix="git-", dir=req.scratch)) / "repo"
+    got = checkout(ref, where, keep_git_dir=instr.keep_git_dir)
+    return _copy(req, tree, ["."], root=got.root), got.commit
 
 
 def _download(req: CopyRequest, tree: DestTree, url: str) -> list[Change]:

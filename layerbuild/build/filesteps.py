@@ -14,6 +14,7 @@ from layerbuild.build import meta as m
 from layerbuild.build.sources import SourceResolver
 from layerbuild.build.users import home_of, resolve_chown, resolve_user
 from layerbuild.context.fingerprint import selection_fingerprint
+from layerbuild.context.gitref import is_git_url
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, literal_source, select
 from layerbuild.digest import Digest
@@ -139,8 +140,8 @@ class FileSteps:
         given, lends the selections it already made, so the files keyed are the files copied."""
         if isinstance(instr, ins.Add) and instr.checksum and not _remote(instr.sources):
             raise BuildError(
-                "ADD --checksum only applies to URL sources",
-                hint="remove --checksum, or ADD the file from an http(s) URL",
+                "ADD --checksum only applies to URL and git sources",
+                hint="remove --checksum, or ADD the file from an http(s) or git URL",
             )
         root, preserve_owner, ignore, source_key = self._copy_root(source)
         selections = quick.selections if quick is not None else {}
@@ -164,7 +165,10 @@ class FileSteps:
             scratch=self.scratch,
             selections=selections,
         )
-        return run_copy(request, self.tree(state)), source_key
+        result = run_copy(request, self.tree(state))
+        # a git source keys on the commit its ref resolved to, beside the files it gave
+        commits = "".join(f" git:{commit}" for commit in result.commits)
+        return result.changes, source_key + commits
 
     def quick_key(
         self,
@@ -180,7 +184,7 @@ class FileSteps:
         heredocs = {f"<<{h.name}" for h in instr.heredocs}
         plain = [s for s in instr.sources if s not in heredocs]
         if isinstance(instr, ins.Add) and any(
-            s.startswith(_NOT_LOCAL) or s.endswith(".git") for s in plain
+            s.startswith(_NOT_LOCAL) or is_git_url(s) for s in plain
         ):
             return None
         h = hashlib.sha256(b"layerbuild.quickkey.v1\n")
@@ -276,4 +280,4 @@ def touches(changes: list[Change], top: str) -> bool:
 
 
 def _remote(sources: tuple[str, ...]) -> bool:
-    return any(s.startswith(("http://", "https://")) for s in sources)
+    return any(s.startswith(("http://", "https://")) or is_git_url(s) for s in sources)
