@@ -20,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class Layerbuild:
     `prefix`: a command it runs under (`prlimit --nofile=8`, `setpriv ...`)."""
 
     store: Path
-    prefix: tuple[str, ...] = ()
+    prefix: tuple[str, ...] = field(default=(), kw_only=True)  # subclasses add positional fields
 
     def __call__(
         self,
