@@ -23,13 +23,15 @@ import argparse
 import compileall
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.rebuild_bench import sh, timed  # noqa: E402
+
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 DOCKERFILE = """\
 FROM debian
@@ -45,22 +47,6 @@ CMD ["/venv/bin/python", "/home/app/app.py"]
 """
 APP = 'import six\nprint("hello from app", six.__version__)\n'
 PHASES = ("cold", "app-change")
-
-
-def sh(*args: str | Path, env: dict[str, str] | None = None, check: bool = True) -> str:
-    proc = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, env=env, check=False
-    )
-    if check and proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def timed(fn: Callable[[], object]) -> float:
-    os.sync()
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def prepare(work: Path) -> tuple[Path, Path]:

@@ -14,6 +14,7 @@ the blob; gc removes the ones whose blob is gone (`forget`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import marshal
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,21 +59,7 @@ def forget(store_root: Path, digests: Iterable[Digest]) -> None:
 
 
 def _bare(change: Change) -> Change:
-    if change.content is None:
-        return change
-    return Change(
-        change.path,
-        change.kind,
-        change.mode,
-        change.uid,
-        change.gid,
-        change.size,
-        change.mtime,
-        change.link,
-        change.devmajor,
-        change.devminor,
-        change.xattrs,
-    )
+    return change if change.content is None else dataclasses.replace(change, content=None)
 
 
 def _row(c: Change) -> _Row:
