@@ -41,7 +41,7 @@ def render(result: FsckResult, *, fixed: bool) -> list[str]:
 def fsck_cmd(ctx: Context, repair: bool, quick: bool, timeout: float) -> None:
     """Check the store: blobs, images, names, cache records, leftovers.
 
-    Exits 0 when the store is clean (or --repair fixed everything), 9 when problems remain.
+    Exits 0 when the store is clean (or --repair fixed everything), 10 when problems remain.
     """
     status = 0
 
