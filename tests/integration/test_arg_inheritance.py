@@ -4,9 +4,7 @@ overrides, and --build-arg reaches an inherited ARG through the parent's declara
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,14 +13,6 @@ from tests.support.cli import Layerbuild, make_context
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.tools]
 
 BASE = "FROM busybox AS base\nARG A=from-base B=b-base\n"
-
-
-def _report(lb: Layerbuild, ctx: Path, *args: str) -> list[dict[str, Any]]:
-    out = ctx.parent / "report.json"
-    lb.build(ctx, "--report", out, *args)
-    steps = json.loads(out.read_text())["steps"]
-    assert isinstance(steps, list)
-    return steps
 
 
 def test_two_and_three_levels_of_stages_see_the_args(lb: Layerbuild, tmp_path: Path) -> None:
@@ -88,10 +78,10 @@ def test_changing_the_inherited_arg_misses_the_child_run(lb: Layerbuild, tmp_pat
             'FROM base\nRUN echo "$A" > /out\n'
         },
     )
-    first = _report(lb, ctx, "--build-arg", "A=1")
+    first = lb.report_steps(ctx, "--build-arg", "A=1")
     assert [s["cache"] for s in first] == ["hit", "miss", "miss", "hit", "miss"]
-    second = _report(lb, ctx, "--build-arg", "A=2")
+    second = lb.report_steps(ctx, "--build-arg", "A=2")
     assert [s["cache"] for s in second] == ["hit", "hit", "hit", "hit", "miss"]
     assert second[-1]["reason"] == "build arg A changed"
-    third = _report(lb, ctx, "--build-arg", "A=1")
+    third = lb.report_steps(ctx, "--build-arg", "A=1")
     assert [s["cache"] for s in third] == ["hit"] * 5

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.cli import Layerbuild, hash_blobs, make_context, running, stray_files
 
 DOCKERFILE = """\
 FROM busybox
@@ -239,18 +239,6 @@ def test_cache_compare_image_names(lb: Layerbuild, ctx: Path) -> None:
 # -- safety: concurrent, killed, pruned-during builds --------------------------------------------
 
 
-def _running(*argv: str) -> bool:
-    """Whether a process runs this exact command line."""
-    wanted = "\0".join(argv).encode() + b"\0"
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == wanted:
-                return True
-        except OSError:
-            continue  # gone meanwhile
-    return False
-
-
 def _slow_context(tmp_path: Path, name: str, seconds: float) -> Path:
     return make_context(
         tmp_path,
@@ -283,7 +271,7 @@ def test_prune_during_a_build_waits_and_the_build_succeeds(lb: Layerbuild, tmp_p
     ctx = _slow_context(tmp_path, "slow", 3)
     proc = lb.spawn("build", "--progress", "plain", "-t", "slow:1", ctx)
     deadline = time.monotonic() + 30
-    while not _running("sleep", "3"):
+    while not running("sleep", "3"):
         assert time.monotonic() < deadline and proc.poll() is None, "the RUN step never started"
         time.sleep(0.02)
     t0 = time.monotonic()
@@ -302,7 +290,7 @@ def test_sigkill_during_a_build_then_the_next_build_works(lb: Layerbuild, tmp_pa
     ctx = _slow_context(tmp_path, "killed", 5)
     proc = lb.spawn("build", "--progress", "plain", "-t", "k:1", ctx)
     deadline = time.monotonic() + 30
-    while not _running("sleep", "5"):  # the RUN step's command (its PID namespace is below ours)
+    while not running("sleep", "5"):  # the RUN step's command (its PID namespace is below ours)
         assert time.monotonic() < deadline and proc.poll() is None, "the RUN step never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.cli import Layerbuild, hash_blobs, make_context, running, stray_files
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
 
@@ -84,18 +84,6 @@ def test_a_failed_no_cache_build_does_not_poison_the_cache(lb: Layerbuild, tmp_p
     assert consistent(ctx)
 
 
-def _running(*argv: str) -> bool:
-    """Whether a process runs this exact command line."""
-    wanted = "\0".join(argv).encode() + b"\0"
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == wanted:
-                return True
-        except OSError:
-            continue  # gone meanwhile
-    return False
-
-
 @pytest.mark.slow
 def test_a_no_cache_build_killed_after_the_random_step(lb: Layerbuild, tmp_path: Path) -> None:
     """Killed while the step after the non-reproducible one runs: the store has the new /big
@@ -105,7 +93,7 @@ def test_a_no_cache_build_killed_after_the_random_step(lb: Layerbuild, tmp_path:
     build(lb, ctx)
     proc = lb.spawn("build", "--progress", "plain", "--no-cache", "-t", "t:1", ctx)
     deadline = time.monotonic() + 60
-    while not _running("sleep", "3"):
+    while not running("sleep", "3"):
         assert time.monotonic() < deadline and proc.poll() is None, "step 3 never started"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,14 +15,6 @@ from tests.support.cli import Layerbuild, make_context
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.tools]
 
 SECRET = "http://user:s3cret@proxy.example:3128"
-
-
-def _report(lb: Layerbuild, ctx: Path, *args: str) -> list[dict[str, Any]]:
-    out = ctx.parent / "report.json"
-    lb.build(ctx, "--report", out, *args)
-    steps = json.loads(out.read_text())["steps"]
-    assert isinstance(steps, list)
-    return steps
 
 
 def test_run_sees_proxy_args_in_both_spellings_and_keeps_them_out_of_the_image(
@@ -48,9 +39,9 @@ def test_run_sees_proxy_args_in_both_spellings_and_keeps_them_out_of_the_image(
 
 def test_changing_a_proxy_arg_still_hits_the_cache(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo $https_proxy\n"})
-    first = _report(lb, ctx, "--build-arg", "HTTPS_PROXY=http://a:3128")
-    second = _report(lb, ctx, "--build-arg", "https_proxy=http://b:3128")
-    third = _report(lb, ctx)
+    first = lb.report_steps(ctx, "--build-arg", "HTTPS_PROXY=http://a:3128")
+    second = lb.report_steps(ctx, "--build-arg", "https_proxy=http://b:3128")
+    third = lb.report_steps(ctx)
     assert first[1]["cache"] == "miss"
     assert second[1]["cache"] == third[1]["cache"] == "hit"
 
@@ -60,10 +51,10 @@ def test_a_declared_proxy_arg_is_an_ordinary_arg(lb: Layerbuild, tmp_path: Path)
     ctx = make_context(
         tmp_path, {"Dockerfile": "FROM busybox\nARG HTTP_PROXY\nRUN echo $HTTP_PROXY\n"}
     )
-    _report(lb, ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
-    again = _report(lb, ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
+    lb.report_steps(ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
+    again = lb.report_steps(ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
     assert again[2]["cache"] == "hit"
-    changed = _report(lb, ctx, "--build-arg", "HTTP_PROXY=http://b:3128")
+    changed = lb.report_steps(ctx, "--build-arg", "HTTP_PROXY=http://b:3128")
     assert changed[2]["cache"] == "miss"
     assert changed[2]["reason"] == "build arg HTTP_PROXY changed"
 

@@ -3,23 +3,13 @@ relative context path, and FROM's own hit/miss."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.cli import Layerbuild, make_context
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
-
-
-def _report(lb: Layerbuild, ctx: Path, *args: str) -> list[dict[str, Any]]:
-    out = ctx.parent / "report.json"
-    lb.build(ctx, "--report", out, *args)
-    steps = json.loads(out.read_text())["steps"]
-    assert isinstance(steps, list)
-    return steps
 
 
 def test_loopback_is_up_without_network(lb: Layerbuild, tmp_path: Path) -> None:
@@ -73,8 +63,8 @@ def test_buildplatform_is_the_host_platform(lb: Layerbuild, tmp_path: Path) -> N
 def test_proxy_args_reach_run_but_not_its_key(lb: Layerbuild, tmp_path: Path) -> None:
     """Changing HTTP_PROXY does not miss a RUN (BuildKit keeps proxies out of the key)."""
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo proxy=$HTTP_PROXY\n"})
-    first = _report(lb, ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
-    second = _report(lb, ctx, "--build-arg", "HTTP_PROXY=http://b:3128")
+    first = lb.report_steps(ctx, "--build-arg", "HTTP_PROXY=http://a:3128")
+    second = lb.report_steps(ctx, "--build-arg", "HTTP_PROXY=http://b:3128")
     assert first[1]["cache"] == "miss" and second[1]["cache"] == "hit"
 
 
@@ -99,11 +89,11 @@ def test_a_changed_base_misses_at_from(lb: Layerbuild, tmp_path: Path) -> None:
     base = make_context(tmp_path / "base", {"Dockerfile": "FROM busybox\nRUN echo 1 > /v\n"})
     lb.build(base, "-t", "mybase:1")
     ctx = make_context(tmp_path / "app", {"Dockerfile": "FROM mybase:1\nRUN cat /v\n"})
-    assert [s["cache"] for s in _report(lb, ctx)] == ["hit", "miss"]
-    assert [s["cache"] for s in _report(lb, ctx)] == ["hit", "hit"]
+    assert [s["cache"] for s in lb.report_steps(ctx)] == ["hit", "miss"]
+    assert [s["cache"] for s in lb.report_steps(ctx)] == ["hit", "hit"]
     (base / "Dockerfile").write_text("FROM busybox\nRUN echo 2 > /v\n")
     lb.build(base, "-t", "mybase:1")
-    steps = _report(lb, ctx)
+    steps = lb.report_steps(ctx)
     assert steps[0]["cache"] == "miss" and steps[0]["reason"] == "base image changed"
     assert steps[1]["reason"] == "parent step missed"
 

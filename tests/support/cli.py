@@ -97,6 +97,16 @@ class Layerbuild:
     ) -> subprocess.CompletedProcess[str]:
         return self.ok("build", "--progress", "plain", *args, context, **kw)
 
+    def report_steps(
+        self, context: Path, *args: str | os.PathLike[str], **kw: Any
+    ) -> list[dict[str, Any]]:
+        """Build `context` and return the steps of its `--report`."""
+        out = context.parent / "report.json"
+        self.build(context, "--report", out, *args, **kw)
+        steps = json.loads(out.read_text())["steps"]
+        assert isinstance(steps, list)
+        return steps
+
     def build_oci(
         self, context: Path, *args: str | os.PathLike[str], tag: str = "test:1", **kw: Any
     ) -> Path:
@@ -156,6 +166,18 @@ def extract_tar(archive: Path, dest: Path) -> Path:
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
     return dest
+
+
+def running(*argv: str) -> bool:
+    """Whether a process runs this exact command line."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes() == wanted:
+                return True
+        except OSError:
+            continue  # gone meanwhile
+    return False
 
 
 def unpack(oci: Path, tag: str) -> Path:
