@@ -127,16 +127,17 @@ def base_layout(out: Path) -> Path:
 
 
 def write_context(root: Path, files: dict[str, tuple[bytes, int]], mtime: int) -> Path:
-    """`files` (path -> (content, mode)) under `root`, every entry's mtime set to `mtime`
-    (the goldens build twice with different mtimes: a key must not see them)."""
+    """`files` (path -> (content, mode)) under `root` (directories 0755), every entry's mtime
+    set to `mtime` (the goldens build twice with different mtimes: a key must not see them)."""
     for rel, (data, mode) in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         path.chmod(mode)
-    for path in sorted(root.rglob("*"), reverse=True):
+    for path in [*sorted(root.rglob("*"), reverse=True), root]:
+        if path.is_dir():
+            path.chmod(0o755)  # not what the umask left: a directory's mode is in the key
         os.utime(path, (mtime, mtime), follow_symlinks=False)
-    os.utime(root, (mtime, mtime))
     return root
 
 
