@@ -15,6 +15,7 @@ mounts, heredocs) runs RUN steps in the sandbox.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.support.keygolden import (
 )
 
 MTIMES = (1_600_000_000, 1_700_000_000)
+AGE_S = 2.3  # the stat cache's racy margin is 2 s: older entries may vouch for a digest
 FILES: dict[str, tuple[bytes, int]] = {
     ".dockerignore": (b"**/*.pyc\n", 0o644),
     "assets/a.txt": (b"asset a\n", 0o644),
@@ -71,12 +73,18 @@ def _context(tmp_path: Path, case: str, mtime: int) -> Path:
 
 
 def _files_keys(tmp_path: Path, keybase: Path, env: dict[str, str] | None = None) -> KeyGolden:
-    builds: list[list[dict[str, Any]]] = []
-    for mtime in MTIMES:
-        lb = _store(tmp_path / f"store-{mtime}", keybase)
-        context = _context(tmp_path, "files", mtime)
-        builds.append(build_keys(lb, context, "--build-arg", "VERSION=1.2.3", env=env))
+    """The keys of `files`, built in two stores over contexts with other mtimes, then once more
+    in the second store: its context aged past the stat cache's racy margin, so that build may
+    key a COPY by the quick path (names and lstat) where the first two read the files."""
+    contexts = [_context(tmp_path, "files", mtime) for mtime in MTIMES]
+    time.sleep(AGE_S)
+    stores = [_store(tmp_path / f"store-{mtime}", keybase) for mtime in MTIMES]
+    runs = [*zip(stores, contexts, strict=True), (stores[1], contexts[1])]
+    builds: list[list[dict[str, Any]]] = [
+        build_keys(lb, context, "--build-arg", "VERSION=1.2.3", env=env) for lb, context in runs
+    ]
     assert builds[0] == builds[1], "a key changed with the files' mtimes"
+    assert builds[1] == builds[2], "the quick path keyed a COPY differently"
     return KeyGolden(key_format(), builds[0])
 
 
