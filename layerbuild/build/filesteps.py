@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from layerbuild.build import meta as m
 from layerbuild.build.sources import SourceResolver
-from layerbuild.build.users import home_of, resolve_chown, resolve_user
+from layerbuild.build.users import home_of, resolve_chown, resolve_user, resolve_workdir_owner
 from layerbuild.context.fingerprint import selection_fingerprint
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.ignore import IgnoreRules
@@ -97,7 +97,9 @@ class FileSteps:
         existing = tree.lookup(path)
         if existing is not None and existing.kind is ChangeKind.DIR:
             return []
-        return workdir_dirs(tree, path, *self.user_ids(state), self.now)
+        user = state.meta.config.config.user
+        owner = resolve_workdir_owner(user, *self._passwd_group(state)) if user else (0, 0)
+        return workdir_dirs(tree, path, *owner, self.now)
 
     def user_ids(self, state: StageState) -> tuple[int, int]:
         user = state.meta.config.config.user
