@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.utils
 
+import pytest
+
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import Transport, retry_after_seconds
 
@@ -32,3 +34,16 @@ def test_unreadable_or_absent_retry_after_leaves_the_backoff() -> None:
     assert transport.retry_delay(0, "4") == 4.0
     assert transport.retry_delay(3, "1") == 4.0  # the backoff is a floor
     assert transport.retry_delay(0, 9.0) == 9.0  # seconds already read from an error
+
+
+def test_retries_backoff_and_timeout_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_RETRIES", "1")
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_BACKOFF", "0.05")
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "2.5")
+    assert (RegistryOptions().retries, RegistryOptions().backoff) == (1, 0.05)
+    assert RegistryOptions().timeout == 2.5
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "soon")
+    assert RegistryOptions().timeout == 120.0
+    assert "ignoring LAYERBUILD_REGISTRY_TIMEOUT='soon'" in capsys.readouterr().err
