@@ -6,8 +6,9 @@ Scope: tests/integration/registry. `FaultProxy(upstream_port)` listens on two po
        `redirect` fault). It reads each request, forwards it on a fresh upstream connection and
        returns the answer, unless a rule matches the request: `proxy.add(method, path_regex,
        fault, nth=N, times=K)` injects `fault` into the Nth to (N+K-1)th matching requests
-       (times=None: every one from the Nth). Faults: cut the answer after N body bytes and
-       close; truncate (a Content-Length larger than what is sent, then close); reset (RST via
+       (times=None: every one from the Nth; a rule counts the requests it matched since it was
+       added). Faults: cut the answer after N body bytes and close; truncate (a Content-Length
+       larger than what is sent, then close); reset (RST via
        SO_LINGER 0 after N bytes); answer a status (5xx/429, optionally with Retry-After) without
        asking upstream; flip one body byte; redirect (307) to the second port; stall (send
        nothing, never close until the proxy closes); cut the request body after N bytes (an

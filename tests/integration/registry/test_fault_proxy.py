@@ -32,7 +32,7 @@ from tests.support.faultproxy import (
     Fault,
     FaultProxy,
 )
-from tests.support.registry import RegistryCLI, RegistryServer
+from tests.support.registry import PASSWORD, USER, RegistryCLI, RegistryServer, TokenIssuer
 
 pytestmark = [pytest.mark.registry, pytest.mark.slow]
 
@@ -273,3 +273,47 @@ def test_a_chunked_upload_over_64_mib_cut_part_way(
     assert str(pulled.digest) == str(desc.digest)
     assert validate_image(fresh.content.read_bytes, pulled) == []
     assert store_blobs_verify(fresh.root) > 0
+
+
+@pytest.fixture
+def token_proxy(token_issuer: TokenIssuer) -> Iterator[FaultProxy]:
+    with FaultProxy(token_issuer.port) as p:
+        yield p
+
+
+@pytest.fixture
+def registry_via_token_proxy(
+    tmp_path: Path, token_issuer: TokenIssuer, token_proxy: FaultProxy
+) -> Iterator[RegistryServer]:
+    """A token-auth registry whose realm is the proxy in front of the token server."""
+    auth = token_issuer.registry_auth()
+    auth["token"]["realm"] = f"http://{token_proxy.host}/token"
+    server = RegistryServer(tmp_path / "registry-token", auth=auth).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_cut_token_answers_are_retried_and_a_lost_token_server_is_exit_8(
+    registry_via_token_proxy: RegistryServer, token_proxy: FaultProxy, cli: RegistryCLI
+) -> None:
+    host = registry_via_token_proxy.host
+    token_proxy.add("GET", r"^/token", Fault(CUT, after=20))
+    token_proxy.add("GET", r"^/token", Fault(RESET, after=0), nth=2)
+    login = cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    store = Store.open(cli.store)
+    set_tag(store, f"{host}/fault/tok:1", random_image(store, [20_000]))
+    token_proxy.add("GET", r"^/token", Fault(TRUNCATE))  # counts from now on
+    assert cli("push", f"{host}/fault/tok:1").returncode == 0
+    assert token_proxy.kinds() == [CUT, RESET, TRUNCATE]
+
+    token_proxy.add("GET", r"^/token", Fault(CUT, after=5), times=None)
+    proc = cli("pull", f"{host}/fault/tok:1")
+    assert proc.returncode == 8
+    one_line_error(
+        proc.stderr, rf"cannot reach registry {token_proxy.host} \(GET .*/token\): IncompleteRead"
+    )
+    assert "s3cret" not in proc.stderr
+    assert_intact(cli)
