@@ -317,3 +317,15 @@ def test_cut_token_answers_are_retried_and_a_lost_token_server_is_exit_8(
     )
     assert "s3cret" not in proc.stderr
     assert_intact(cli)
+
+
+def test_a_blob_lost_by_the_registry_names_that_cause(
+    proxy: FaultProxy, image: str, cli: RegistryCLI
+) -> None:
+    proxy.add("GET", BLOB, Fault(STATUS, status=404), times=None)
+    proc = cli("pull", f"{proxy.host}/fault/app:1")
+    assert proc.returncode == 8
+    one_line_error(proc.stderr, r"answered 404 for a blob that a manifest it served names")
+    assert "hint: the registry lost a blob its manifest names" in proc.stderr
+    assert "check the repository name" not in proc.stderr
+    assert_intact(cli)
