@@ -202,7 +202,9 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
         from layerbuild.build.events import BuildEvent
 
     options = _build_options(kw)
-    registry = options.registry or RegistryOptions()
+    registry = options.registry or RegistryOptions.from_environ(
+        os.environ, insecure=frozenset(), ca_file=None
+    )
 
     def run() -> None:
         specs = [parse_output(o) for o in kw["outputs"]]
@@ -280,8 +282,8 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--platform") from None
     dockerfile = kw["dockerfile"]
-    registry = RegistryOptions(
-        insecure=frozenset(kw["insecure_registry"]), ca_file=kw["registry_ca"]
+    registry = RegistryOptions.from_environ(
+        os.environ, insecure=frozenset(kw["insecure_registry"]), ca_file=kw["registry_ca"]
     )
     return BuildOptions(
         context=kw["context"],

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +58,9 @@ def _run(ctx: Context, fn: Callable[[], None]) -> None:
 
 
 def _options(insecure: tuple[str, ...], registry_ca: Path | None) -> RegistryOptions:
-    return RegistryOptions(insecure=frozenset(insecure), ca_file=registry_ca)
+    return RegistryOptions.from_environ(
+        os.environ, insecure=frozenset(insecure), ca_file=registry_ca
+    )
 
 
 def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:

@@ -39,11 +39,19 @@ def test_unreadable_or_absent_retry_after_leaves_the_backoff() -> None:
 def test_retries_backoff_and_timeout_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    env = {
+        "LAYERBUILD_REGISTRY_RETRIES": "1",
+        "LAYERBUILD_REGISTRY_BACKOFF": "0.05",
+        "LAYERBUILD_REGISTRY_TIMEOUT": "2.5",
+    }
     monkeypatch.setenv("LAYERBUILD_REGISTRY_RETRIES", "1")
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_BACKOFF", "0.05")
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "2.5")
-    assert (RegistryOptions().retries, RegistryOptions().backoff) == (1, 0.05)
-    assert RegistryOptions().timeout == 2.5
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "soon")
-    assert RegistryOptions().timeout == 120.0
+    tuned = RegistryOptions.from_environ(env, insecure=frozenset({"h:1"}), ca_file=None)
+    assert (tuned.retries, tuned.backoff, tuned.timeout) == (1, 0.05, 2.5)
+    assert tuned.insecure == {"h:1"}
+    # only the CLI reads the environment: library callers get the plain defaults
+    assert RegistryOptions().retries == 4
+    bad = RegistryOptions.from_environ(
+        {"LAYERBUILD_REGISTRY_TIMEOUT": "soon"}, insecure=frozenset(), ca_file=None
+    )
+    assert bad.timeout == 120.0
     assert "ignoring LAYERBUILD_REGISTRY_TIMEOUT='soon'" in capsys.readouterr().err
