@@ -54,9 +54,15 @@ def layerbuild(store: Path, *args: str | Path) -> list[str]:
     return [sys.executable, "-m", "layerbuild", "--root", str(store), *map(str, args)]
 
 
-def run_cli(store: Path, *args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    store: Path, *args: str | Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        layerbuild(store, *args), capture_output=True, text=True, env=environment(), timeout=timeout
+        layerbuild(store, *args),
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=timeout,
     )
 
 
@@ -123,5 +129,7 @@ def recovered(tally: FaultTally, proc: subprocess.CompletedProcess[str], label: 
     if proc.returncode == 0:
         return True
     tally.not_recovered += 1
-    print(f"{label}: failed again without the fault (exit {proc.returncode}): {proc.stderr[-800:]}")
+    print(
+        f"{label}: failed again without the fault (exit {proc.returncode}): {proc.stderr[-800:]}"
+    )
     return False
