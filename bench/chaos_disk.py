@@ -79,9 +79,8 @@ class DiskChaos:
         filler = fill(self.disk, int(need * self.rng.uniform(0.0, 0.9)))
         proc = run_cli(self.store, *args)
         self.tally.faults += 1
-        account(
-            self.tally, proc, self.store, before, changes=frozenset({new} - {None}), label=label
-        )
+        changes = frozenset() if new is None else frozenset({new})
+        account(self.tally, proc, self.store, before, changes=changes, label=label)
         filler.unlink()
         again = run_cli(self.store, *args)
         if recovered(self.tally, again, f"{label} (again)"):
