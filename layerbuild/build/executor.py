@@ -224,8 +224,10 @@ class Executor:
 
     def _run_stage(self, planned: PlannedStage, graph: BuildGraph) -> StageState:
         stage = planned.stage
-        total = len(stage.instructions) + 1
+        total = 1 if planned.replaced else len(stage.instructions) + 1
         state = self._from(planned, total)
+        if planned.replaced:  # the named context is the stage: none of it runs, no trigger
+            return state
         copy_from = dict(planned.copy_from)
         steps: list[tuple[int | None, ins.Instruction]] = [
             (None, self._trigger(text, stage.from_)) for text in state.triggers

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from layerbuild.build import meta as m
 from layerbuild.build.sources import SourceResolver
-from layerbuild.build.users import home_of, resolve_chown, resolve_user
+from layerbuild.build.users import home_of, resolve_chown, resolve_user, resolve_workdir_owner
 from layerbuild.context.fingerprint import selection_fingerprint
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.ignore import IgnoreRules
@@ -91,20 +91,15 @@ class FileSteps:
     def workdir_changes(self, state: StageState, instr: ins.Workdir) -> list[Change]:
         """The directories WORKDIR must create (none when it exists), owned by USER."""
         path = m.resolve_workdir(state.meta.workdir, instr.path).lstrip("/")
-        tree = self.tree(state)
-        if not path or tree.lookup(path) is not None:
+        if not path:
             return []
-        uid, gid = self.user_ids(state)
-        changes: list[Change] = []
-        parts = path.split("/")
-        for depth in range(1, len(parts) + 1):
-            sub = "/".join(parts[:depth])
-            existing = tree.lookup(sub)
-            if existing is not None and existing.kind is ChangeKind.DIR:
-                changes.append(replace(existing, path=tree.resolve(sub)))
-                continue
-            changes.append(Change(sub, ChangeKind.DIR, 0o755, uid, gid, mtime=self.now))
-        return changes
+        tree = self.tree(state)
+        existing = tree.lookup(path)
+        if existing is not None and existing.kind is ChangeKind.DIR:
+            return []
+        user = state.meta.config.config.user
+        owner = resolve_workdir_owner(user, *self._passwd_group(state)) if user else (0, 0)
+        return workdir_dirs(tree, path, *owner, self.now)
 
     def user_ids(self, state: StageState) -> tuple[int, int]:
         user = state.meta.config.config.user
@@ -271,6 +266,31 @@ class QuickKey:
 
 
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")
+
+
+def workdir_dirs(tree: FileTree, path: str, uid: int, gid: int, mtime: int) -> list[Change]:
+    """The layer of a WORKDIR whose directory is missing: BuildKit resolves the path in the
+    rootfs first (symlinks followed, the last one too: continuity's fs.RootPath), then makes
+    what is missing there (fsutil's MkdirAll, mode 0755, owned by USER). A link on the way stays
+    a link, its target is made; each existing ancestor comes along with its metadata."""
+    resolved = tree.resolve(path)
+    changes: list[Change] = []
+    parts = resolved.split("/")
+    for depth in range(1, len(parts) + 1):
+        sub = "/".join(parts[:depth])
+        # the components of a resolved path are no links: what is there is what lookup sees
+        existing = tree.lookup_nofollow(sub)
+        if existing is None:
+            changes.append(Change(sub, ChangeKind.DIR, 0o755, uid, gid, mtime=mtime))
+        elif existing.kind is ChangeKind.DIR:
+            changes.append(replace(existing, path=sub))
+        else:
+            raise BuildError(
+                f"WORKDIR /{path}: cannot make directory /{resolved}: /{sub} is a "
+                f"{existing.kind.value} in the image (mkdir: not a directory)",
+                hint="choose another WORKDIR, or remove that path in an earlier step",
+            )
+    return changes
 
 
 def touches(changes: list[Change], top: str) -> bool:

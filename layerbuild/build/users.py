@@ -7,7 +7,11 @@ Two rule sets, both BuildKit's:
 - ``USER`` for RUN (``resolve_user``): a number alone keeps the gid of the passwd entry with that
   uid, or 0 when there is none (libcontainer's GetExecUser with default 0:0).
 
-In both, ``user:group`` resolves each side by itself: numbers are taken as they are, names are
+- ``USER`` for the directories WORKDIR makes (``resolve_workdir_owner``): BuildKit makes them in a
+  file op with ``llb.WithUser(USER)``, so a number alone is uid and gid, as for ``--chown``; a name
+  is looked up as for RUN.
+
+In all, ``user:group`` resolves each side by itself: numbers are taken as they are, names are
 looked up, and an unknown name is an error saying which file lacked it.
 
 Pure: the caller reads the files from the image (None when the image has no such file).
@@ -87,6 +91,14 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> tuple[int,
     if grp is not None:
         gid = _resolve_group(grp, group, spec, "USER")
     return uid, gid
+
+
+def resolve_workdir_owner(spec: str, passwd: str | None, group: str | None) -> tuple[int, int]:
+    """``USER`` value -> (uid, gid) of the directories a WORKDIR makes."""
+    user, grp = _split(spec, "USER")
+    if _is_id(user) and grp is None:
+        return int(user), int(user)
+    return resolve_user(spec, passwd, group)
 
 
 def _split(spec: str, what: str) -> tuple[str, str | None]:

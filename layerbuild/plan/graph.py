@@ -12,7 +12,11 @@ not use is never even expanded (BuildKit behaves the same way). References resol
   `scratch` is the empty base;
 - a named build context (`--build-context NAME=...`) replaces an image of that name (matching
   `alpine`, `alpine:latest` and `docker.io/library/alpine` alike) and also a *stage* of that name,
-  as BuildKit does; it is represented as `ImageBase(ref=NAME, named_context=True)`.
+  as BuildKit does; it is represented as `ImageBase(ref=NAME, named_context=True)`. A replaced
+  stage is the context and nothing else (dockerfile2llb's buildDispatchStates sets the stage's
+  state to the context and skips it): its FROM base and its instructions are never read, so a
+  reference in it to itself or to a later stage is no error, and as the target it is planned
+  with `replaced=True`, which the executor builds as its FROM alone.
 
 Deliberately stricter than BuildKit: a stage may only use stages defined *before* it. BuildKit
 quietly pulls an image called `later` for a `FROM later` written before `FROM ... AS later`, and
@@ -69,6 +73,7 @@ class PlannedStage:
     copy_from: tuple[tuple[int, Source], ...]  # instruction index -> COPY --from source
     # (instruction index, mount index in Run.mounts, source) for RUN --mount=...,from=...
     mount_from: tuple[tuple[int, int, Source], ...] = ()
+    replaced: bool = False  # a named context of the stage's name stands for it: nothing is run
 
     @property
     def index(self) -> int:
@@ -165,6 +170,10 @@ class _Planner:
 
     def plan_stage(self, stage: Stage) -> PlannedStage:
         from_ = self._from(stage)
+        context = self._replacing(stage)
+        if context is not None:
+            replacement = ImageBase(context, named_context=True)
+            return PlannedStage(stage, replacement, from_.platform, frozenset(), (), replaced=True)
         base = self._base(from_.image, stage)
         copies, mounts = self._sources(stage, self._inherited(base))
         deps = {s.index for _, s in copies if isinstance(s, StageBase)}
@@ -241,8 +250,11 @@ class _Planner:
 
     def _base(self, image: str, stage: Stage) -> Base:
         named_stage = self.df.stage(image) if not image.isdigit() else None
+        replacing = self._replacing(named_stage) if named_stage is not None else None
+        if replacing is not None:
+            return ImageBase(replacing, named_context=True)
         if named_stage is not None and named_stage.index < stage.index:
-            return self._stage_or_context(named_stage)
+            return StageBase(named_stage.index)
         if named_stage is not None and named_stage.index > stage.index:
             raise self._later(image, named_stage, stage.from_)
         context = self._named_context(image)
@@ -274,6 +286,9 @@ class _Planner:
     def _earlier(
         self, used: Stage, name: str, stage: Stage, instr: Instruction, what: str
     ) -> Source:
+        context = self._replacing(used)
+        if context is not None:  # the context, not the stage: no order, no cycle
+            return ImageBase(context, named_context=True)
         if used.index == stage.index:
             raise self._error(
                 f"{what}={name} refers to the stage it is in (a cycle)",
@@ -282,13 +297,11 @@ class _Planner:
             )
         if used.index > stage.index:
             raise self._later(name, used, instr)
-        return self._stage_or_context(used)
-
-    def _stage_or_context(self, used: Stage) -> Source:
-        context = self._named_context(used.name) if used.name is not None else None
-        if context is not None:
-            return ImageBase(context, named_context=True)
         return StageBase(used.index)
+
+    def _replacing(self, stage: Stage) -> str | None:
+        """The named context that replaces `stage` (one of its name), if any."""
+        return self._named_context(stage.name) if stage.name is not None else None
 
     def _named_context(self, ref: str) -> str | None:
         wanted = {ref, ref.lower(), _familiar(ref)}

@@ -18,6 +18,9 @@ Inputs = tuple[tuple[str, str], ...]
 
 # Every step key names it (build/stepcache.py `chain`). 2: records link to their parents'
 # results; keys of format 1 (no such link) are never looked up again, so their steps run anew.
+# Bump it with any change to how a key is made, and regenerate tests/golden/keys/
+# (docs/design/cache-keys.md): under the same format, a new rule could meet records of the old
+# one (an input dropped makes two different steps one key).
 KEY_FORMAT = "2"
 
 

@@ -29,7 +29,12 @@ from typing import Any
 
 from layerbuild.errors import RegistryError
 from layerbuild.registry.credentials import Credentials
-from layerbuild.registry.transport import Transport, redact_url
+from layerbuild.registry.transport import (
+    RETRY_STATUSES,
+    RegistryUnavailable,
+    Transport,
+    redact_url,
+)
 
 # tokens without expires_in live 60 s (the spec's default); refresh a little early
 _DEFAULT_TOKEN_LIFETIME = 60.0
@@ -144,13 +149,13 @@ class Authenticator:
             form.append(("client_id", "layerbuild"))
             body = urllib.parse.urlencode(form + query).encode()
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
-            resp = self._transport.request("POST", realm, headers=headers, body=body)
+            resp = self._transport.request("POST", realm, headers=headers, body=body, read=True)
         else:
             sep = "&" if "?" in realm else "?"
             url = realm + (sep + urllib.parse.urlencode(query) if query else "")
             headers = {"Authorization": creds.basic()} if creds is not None else {}
-            resp = self._transport.request("GET", url, headers=headers)
-        data = resp.read()
+            resp = self._transport.request("GET", url, headers=headers, read=True)
+        data = resp.read()  # read inside the retry policy: a cut token answer was retried
         if resp.status != 200:
             raise self._token_error(resp.status, realm)
         return _parse_token(data, realm)
@@ -170,7 +175,8 @@ class Authenticator:
                 status=401,
                 hint=f"run `layerbuild login {self.registry}` first",
             )
-        return RegistryError(
+        error = RegistryUnavailable if status in RETRY_STATUSES else RegistryError
+        return error(
             f"the token server {redact_url(realm)} of registry {self.registry} answered {status}",
             status=status,
             hint="retry later; if it persists the registry's auth service is broken",

@@ -14,7 +14,9 @@ Requests and what they answer, as the Distribution registry implements them:
   the registry holds, so a chunked upload resumes after a dropped connection.
 
 Errors: 401, 403 and 404 become RegistryError with the status and what to do; connection
-failures and repeated 5xx become RegistryUnavailable (transport.py).
+failures and repeated 5xx become RegistryUnavailable (transport.py). Every response but a blob
+download is read whole inside the transport's retry policy (``read=True``), so a cut or reset
+manifest, token or error body is retried like a failed connect; blob downloads resume by Range.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from layerbuild.registry.auth import Authenticator, repository_scope
 from layerbuild.registry.credentials import Credentials
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import (
+    RETRY_STATUSES,
     RegistryUnavailable,
     Response,
     Transport,
     redact_url,
+    retry_after_seconds,
     unreachable,
     uses_plain_http,
 )
@@ -123,15 +127,21 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         body: bytes | Callable[[], BinaryIO] | None = None,
         retry: bool = True,
+        read: bool = True,
     ) -> Response:
-        """Send with authorization; after a 401 learn the challenge and send once more."""
+        """Send with authorization; after a 401 learn the challenge and send once more.
+
+        `read`: the body is read inside the retry policy (False only for blob downloads).
+        """
         url = self._url(path)
         for attempt in (0, 1):
             all_headers = dict(headers or {})
             auth = self.auth.header(scopes)
             if auth is not None:
                 all_headers["Authorization"] = auth
-            resp = self.transport.request(method, url, headers=all_headers, body=body, retry=retry)
+            resp = self.transport.request(
+                method, url, headers=all_headers, body=body, retry=retry, read=read
+            )
             if resp.status != 401 or attempt == 1:
                 return resp
             try:
@@ -188,7 +198,7 @@ class RegistryClient:
         scopes = (repository_scope(repository, "pull"),)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         url = self._url(f"/v2/{repository}/blobs/{digest}")
-        resp = self._request("GET", url, scopes, headers=headers)
+        resp = self._request("GET", url, scopes, headers=headers, read=False)
         for _ in range(5):
             if resp.status not in _REDIRECTS:
                 break
@@ -196,6 +206,14 @@ class RegistryClient:
             resp.close()
             # storage URLs are pre-signed: the registry's Authorization must not follow them
             resp = self.transport.request("GET", url, headers=headers)
+        if resp.status == 404:
+            raise RegistryError(
+                f"cannot download blob {digest} from {self.registry}/{repository}: the "
+                "registry answered 404 for a blob that a manifest it served names",
+                status=404,
+                hint="the registry lost a blob its manifest names (its storage is damaged, or "
+                "the blob was deleted or garbage-collected); push the image to it again",
+            )
         if resp.status not in (200, 206):
             raise self._fail(resp, f"download blob {digest.short} from", repository)
         return resp
@@ -237,10 +255,17 @@ class RegistryClient:
                 return
             drops = self._dropped(drops, "GET", resp.url, ConnectionError("body cut short"))
 
-    def _dropped(self, drops: int, method: str, url: str, err: BaseException) -> int:
+    def _dropped(
+        self,
+        drops: int,
+        method: str,
+        url: str,
+        err: BaseException,
+        retry_after: str | None = None,
+    ) -> int:
         if drops >= self.options.retries:
             raise unreachable(method, url, err) from err
-        time.sleep(self.options.backoff * (2**drops))
+        time.sleep(self.transport.retry_delay(drops, retry_after))
         return drops + 1
 
     def start_upload(self, repository: str, mount: tuple[Digest, str] | None = None) -> str | None:
@@ -310,8 +335,10 @@ class RegistryClient:
                 location, offset = self._upload_status(repository, location)
                 continue
             resp.close()
-            if resp.status >= 500:
-                drops = self._dropped(drops, "PATCH", location, ConnectionError(resp.status))
+            if resp.status in RETRY_STATUSES or resp.status >= 500:
+                err = ConnectionError(f"the registry answered {resp.status}")
+                wait = resp.header("Retry-After")
+                drops = self._dropped(drops, "PATCH", location, err, wait)
                 location, offset = self._upload_status(repository, location)
                 continue
             if resp.status != 202:
@@ -431,13 +458,22 @@ def _registry_message(body: bytes) -> str:
         return ""
 
 
+def _error_body(resp: Response) -> bytes:
+    """An error answer's body, for its detail only: a body lost on the way leaves the status."""
+    if resp.status == 404 and resp.header("Content-Length") == "0":
+        return b""
+    try:
+        return resp.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
 def status_error(
     registry: str, resp: Response, what: str, repository: str | None, user: str | None
 ) -> RegistryError:
     """A RegistryError for an unexpected status, saying what to do about it."""
     status = resp.status
-    body = resp.read() if status != 404 or resp.header("Content-Length") != "0" else b""
-    detail = _registry_message(body)
+    detail = _registry_message(_error_body(resp))
     target = f"{registry}/{repository}" if repository else registry
     said = f" ({detail})" if detail else ""
     who = f"user {user!r}" if user else "anonymous access"
@@ -465,6 +501,7 @@ def status_error(
             f"({redact_url(resp.url)})",
             status=status,
             hint="the registry is overloaded or failing; retry later",
+            retry_after=retry_after_seconds(resp.header("Retry-After")),
         )
     return RegistryError(
         f"cannot {what} {target}: the registry answered {status}{said}", status=status

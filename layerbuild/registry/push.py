@@ -167,7 +167,8 @@ class _Pusher:
                 if attempt >= retries or not restart:
                     raise
                 location = None
-                time.sleep(self.client.options.backoff * (2**attempt))
+                asked = e.retry_after if isinstance(e, RegistryUnavailable) else None
+                time.sleep(self.client.transport.retry_delay(attempt, asked))
 
 
 class _Window(io.RawIOBase):

@@ -6,9 +6,12 @@ pooled per (scheme, host:port) and handed to one thread at a time, so parallel l
 each get their own.
 
 Retry policy: connection errors, 429 and 5xx are retried with exponential backoff (honouring a
-short ``Retry-After``), but only when the request body can be sent again; callers pass a body
-*factory* for streamed uploads. Everything else is returned to the caller, which knows what a
-404 or 401 means for its request.
+``Retry-After`` of either form up to _MAX_RETRY_AFTER), but only when the request body can be
+sent again; callers pass a body *factory* for streamed uploads. With ``read=True`` (every
+request but a blob download) the response body is read inside the same retried unit, so a body
+cut short, a reset or a timeout while reading it is retried like a failed connect: an
+``IncompleteRead`` never reaches the user. Everything else is returned to the caller, which
+knows what a 404 or 401 means for its request.
 
 Which scheme: plain HTTP for ``localhost``, ``127.0.0.1`` and ``::1`` (as docker does) and for
 hosts given with ``--insecure-registry``; HTTPS otherwise, verified against the system CA store
@@ -17,6 +20,7 @@ plus an optional ``--registry-ca`` file.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import socket
 import ssl
@@ -33,6 +37,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 _IO_BLOCK = 1 << 20
 _MAX_RETRY_AFTER = 30.0
+# bodies read whole (manifests, tokens, error documents): far above the 4 MiB manifest limit,
+# far below what would hurt; a longer body is cut here and refused by its reader
+_MAX_READ = 8 << 20
 
 Body = bytes | Callable[[], BinaryIO] | None
 
@@ -41,6 +48,36 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be reached, or kept answering 5xx/429: worth retrying later."""
 
     reference = "registry-unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, hint=hint)
+        self.retry_after = retry_after  # seconds the registry asked us to wait, bounded
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header (delta-seconds or HTTP-date) as seconds to wait, bounded by
+    _MAX_RETRY_AFTER; None when absent or unreadable (then only the backoff applies)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
 def _hostname(netloc: str) -> str:
@@ -77,12 +114,42 @@ class Response:
         self._raw = raw
         self._release = release
         self._conn: http.client.HTTPConnection | None = conn
+        self._body: bytes | None = None  # set by load(): read inside the retry policy
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    def load(self, limit: int = _MAX_READ, *, lenient: bool = False) -> None:
+        """Read the body now (up to `limit` bytes); read() and stream() then return it.
+
+        A body shorter than its Content-Length (or a chunked body cut short) raises
+        IncompleteRead here, inside the caller's retry policy; `lenient` keeps an empty body
+        instead (for a final error answer, whose status says more than its lost detail).
+        """
+        try:
+            length = self._raw.length
+            if length is not None and length <= limit:
+                data, reusable = self._raw.read(), True
+            else:
+                data = self._raw.read(limit)
+                if length is not None and len(data) < limit:
+                    raise http.client.IncompleteRead(data, length - len(data))
+                reusable = self._raw.isclosed()  # only a body read to its end
+        except (OSError, http.client.HTTPException):
+            self._finish(reusable=False)
+            if not lenient:
+                raise
+            data, reusable = b"", False
+        except BaseException:
+            self._finish(reusable=False)
+            raise
+        self._body = data
+        self._finish(reusable=reusable)
+
     def read(self) -> bytes:
         """The whole body (the connection is released afterwards)."""
+        if self._body is not None:
+            return self._body
         try:
             data = self._raw.read()
         except (OSError, http.client.HTTPException):
@@ -93,6 +160,10 @@ class Response:
 
     def stream(self, block: int = _IO_BLOCK) -> Iterator[bytes]:
         """The body in blocks; connection errors propagate (the caller may resume)."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
         try:
             while True:
                 chunk = self._raw.read1(block) if block else self._raw.read()
@@ -191,8 +262,12 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         body: Body = None,
         retry: bool = True,
+        read: bool = False,
     ) -> Response:
-        """Send one request (retrying as the module docstring says); returns any status."""
+        """Send one request (retrying as the module docstring says); returns any status.
+
+        `read`: read the body inside the retried unit (Response.read() then cannot fail).
+        """
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise RegistryError(f"cannot request {redact_url(url)}: not an http(s) URL")
@@ -208,6 +283,8 @@ class Transport:
                 resp = self._send_once(
                     parts.scheme, parts.netloc, method, target, all_headers, body
                 )
+                if read and resp.status not in RETRY_STATUSES:
+                    resp.load()
             except (OSError, http.client.HTTPException) as e:
                 # a name that does not resolve will not resolve a second later either
                 permanent = isinstance(e, ssl.SSLCertVerificationError | socket.gaierror)
@@ -220,6 +297,8 @@ class Transport:
                 resp.close()
                 self._sleep(attempt, retry_after)
                 continue
+            if read and resp.status in RETRY_STATUSES:
+                resp.load(lenient=True)
             return resp
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -246,11 +325,15 @@ class Transport:
         url = f"{scheme}://{netloc}{target}"
         return Response(url, raw, self._releaser((scheme, netloc)), conn)
 
+    def retry_delay(self, attempt: int, retry_after: str | float | None) -> float:
+        """Seconds to wait before retry `attempt` (0-based): the backoff, or longer when the
+        registry said so with ``Retry-After`` (a header value, or seconds already bounded)."""
+        delay = self.options.backoff * 2.0**attempt
+        asked = retry_after_seconds(retry_after) if isinstance(retry_after, str) else retry_after
+        return delay if asked is None else max(delay, float(asked))
+
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.options.backoff * (2**attempt)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, min(float(retry_after), _MAX_RETRY_AFTER))
-        time.sleep(delay)
+        time.sleep(self.retry_delay(attempt, retry_after))
 
 
 def unreachable(method: str, url: str, err: BaseException) -> RegistryError:

@@ -76,3 +76,61 @@ def test_layout_with_unknown_tag_fails(
     assert proc.returncode != 0
     assert "nope" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+REPLACED = """\
+FROM busybox AS some-stage
+COPY --from=some-stage /marker /copied
+COPY not-in-the-context /nowhere
+FROM busybox
+COPY --from=some-stage /marker /from-stage
+"""
+
+
+def _source_image(lb: Layerbuild, tmp_path: Path) -> None:
+    """source:1 in the store: busybox with /marker."""
+    src = make_context(
+        tmp_path, {"Dockerfile": "FROM busybox\nCOPY m /marker\n", "m": "src\n"}, "src"
+    )
+    lb.build(src, "-t", "source:1")
+
+
+def test_a_named_image_context_replaces_the_stage_of_its_name(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """--build-context some-stage=docker-image://source:1 stands for the stage some-stage:
+    COPY --from=some-stage reads the image, and none of the stage's instructions run (the
+    stage's COPY of a missing file would fail; its COPY --from of itself is no cycle)."""
+    _source_image(lb, tmp_path)
+    ctx = make_context(tmp_path, {"Dockerfile": REPLACED})
+    context = "some-stage=docker-image://source:1"
+    steps = lb.report_steps(ctx, "-t", "out:1", "--build-context", context)
+    assert {s["stage"] for s in steps} == {"stage-1"}
+    root = lb.rootfs(ctx, "--build-context", context)
+    assert (root / "from-stage").read_text() == "src\n"
+
+
+def test_a_replaced_target_stage_is_the_named_image(lb: Layerbuild, tmp_path: Path) -> None:
+    """--target some-stage, replaced by a named context, builds that image as it is: its
+    FROM is the only step, no instruction of the stage runs."""
+    _source_image(lb, tmp_path)
+    ctx = make_context(tmp_path, {"Dockerfile": REPLACED})
+    context = "some-stage=docker-image://source:1"
+    steps = lb.report_steps(
+        ctx, "-t", "out:1", "--target", "some-stage", "--build-context", context
+    )
+    assert [(s["stage"], s["instruction"]) for s in steps] == [
+        ("some-stage", "FROM busybox AS some-stage")
+    ]
+    assert lb.config("out:1")["rootfs"] == lb.config("source:1")["rootfs"]
+    assert lb.config("out:1")["history"] == lb.config("source:1")["history"]
+
+
+def test_a_named_directory_context_replaces_the_stage_of_its_name(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """A directory context with a stage's name is read by COPY --from in its place."""
+    assets = make_context(tmp_path, {"marker": "dir\n"}, "assets")
+    ctx = make_context(tmp_path, {"Dockerfile": REPLACED})
+    root = lb.rootfs(ctx, "--build-context", f"some-stage={assets}")
+    assert (root / "from-stage").read_text() == "dir\n"

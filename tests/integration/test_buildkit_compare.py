@@ -167,6 +167,29 @@ def test_user_made_by_adduser(both: Both, tmp_path: Path) -> None:
     assert ours.tree["/tmp/by-ids"].owner == "1234:2345"
 
 
+def test_workdir_and_copy_through_links(both: Both, tmp_path: Path) -> None:
+    """WORKDIR and COPY --chown through dangling links, in the last component and in a parent:
+    both builders keep the links and make their targets."""
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": (
+                "FROM busybox\n"
+                "RUN ln -sf /var/lib/tempest /tempest && ln -s ../srv/app /app && ln -s /b /a\n"
+                "WORKDIR /tempest\n"
+                "COPY f.txt .\n"
+                "COPY --chown=1234:5678 f.txt /app/\n"
+                "USER 1234\n"
+                "WORKDIR /a/c\n"
+            ),
+            "f.txt": "f\n",
+        },
+    )
+    ours, theirs = both(ctx)
+    assert_same(ours, theirs)
+    assert ours.tree["/tempest"].kind == "l" and ours.tree["/var/lib/tempest/f.txt"].kind == "f"
+
+
 def test_copy_chown_chmod(both: Both, tmp_path: Path) -> None:
     """COPY with --chown (ids and names) and --chmod, of files, directories and globs."""
     ctx = make_context(

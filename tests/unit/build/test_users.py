@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from layerbuild.build.users import parse_group, parse_passwd, resolve_chown, resolve_user
+from layerbuild.build.users import (
+    parse_group,
+    parse_passwd,
+    resolve_chown,
+    resolve_user,
+    resolve_workdir_owner,
+)
 from layerbuild.errors import BuildError
 
 PASSWD = """\
@@ -81,6 +87,19 @@ def test_resolve_user_errors() -> None:
     with pytest.raises(BuildError, match="USER=ghost"):
         resolve_user("ghost", PASSWD, GROUP)
     assert resolve_user("7", None, None) == (7, 0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("1000", (1000, 1000)),  # a number alone is uid and gid (BuildKit's file op), not 1001
+        ("4242", (4242, 4242)),
+        ("app", (1000, 1001)),
+        ("1000:staff", (1000, 50)),
+    ],
+)
+def test_resolve_workdir_owner(spec: str, expected: tuple[int, int]) -> None:
+    assert resolve_workdir_owner(spec, PASSWD, GROUP) == expected
 
 
 def test_parsers_skip_malformed_lines() -> None:

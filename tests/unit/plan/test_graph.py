@@ -202,6 +202,37 @@ def test_named_context_replaces_a_stage_of_that_name() -> None:
     assert graph.stages[0].deps == frozenset()
 
 
+def test_a_replaced_target_is_its_context_alone() -> None:
+    """The stage's FROM and instructions are not read: a COPY --from of itself is no cycle."""
+    text = "FROM busybox AS parent\nFROM parent AS some-stage\nCOPY --from=some-stage /a /b\n"
+    graph = _plan(text, named_contexts=("some-stage",))
+    assert _indices(graph) == [1]
+    stage = graph.stages[0]
+    assert stage.replaced and stage.base == ImageBase("some-stage", named_context=True)
+    assert (stage.deps, stage.copy_from, stage.mount_from) == (frozenset(), (), ())
+    with pytest.raises(DockerfileError, match="refers to the stage it is in"):
+        _plan(text)  # without the context it is the cycle it says
+
+
+def test_a_replaced_stage_may_be_named_by_index_or_before_it() -> None:
+    text = (
+        "FROM busybox AS first\n"
+        "COPY --from=later /x /x\n"
+        "FROM alpine AS later\n"
+        "RUN make\n"
+        "FROM first\n"
+        "COPY --from=1 /y /y\n"
+        "RUN --mount=from=later,target=/t true\n"
+    )
+    graph = _plan(text, named_contexts=("later",))
+    assert _indices(graph) == [0, 2]
+    context = ImageBase("later", named_context=True)
+    assert graph.stages[0].copy_from == ((0, context),)
+    assert graph.stage(2).copy_from == ((0, context),)
+    assert graph.stage(2).mount_from == ((1, 0, context),)
+    assert not any(s.replaced for s in graph.stages)
+
+
 def test_parallel_groups_of_a_diamond() -> None:
     text = (
         "FROM alpine AS base\n"
