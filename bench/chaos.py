@@ -1,15 +1,23 @@
-"""Chaos run of the build cache: `--no-cache` builds of a Dockerfile with a non-reproducible RUN,
+"""Chaos runs: faults injected at random, and what they leave behind.
+
+`--mode cache` (the default): `--no-cache` builds of a Dockerfile with a non-reproducible RUN,
 each killed (SIGKILL) at a random moment, each followed by a plain build that must succeed and
 give a consistent image (its /sum is the md5 of its /big, its /copy is its /sum).
-
 Prints, at the end (and every 20 kills): kills, failed rebuilds, inconsistent images, dropped
 cache records (warnings), and what was left in the store once the rebuild was done (temp files
 of the content store, stale build directories, half-written records, mounts under the store).
 
-    python bench/chaos.py [--kills 200] [--work /tmp/chaos] [--seed 16]
+`--mode disk` (bench/chaos_disk.py): pull, build and tag on a store that runs out of space.
+`--mode registry` (bench/chaos_registry.py): push and pull through a proxy that injects
+registry faults. Both print faults injected, commands failed (and their exit statuses), blobs
+that do not verify, tracebacks, names lost and commands that did not recover once the fault
+was gone; the run fails unless the last four are 0.
 
-Needs root (RUN sandbox) and busybox-static (the base image comes from
-fixtures/make_busybox_base.py).
+    python bench/chaos.py [--mode cache|disk|registry] [--faults 200] [--work /tmp/chaos]
+                          [--seed 16]
+
+Needs root (RUN sandbox, tmpfs mounts) and busybox-static (the base image comes from
+fixtures/make_busybox_base.py); disk and registry modes need Debian's docker-registry.
 """
 
 from __future__ import annotations
@@ -142,14 +150,34 @@ def run(kills: int, work: Path, seed: int) -> Tally:
     return tally
 
 
+def fault_mode(mode: str, faults: int, work: Path, seed: int) -> bool:
+    sys.path.insert(0, str(REPO))  # the registry server and random images of the test support
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.monotonic()
+    if mode == "disk":
+        import chaos_disk
+
+        tally = chaos_disk.run(faults, work, seed)
+    else:
+        import chaos_registry
+
+        tally = chaos_registry.run(faults, work, seed)
+    print(f"{mode}: {tally.line()} in {time.monotonic() - t0:.0f}s")
+    return tally.clean
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=200)
+    parser.add_argument("--mode", choices=("cache", "disk", "registry"), default="cache")
+    parser.add_argument("--faults", "--kills", dest="faults", type=int, default=200)
     parser.add_argument("--work", type=Path, default=Path("/tmp/chaos"))
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args()
+    if args.mode != "cache":
+        sys.exit(0 if fault_mode(args.mode, args.faults, args.work, args.seed) else 1)
     t0 = time.monotonic()
-    tally = run(args.kills, args.work, args.seed)
+    tally = run(args.faults, args.work, args.seed)
     print(f"{tally.line()} in {time.monotonic() - t0:.0f}s")
     sys.exit(1 if tally.failed or tally.inconsistent or tally.leftovers else 0)
 

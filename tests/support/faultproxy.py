@@ -133,6 +133,11 @@ class FaultProxy:
             self._rules.append(_Rule(method, re.compile(path), fault, nth, times))
         return self
 
+    def clear(self) -> None:
+        """Drop every rule: from now on requests pass untouched."""
+        with self._lock:
+            self._rules.clear()
+
     def kinds(self) -> list[str]:
         return [i.kind for i in self.injected]
 

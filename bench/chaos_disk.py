@@ -1,0 +1,137 @@
+"""Disk mode of bench/chaos.py: `pull`, `build` and `tag` on a store that runs out of space.
+
+The store lives on a small tmpfs. Before each command a filler file leaves less free space than
+the command needs (a random share of it), so the command meets ENOSPC somewhere in its writes:
+a blob half-downloaded, a layer half-packed, a name half-written. After each one: no traceback,
+every blob hashes to its name, every name the store had still points where it pointed. Then the
+filler goes, the same command must succeed, and `fsck` must find the store clean.
+
+Needs root (a tmpfs mount) and Debian's docker-registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from chaos_checks import FaultTally, account, names, recovered, run_cli
+
+MB = 1 << 20
+TMPFS_SIZE = 160 * MB
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: int) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", where], check=False)
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """A filler file that leaves about `leave` bytes free on `disk`."""
+    filler = disk / "filler"
+    filler.unlink(missing_ok=True)
+    size = max(0, free_bytes(disk) - leave)
+    with open(filler, "wb") as f:
+        if size:
+            os.posix_fallocate(f.fileno(), 0, size)
+    return filler
+
+
+def _seed_images(work: Path, host: str, rng: random.Random, count: int) -> list[tuple[str, int]]:
+    """Random 3-layer images pushed to the registry: (reference, total size)."""
+    from layerbuild.registry.push import push
+    from layerbuild.store.layout import Store
+    from tests.integration.registry.images import random_image
+
+    seed = Store.open(work / "seed")
+    images = []
+    for i in range(count):
+        sizes = [rng.randint(1, 12) * MB for _ in range(3)]
+        ref = f"{host}/chaos/img{i}:1"
+        push(seed, random_image(seed, sizes), ref)
+        images.append((ref, sum(sizes)))
+    return images
+
+
+class DiskChaos:
+    def __init__(self, work: Path, store: Path, disk: Path, rng: random.Random) -> None:
+        self.work, self.store, self.disk, self.rng = work, store, disk, rng
+        self.tally = FaultTally()
+        self.ctx = work / "ctx"
+        self.ctx.mkdir(exist_ok=True)
+        (self.ctx / "Dockerfile").write_text("FROM scratch\nCOPY big /big\n")
+
+    def _attempt(self, label: str, args: tuple[str, ...], need: int, new: str | None) -> None:
+        before = names(self.store)
+        filler = fill(self.disk, int(need * self.rng.uniform(0.0, 0.9)))
+        proc = run_cli(self.store, *args)
+        self.tally.faults += 1
+        changes = frozenset() if new is None else frozenset({new})
+        account(self.tally, proc, self.store, before, changes=changes, label=label)
+        filler.unlink()
+        again = run_cli(self.store, *args)
+        if recovered(self.tally, again, f"{label} (again)"):
+            # --quick: account() has just re-hashed every blob
+            check = run_cli(self.store, "fsck", "--quick")
+            if check.returncode != 0:
+                self.tally.not_recovered += 1
+                print(f"{label}: fsck after the retry: {check.stdout[-800:]}")
+
+    def pull(self, n: int, ref: str, size: int) -> None:
+        short = ref.split("/", 1)[1]
+        if ref in names(self.store) or short in names(self.store):
+            run_cli(self.store, "rmi", ref)
+        run_cli(self.store, "prune")
+        self._attempt(f"fault {n} (pull {short})", ("pull", ref), size, ref)
+
+    def build(self, n: int) -> None:
+        size = self.rng.randint(2, 24) * MB
+        (self.ctx / "big").write_bytes(self.rng.randbytes(size))
+        run_cli(self.store, "prune")
+        args = ("build", "--progress", "plain", "-t", "chaos-built:1", str(self.ctx))
+        self._attempt(f"fault {n} (build {size // MB} MB)", args, size, "chaos-built:1")
+
+    def tag(self, n: int, source: str) -> None:
+        args = ("tag", source, f"chaos-tag:{n}")
+        self._attempt(f"fault {n} (tag)", args, 4096, f"chaos-tag:{n}")
+
+
+def run(faults: int, work: Path, seed: int) -> FaultTally:
+    from tests.support.registry import RegistryServer
+
+    rng = random.Random(seed)
+    registry = RegistryServer(work / "registry").start()
+    try:
+        images = _seed_images(work, registry.host, rng, 6)
+        with tmpfs(work / "disk", TMPFS_SIZE) as disk:
+            store = disk / "store"
+            keep = images[0][0]
+            if run_cli(store, "pull", keep).returncode != 0:
+                raise SystemExit("the first pull failed")
+            chaos = DiskChaos(work, store, disk, rng)
+            for n in range(1, faults + 1):
+                op = rng.choice(("pull", "pull", "build", "tag"))
+                if op == "pull":
+                    chaos.pull(n, *rng.choice(images[1:]))
+                elif op == "build":
+                    chaos.build(n)
+                else:
+                    chaos.tag(n, keep)
+                if n % 20 == 0:
+                    print(f"after {n}: {chaos.tally.line()}", flush=True)
+            return chaos.tally
+    finally:
+        registry.kill()
