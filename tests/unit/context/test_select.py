@@ -249,3 +249,47 @@ def test_load_ignore_precedence(tmp_path: Path) -> None:
 
 def test_load_ignore_absent(tmp_path: Path) -> None:
     assert load_ignore(tmp_path, None).patterns == ()
+
+
+def test_load_ignore_link_out_of_the_context_is_no_file(tmp_path: Path) -> None:
+    """.dockerignore -> a host file: BuildKit resolves the link inside the context (where
+    nothing is), so no rules apply and the host file is never read."""
+    (tmp_path / "elsewhere").write_text("a.txt\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    os.symlink(tmp_path / "elsewhere", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).patterns == ()
+    os.unlink(ctx / ".dockerignore")
+    os.symlink("../elsewhere", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).patterns == ()
+
+
+def test_load_ignore_link_inside_the_context_is_followed(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "conf").mkdir(parents=True)
+    (ctx / "conf" / "ignore").write_text("a.txt\n")
+    os.symlink("conf/ignore", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).matches("a.txt")
+    os.unlink(ctx / ".dockerignore")
+    os.symlink(f"/{tmp_path.name}/../conf/ignore", ctx / ".dockerignore")  # absolute: at ctx
+    assert load_ignore(ctx, None).matches("a.txt")
+
+
+def test_load_ignore_per_dockerfile_link_stays_in_its_directory(tmp_path: Path) -> None:
+    """<Dockerfile>.dockerignore is read from the Dockerfile's directory: a link out of it
+    counts as absent, and the context's .dockerignore applies instead."""
+    (tmp_path / "host-ignore").write_text("from-host\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / ".dockerignore").write_text("from-context\n")
+    dockerfile = ctx / "build" / "app.Dockerfile"
+    dockerfile.parent.mkdir()
+    dockerfile.write_text("FROM scratch\n")
+    os.symlink(tmp_path / "host-ignore", ctx / "build" / "app.Dockerfile.dockerignore")
+    rules = load_ignore(ctx, dockerfile)
+    assert rules.matches("from-context") and not rules.matches("from-host")
+
+
+def test_load_ignore_directory_is_no_file(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").mkdir()
+    assert load_ignore(tmp_path, None).patterns == ()
