@@ -148,6 +148,25 @@ def test_bind_from_context_is_read_only_keyed_and_filtered(lb: Layerbuild, tmp_p
     assert _layer_names(lb, ctx) == []  # /mnt/src was only a mount point
 
 
+def test_bind_source_through_a_link_stays_in_the_context(lb: Layerbuild, tmp_path: Path) -> None:
+    """source=sub/passwd with ctx/sub -> /<host dir>: resolved inside the context, as in a
+    chroot; the host file is never mounted."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "passwd").write_text("HOST-ONLY\n")
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=bind,source=sub/passwd,target=/p cat /p\n",
+            str(host / "passwd").lstrip("/"): "context copy\n",
+        },
+    )
+    os.symlink(host, ctx / "sub")
+    out = lb.build(ctx).stderr
+    assert "#2 context copy" in out and "HOST-ONLY" not in out
+
+
 def test_bind_rw_from_stage_and_tmpfs_leave_nothing(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(
         tmp_path,
