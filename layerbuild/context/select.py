@@ -9,6 +9,7 @@ while walking are returned as symlinks, never followed.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -226,10 +227,13 @@ class _ContextView:
             links += 1
             if links > _MAX_LINKS:
                 raise ContextError(f"too many levels of symbolic links resolving {rel!r}")
+            # the target is cleaned against the link's directory before it is walked, as
+            # fs.RootPath does: in `l -> b/../c`, `..` undoes `b` even when b is a link
             target = os.readlink(self.real(candidate))
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+            base = "" if target.startswith("/") else "/".join(done)
+            done = []
+            clean = posixpath.normpath(f"/{base}/{target}")
+            pending = [p for p in clean.split("/") if p] + pending
         return "/".join(done)
 
 

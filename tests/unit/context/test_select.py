@@ -219,6 +219,38 @@ def test_escaping_symlink_clamped_to_root(tmp_path: Path, ctx: Path) -> None:
     assert select(ctx, "abs-in", ignore=None, excludes=())[0].path == ctx / "a.txt"
 
 
+def test_parent_link_out_of_the_root_is_resolved_inside(tmp_path: Path, ctx: Path) -> None:
+    """`sub -> /<outside dir>`: sub/f.txt names <ctx>/<outside dir>/f.txt, never the host's."""
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "f.txt").write_text("host")
+    os.symlink(outside, ctx / "sub")
+    os.symlink("../../host", ctx / "src" / "up")
+    for source in ("sub/f.txt", "src/up/f.txt", "sub/*.txt"):
+        with pytest.raises(ContextError):
+            select(ctx, source, ignore=None, excludes=())
+    inside = ctx / str(outside).lstrip("/")
+    inside.mkdir(parents=True)
+    (inside / "f.txt").write_text("inside")
+    (ctx / "host").mkdir()
+    (ctx / "host" / "f.txt").write_text("inside too")
+    assert select(ctx, "sub/f.txt", ignore=None, excludes=())[0].path == inside / "f.txt"
+    assert select(ctx, "src/up/f.txt", ignore=None, excludes=())[0].path == ctx / "host/f.txt"
+
+
+def test_link_target_is_cleaned_against_the_links_directory(ctx: Path) -> None:
+    """As fs.RootPath: in `l -> pkg/../x/keep`, `..` undoes `pkg` itself, though pkg is a
+    link (to pkg-real/deep): l names src/x/keep, not src/pkg-real/x/keep."""
+    os.rename(ctx / "src" / "pkg", ctx / "src" / "deep")
+    (ctx / "src" / "pkg-real").mkdir()
+    os.rename(ctx / "src" / "deep", ctx / "src" / "pkg-real" / "deep")
+    os.symlink("pkg-real/deep", ctx / "src" / "pkg")
+    (ctx / "src" / "pkg-real" / "x").mkdir()
+    (ctx / "src" / "pkg-real" / "x" / "keep").write_text("wrong")
+    os.symlink("pkg/../x/keep", ctx / "src" / "l")
+    assert select(ctx, "src/l", ignore=None, excludes=())[0].path == ctx / "src" / "x" / "keep"
+
+
 def test_symlink_loop_reported(ctx: Path) -> None:
     os.symlink("loop2", ctx / "loop1")
     os.symlink("loop1", ctx / "loop2")
