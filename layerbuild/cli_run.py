@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from layerbuild.build.runstep import run_env
+from layerbuild.build.secretspec import SecretSpecError, env_value, parse_secret_spec, with_source
 from layerbuild.build.users import resolve_user
 from layerbuild.errors import BuildError
 from layerbuild.image.config import ImageConfig
@@ -34,32 +35,32 @@ if TYPE_CHECKING:
 
 
 def parse_secret(value: str) -> tuple[str, Path]:
-    """`--secret id=ID,src=PATH` or `id=ID,env=VAR` (docker buildx syntax) -> (id, file).
+    """One `--secret` (docker buildx syntax, build/secretspec.py) -> (id, file to read).
 
-    An env= secret is written to a private temporary file (mode 0600) that is removed when
-    the process exits, so the build reads every secret the same way."""
-    fields = dict(part.partition("=")[::2] for part in value.split(",") if part)
-    unknown = set(fields) - {"id", "src", "source", "env", "type"}
-    if unknown or fields.get("type", "file") not in ("file", "env"):
+    A secret from a variable is written to a private temporary file (mode 0600) that is
+    removed when the process exits, so the build reads every secret the same way. As in
+    BuildKit, a file named with src= (or defaulted from the id) must exist now."""
+    try:
+        given = parse_secret_spec(value)
+    except SecretSpecError as e:
         raise click.BadParameter(
-            f"{value!r}: expected id=ID,src=PATH or id=ID,env=VAR", param_hint="--secret"
-        )
-    src = fields.get("src") or fields.get("source")
-    env = fields.get("env")
-    secret_id = fields.get("id") or (Path(src).name if src else env) or ""
-    if not secret_id or (src is None) == (env is None):
+            f"{value!r}: {e} (expected id=ID[,src=PATH|env=VAR][,type=file|env])",
+            param_hint="--secret",
+        ) from None
+    spec = with_source(given, os.environ)
+    path = Path(spec.src).expanduser() if spec.src else None
+    if path is not None and not path.is_file():
         raise click.BadParameter(
-            f"{value!r}: give id= and exactly one of src=PATH or env=VAR", param_hint="--secret"
+            f"{value!r}: no environment variable {spec.id} is set and {spec.src} is not a file"
+            if not (given.src or given.env)
+            else f"{value!r}: {spec.src} is not a file",
+            param_hint="--secret",
         )
-    if src is not None:
-        path = Path(src).expanduser()
-        if not path.is_file():
-            raise click.BadParameter(f"{src} is not a file", param_hint="--secret")
-        return secret_id, path
-    assert env is not None
-    if env not in os.environ:
-        raise click.BadParameter(f"environment variable {env} is not set", param_hint="--secret")
-    return secret_id, _env_secret_file(os.environ[env])
+    text = env_value(spec, os.environ)
+    if text is not None:
+        return spec.id, _env_secret_file(text)
+    assert path is not None
+    return spec.id, path
 
 
 def _env_secret_file(value: str) -> Path:
@@ -67,14 +68,15 @@ def _env_secret_file(value: str) -> Path:
     atexit.register(shutil.rmtree, directory, True)
     path = Path(directory) / "secret"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.fsencode(value))  # the variable's bytes, also when they are not UTF-8
     return path
 
 
 def secrets_option(values: Sequence[str]) -> dict[str, Path]:
-    """The BuildOptions.secrets of repeated --secret flags."""
-    return dict(parse_secret(v) for v in values)
+    """The BuildOptions.secrets of repeated --secret flags (a later id wins, as in buildx;
+    empty values are skipped, as buildx's ParseSecretSpecs does)."""
+    return dict(parse_secret(v) for v in values if v)
 
 
 def command_argv(
@@ -184,8 +186,13 @@ def _write_stdout(data: bytes) -> None:
     show_default=True,
     help="default: own network namespace with outbound access (slirp4netns).",
 )
-@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",
-              help="Add a line to /etc/hosts (IP host-gateway: the host).")
+@click.option(
+    "--add-host",
+    "add_hosts",
+    multiple=True,
+    metavar="NAME:IP",
+    help="Add a line to /etc/hosts (IP host-gateway: the host).",
+)
 @click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
 @click.option("-w", "--workdir", help="Working directory inside the image.")
 @click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")

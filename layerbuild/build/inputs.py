@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from layerbuild.build.options import BuildOptions
 from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.rootpath import read_in_root
 from layerbuild.context.select import load_ignore
 from layerbuild.dockerfile.parser import Dockerfile, parse_dockerfile
 from layerbuild.dockerfile.source import DockerfileSource
@@ -12,17 +13,23 @@ from layerbuild.errors import ContextError
 
 
 def read_dockerfile(opts: BuildOptions) -> Dockerfile:
-    """The parsed Dockerfile: `-f PATH`, the text given inline, or CONTEXT/Dockerfile."""
+    """The parsed Dockerfile: `-f PATH`, the text given inline, or CONTEXT/Dockerfile.
+
+    As BuildKit reads it (frontend/dockerui/config.go: a snapshot of the Dockerfile's
+    directory, the file resolved there with fs.RootPath), a Dockerfile that is a symlink is
+    followed inside its own directory only: a link that leaves it names nothing."""
     path = opts.dockerfile or opts.context / "Dockerfile"
     if opts.dockerfile_text is not None:
         return parse_dockerfile(DockerfileSource("Dockerfile", opts.dockerfile_text))
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContextError(
-            f"no Dockerfile at {path}",
-            hint="pass -f PATH to name the Dockerfile, or run in the context directory",
-        ) from None
+        data = read_in_root(path.parent, path.name)
+        if data is None:
+            raise ContextError(
+                f"no Dockerfile at {path}",
+                hint="pass -f PATH to name the Dockerfile, or run in the context directory; "
+                "it must be a regular file, or a symbolic link to one in the same directory",
+            )
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ContextError(f"cannot read the Dockerfile {path}: {e}") from None
     return parse_dockerfile(DockerfileSource(str(path), text))

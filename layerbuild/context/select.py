@@ -9,12 +9,14 @@ while walking are returned as symlinks, never followed.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from layerbuild.context.ignore import BadPattern, IgnoreRules, go_clean, go_match
+from layerbuild.context.rootpath import read_in_root
 from layerbuild.errors import ContextError, os_hint
 
 _MAX_LINKS = 255
@@ -50,21 +52,26 @@ class SourceFile:
 
 def load_ignore(context_dir: Path, dockerfile: Path | None) -> IgnoreRules:
     """The .dockerignore rules of a build: ``<Dockerfile>.dockerignore`` beside the Dockerfile
-    takes precedence over ``<context>/.dockerignore``; neither present means no rules."""
+    takes precedence over ``<context>/.dockerignore``; neither present means no rules.
+
+    Each is read as BuildKit's frontend reads it (frontend/dockerui/config.go, from a
+    snapshot of the Dockerfile's directory or of the context): a symlink is followed inside
+    that directory only, and one that leads nowhere there, or to something that is not a
+    regular file, counts as no file at all."""
     candidates = []
     if dockerfile is not None:
-        candidates.append(dockerfile.parent / (dockerfile.name + ".dockerignore"))
-    candidates.append(context_dir / ".dockerignore")
-    for candidate in candidates:
+        candidates.append((dockerfile.parent, dockerfile.name + ".dockerignore"))
+    candidates.append((context_dir, ".dockerignore"))
+    for root, name in candidates:
         try:
-            data = candidate.read_bytes()
-        except FileNotFoundError:
-            continue
+            data = read_in_root(root, name)
         except OSError as exc:
             raise ContextError(
-                f"cannot read {candidate}: {exc.strerror}", hint=os_hint(exc)
+                f"cannot read {root / name}: {exc.strerror}", hint=os_hint(exc)
             ) from exc
-        return IgnoreRules.parse(data.decode("utf-8", "surrogateescape"), source=str(candidate))
+        if data is not None:
+            source = str(root / name)
+            return IgnoreRules.parse(data.decode("utf-8", "surrogateescape"), source=source)
     return IgnoreRules(patterns=(), source=".dockerignore")
 
 
@@ -220,10 +227,13 @@ class _ContextView:
             links += 1
             if links > _MAX_LINKS:
                 raise ContextError(f"too many levels of symbolic links resolving {rel!r}")
+            # the target is cleaned against the link's directory before it is walked, as
+            # fs.RootPath does: in `l -> b/../c`, `..` undoes `b` even when b is a link
             target = os.readlink(self.real(candidate))
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+            base = "" if target.startswith("/") else "/".join(done)
+            done = []
+            clean = posixpath.normpath(f"/{base}/{target}")
+            pending = [p for p in clean.split("/") if p] + pending
         return "/".join(done)
 
 

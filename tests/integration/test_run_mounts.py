@@ -114,6 +114,32 @@ def test_secret_env_is_seen_by_the_step_only(lb: Layerbuild, tmp_path: Path) -> 
     assert "#3 DONE" in from_env.stderr and "#4 DONE" in from_env.stderr
 
 
+def test_secret_with_only_an_id_is_the_variable_if_set_else_the_file(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """`--secret id=MYTOK`, as BuildKit's secrets store reads it: the variable MYTOK when it
+    is set (even with a file MYTOK there), else the file MYTOK (relative to the working
+    directory), else the build is refused before it starts."""
+    ctx = make_context(
+        tmp_path,
+        {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=MYTOK cat /run/secrets/MYTOK\n"},
+    )
+    args = ("--no-cache", "--secret", "id=MYTOK")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    missing = lb("build", "--progress", "plain", *args, ctx, cwd=workdir)
+    assert missing.returncode == 2, missing.stderr
+    assert "no environment variable MYTOK is set and MYTOK is not a file" in missing.stderr
+    (workdir / "MYTOK").write_text("from-file")
+    assert "#2 from-file" in lb.build(ctx, *args, cwd=workdir).stderr
+    from_env = lb.build(ctx, *args, cwd=workdir, env={"MYTOK": "from-env"})
+    assert "#2 from-env" in from_env.stderr and "from-file" not in from_env.stderr
+    typed = lb.build(
+        ctx, "--no-cache", "--secret", "id=MYTOK,type=env,src=OTHER", env={"OTHER": "typed"}
+    )
+    assert "#2 typed" in typed.stderr
+
+
 def test_optional_secret_env_not_given_is_empty(lb: Layerbuild, tmp_path: Path) -> None:
     """As BuildKit: an optional env= secret that was not passed is set, to the empty string."""
     ctx = make_context(
@@ -146,6 +172,25 @@ def test_bind_from_context_is_read_only_keyed_and_filtered(lb: Layerbuild, tmp_p
     changed = lb.build(ctx).stderr
     assert "#2 A2" in changed
     assert _layer_names(lb, ctx) == []  # /mnt/src was only a mount point
+
+
+def test_bind_source_through_a_link_stays_in_the_context(lb: Layerbuild, tmp_path: Path) -> None:
+    """source=sub/passwd with ctx/sub -> /<host dir>: resolved inside the context, as in a
+    chroot; the host file is never mounted."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "passwd").write_text("HOST-ONLY\n")
+    ctx = make_context(
+        tmp_path,
+        {
+            "Dockerfile": "FROM busybox\n"
+            "RUN --mount=type=bind,source=sub/passwd,target=/p cat /p\n",
+            str(host / "passwd").lstrip("/"): "context copy\n",
+        },
+    )
+    os.symlink(host, ctx / "sub")
+    out = lb.build(ctx).stderr
+    assert "#2 context copy" in out and "HOST-ONLY" not in out
 
 
 def test_bind_rw_from_stage_and_tmpfs_leave_nothing(lb: Layerbuild, tmp_path: Path) -> None:

@@ -88,3 +88,27 @@ def test_hostile_archive_and_double_stdin_are_refused(lb: Layerbuild, tmp_path: 
     assert both.returncode != 0 and b"both the context and the Dockerfile" in both.stderr
     leftovers = list(Path("/tmp").glob("layerbuild-context-*"))
     assert leftovers == []
+
+
+def test_dockerignore_link_in_the_archive_is_not_followed_out(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """An archive's `.dockerignore -> /<host file>` is resolved inside the unpacked context
+    (where nothing is), never on the host: keep.txt, which the host file names, is copied."""
+    host = tmp_path / "host-ignore"
+    host.write_text("keep.txt\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {
+            "Dockerfile": b"FROM busybox\nCOPY . /app/\n",
+            "keep.txt": b"k",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo(".dockerignore")
+        link.type, link.linkname = tarfile.SYMTYPE, str(host)
+        tar.addfile(link)
+    proc = _build_stdin(lb, buf.getvalue())
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (unpack(lb.store.parent / "stdin-oci.tar", "1") / "app" / "keep.txt").exists()

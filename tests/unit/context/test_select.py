@@ -219,6 +219,38 @@ def test_escaping_symlink_clamped_to_root(tmp_path: Path, ctx: Path) -> None:
     assert select(ctx, "abs-in", ignore=None, excludes=())[0].path == ctx / "a.txt"
 
 
+def test_parent_link_out_of_the_root_is_resolved_inside(tmp_path: Path, ctx: Path) -> None:
+    """`sub -> /<outside dir>`: sub/f.txt names <ctx>/<outside dir>/f.txt, never the host's."""
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "f.txt").write_text("host")
+    os.symlink(outside, ctx / "sub")
+    os.symlink("../../host", ctx / "src" / "up")
+    for source in ("sub/f.txt", "src/up/f.txt", "sub/*.txt"):
+        with pytest.raises(ContextError):
+            select(ctx, source, ignore=None, excludes=())
+    inside = ctx / str(outside).lstrip("/")
+    inside.mkdir(parents=True)
+    (inside / "f.txt").write_text("inside")
+    (ctx / "host").mkdir()
+    (ctx / "host" / "f.txt").write_text("inside too")
+    assert select(ctx, "sub/f.txt", ignore=None, excludes=())[0].path == inside / "f.txt"
+    assert select(ctx, "src/up/f.txt", ignore=None, excludes=())[0].path == ctx / "host/f.txt"
+
+
+def test_link_target_is_cleaned_against_the_links_directory(ctx: Path) -> None:
+    """As fs.RootPath: in `l -> pkg/../x/keep`, `..` undoes `pkg` itself, though pkg is a
+    link (to pkg-real/deep): l names src/x/keep, not src/pkg-real/x/keep."""
+    os.rename(ctx / "src" / "pkg", ctx / "src" / "deep")
+    (ctx / "src" / "pkg-real").mkdir()
+    os.rename(ctx / "src" / "deep", ctx / "src" / "pkg-real" / "deep")
+    os.symlink("pkg-real/deep", ctx / "src" / "pkg")
+    (ctx / "src" / "pkg-real" / "x").mkdir()
+    (ctx / "src" / "pkg-real" / "x" / "keep").write_text("wrong")
+    os.symlink("pkg/../x/keep", ctx / "src" / "l")
+    assert select(ctx, "src/l", ignore=None, excludes=())[0].path == ctx / "src" / "x" / "keep"
+
+
 def test_symlink_loop_reported(ctx: Path) -> None:
     os.symlink("loop2", ctx / "loop1")
     os.symlink("loop1", ctx / "loop2")
@@ -248,4 +280,48 @@ def test_load_ignore_precedence(tmp_path: Path) -> None:
 
 
 def test_load_ignore_absent(tmp_path: Path) -> None:
+    assert load_ignore(tmp_path, None).patterns == ()
+
+
+def test_load_ignore_link_out_of_the_context_is_no_file(tmp_path: Path) -> None:
+    """.dockerignore -> a host file: BuildKit resolves the link inside the context (where
+    nothing is), so no rules apply and the host file is never read."""
+    (tmp_path / "elsewhere").write_text("a.txt\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    os.symlink(tmp_path / "elsewhere", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).patterns == ()
+    os.unlink(ctx / ".dockerignore")
+    os.symlink("../elsewhere", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).patterns == ()
+
+
+def test_load_ignore_link_inside_the_context_is_followed(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "conf").mkdir(parents=True)
+    (ctx / "conf" / "ignore").write_text("a.txt\n")
+    os.symlink("conf/ignore", ctx / ".dockerignore")
+    assert load_ignore(ctx, None).matches("a.txt")
+    os.unlink(ctx / ".dockerignore")
+    os.symlink(f"/{tmp_path.name}/../conf/ignore", ctx / ".dockerignore")  # absolute: at ctx
+    assert load_ignore(ctx, None).matches("a.txt")
+
+
+def test_load_ignore_per_dockerfile_link_stays_in_its_directory(tmp_path: Path) -> None:
+    """<Dockerfile>.dockerignore is read from the Dockerfile's directory: a link out of it
+    counts as absent, and the context's .dockerignore applies instead."""
+    (tmp_path / "host-ignore").write_text("from-host\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / ".dockerignore").write_text("from-context\n")
+    dockerfile = ctx / "build" / "app.Dockerfile"
+    dockerfile.parent.mkdir()
+    dockerfile.write_text("FROM scratch\n")
+    os.symlink(tmp_path / "host-ignore", ctx / "build" / "app.Dockerfile.dockerignore")
+    rules = load_ignore(ctx, dockerfile)
+    assert rules.matches("from-context") and not rules.matches("from-host")
+
+
+def test_load_ignore_directory_is_no_file(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").mkdir()
     assert load_ignore(tmp_path, None).patterns == ()
