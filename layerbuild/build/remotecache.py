@@ -277,9 +277,11 @@ def _export_failed(spec: CacheSpec, err: BaseException, reason: str) -> Layerbui
     """The error a failed export (without ignore-error) ends the build with: of the same kind
     (so the same exit status) as before, saying that the image itself is fine."""
     hint = (
-        "the image was built and tagged; the cache was not exported. To only warn when the "
-        f"export fails, add ignore-error=true to --cache-to {spec.kind}"
+        "the image was built and tagged, only the cache was not exported; add "
+        "ignore-error=true to the --cache-to to make this a warning"
     )
+    if isinstance(err, LayerbuildError) and err.hint:
+        hint = f"{err.hint}; {hint}"
     message = f"cache export to {spec.location} failed: {reason}"
     if isinstance(err, RegistryError):
         return RegistryError(message, status=err.status, hint=hint)
