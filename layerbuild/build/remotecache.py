@@ -45,6 +45,8 @@ from layerbuild.build.faultplace import names_below, store_fault
 from layerbuild.digest import Digest, canonical_json
 from layerbuild.errors import (
     DigestMismatch,
+    ExportError,
+    HostError,
     ImageFormatError,
     LayerbuildError,
     RegistryError,
@@ -235,10 +237,7 @@ def export_caches(
                 raise
             outcome(CacheTransfer("export", spec.location, "failed", reason=reason))
             if not spec.ignore_error:
-                failed = _export_failed(spec, e, reason)
-                if failed is None:
-                    raise  # an OSError of the destination: the CLI names its path
-                raise failed from e
+                raise _export_failed(spec, e, reason) from e
             note(
                 f"warning: cache export to {spec.location} failed: {reason}; "
                 "ignored (ignore-error=true)"
@@ -273,21 +272,28 @@ def _export_fault(store: Store, spec: CacheSpec, err: BaseException) -> str | No
     return None
 
 
-def _export_failed(spec: CacheSpec, err: BaseException, reason: str) -> LayerbuildError | None:
-    """The error a failed export (without ignore-error) ends the build with: of the same kind
-    (so the same exit status) as before, saying that the image itself is fine."""
+def _export_failed(spec: CacheSpec, err: BaseException, reason: str) -> LayerbuildError:
+    """The error a failed export (without ignore-error) ends the build with: of the kind (so
+    the exit status) of its cause, saying that the image itself is fine."""
     hint = (
         "the image was built and tagged, only the cache was not exported; add "
         "ignore-error=true to the --cache-to to make this a warning"
     )
-    if isinstance(err, LayerbuildError) and err.hint:
-        hint = f"{err.hint}; {hint}"
     message = f"cache export to {spec.location} failed: {reason}"
     if isinstance(err, RegistryError):
-        return RegistryError(message, status=err.status, hint=hint)
+        return RegistryError(message, status=err.status, hint=_hints(err.hint, hint))
     if isinstance(err, CacheError):
-        return CacheError(message, hint=hint)
-    return None
+        return CacheError(message, hint=_hints(err.hint, hint))
+    host = host_error(err) if isinstance(err, OSError) else None
+    if host is not None:  # the destination's disk, not the store's (_export_fault)
+        return HostError(
+            message, path=host.path, errno_code=host.errno, hint=_hints(host.hint, hint)
+        )
+    return ExportError(message, hint=hint)
+
+
+def _hints(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 # -- import ------------------------------------------------------------------------------------

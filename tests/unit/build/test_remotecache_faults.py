@@ -24,7 +24,7 @@ from layerbuild.build.remotecache import (
 from layerbuild.build.report import BuildReport
 from layerbuild.build.stepcache import StepCache, chain
 from layerbuild.digest import sha256_bytes
-from layerbuild.errors import RegistryError, at_path
+from layerbuild.errors import ExportError, RegistryError, at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer
@@ -211,8 +211,9 @@ def test_a_failed_export_without_ignore_error_is_an_error(tmp_path: Path) -> Non
     spec = parse_cache_spec(f"type=local,dest={tmp_path / 'file' / 'cache'}", "to")
     outcomes: list[CacheTransfer] = []
     store = Store.open(tmp_path / "s")
-    with pytest.raises(OSError):
+    with pytest.raises(ExportError, match=r"cache export to .* failed: .*Not a directory") as e:
         export_caches(store, [spec], [], "s", [], None, print, outcomes.append)
+    assert e.value.exit_code == 7 and "the image was built and tagged" in str(e.value.hint)
     assert [o.status for o in outcomes] == ["failed"]
 
 
