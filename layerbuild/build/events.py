@@ -49,4 +49,15 @@ class BuildDone:
     saved: float = 0.0  # seconds cached steps took when they last ran
 
 
-BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone
+@dataclass(frozen=True, slots=True)
+class CacheTransfer:
+    """What became of one --cache-from (direction "import") or --cache-to ("export")."""
+
+    direction: str  # "import" | "export"
+    ref: str  # the registry reference or the directory
+    status: str  # "imported" | "exported" | "none" (nothing there yet) | "failed"
+    records: int = 0
+    reason: str = ""  # why it failed; "" otherwise
+
+
+BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone | CacheTransfer

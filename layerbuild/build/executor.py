@@ -195,7 +195,7 @@ class Executor:
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
-        remotecache.import_caches(self.store, opts.cache_from, opts.registry, note)
+        remotecache.import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
         for planned in graph.stages:
             self.results[planned.index] = self._run_stage(planned, graph)
         final = self.results[graph.target]
@@ -208,8 +208,9 @@ class Executor:
             images.tag(self.store, tag, desc)
         self.cache.finish()
         steps, registry = self.cache.steps, opts.registry
+        # after the tags: a failed export (an error unless ignore-error=true) keeps the image
         remotecache.export_caches(
-            self.store, opts.cache_to, steps, final.name, final.layers, registry, note
+            self.store, opts.cache_to, steps, final.name, final.layers, registry, note, self.emit
         )
         unused = unused_build_args(self.dockerfile, self.options.build_args)
         if unused:

@@ -17,6 +17,15 @@ was made on. A record whose key digest does not match its own inputs, that has n
 or whose config does not end with its layer, or whose layer the manifest does not carry, is
 skipped. A cache that does not exist yet (first CI run), or one of format 1 (records without
 parent links), is a note, not an error.
+
+A source that fails — a registry that cannot be reached or refuses, a blob or manifest that does
+not verify, a manifest or config that does not parse, a damaged cache directory — is a warning
+and a miss, as in BuildKit (moby/buildkit#2836): a cache only makes a build faster, so losing
+it must not stop one. A source's records are installed only once all of its blobs are in the
+store and verified, so a failed source leaves no record behind. Faults of this store (a full
+disk, a read-only file system) are not the source's and stay errors. An export fails the build
+unless its spec says `ignore-error=true` (BuildKit's option, moby/buildkit PR #3430); the image
+is tagged before the export either way.
 """
 
 from __future__ import annotations
@@ -31,8 +40,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerbuild.build.events import CacheTransfer
+from layerbuild.build.faultplace import names_below, store_fault
 from layerbuild.digest import Digest, canonical_json
-from layerbuild.errors import DigestMismatch, ImageFormatError, LayerbuildError, RegistryError
+from layerbuild.errors import (
+    DigestMismatch,
+    ExportError,
+    HostError,
+    ImageFormatError,
+    LayerbuildError,
+    RegistryError,
+    host_error,
+)
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer, Manifest
@@ -50,6 +69,11 @@ LOCAL_TAG = "latest"  # the ref.name of the cache manifest in a local cache dire
 _MAX_CONFIG = 256 << 20
 
 Note = Callable[[str], None]
+Outcome = Callable[[CacheTransfer], None]
+# BuildKit reads ignore-error with Go's strconv.ParseBool
+_BOOLS = dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True) | dict.fromkeys(
+    ("0", "f", "F", "FALSE", "false", "False"), False
+)
 
 
 class CacheError(LayerbuildError):
@@ -66,6 +90,7 @@ class CacheSpec:
     kind: str  # "local" | "registry"
     location: str  # DIR or REPO:TAG
     mode: str = "min"  # export only: "min" | "max"
+    ignore_error: bool = False  # export only: a failed export is a warning
 
     def __str__(self) -> str:
         return f"type={self.kind} {self.location}"
@@ -90,7 +115,12 @@ def parse_cache_spec(text: str, direction: str) -> CacheSpec:
         )
     location = fields.pop(where, "")
     mode = fields.pop("mode", "min")
-    fields.pop("ignore-error", None)  # accepted for BuildKit compatibility
+    ignore = _BOOLS.get(fields.pop("ignore-error", "false"))
+    if ignore is None:
+        raise CacheError(
+            f"--cache-{direction} {text!r}: ignore-error must be true or false",
+            hint=f"e.g. --cache-{direction} type={kind},{where}=...,ignore-error=true",
+        )
     if not location or mode not in ("min", "max") or fields:
         raise CacheError(
             f"--cache-{direction} {text!r}: type={kind} needs {where}=... "
@@ -100,7 +130,7 @@ def parse_cache_spec(text: str, direction: str) -> CacheSpec:
         )
     if kind == "registry":
         parse_reference(location)  # a bad reference fails now, not after the build
-    return CacheSpec(kind, location, mode)
+    return CacheSpec(kind, location, mode, ignore and direction == "to")
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -188,8 +218,10 @@ def export_caches(
     final_layers: Sequence[Layer],
     registry: RegistryOptions | None,
     note: Note = lambda message: None,
+    outcome: Outcome = lambda transfer: None,
 ) -> None:
-    """Export the records of this build to every --cache-to."""
+    """Export the records of this build to every --cache-to. A failed export raises, unless
+    its spec says ignore-error=true: then it is a warning and the next one is tried."""
     if not specs:
         return
     index = CacheIndex(store.root)
@@ -197,13 +229,71 @@ def export_caches(
     for spec in specs:
         records = select_records(index, steps, final_stage, final_layers, spec.mode)
         desc = cache_image(store, records, spec.mode)
-        if spec.kind == "local":
-            export_local(store, desc, Path(spec.location))
-        else:
-            from layerbuild.registry.push import push  # http.client and ssl: only when used
-
-            push(store, desc, spec.location, options=registry or RegistryOptions())
+        try:
+            _send(store, spec, desc, registry)
+        except (RegistryError, CacheError, OSError) as e:
+            reason = _export_fault(store, spec, e)
+            if reason is None:
+                raise
+            outcome(CacheTransfer("export", spec.location, "failed", reason=reason))
+            if not spec.ignore_error:
+                raise _export_failed(spec, e, reason) from e
+            note(
+                f"warning: cache export to {spec.location} failed: {reason}; "
+                "ignored (ignore-error=true)"
+            )
+            continue
+        outcome(CacheTransfer("export", spec.location, "exported", len(records)))
         note(f"exported {len(records)} cache records to {spec} (mode={spec.mode})")
+
+
+def _send(
+    store: Store, spec: CacheSpec, desc: Descriptor, registry: RegistryOptions | None
+) -> None:
+    if spec.kind == "local":
+        export_local(store, desc, Path(spec.location))
+    else:
+        from layerbuild.registry.push import push  # http.client and ssl: only when used
+
+        push(store, desc, spec.location, options=registry or RegistryOptions())
+
+
+def _export_fault(store: Store, spec: CacheSpec, err: BaseException) -> str | None:
+    """Why the destination of `spec` failed; None when the fault is this store's (or not the
+    destination's at all), which no ignore-error hides."""
+    if store_fault(store.root, err) is not None:
+        return None
+    if isinstance(err, LayerbuildError):
+        return err.message
+    assert isinstance(err, OSError)
+    dest = Path(spec.location).absolute()
+    if spec.kind == "local" and names_below(err, dest):
+        return str(err)
+    return None
+
+
+def _export_failed(spec: CacheSpec, err: BaseException, reason: str) -> LayerbuildError:
+    """The error a failed export (without ignore-error) ends the build with: of the kind (so
+    the exit status) of its cause, saying that the image itself is fine."""
+    hint = (
+        "the image was built and tagged, only the cache was not exported; add "
+        "ignore-error=true to the --cache-to to make this a warning"
+    )
+    message = f"cache export to {spec.location} failed: {reason}"
+    if isinstance(err, RegistryError):
+        return RegistryError(message, status=err.status, hint=_hints(err.hint, hint))
+    if isinstance(err, CacheError):
+        return CacheError(message, hint=_hints(err.hint, hint))
+    host = host_error(err) if isinstance(err, OSError) else None
+    if host is not None:  # the destination's disk, not the store's (_export_fault)
+        return HostError(
+            message, path=host.path, errno_code=host.errno, hint=_hints(host.hint, hint)
+        )
+    return ExportError(message, hint=hint)
+
+
+def _hints(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -215,11 +305,7 @@ def read_records(
     """The usable records of a cache config: the key digest must be the digest of the key's
     inputs, the record must link to its parent and end with its own layer, and the layer must
     be one the manifest carries (so its blob came with it)."""
-    if manifest.config.media_type != CACHE_CONFIG:
-        raise CacheError(
-            f"{where} is not a layerbuild cache (config media type {manifest.config.media_type})",
-            hint="point --cache-from at what --cache-to wrote",
-        )
+    _check_config_type(manifest, where)
     try:
         obj = json.loads(config)
         raw = obj["records"] if isinstance(obj, dict) else None
@@ -265,19 +351,19 @@ def _install(store: Store, records: Iterable[CacheRecord]) -> int:
     return count
 
 
-def import_local(store: Store, src: Path, note: Note) -> int:
-    """Import the cache layout at `src`; the number of records added."""
+def import_local(store: Store, src: Path, note: Note) -> int | None:
+    """Import the cache layout at `src`; the number of records added, None when there is no
+    cache there yet."""
     index_path = src / "index.json"
     if not index_path.is_file():
         note(f"no cache at {src} yet; building without it")
-        return 0
+        return None
     try:
         index = Index.from_bytes(index_path.read_bytes())
         entry = next(m for m in index.manifests if m.media_type == mt.OCI_MANIFEST)
-    except (OSError, StopIteration, ImageFormatError) as e:
+    except (OSError, StopIteration, ImageFormatError, TypeError, AttributeError) as e:
         raise CacheError(f"{src} is not a cache written by --cache-to: {e}") from None
-    manifest_bytes = _local_blob(store, src, entry.digest)
-    manifest = Manifest.from_bytes(manifest_bytes, mt.OCI_MANIFEST)
+    manifest = cache_manifest(_local_blob(store, src, entry.digest), mt.OCI_MANIFEST, str(src))
     _local_blob(store, src, manifest.config.digest)
     config = store.content.read_bytes(manifest.config.digest)
     records = read_records(manifest, config, str(src), note)
@@ -292,23 +378,31 @@ def _local_blob(store: Store, src: Path, digest: Digest) -> bytes:
     if not store.content.has(digest):
         path = src / "blobs" / digest.algorithm / digest.hex
         try:
-            with path.open("rb") as f, store.content.ingest() as ingest:
-                shutil.copyfileobj(f, ingest, 1 << 20)
-                ingest.commit(expected=digest)
+            f = path.open("rb")
         except FileNotFoundError:
             raise CacheError(
                 f"the cache at {src} lacks blob {digest}",
                 hint="export it again with --cache-to; the directory is incomplete",
             ) from None
-        except DigestMismatch as e:
-            raise CacheError(f"blob {digest} in the cache at {src} is corrupt: {e}") from None
+        except OSError as e:  # a directory where the blob should be, a denied read, ...
+            raise CacheError(f"blob {digest} of the cache at {src} cannot be read: {e}") from None
+        # write errors come from the ingest, in this store: not the cache's, so not caught
+        with f, store.content.ingest() as ingest:
+            shutil.copyfileobj(f, ingest, 1 << 20)
+            try:
+                ingest.commit(expected=digest)
+            except DigestMismatch as e:
+                raise CacheError(
+                    f"blob {digest} in the cache at {src} is corrupt: {e.message}"
+                ) from None
     if store.content.size(digest) > _MAX_CONFIG:
         return b""
     return store.content.read_bytes(digest)
 
 
-def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note) -> int:
-    """Pull the cache manifest `ref` with its config and layers; the number of records added."""
+def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note) -> int | None:
+    """Pull the cache manifest `ref` with its config and layers; the number of records added,
+    None when the registry has no cache under `ref` yet."""
     from layerbuild.registry.client import RegistryClient  # http.client and ssl: only when used
     from layerbuild.registry.pull import fetch_blobs
 
@@ -323,9 +417,9 @@ def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note
                 if e.status != 404:
                     raise
                 note(f"no cache at {ref} yet; building without it")
-                return 0
+                return None
             root.add(fetched.digest)
-            manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
+            manifest = cache_manifest(fetched.data, fetched.media_type, ref)
             root.add(manifest.config.digest, *(d.digest for d in manifest.layers))
             fetch_blobs(store, client, repo, [manifest.config])
             config = store.content.read_bytes(manifest.config.digest)
@@ -337,20 +431,64 @@ def import_registry(store: Store, ref: str, options: RegistryOptions, note: Note
         client.close()
 
 
+def cache_manifest(data: bytes, media_type: str, where: str) -> Manifest:
+    """The cache manifest in `data`, or a CacheError saying why it is none: not an image
+    manifest, not JSON, a field of the wrong type, or a config that is not a cache's."""
+    if media_type not in mt.MANIFESTS:
+        raise CacheError(f"{where} is a {media_type or 'untyped'} document, not a cache manifest")
+    try:
+        manifest = Manifest.from_bytes(data, media_type)
+    except (ImageFormatError, TypeError, AttributeError) as e:
+        raise CacheError(f"the cache manifest of {where} is damaged: {e}") from None
+    _check_config_type(manifest, where)  # before its config is fetched: it may be large
+    return manifest
+
+
+def _check_config_type(manifest: Manifest, where: str) -> None:
+    if manifest.config.media_type != CACHE_CONFIG:
+        raise CacheError(
+            f"{where} is not a layerbuild cache (config media type {manifest.config.media_type})",
+            hint="point --cache-from at what --cache-to wrote",
+        )
+
+
+# What a --cache-from source can do wrong: not answer, refuse, send what does not verify or
+# does not parse. Each is a miss; anything else (this store's faults, bugs) is not caught.
+_SOURCE_FAULTS = (RegistryError, ImageFormatError, CacheError)
+
+
 def import_caches(
     store: Store,
     specs: Sequence[CacheSpec],
     registry: RegistryOptions | None,
     note: Note = lambda message: None,
+    outcome: Outcome = lambda transfer: None,
 ) -> int:
-    """Import every --cache-from into the store's cache index; the records added."""
+    """Import every --cache-from into the store's cache index; the records added. A source
+    that fails is a warning and adds nothing."""
     added = 0
     for spec in specs:
         t0 = time.monotonic()
-        if spec.kind == "local":
-            count = import_local(store, Path(spec.location), note)
-        else:
-            count = import_registry(store, spec.location, registry or RegistryOptions(), note)
-        note(f"imported {count} cache records from {spec} in {time.monotonic() - t0:.2f}s")
-        added += count
+        try:
+            if spec.kind == "local":
+                count = import_local(store, Path(spec.location), note)
+            else:
+                count = import_registry(store, spec.location, registry or RegistryOptions(), note)
+        except _SOURCE_FAULTS as e:
+            own = store_fault(store.root, e)
+            if own is not None:
+                failure = host_error(own, store=str(store.root.absolute()))
+                if failure is None:
+                    raise
+                raise failure from e
+            note(
+                f"warning: cache import from {spec.location} failed: {e.message}; "
+                "building without it"
+            )
+            outcome(CacheTransfer("import", spec.location, "failed", reason=e.message))
+            continue
+        status = "none" if count is None else "imported"
+        outcome(CacheTransfer("import", spec.location, status, count or 0))
+        note(f"imported {count or 0} cache records from {spec} in {time.monotonic() - t0:.2f}s")
+        added += count or 0
     return added

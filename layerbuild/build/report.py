@@ -10,7 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from layerbuild.build.events import BuildDone, BuildEvent, StepDone, StepFailed, StepStarted
+from layerbuild.build.events import (
+    BuildDone,
+    BuildEvent,
+    CacheTransfer,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
 
 
 @dataclass
@@ -54,11 +61,40 @@ class StepRecord:
 
 
 @dataclass
+class CacheOutcome:
+    """One --cache-from or --cache-to: where, how it went, how many records, why it failed."""
+
+    ref: str
+    status: str  # import: "imported" | "none" | "failed"; export: "exported" | "failed"
+    records: int = 0
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "records": self.records,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> CacheOutcome:
+        return cls(
+            ref=str(obj.get("ref", "")),
+            status=str(obj.get("status", "")),
+            records=int(obj.get("records", 0)),
+            reason=str(obj.get("reason", "")),
+        )
+
+
+@dataclass
 class BuildReport:
     image: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     seconds: float = 0.0
     saved: float = 0.0  # what the cached steps took when they last ran
+    cache_imports: list[CacheOutcome] = field(default_factory=list)
+    cache_exports: list[CacheOutcome] = field(default_factory=list)
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: BuildEvent) -> None:
@@ -79,6 +115,10 @@ class BuildReport:
         elif isinstance(event, BuildDone):
             self.image, self.seconds = str(event.digest), event.seconds
             self.saved = event.saved
+        elif isinstance(event, CacheTransfer):
+            outcome = CacheOutcome(event.ref, event.status, event.records, event.reason)
+            imports = event.direction == "import"
+            (self.cache_imports if imports else self.cache_exports).append(outcome)
 
     def summary(self) -> dict[str, Any]:
         counted = [s for s in self.steps if s.cache in ("hit", "miss")]
@@ -97,6 +137,8 @@ class BuildReport:
             "seconds": round(self.seconds, 4),
             "summary": self.summary(),
             "steps": [s.to_json() for s in self.steps],
+            "cache_imports": [c.to_json() for c in self.cache_imports],
+            "cache_exports": [c.to_json() for c in self.cache_exports],
         }
 
     def dumps(self) -> str:
@@ -108,6 +150,8 @@ class BuildReport:
             image=obj.get("image"),
             steps=[StepRecord.from_json(s) for s in obj.get("steps") or ()],
             seconds=float(obj.get("seconds", 0.0)),
+            cache_imports=[CacheOutcome.from_json(c) for c in obj.get("cache_imports") or ()],
+            cache_exports=[CacheOutcome.from_json(c) for c in obj.get("cache_exports") or ()],
         )
 
 

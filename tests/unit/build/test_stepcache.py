@@ -256,7 +256,7 @@ def test_import_skips_records_whose_key_does_not_match_their_inputs(tmp_path: Pa
 
 def test_import_of_a_missing_cache_is_a_note(tmp_path: Path) -> None:
     notes: list[str] = []
-    assert import_local(Store.open(tmp_path / "s"), tmp_path / "nothing", notes.append) == 0
+    assert import_local(Store.open(tmp_path / "s"), tmp_path / "nothing", notes.append) is None
     assert "no cache" in notes[0]
 
 
