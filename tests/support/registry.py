@@ -1,7 +1,7 @@
 """A real Distribution registry (Debian's docker-registry) for tests, with auth variants.
 
 Name: RegistryServer, TokenIssuer, DropOnceProxy, RegistryCLI; fixtures `registry`,
-      `registry_basic`, `registry_token`, `registry_cli`.
+      `registry_basic`, `registry_token`, `registry_cli`, `fast` (quick CLI retries).
 Scope: tests/integration/registry. Each fixture starts `/usr/bin/docker-registry serve CONFIG`
        on 127.0.0.1 with a free port and filesystem storage under tmp_path, waits until /v2/
        answers, and kills it afterwards. `registry_basic` adds htpasswd Basic auth (a file made by
@@ -406,6 +406,14 @@ def registry_token(tmp_path: Path, token_issuer: TokenIssuer) -> Iterator[Regist
     """A registry with token auth: TokenIssuer signs JWTs for USER / PASSWORD."""
     root = tmp_path / "registry-token"
     yield from _serve(RegistryServer(root, auth=token_issuer.registry_auth()))
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick retries and a short timeout for the CLI (its environment is inherited)."""
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_RETRIES", "3")
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_BACKOFF", "0.05")
+    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "2")
 
 
 @pytest.fixture

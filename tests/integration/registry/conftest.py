@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.registry import (
+    fast,
     registry,
     registry_basic,
     registry_cli,
@@ -10,4 +11,4 @@ from tests.support.registry import (
     token_issuer,
 )
 
-__all__ = ["registry", "registry_basic", "registry_cli", "registry_token", "token_issuer"]
+__all__ = ["fast", "registry", "registry_basic", "registry_cli", "registry_token", "token_issuer"]

@@ -28,7 +28,13 @@ from layerbuild.store.layout import Store
 from tests.support.cli import Layerbuild, hash_blobs, make_context
 from tests.support.registry import RegistryServer, free_port
 
-pytestmark = [pytest.mark.registry, pytest.mark.root, pytest.mark.overlay, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.registry,
+    pytest.mark.root,
+    pytest.mark.overlay,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("fast"),  # a registry that is down is given up on in a second
+]
 
 DOCKERFILE = """\
 FROM busybox

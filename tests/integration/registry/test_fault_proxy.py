@@ -50,14 +50,6 @@ def store_blobs_verify(store: Path) -> int:
 
 
 @pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Quick retries for the CLI (its environment is inherited)."""
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_RETRIES", "3")
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_BACKOFF", "0.05")
-    monkeypatch.setenv("LAYERBUILD_REGISTRY_TIMEOUT", "2")
-
-
-@pytest.fixture
 def proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
     with FaultProxy(registry.port) as p:
         yield p
