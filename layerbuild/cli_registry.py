@@ -16,7 +16,15 @@ from layerbuild.errors import LayerbuildError
 from layerbuild.image.descriptor import Platform
 from layerbuild.registry import credentials
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.registry.progress import BYTES, DONE, EXISTS, MOUNTED, STARTED, TransferEvent
+from layerbuild.registry.progress import (
+    BYTES,
+    CORRUPT,
+    DONE,
+    EXISTS,
+    MOUNTED,
+    STARTED,
+    TransferEvent,
+)
 from layerbuild.registry.reference import parse_reference
 from layerbuild.store import images as store_images
 
@@ -64,10 +72,13 @@ def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
     """Prints one line per blob state change on stderr (byte counts are not printed)."""
 
     def report(event: TransferEvent) -> None:
-        if quiet or event.action == BYTES:
+        # a damaged store is said even with -q: the user should know of it
+        if (quiet and event.action != CORRUPT) or event.action == BYTES:
             return
         if event.action == MOUNTED:
             label = f"Mounted from {event.source}"
+        elif event.action == CORRUPT:
+            label = f"Stored copy is corrupt ({event.reason}): removed, pulling it again"
         else:
             label = _LABELS.get((verb, event.action), event.action)
         size = f" ({event.size / 1e6:.1f} MB)" if event.action == STARTED else ""
@@ -81,6 +92,12 @@ def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
 @click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image.")
 @_connection_options
 @click.option("-q", "--quiet", is_flag=True, help="Print only the full image name.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every blob of the image already in the store (by default: their sizes, and "
+    "the content of those up to 16 MiB); a damaged one is pulled again.",
+)
 @click.pass_obj
 def pull_cmd(
     ctx: Context,
@@ -89,6 +106,7 @@ def pull_cmd(
     insecure: tuple[str, ...],
     registry_ca: Path | None,
     quiet: bool,
+    verify: bool,
 ) -> None:
     """Pull an image from a registry into the store (busybox = docker.io/library/busybox)."""
     try:
@@ -106,6 +124,7 @@ def pull_cmd(
             platform=plat,
             options=_options(insecure, registry_ca),
             on_progress=_reporter("pull", quiet),
+            verify=verify,
         )
         if not quiet:
             click.echo(f"Digest: {desc.digest}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from layerbuild.digest import Digest, is_digest, sha256_bytes
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, local_write_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
@@ -226,7 +226,7 @@ class RegistryClient:
                             f"than the {desc.size} bytes its descriptor says",
                             hint="the registry or the manifest is corrupt; report it",
                         )
-                    sink.write(chunk)
+                    _write_local(sink, chunk)
                     offset += len(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
@@ -469,3 +469,12 @@ def status_error(
     return RegistryError(
         f"cannot {what} {target}: the registry answered {status}{said}", status=status
     )
+
+
+def _write_local(sink: Sink, chunk: bytes) -> None:
+    """A failed write to the sink is the local disk's (a full store, say), never a dropped
+    connection: as a HostError it passes the resume handler instead of being retried."""
+    try:
+        sink.write(chunk)
+    except OSError as e:
+        raise local_write_error(e) from None
