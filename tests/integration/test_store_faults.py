@@ -1,0 +1,192 @@
+"""The store under local faults (issue 18): a disk that fills up during a pull, blobs damaged
+on disk, and a store on a read-only mount.
+
+A full disk ends a pull with exit status 9 and a message naming the store, never as "cannot
+reach registry" after retries, and never leaves a blob whose bytes do not hash to its name;
+a damaged stored blob is pulled again instead of kept as "Already exists"; commands that only
+read work on a read-only store, and those that must write say that it is read-only. Every
+store is checked with `layerbuild fsck` and by hashing each blob here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from layerbuild.store.layout import Store
+from tests.integration.registry.images import random_image
+from tests.support.cli import hash_blobs, stray_files
+from tests.support.registry import RegistryCLI, RegistryServer, registry, registry_cli
+
+__all__ = ["registry", "registry_cli"]  # fixtures
+
+pytestmark = [pytest.mark.root, pytest.mark.registry, pytest.mark.slow]
+
+MB = 1 << 20
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs of this test's own, unmounted afterwards."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Take all of `disk` but `leave` bytes; delete the returned file to free it again."""
+    st = os.statvfs(disk)
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - leave)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _pushed(registry: RegistryServer, lb: RegistryCLI, sizes: list[int], name: str) -> str:
+    """A random image of uncompressed layers of `sizes`, pushed as REGISTRY/faults/NAME:1."""
+    source = lb.with_store(lb.store.parent / f"source-{name}")
+    store = Store.open(source.store)
+    store.refs.set(f"{name}:1", random_image(store, sizes))
+    ref = f"{registry.host}/faults/{name}:1"
+    source.ok("push", f"{name}:1", ref)
+    return ref
+
+
+def _clean(lb: RegistryCLI) -> None:
+    """Every blob hashes to its name, nothing half-written is left, fsck finds nothing."""
+    assert hash_blobs(lb.store) == []
+    assert stray_files(lb.store) == []
+    fsck = lb("fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def _refused(proc: subprocess.CompletedProcess[str], code: int = 9) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+def test_pull_that_fills_the_disk(
+    registry: RegistryServer, registry_cli: RegistryCLI, disk: Path
+) -> None:
+    """Issue 18's report: a store with 12 MiB free, an image of three 8 MiB layers. The pull
+    fails at once on the local error, naming the store; nothing corrupt is kept; with space
+    again the same pull completes."""
+    ref = _pushed(registry, registry_cli, [8 * MB, 8 * MB, 8 * MB], "big")
+    lb = registry_cli.with_store(disk / "store")
+    lb.ok("images")  # creates the store
+    filler = _fill(disk, leave=12 * MB)
+    gets_before = len(registry.access_lines())
+    err = _refused(lb("pull", ref))
+    assert f"No space left on device: {lb.store}/ingest/" in err
+    assert f"(in the store at {lb.store})" in err
+    assert "hint: free space on that file system" in err
+    assert "--root or LAYERBUILD_ROOT" in err
+    assert "cannot reach registry" not in err
+    # no blob was asked for again with Range, as a dropped connection would be
+    blob_gets = [
+        line
+        for line in registry.access_lines()[gets_before:]
+        if '"GET /v2/faults/big/blobs/' in line
+    ]
+    assert len(blob_gets) <= 4, blob_gets  # the config and the three layers, at most once
+    _clean(lb)
+    assert lb("inspect", ref).returncode != 0
+
+    filler.unlink()
+    pulled = lb.ok("pull", ref)
+    assert "Pull complete" in pulled.stderr
+    _clean(lb)
+    assert lb.inspect(ref)["Digest"] == registry_cli.with_store(
+        registry_cli.store.parent / "source-big"
+    ).inspect("big:1")["Digest"]
+
+
+def test_a_damaged_stored_blob_is_pulled_again(
+    registry: RegistryServer, registry_cli: RegistryCLI
+) -> None:
+    """A stored layer cut short (what an older layerbuild left on a full disk) or with a
+    changed byte is not "Already exists": it is removed, said so, and fetched again. A large
+    layer's content is hashed only with --verify; its size always."""
+    ref = _pushed(registry, registry_cli, [1 * MB, 20 * MB], "app")
+    lb = registry_cli
+    lb.ok("pull", ref)
+    layers = lb.inspect(ref)["Layers"]
+    small, large = (lb.store / "blobs" / "sha256" / d.removeprefix("sha256:") for d in layers)
+    short = [d.removeprefix("sha256:")[:12] for d in layers]
+    size = large.stat().st_size
+
+    _damage(small, flip=True)
+    _damage(large, flip=False)
+    err = lb.ok("pull", ref).stderr
+    assert f"{short[0]}: Stored copy is corrupt (hashes to sha256:" in err
+    assert f"{short[1]}: Stored copy is corrupt (holds {size - 1} bytes, not {size})" in err
+    assert f"{short[0]}: Already exists" not in err
+    assert f"{short[1]}: Already exists" not in err
+    _clean(lb)
+
+    _damage(large, flip=True)
+    assert f"{short[1]}: Already exists" in lb.ok("pull", ref).stderr
+    err = lb.ok("pull", "--verify", ref).stderr
+    assert f"{short[1]}: Stored copy is corrupt (hashes to sha256:" in err
+    _clean(lb)
+
+
+def _damage(blob: Path, *, flip: bool) -> None:
+    """Change the blob's last byte (`flip`), or cut the byte off."""
+    data = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]) if flip else data[:-1])
+
+
+@contextlib.contextmanager
+def _read_only(lb: RegistryCLI, mnt: Path) -> Iterator[RegistryCLI]:
+    """The CLI over a read-only bind mount of `lb`'s store at `mnt`."""
+    mnt.mkdir()
+    subprocess.run(["mount", "--bind", lb.store, mnt], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", mnt], check=True)
+        yield lb.with_store(mnt)
+    finally:
+        subprocess.run(["umount", mnt], check=True)
+
+
+def test_read_only_store(
+    registry: RegistryServer, registry_cli: RegistryCLI, tmp_path: Path
+) -> None:
+    """images, inspect, history, save and push work on a read-only store (push records where
+    blobs went only when it can); tag and pull say that the store is read-only."""
+    ref = _pushed(registry, registry_cli, [100_000], "ro")
+    other = _pushed(registry, registry_cli, [50_000], "other")
+    registry_cli.ok("pull", ref)
+    before = sorted(p.name for p in registry_cli.store.rglob("*"))
+
+    with _read_only(registry_cli, tmp_path / "read-only") as read_only:
+        assert read_only.image_names() == {ref}
+        digest = read_only.inspect(ref)["Digest"]
+        read_only.ok("history", ref)
+        read_only.ok("save", ref, "-o", tmp_path / "saved.tar")
+        assert (tmp_path / "saved.tar").stat().st_size > 100_000
+        pushed = read_only.ok("push", ref, f"{registry.host}/faults/copy:1")
+        assert f"1: digest: {digest}" in pushed.stdout
+
+        for args in (("tag", ref, "copy:2"), ("pull", other)):
+            err = _refused(read_only(*args))
+            assert f"Read-only file system: {read_only.store}/" in err
+            assert f"(in the store at {read_only.store}); the store is read-only" in err
+            assert "hint: that file system is mounted read-only: remount it read-write" in err
+    assert sorted(p.name for p in registry_cli.store.rglob("*")) == before
+    _clean(registry_cli)
+    registry_cli.ok("pull", other)  # the same store, writable: works
