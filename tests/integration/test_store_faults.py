@@ -11,16 +11,18 @@ store is checked with `layerbuild fsck` and by hashing each blob here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from layerbuild.store.layout import Store
 from tests.integration.registry.images import random_image
-from tests.support.cli import hash_blobs, stray_files
+from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
 from tests.support.registry import RegistryCLI, RegistryServer, registry, registry_cli
 
 __all__ = ["registry", "registry_cli"]  # fixtures
@@ -109,9 +111,8 @@ def test_pull_that_fills_the_disk(
     pulled = lb.ok("pull", ref)
     assert "Pull complete" in pulled.stderr
     _clean(lb)
-    assert lb.inspect(ref)["Digest"] == registry_cli.with_store(
-        registry_cli.store.parent / "source-big"
-    ).inspect("big:1")["Digest"]
+    source = registry_cli.with_store(registry_cli.store.parent / "source-big")
+    assert lb.inspect(ref)["Digest"] == source.inspect("big:1")["Digest"]
 
 
 def test_a_damaged_stored_blob_is_pulled_again(
@@ -151,14 +152,17 @@ def _damage(blob: Path, *, flip: bool) -> None:
     blob.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]) if flip else data[:-1])
 
 
+CLI = TypeVar("CLI", bound=Layerbuild)
+
+
 @contextlib.contextmanager
-def _read_only(lb: RegistryCLI, mnt: Path) -> Iterator[RegistryCLI]:
+def _read_only(lb: CLI, mnt: Path) -> Iterator[CLI]:
     """The CLI over a read-only bind mount of `lb`'s store at `mnt`."""
     mnt.mkdir()
     subprocess.run(["mount", "--bind", lb.store, mnt], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", mnt], check=True)
-        yield lb.with_store(mnt)
+        yield dataclasses.replace(lb, store=mnt)
     finally:
         subprocess.run(["umount", mnt], check=True)
 
@@ -190,3 +194,22 @@ def test_read_only_store(
     assert sorted(p.name for p in registry_cli.store.rglob("*")) == before
     _clean(registry_cli)
     registry_cli.ok("pull", other)  # the same store, writable: works
+
+
+@pytest.mark.overlay
+def test_run_on_read_only_store(lb: Layerbuild, tmp_path: Path) -> None:
+    """run of an image whose layers are unpacked works on a read-only store (what it writes
+    goes to a throwaway directory outside the store); an image never unpacked cannot be, and
+    that is said."""
+    lb.ok("run", "--network", "none", "busybox", "true")  # unpacks busybox
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY a /a\n", "a": "A\n"})
+    lb.build(ctx, "-t", "app:1")
+    with _read_only(lb, tmp_path / "read-only") as read_only:
+        wrote = read_only.ok(
+            "run", "--network", "none", "busybox", "sh", "-c", "echo x>/x; cat /x"
+        )
+        assert wrote.stdout == "x\n"
+        err = _refused(read_only("run", "--network", "none", "app:1", "cat", "/a"))
+        assert f"image app:1 is not unpacked in the store at {read_only.store}, which is " in err
+        assert "read-only" in err and "hint: run it once while the store is writable" in err
+    assert lb.ok("run", "--network", "none", "app:1", "cat", "/a").stdout == "A\n"
