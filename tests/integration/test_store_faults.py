@@ -213,3 +213,20 @@ def test_run_on_read_only_store(lb: Layerbuild, tmp_path: Path) -> None:
         assert f"image app:1 is not unpacked in the store at {read_only.store}, which is " in err
         assert "read-only" in err and "hint: run it once while the store is writable" in err
     assert lb.ok("run", "--network", "none", "app:1", "cat", "/a").stdout == "A\n"
+
+
+def test_tag_on_a_full_disk(disk: Path) -> None:
+    """tag on a full disk ends with the store named and a hint, and the names stay as they
+    were (index.json is replaced atomically or not at all)."""
+    store = Store.open(disk / "store")
+    store.refs.set("img:1", random_image(store, [1000]))
+    lb = Layerbuild(disk / "store")
+    filler = _fill(disk, leave=0)
+    err = _refused(lb("tag", "img:1", "img:2"))
+    assert f"No space left on device: {lb.store}/" in err
+    assert f"(in the store at {lb.store})" in err and "hint: free space" in err
+    assert lb.image_names() == {"img:1"}
+    filler.unlink()
+    lb.ok("tag", "img:1", "img:2")
+    assert lb.image_names() == {"img:1", "img:2"}
+    assert hash_blobs(lb.store) == [] and stray_files(lb.store) == []
