@@ -157,13 +157,19 @@ def push_cmd(
         if not quiet:
             click.echo(f"The push refers to repository [{reference.name}]", err=True)
         from layerbuild.registry.push import push  # http.client, ssl: imported when used
+        from layerbuild.registry.repair import image_blobs, with_refetch
 
-        pushed = push(
+        pushed = with_refetch(
             store,
-            desc,
-            target,
-            options=_options(insecure, registry_ca),
-            on_progress=_reporter("push", quiet),
+            lambda: image_blobs(store, desc),
+            lambda: push(
+                store,
+                desc,
+                target,
+                options=_options(insecure, registry_ca),
+                on_progress=_reporter("push", quiet),
+            ),
+            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
         )
         if quiet:
             click.echo(str(pushed.digest))

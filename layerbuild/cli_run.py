@@ -243,16 +243,25 @@ def run_cmd(
 
     def go() -> None:
         nonlocal status
-        status = run_image(
-            ctx.store(),
-            image,
-            command,
-            env=env,
-            user=user,
-            workdir=workdir,
-            network=network,
-            entrypoint=entrypoint,
-            add_hosts=add_hosts,
+        from layerbuild.registry.repair import image_blobs, with_refetch
+
+        store = ctx.store()
+        desc = store_images.resolve(store, image)
+        status = with_refetch(
+            store,
+            lambda: image_blobs(store, desc),
+            lambda: run_image(
+                store,
+                image,
+                command,
+                env=env,
+                user=user,
+                workdir=workdir,
+                network=network,
+                entrypoint=entrypoint,
+                add_hosts=add_hosts,
+            ),
+            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
         )
 
     cli._run(ctx, go)

@@ -62,6 +62,10 @@ class BlobSources:
         ]
         return [r for r in reversed(found) if r][:_MAX_LINES] if found else []
 
+    def sources(self, digest: Digest) -> list[str]:
+        """Every "registry/repository" that held `digest`, most recent first."""
+        return list(reversed(self._lines(self.dir / digest.hex)))[:_MAX_LINES]
+
     @staticmethod
     def _lines(path: Path) -> list[str]:
         try:

@@ -230,3 +230,53 @@ def test_tag_on_a_full_disk(disk: Path) -> None:
     lb.ok("tag", "img:1", "img:2")
     assert lb.image_names() == {"img:1", "img:2"}
     assert hash_blobs(lb.store) == [] and stray_files(lb.store) == []
+
+
+def test_a_damaged_blob_is_fetched_again_from_where_it_came(
+    registry: RegistryServer, registry_cli: RegistryCLI, tmp_path: Path
+) -> None:
+    """save meets a pulled layer that does not verify: the layer is removed, fetched again
+    from the repository it was pulled from (sources/), and the save goes on, saying so. A
+    blob of no known source is removed and the error says to pull or rebuild."""
+    ref = _pushed(registry, registry_cli, [300_000], "again")
+    lb = registry_cli
+    lb.ok("pull", ref)
+    layer = lb.inspect(ref)["Layers"][0]
+    blob = lb.store / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    _damage(blob, flip=True)
+    saved = lb.ok("save", ref, "-o", tmp_path / "saved.tar")
+    assert (
+        f"warning: stored blob {layer} was corrupt and has been removed; fetched it again "
+        f"from {registry.host}/faults/again" in saved.stderr
+    )
+    _clean(lb)
+
+    local = lb.with_store(tmp_path / "local")  # made here, never pushed: no source known
+    store = Store.open(local.store)
+    store.refs.set("local:1", random_image(store, [1000]))
+    layer = local.inspect("local:1")["Layers"][0]
+    blob = local.store / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    _damage(blob, flip=True)
+    err = _refused(local("save", "local:1", "-o", tmp_path / "local.tar"), code=5)
+    assert f"stored blob {layer} in {local.store}: unexpected digest" in err
+    assert "has been removed from the store: pull or rebuild the image that uses it" in err
+    assert not blob.exists()
+
+
+@pytest.mark.overlay
+def test_run_fetches_a_damaged_layer_again(
+    registry: RegistryServer, registry_cli: RegistryCLI, busybox_layout: Path
+) -> None:
+    """run of a pulled image whose layer was damaged before it was ever unpacked."""
+    source = registry_cli.with_store(registry_cli.store.parent / "source-busybox")
+    source.ok("load", busybox_layout, "-t", "busybox:latest")
+    ref = f"{registry.host}/faults/busybox:1"
+    source.ok("push", "busybox:latest", ref)
+    lb = registry_cli
+    lb.ok("pull", ref)
+    layer = lb.inspect(ref)["Layers"][0]
+    _damage(lb.store / "blobs" / "sha256" / layer.removeprefix("sha256:"), flip=True)
+    ran = lb.ok("run", "--network", "none", ref, "echo", "ran")
+    assert ran.stdout == "ran\n"
+    assert f"stored blob {layer} was corrupt" in ran.stderr
+    _clean(lb)
