@@ -35,7 +35,7 @@ import io
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -48,6 +48,7 @@ from layerbuild.errors import (
     at_path,
     local_write_error,
 )
+from layerbuild.store.verifying import VerifyingRaw
 
 STALE_INGEST_SECONDS = 3600
 _CHUNK = 1 << 20
@@ -260,83 +261,6 @@ class Ingest(io.BufferedIOBase):
         self.close()
 
 
-class _VerifyingRaw(io.RawIOBase):
-    """Reads a blob file and checks its digest once all of it has been hashed.
-
-    Bytes are hashed in file order as reads pass over them; seeks are allowed (tarfile skips
-    file data), and close() hashes whatever was skipped or left unread, as umoci's
-    VerifiedReadCloser does, so a partial reader still learns about corruption.
-    """
-
-    def __init__(
-        self, path: Path, expected: Digest, corrupt: Callable[[Digest, Digest], DigestMismatch]
-    ) -> None:
-        super().__init__()
-        self._corrupt = corrupt
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self._size = os.fstat(self._fd).st_size
-        self._expected = expected
-        self._hash = hashlib.sha256()
-        self._hashed = 0
-        self._pos = 0
-        self._verified = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise OSError(22, "negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
-        n = len(data)
-        view[:n] = data
-        if self._pos <= self._hashed < self._pos + n:
-            self._hash.update(data[self._hashed - self._pos :])
-            self._hashed = self._pos + n
-        self._pos += n
-        if n == 0 and self._hashed >= self._size:
-            self._verify()
-        return n
-
-    def _verify(self) -> None:
-        if self._verified:
-            return
-        while self._hashed < self._size:
-            chunk = os.pread(self._fd, _CHUNK, self._hashed)
-            if not chunk:
-                break
-            self._hash.update(chunk)
-            self._hashed += len(chunk)
-        self._verified = True
-        actual = Digest.from_hash(self._hash)
-        if actual != self._expected:
-            raise self._corrupt(self._expected, actual)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            self._verify()
-        finally:
-            os.close(self._fd)
-            super().close()
-
-
 class ContentStore:
     """Blobs under ``<root>/blobs/sha256`` (an OCI image layout), written through ingests."""
 
@@ -404,7 +328,7 @@ class ContentStore:
     def open(self, d: Digest) -> BinaryIO:
         """A buffered reader that raises DigestMismatch at EOF or on close if the blob is bad."""
         try:
-            raw = _VerifyingRaw(self.path(d), d, self.corrupt)
+            raw = VerifyingRaw(self.path(d), d, self.corrupt)
         except FileNotFoundError:
             raise self._missing(d) from None
         return io.BufferedReader(raw, buffer_size=_CHUNK)
