@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from layerbuild.digest import Digest, is_digest, sha256_bytes
-from layerbuild.errors import RegistryError, local_write_error
+from layerbuild.errors import RegistryError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
@@ -58,6 +58,18 @@ _OCTET = "application/octet-stream"
 
 OpenBlob = Callable[[int, int], BinaryIO]  # (offset, length) -> a reader of that window
 OnBytes = Callable[[int], None]
+
+
+def _write_local(sink: Sink, chunk: bytes) -> None:
+    """A failed write to the sink is the local disk's (a full store, say), never a dropped
+    connection: as a HostError it passes fetch_blob's resume handler instead of being
+    retried."""
+    try:
+        sink.write(chunk)
+    except OSError as e:
+        from layerbuild.errors import local_write_error  # here: keeps the import block as is
+
+        raise local_write_error(e) from None
 
 
 class Sink(Protocol):
@@ -469,12 +481,3 @@ def status_error(
     return RegistryError(
         f"cannot {what} {target}: the registry answered {status}{said}", status=status
     )
-
-
-def _write_local(sink: Sink, chunk: bytes) -> None:
-    """A failed write to the sink is the local disk's (a full store, say), never a dropped
-    connection: as a HostError it passes the resume handler instead of being retried."""
-    try:
-        sink.write(chunk)
-    except OSError as e:
-        raise local_write_error(e) from None
