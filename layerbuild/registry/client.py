@@ -67,7 +67,7 @@ def _write_local(sink: Sink, chunk: bytes) -> None:
     try:
         sink.write(chunk)
     except OSError as e:
-        from layerbuild.errors import local_write_error  # here: keeps the import block as is
+        from layerbuild.errors import local_write_error
 
         raise local_write_error(e) from None
 
