@@ -11,6 +11,7 @@ from layerbuild.cli import Context, _run
 from layerbuild.errors import LayerbuildError
 from layerbuild.export.outputs import OutputSpec, write_output
 from layerbuild.registry.reference import normalize_tag
+from layerbuild.registry.repair import image_blobs, with_refetch
 from layerbuild.store import images as store_images
 from layerbuild.ui import listing
 
@@ -73,7 +74,13 @@ def save_cmd(ctx: Context, name: str, dest: str, fmt: str) -> None:
         tags = [normalize_tag(name)] if not name.startswith("sha256:") else []
         kind = {"oci-archive": "oci", "oci-dir": "oci", "docker-archive": "docker"}[fmt]
         spec = OutputSpec(kind, dest, tar=fmt != "oci-dir")
-        click.echo(write_output(store, desc, spec, tags), err=True)
+        written = with_refetch(
+            store,
+            lambda: image_blobs(store, desc),
+            lambda: write_output(store, desc, spec, tags),
+            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
+        )
+        click.echo(written, err=True)
 
     _run(ctx, run)
 

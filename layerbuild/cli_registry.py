@@ -17,7 +17,15 @@ from layerbuild.errors import LayerbuildError
 from layerbuild.image.descriptor import Platform
 from layerbuild.registry import credentials
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.registry.progress import BYTES, DONE, EXISTS, MOUNTED, STARTED, TransferEvent
+from layerbuild.registry.progress import (
+    BYTES,
+    CORRUPT,
+    DONE,
+    EXISTS,
+    MOUNTED,
+    STARTED,
+    TransferEvent,
+)
 from layerbuild.registry.reference import parse_reference
 from layerbuild.store import images as store_images
 
@@ -67,10 +75,13 @@ def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
     """Prints one line per blob state change on stderr (byte counts are not printed)."""
 
     def report(event: TransferEvent) -> None:
-        if quiet or event.action == BYTES:
+        # a damaged store is said even with -q: the user should know of it
+        if (quiet and event.action != CORRUPT) or event.action == BYTES:
             return
         if event.action == MOUNTED:
             label = f"Mounted from {event.source}"
+        elif event.action == CORRUPT:
+            label = f"Stored copy is corrupt ({event.reason}): removed, pulling it again"
         else:
             label = _LABELS.get((verb, event.action), event.action)
         size = f" ({event.size / 1e6:.1f} MB)" if event.action == STARTED else ""
@@ -84,6 +95,12 @@ def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
 @click.option("--platform", help="os/arch[/variant] to pick from a multi-platform image.")
 @_connection_options
 @click.option("-q", "--quiet", is_flag=True, help="Print only the full image name.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every blob of the image already in the store (by default: their sizes, and "
+    "the content of those up to 16 MiB); a damaged one is pulled again.",
+)
 @click.pass_obj
 def pull_cmd(
     ctx: Context,
@@ -92,6 +109,7 @@ def pull_cmd(
     insecure: tuple[str, ...],
     registry_ca: Path | None,
     quiet: bool,
+    verify: bool,
 ) -> None:
     """Pull an image from a registry into the store (busybox = docker.io/library/busybox)."""
     try:
@@ -109,6 +127,7 @@ def pull_cmd(
             platform=plat,
             options=_options(insecure, registry_ca),
             on_progress=_reporter("pull", quiet),
+            verify=verify,
         )
         if not quiet:
             click.echo(f"Digest: {desc.digest}")
@@ -141,13 +160,19 @@ def push_cmd(
         if not quiet:
             click.echo(f"The push refers to repository [{reference.name}]", err=True)
         from layerbuild.registry.push import push  # http.client, ssl: imported when used
+        from layerbuild.registry.repair import image_blobs, with_refetch
 
-        pushed = push(
+        pushed = with_refetch(
             store,
-            desc,
-            target,
-            options=_options(insecure, registry_ca),
-            on_progress=_reporter("push", quiet),
+            lambda: image_blobs(store, desc),
+            lambda: push(
+                store,
+                desc,
+                target,
+                options=_options(insecure, registry_ca),
+                on_progress=_reporter("push", quiet),
+            ),
+            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
         )
         if quiet:
             click.echo(str(pushed.digest))

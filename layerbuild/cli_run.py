@@ -10,6 +10,7 @@ only inside the command (see cli_registry.py), so cli.py can import this module 
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
 import sys
@@ -23,11 +24,11 @@ import click
 from layerbuild.build.runstep import run_env
 from layerbuild.build.secretspec import SecretSpecError, env_value, parse_secret_spec, with_source
 from layerbuild.build.users import resolve_user
-from layerbuild.errors import BuildError
+from layerbuild.errors import BuildError, HostError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.store import images as store_images
-from layerbuild.store.layers import LayerSnapshots
+from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
@@ -138,15 +139,14 @@ def run_image(
             f"image {name} has no CMD or ENTRYPOINT, and no command was given",
             hint=f"name the command: layerbuild run {name} /bin/sh -c '...'",
         )
-    snaps = LayerSnapshots(store.root)
     with store.lock(shared=True):
-        lowers = tuple(snaps.lowerdirs(store, layers))
+        snaps, lowers = _unpacked(store, name, layers)
         spec_user = user if user is not None else config.config.user
         ids = (0, 0)
         if spec_user:
             passwd, group = (_read_from_lowers(lowers, f"etc/{f}") for f in ("passwd", "group"))
             ids = resolve_user(spec_user, passwd, group)
-        step = snaps.prepare_step()
+        step = _step_dirs(store, snaps)
         try:
             from layerbuild.sandbox.netfiles import parse_add_host
             from layerbuild.sandbox.runner import RunSpec, run  # not for every command
@@ -167,6 +167,37 @@ def run_image(
             return run(spec, on_output=_write_stdout)
         finally:
             snaps.discard(step)
+
+
+def _unpacked(
+    store: Store, name: str, layers: Sequence[Layer]
+) -> tuple[LayerSnapshots, tuple[Path, ...]]:
+    """The image's layer snapshots (unpacked the first time), top-most first."""
+    try:
+        snaps = LayerSnapshots(store.root)
+        return snaps, tuple(snaps.lowerdirs(store, layers))
+    except OSError as e:
+        if store.writable or e.errno != errno.EROFS:
+            raise
+        raise HostError(
+            f"image {name} is not unpacked in the store at {store.root}, which is read-only",
+            path=str(store.root),
+            errno_code=errno.EROFS,
+            hint="run it once while the store is writable (that unpacks its layers), or use "
+            "a writable store with --root or LAYERBUILD_ROOT",
+        ) from e
+
+
+def _step_dirs(store: Store, snaps: LayerSnapshots) -> StepDirs:
+    """The run's throwaway upper and work directories: in the store, or, when the store is
+    read-only, in a private directory under $TMPDIR (overlay wants them on one file system
+    that can hold them; the image's snapshots stay the lower directories, read only)."""
+    if store.writable:
+        return snaps.prepare_step()
+    tmp = Path(tempfile.mkdtemp(prefix="layerbuild-run-"))
+    (tmp / "upper").mkdir(mode=0o755)
+    (tmp / "work").mkdir(mode=0o700)
+    return StepDirs(tmp, tmp / "upper", tmp / "work")
 
 
 def _write_stdout(data: bytes) -> None:
@@ -219,16 +250,25 @@ def run_cmd(
 
     def go() -> None:
         nonlocal status
-        status = run_image(
-            ctx.store(),
-            image,
-            command,
-            env=env,
-            user=user,
-            workdir=workdir,
-            network=network,
-            entrypoint=entrypoint,
-            add_hosts=add_hosts,
+        from layerbuild.registry.repair import image_blobs, with_refetch
+
+        store = ctx.store()
+        desc = store_images.resolve(store, image)
+        status = with_refetch(
+            store,
+            lambda: image_blobs(store, desc),
+            lambda: run_image(
+                store,
+                image,
+                command,
+                env=env,
+                user=user,
+                workdir=workdir,
+                network=network,
+                entrypoint=entrypoint,
+                add_hosts=add_hosts,
+            ),
+            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
         )
 
     cli._run(ctx, go)

@@ -113,6 +113,18 @@ class DigestMismatch(StoreError):
         self.actual = actual
 
 
+class SizeMismatch(DigestMismatch):
+    """Content was not of the size it was promised to have (a descriptor's size, a file on disk
+    that lost or kept bytes a write did not account for)."""
+
+    reference = "size-mismatch"
+
+    def __init__(self, expected: str, actual: str, *, what: str) -> None:
+        super().__init__(expected, actual, what=what)
+        self.message = what
+        self.hint = "the data was truncated or the disk lost a write; nothing was stored"
+
+
 class ImageNotFound(StoreError):
     """No image of that name or digest is in the local store."""
 
@@ -199,6 +211,11 @@ _STORE_DENIED = (
     "the store must be writable by the user running layerbuild: change its owner (`ls -ld` "
     "it), or use a store you own with --root or LAYERBUILD_ROOT"
 )
+_STORE_READ_ONLY = (
+    "that file system is mounted read-only: remount it read-write, or use a writable store "
+    "with --root or LAYERBUILD_ROOT (images, inspect, history, save, push and run of an "
+    "unpacked image work on a read-only store)"
+)
 # errnos that name no file by nature (a pipe, a fork, a socket): no path to look for
 _PROCESS_WIDE = (errno.EMFILE, errno.ENFILE, errno.ENOMEM)
 
@@ -231,7 +248,28 @@ def host_error(exc: OSError, *, store: str | None = None) -> HostError | None:
         message += f" (in the store at {store})"
         if code in (errno.EACCES, errno.EPERM):
             hint = _STORE_DENIED
+        elif code == errno.EROFS:
+            message += "; the store is read-only"
+            hint = _STORE_READ_ONLY
     return HostError(message, path=path, errno_code=code, hint=hint)
+
+
+def local_write_error(exc: OSError, *, store: str | None = None) -> HostError:
+    """A write to a local file (a blob being downloaded into the store) failed: a HostError,
+    never an OSError, so that no network retry policy takes it for a dropped connection. An
+    errno outside host_error's list still becomes one, with a hint of its own."""
+    known = host_error(exc, store=store)
+    if known is not None:
+        return known
+    path = _text(exc.filename)
+    what = exc.strerror or f"errno {exc.errno}"
+    return HostError(
+        f"{what}: {path}" if path else f"{what} (writing a local file)",
+        path=path,
+        errno_code=exc.errno or 0,
+        hint="a local write failed, not the network: check that file system, then run the "
+        "command again",
+    )
 
 
 def _text(filename: object) -> str | None:

@@ -56,6 +56,18 @@ OpenBlob = Callable[[int, int], BinaryIO]  # (offset, length) -> a reader of tha
 OnBytes = Callable[[int], None]
 
 
+def _write_local(sink: Sink, chunk: bytes) -> None:
+    """A failed write to the sink is the local disk's (a full store, say), never a dropped
+    connection: as a HostError it passes fetch_blob's resume handler instead of being
+    retried."""
+    try:
+        sink.write(chunk)
+    except OSError as e:
+        from layerbuild.errors import local_write_error
+
+        raise local_write_error(e) from None
+
+
 class Sink(Protocol):
     def write(self, data: bytes) -> int: ...
 
@@ -223,7 +235,7 @@ class RegistryClient:
                             f"than the {desc.size} bytes its descriptor says",
                             hint="the registry or the manifest is corrupt; report it",
                         )
-                    sink.write(chunk)
+                    _write_local(sink, chunk)
                     offset += len(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))

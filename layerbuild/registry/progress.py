@@ -10,6 +10,7 @@ from layerbuild.digest import Digest
 
 # actions, in the order a blob meets them
 EXISTS = "exists"  # already in the store (pull) or on the registry (push): not sent
+CORRUPT = "corrupt"  # pull: the stored copy is damaged (`reason`): dropped, fetched again
 MOUNTED = "mounted"  # push: mounted from another repository of the same registry
 STARTED = "started"  # the transfer began
 BYTES = "bytes"  # `done` bytes of `size` transferred so far
@@ -23,6 +24,7 @@ class TransferEvent:
     size: int
     done: int = 0
     source: str | None = None  # MOUNTED: the repository it came from
+    reason: str | None = None  # CORRUPT: what is wrong with the stored copy
 
 
 OnProgress = Callable[[TransferEvent], None]

@@ -1,10 +1,12 @@
 """Pull an image from a registry into the store.
 
-Order of work: the manifest (or index, then the platform's manifest) first, stored as sent so
-its digest holds; then the config and layers, several at a time, each streamed into a store
-ingest whose commit verifies the digest (a blob already in the store is never downloaded
-again); then the tag. Until the tag exists the new blobs are held by a GC root, so a concurrent
-`gc` cannot take them.
+Order of work: the manifest (or index, then the platform's manifest) first; then the config
+and layers, several at a time, each streamed into a store ingest whose commit verifies the
+digest and size (a blob already in the store is not downloaded again unless its size, or for
+small blobs its digest, shows it damaged); then the manifests, stored as sent so their digests
+hold, after what they name; then the tag. A local write error (a full disk) ends the pull as
+a HostError, never retried as a network fault. Until the tag exists the new blobs are held by
+a GC root, so a concurrent `gc` cannot take them.
 
 The name is tagged in the familiar form (``busybox:latest`` for
 ``docker.io/library/busybox:latest``), pointing at the platform's manifest; the index it came
@@ -31,11 +33,22 @@ from layerbuild.image.descriptor import (
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.client import RegistryClient
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.registry.progress import DONE, EXISTS, STARTED, ByteCounter, OnProgress
+from layerbuild.registry.progress import (
+    CORRUPT,
+    DONE,
+    EXISTS,
+    STARTED,
+    ByteCounter,
+    OnProgress,
+)
 from layerbuild.registry.progress import TransferEvent as Event
 from layerbuild.registry.reference import Reference, parse_reference
 from layerbuild.registry.sources import BlobSources
 from layerbuild.store.layout import Store
+
+# layers already stored up to this size are hashed on every pull (a config, a small layer: a
+# fraction of a second); larger ones only with verify=True (`pull --verify`), else their size
+VERIFY_LIMIT = 16 << 20
 
 
 class KeepAlive(Protocol):
@@ -52,6 +65,7 @@ def pull(
     insecure: Iterable[str] = (),
     options: RegistryOptions | None = None,
     on_progress: OnProgress | None = None,
+    verify: bool = False,
 ) -> Descriptor:
     """Pull `ref` (Docker Hub rules: busybox = docker.io/library/busybox:latest) into `store`.
 
@@ -63,7 +77,7 @@ def pull(
     client = RegistryClient(reference.registry, opts)
     try:
         with store.gc_root() as root:
-            desc = _pull(store, client, reference, platform, on_progress, root.add)
+            desc = _pull(store, client, reference, platform, on_progress, root.add, verify)
             if reference.tag is not None:
                 familiar = Reference(reference.registry, reference.repository, reference.tag)
                 store.refs.set(familiar.familiar, desc)
@@ -79,22 +93,26 @@ def _pull(
     platform: Platform | None,
     on_progress: OnProgress | None,
     keep: KeepAlive,
+    verify: bool,
 ) -> Descriptor:
     repo = reference.repository
     top = client.get_manifest(repo, reference.digest or reference.tag or "latest")
     keep(top.digest)
-    store.content.put_bytes(top.data, top.digest)
     fetched, chosen = top, None
     if top.media_type in mt.INDEXES:
         chosen = select_manifest(Index.from_bytes(top.data), platform, reference)
         fetched = client.get_manifest(repo, chosen.digest)
         keep(fetched.digest)
-        store.content.put_bytes(fetched.data, fetched.digest)
     manifest = Manifest.from_bytes(fetched.data, fetched.media_type)
     _check_layers(manifest, reference)
     blobs = [manifest.config, *manifest.layers]
     keep(*(b.digest for b in blobs))
-    fetch_blobs(store, client, repo, blobs, on_progress)
+    fetch_blobs(store, client, repo, blobs, on_progress, verify=verify)
+    # manifests last, each after what it names: a pull that fails part-way (a full disk, a
+    # kill) leaves blobs nothing names, which gc collects, never a manifest fsck finds broken
+    store.content.put_bytes(fetched.data, fetched.digest)
+    if fetched is not top:
+        store.content.put_bytes(top.data, top.digest)
     BlobSources(store.root).record([b.digest for b in blobs], client.registry, repo)
     config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
     have = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
@@ -141,16 +159,13 @@ def fetch_blobs(
     repository: str,
     blobs: list[Descriptor],
     on_progress: OnProgress | None = None,
+    *,
+    verify: bool = False,
 ) -> None:
-    """Download the blobs the store lacks, `client.options.parallel` at a time."""
+    """Download the blobs the store lacks, `client.options.parallel` at a time; a stored copy
+    that is damaged counts as lacking (see `usable`)."""
     unique = list({b.digest: b for b in blobs}.values())
-    missing = []
-    for blob in unique:
-        if store.content.has(blob.digest):
-            if on_progress is not None:
-                on_progress(Event(EXISTS, blob.digest, blob.size))
-        else:
-            missing.append(blob)
+    missing = [b for b in unique if not usable(store, b, on_progress, verify=verify)]
     if not missing:
         return
     workers = max(1, min(client.options.parallel, len(missing)))
@@ -160,6 +175,28 @@ def fetch_blobs(
         ]
         for future in futures:
             future.result()
+
+
+def usable(
+    store: Store, blob: Descriptor, on_progress: OnProgress | None, *, verify: bool
+) -> bool:
+    """True when the store holds `blob` intact: its size always, its digest too when `verify`
+    or when that is cheap (up to VERIFY_LIMIT bytes). A damaged copy (issue 18: a disk that
+    filled up under an older layerbuild) is dropped and reported, so that it is pulled again
+    instead of being kept as "Already exists" and failing every build on it."""
+    if not store.content.has(blob.digest):
+        return False
+    wrong = store.content.check(
+        blob.digest, blob.size, verify=verify or blob.size <= VERIFY_LIMIT
+    )
+    if wrong is None:
+        if on_progress is not None:
+            on_progress(Event(EXISTS, blob.digest, blob.size))
+        return True
+    store.content.delete(blob.digest)
+    if on_progress is not None:
+        on_progress(Event(CORRUPT, blob.digest, blob.size, reason=wrong))
+    return False
 
 
 def fetch_blob(
@@ -176,7 +213,7 @@ def fetch_blob(
         counter = ByteCounter(desc.digest, desc.size, on_progress)
         client.fetch_blob(repository, desc, ingest, counter)
         try:
-            ingest.commit(desc.digest)
+            ingest.commit(desc.digest, size=desc.size)
         except DigestMismatch as e:
             raise RegistryError(
                 f"blob {desc.digest} from {client.registry}/{repository} does not match its "

@@ -14,6 +14,7 @@ deleted the blob since, and then answers the mount with an ordinary upload sessi
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 from layerbuild.digest import Digest
 
 SOURCES_DIR = "sources"
+_CANNOT_WRITE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 _MAX_LINES = 64  # keep the most recent ones; old sources are the likeliest to be gone
 
 
@@ -31,12 +33,20 @@ class BlobSources:
         self.dir = store_root / SOURCES_DIR
 
     def record(self, digests: Iterable[Digest], registry: str, repository: str) -> None:
-        """Note that `registry/repository` holds each of `digests`."""
-        line = f"{registry}/{repository}\n".encode()
+        """Note that `registry/repository` holds each of `digests`. Best effort: a record is a
+        hint, so a store that cannot take it (read-only, full) loses the hint, not the push."""
+        try:
+            self._record(digests, f"{registry}/{repository}")
+        except OSError as e:
+            if e.errno not in _CANNOT_WRITE:
+                raise
+
+    def _record(self, digests: Iterable[Digest], source: str) -> None:
+        line = f"{source}\n".encode()
         self.dir.mkdir(exist_ok=True)
         for digest in digests:
             path = self.dir / digest.hex
-            if line.decode().rstrip("\n") in self._lines(path):
+            if source in self._lines(path):
                 continue
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -51,6 +61,10 @@ class BlobSources:
             s[len(prefix) :] for s in self._lines(self.dir / digest.hex) if s.startswith(prefix)
         ]
         return [r for r in reversed(found) if r][:_MAX_LINES] if found else []
+
+    def sources(self, digest: Digest) -> list[str]:
+        """Every "registry/repository" that held `digest`, most recent first."""
+        return list(reversed(self._lines(self.dir / digest.hex)))[:_MAX_LINES]
 
     @staticmethod
     def _lines(path: Path) -> list[str]:

@@ -10,9 +10,17 @@ Vocabulary and lifecycle (containerd's content store, umoci's oci/cas):
 - Committing content that is already stored succeeds and drops the temp file: as umoci's PutBlob
   documents, success means "the content is stored", not "this call stored it". Two builds that
   produce the same layer at the same time therefore both succeed.
+- A write that fails (no space, quota, I/O error) raises a HostError naming the temp file and
+  the store, and first cuts the file back to the bytes hashed so far (or aborts the ingest when
+  even that fails): the file never holds a partial chunk the running hash skipped. ``commit``
+  checks the size it was promised and that the file holds as many bytes as were written; after
+  a failed write it hashes the file again. So no failure, retried or not, can publish a blob
+  whose bytes do not hash to its name (issue 18).
 - Readers verify: ``read_bytes`` hashes before returning, ``open`` returns a reader that raises
   DigestMismatch when it reaches the end (or on close, after hashing what was not read), so a
-  blob corrupted on disk is noticed by whoever uses it.
+  blob corrupted on disk is noticed by whoever uses it. The corrupt blob is then removed (not
+  by fsck, which reports first; not in a read-only store), so that the next pull or build
+  writes it again; the error names where it came from (``sources/<hex>``) when known.
 
 What a crash leaves behind: at most a temp file under ``ingest/``, invisible to readers. Its name
 carries the writer's pid; the next ContentStore over the same root deletes temp files whose
@@ -33,7 +41,14 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import DigestMismatch, StoreError, at_path
+from layerbuild.errors import (
+    DigestMismatch,
+    SizeMismatch,
+    StoreError,
+    at_path,
+    local_write_error,
+)
+from layerbuild.store.verifying import VerifyingRaw
 
 STALE_INGEST_SECONDS = 3600
 _CHUNK = 1 << 20
@@ -97,9 +112,11 @@ class Ingest(io.BufferedIOBase):
         super().__init__()
         self._store = store
         self._tmp = store.ingest_dir / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
-        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # read-write: commit reads the file back after a failed write
+        self._fd = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._hash = hashlib.sha256()
         self._size = 0
+        self._faulted = False  # a write failed: commit re-reads the file before trusting it
         self._result: tuple[Digest, int] | None = None
 
     @property
@@ -121,55 +138,112 @@ class Ingest(io.BufferedIOBase):
             while written < len(view):
                 written += os.write(self._fd, view[written:])
         except OSError as e:
-            raise at_path(e, self._tmp) from None  # a full disk shows here: name the file
+            # A full disk shows here, often after part of the chunk went in: the file must never
+            # keep bytes the running hash did not see (issue 18: a resumed download then
+            # committed a file of the wrong content under the right digest). A HostError, not
+            # an OSError, so that no network retry takes it for a dropped connection.
+            self._rewind()
+            error = at_path(e, self._tmp)
+            raise local_write_error(error, store=str(self._store.root)) from None
         self._hash.update(view)
         self._size += len(view)
         return len(view)
+
+    def _rewind(self) -> None:
+        """Cut the file back to the bytes hashed so far; abort when even that fails."""
+        self._faulted = True
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.lseek(self._fd, self._size, os.SEEK_SET)
+        except OSError:
+            self.abort()
 
     def running_hash(self) -> Any:
         """A copy of the sha256 of what was written so far (pack_layer reads the blob's
         digest here instead of hashing every byte a second time)."""
         return self._hash.copy()
 
-    def commit(self, expected: Digest | None = None) -> tuple[Digest, int]:
-        """Verify and publish the blob; returns (digest, size). DigestMismatch stores nothing."""
+    def commit(
+        self, expected: Digest | None = None, *, size: int | None = None
+    ) -> tuple[Digest, int]:
+        """Verify and publish the blob; returns (digest, size). `size`: the size it was promised
+        (a descriptor's). DigestMismatch (SizeMismatch) stores nothing."""
         if self._result is not None:
             return self._result
         if self._fd < 0:
             raise StoreError("commit of an aborted ingest")
         try:
             os.fsync(self._fd)
+            on_disk = os.fstat(self._fd).st_size
         except OSError as e:
-            raise at_path(e, self._tmp) from None
+            self.abort()
+            raise local_write_error(at_path(e, self._tmp), store=str(self._store.root)) from None
+        actual = Digest.from_hash(self._hash)
+        if size is not None and self._size != size:
+            self.abort()
+            raise SizeMismatch(
+                str(expected or "?"),
+                str(actual),
+                what=f"blob {expected or actual}: {self._size} bytes, expected {size}",
+            )
+        if on_disk != self._size or self._faulted:
+            self._check_file(actual, on_disk)
         os.close(self._fd)
         self._fd = -1
-        actual = Digest.from_hash(self._hash)
         if expected is not None and actual != expected:
             self._tmp.unlink(missing_ok=True)
             raise DigestMismatch(expected, actual, what=f"blob of {self._size} bytes")
         os.chmod(self._tmp, _BLOB_MODE)
-        target = self._store.path(actual)
-        if target.exists():
-            self._tmp.unlink(missing_ok=True)
-        else:
-            try:
-                os.rename(self._tmp, target)
-            except FileNotFoundError as e:
-                # the temp file vanished: another process judged this ingest stale
-                raise StoreError(
-                    f"ingest file {self._tmp} disappeared before commit",
-                    hint="another layerbuild cleaned it as stale; run the command again",
-                ) from e
-            fsync_dir(target.parent)
+        self._publish(self._store.path(actual))
         self._result = (actual, self._size)
         return self._result
+
+    def _check_file(self, actual: Digest, on_disk: int) -> None:
+        """The file must hold exactly what was hashed: after a failed write, or when its size
+        is not the bytes written, read it back (the one case where commit reads the file)."""
+        wrong = None
+        if on_disk != self._size:
+            wrong = f"holds {on_disk} bytes, not the {self._size} written"
+        else:
+            found = hashlib.sha256()
+            offset = 0
+            while chunk := os.pread(self._fd, _CHUNK, offset):
+                found.update(chunk)
+                offset += len(chunk)
+            if Digest.from_hash(found) != actual:
+                wrong = f"hashes to {Digest.from_hash(found)}, not to what was written ({actual})"
+        if wrong is not None:
+            self.abort()
+            raise StoreError(
+                f"ingest file {self._tmp} in the store at {self._store.root} {wrong}",
+                hint="the file system lost a write (check free space and the kernel log, "
+                "dmesg); nothing was stored: run the command again",
+            )
+
+    def _publish(self, target: Path) -> None:
+        # a blob already there is kept unless its size shows it corrupt (a store written by an
+        # older layerbuild that missed issue 18): this verified copy then replaces it
+        with contextlib.suppress(FileNotFoundError):
+            if target.stat().st_size == self._size:
+                self._tmp.unlink(missing_ok=True)
+                return
+        try:
+            os.rename(self._tmp, target)
+        except FileNotFoundError as e:
+            # the temp file vanished: another process judged this ingest stale
+            raise StoreError(
+                f"ingest file {self._tmp} disappeared before commit",
+                hint="another layerbuild cleaned it as stale; run the command again",
+            ) from e
+        fsync_dir(target.parent)
 
     def abort(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
         if self._result is None:
-            self._tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a temp file left is cleaned by the next open
+                self._tmp.unlink()
 
     def close(self) -> None:
         self.abort()
@@ -187,90 +261,21 @@ class Ingest(io.BufferedIOBase):
         self.close()
 
 
-class _VerifyingRaw(io.RawIOBase):
-    """Reads a blob file and checks its digest once all of it has been hashed.
-
-    Bytes are hashed in file order as reads pass over them; seeks are allowed (tarfile skips
-    file data), and close() hashes whatever was skipped or left unread, as umoci's
-    VerifiedReadCloser does, so a partial reader still learns about corruption.
-    """
-
-    def __init__(self, path: Path, expected: Digest) -> None:
-        super().__init__()
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self._size = os.fstat(self._fd).st_size
-        self._expected = expected
-        self._hash = hashlib.sha256()
-        self._hashed = 0
-        self._pos = 0
-        self._verified = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise OSError(22, "negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
-        n = len(data)
-        view[:n] = data
-        if self._pos <= self._hashed < self._pos + n:
-            self._hash.update(data[self._hashed - self._pos :])
-            self._hashed = self._pos + n
-        self._pos += n
-        if n == 0 and self._hashed >= self._size:
-            self._verify()
-        return n
-
-    def _verify(self) -> None:
-        if self._verified:
-            return
-        while self._hashed < self._size:
-            chunk = os.pread(self._fd, _CHUNK, self._hashed)
-            if not chunk:
-                break
-            self._hash.update(chunk)
-            self._hashed += len(chunk)
-        self._verified = True
-        actual = Digest.from_hash(self._hash)
-        if actual != self._expected:
-            raise DigestMismatch(self._expected, actual, what=f"stored blob {self._expected}")
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            self._verify()
-        finally:
-            os.close(self._fd)
-            super().close()
-
-
 class ContentStore:
     """Blobs under ``<root>/blobs/sha256`` (an OCI image layout), written through ingests."""
 
-    def __init__(self, root: Path, *, clean: bool = True) -> None:
+    def __init__(self, root: Path, *, clean: bool = True, writable: bool = True) -> None:
         self.root = root
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
+        # fsck opens without cleaning: it reports leftovers and corrupt blobs before removing
+        # any; a read-only store removes nothing
+        self.drop_corrupt = clean and writable
+        if not writable:
+            return
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
-        if clean:  # fsck opens without cleaning: it reports leftovers before removing them
+        if clean:
             self.clean_stale_ingests()
 
     def clean_stale_ingests(self, *, max_age: float = STALE_INGEST_SECONDS) -> list[Path]:
@@ -295,7 +300,7 @@ class ContentStore:
 
     def put_bytes(self, data: bytes, expected: Digest | None = None) -> Digest:
         digest = sha256_bytes(data)
-        if (expected is None or digest == expected) and self.has(digest):
+        if (expected is None or digest == expected) and self._stored_size(digest) == len(data):
             return digest  # already stored: a rebuild's config and manifest cost no fsync
         with self.ingest() as w:
             w.write(data)
@@ -308,6 +313,12 @@ class ContentStore:
     def has(self, d: Digest) -> bool:
         return self.path(d).is_file()
 
+    def _stored_size(self, d: Digest) -> int | None:
+        try:
+            return self.path(d).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def size(self, d: Digest) -> int:
         try:
             return self.path(d).stat().st_size
@@ -317,7 +328,7 @@ class ContentStore:
     def open(self, d: Digest) -> BinaryIO:
         """A buffered reader that raises DigestMismatch at EOF or on close if the blob is bad."""
         try:
-            raw = _VerifyingRaw(self.path(d), d)
+            raw = VerifyingRaw(self.path(d), d, self.corrupt)
         except FileNotFoundError:
             raise self._missing(d) from None
         return io.BufferedReader(raw, buffer_size=_CHUNK)
@@ -329,8 +340,56 @@ class ContentStore:
             raise self._missing(d) from None
         actual = Digest("sha256:" + hashlib.sha256(data).hexdigest())
         if actual != d:
-            raise DigestMismatch(d, actual, what=f"stored blob {d}")
+            raise self.corrupt(d, actual)
         return data
+
+    def check(self, d: Digest, size: int, *, verify: bool) -> str | None:
+        """What is wrong with the stored blob `d` that should hold `size` bytes (None: nothing,
+        or it is not there): its size always, its digest when `verify`."""
+        try:
+            have = self.size(d)
+            if have != size:
+                return f"holds {have} bytes, not {size}"
+            if verify:
+                with self.open(d) as f:
+                    while f.read(_CHUNK):
+                        pass
+        except BlobNotFound:
+            return None
+        except DigestMismatch as e:
+            return f"hashes to {e.actual}"
+        return None
+
+    def corrupt(self, d: Digest, actual: Digest) -> DigestMismatch:
+        """The error for a stored blob that does not hash to its name. The blob is dropped (not
+        by fsck, which reports first), so that the next pull or build writes it again instead of
+        every command failing on it forever."""
+        source = self._source(d)
+        dropped = False
+        if self.drop_corrupt:
+            with contextlib.suppress(OSError):
+                self.path(d).unlink()
+                dropped = True
+        error = DigestMismatch(d, actual, what=f"stored blob {d} in {self.root}")
+        fix = (
+            f"pull its image from {source} again (or rebuild it)"
+            if source
+            else "pull or rebuild the image that uses it"
+        )
+        if dropped:
+            error.hint = f"the blob was corrupt on disk and has been removed from the store: {fix}"
+        else:
+            error.hint = f"the blob is corrupt on disk: `layerbuild fsck --repair`, then {fix}"
+        return error
+
+    def _source(self, d: Digest) -> str | None:
+        """The registry/repository the blob was last seen in (registry/sources.py writes
+        ``sources/<hex>``), to say where to get it again."""
+        try:
+            lines = (self.root / "sources" / d.hex).read_text().split()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return lines[-1] if lines else None
 
     def delete(self, d: Digest) -> bool:
         """Remove a blob; False when it was not there."""

@@ -407,6 +407,7 @@ def busy_digests(root: Path) -> frozenset[Digest]:
 
 def check(store: Store, *, quick: bool = False) -> list[Problem]:
     """Every problem in the store; `quick` skips re-hashing blobs that are not JSON."""
+    store.content.drop_corrupt = False  # reads drop corrupt blobs; fsck reports them first
     problems = [] if quick else check_blobs(store)
     busy = busy_digests(store.root)
     problems += check_images(store, _doomed(problems), busy)

@@ -59,6 +59,15 @@ def read_image(
 ) -> tuple[Descriptor, Manifest, ImageConfig]:
     """The manifest descriptor, manifest and config of an image; an index picks `platform`
     (default linux/amd64, or its only image)."""
+    desc, manifest = read_manifest(store, desc, platform)
+    config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
+    return desc, manifest, config
+
+
+def read_manifest(
+    store: Store, desc: Descriptor, platform: Platform | None = None
+) -> tuple[Descriptor, Manifest]:
+    """The manifest descriptor and manifest of an image (as read_image, without the config)."""
     for _ in range(_MAX_NESTING):
         data = store.content.read_bytes(desc.digest)
         media_type = desc.media_type
@@ -71,9 +80,7 @@ def read_image(
             raise ImageFormatError(
                 f"{desc.digest} is a {media_type}, not an image manifest or index"
             )
-        manifest = Manifest.from_bytes(data, media_type)
-        config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
-        return desc, manifest, config
+        return desc, Manifest.from_bytes(data, media_type)
     raise ImageFormatError(f"image {desc.digest}: indexes nested more than {_MAX_NESTING} deep")
 
 

@@ -62,23 +62,37 @@ def _init_layout(root: Path) -> None:
         write_json_atomic(root / "index.json", empty_index())
 
 
+def _read_only(root: Path) -> bool:
+    """True for an existing store on a read-only mount (created stores are never so)."""
+    try:
+        flags = os.statvfs(root).f_flag
+    except FileNotFoundError:
+        return False
+    return bool(flags & os.ST_RDONLY) and (root / "oci-layout").is_file()
+
+
 class Store:
     """The local store; the only writer under its root."""
 
-    def __init__(self, root: Path, *, clean: bool = True) -> None:
+    def __init__(self, root: Path, *, clean: bool = True, writable: bool = True) -> None:
         self.root = root
-        self.content = ContentStore(root, clean=clean)
+        self.writable = writable
+        self.content = ContentStore(root, clean=clean, writable=writable)
         self.refs = Refs(root)
-        self.snapshots = Snapshots(root / "snapshots", clean=clean)
+        self.snapshots = Snapshots(root / "snapshots", clean=clean and writable)
 
     @classmethod
     def open(cls, root: Path | None = None, *, clean: bool = True) -> Store:
         """Open (creating it when missing) the store at `root`, or at the default root.
 
         Opening removes what dead processes left in ``ingest/`` and ``snapshots/``, unless
-        `clean` is False (fsck, which reports those leftovers before it removes any).
+        `clean` is False (fsck, which reports those leftovers before it removes any). A store
+        on a read-only file system opens as it is, for commands that only read (`writable` is
+        False); those that write fail at their first write, saying the store is read-only.
         """
         root = (root if root is not None else default_root()).absolute()
+        if _read_only(root):
+            return cls(root, clean=False, writable=False)
         try:
             root.mkdir(parents=True, exist_ok=True)
             for name in _PRIVATE_DIRS:

@@ -52,10 +52,35 @@ def _holder_pid(fd: int) -> int | None:
     return None
 
 
+def _open_lock(path: Path, *, shared: bool) -> int | None:
+    """The lock file's descriptor; None for a shared lock on a read-only store that has none.
+
+    flock works on a descriptor opened read-only, so a reader of a read-only store (or of a
+    store whose lock files it may not write) still takes the same shared lock as everyone
+    else. Only when the file cannot exist (a read-only file system without it) is there no
+    lock to take, and nothing to guard against: no other process can write that store either.
+    Exclusive locks (writers) never go without one.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if not shared or e.errno not in (errno.EROFS, errno.EACCES):
+            raise
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if e.errno == errno.EROFS:
+                return None
+            raise e from None
+
+
 @contextlib.contextmanager
 def _flock(path: Path, store_root: Path, *, shared: bool, timeout: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = _open_lock(path, shared=shared)
+    if fd is None:
+        yield
+        return
     try:
         op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ never a half-written one.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import StoreError
+from layerbuild.errors import StoreError, at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry.reference import normalize_tag, parse_reference
@@ -40,13 +41,20 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     data = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
     try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as e:
+            raise at_path(e, tmp) from None  # a full disk shows here: name the file
+        finally:
+            os.close(fd)
         os.rename(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only or failing disk keeps its error
+            tmp.unlink()
     fsync_dir(path.parent)
 
 

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from layerbuild.errors import HostError, at_path, host_error, os_hint
+from layerbuild.errors import HostError, at_path, host_error, local_write_error, os_hint
 
 STORE = "/var/lib/store"
 
@@ -87,3 +87,24 @@ def test_at_path_keeps_the_kind_of_error() -> None:
     named = at_path(PermissionError(errno.EACCES, "Permission denied"), "/store/x")
     assert isinstance(named, PermissionError)
     assert (named.errno, named.filename) == (errno.EACCES, "/store/x")
+
+
+def test_a_read_only_store_says_so_and_what_still_works() -> None:
+    ro = OSError(errno.EROFS, "Read-only file system", f"{STORE}/locks/refs.lock")
+    err = host_error(ro, store=STORE)
+    assert err is not None and err.hint is not None
+    assert err.message.endswith(f"(in the store at {STORE}); the store is read-only")
+    assert err.hint.startswith("that file system is mounted read-only: remount it read-write")
+    assert "images, inspect, history, save, push and run" in err.hint
+    elsewhere = host_error(OSError(errno.EROFS, "Read-only file system", "/out/x"), store=STORE)
+    assert elsewhere is not None and "the store is read-only" not in elsewhere.message
+
+
+def test_a_local_write_error_is_always_a_host_error() -> None:
+    """What a download's sink raises is never left an OSError (a network retry would take it
+    for a dropped connection), whatever its errno."""
+    full = local_write_error(OSError(errno.ENOSPC, "No space left on device", "/s/ingest/1"))
+    assert full.exit_code == 9 and "free space" in str(full)
+    odd = local_write_error(OSError(errno.EBADF, "Bad file descriptor"))
+    assert isinstance(odd, HostError) and odd.errno == errno.EBADF
+    assert str(odd).startswith("Bad file descriptor (writing a local file)\nhint: a local write")

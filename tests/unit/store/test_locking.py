@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import time
@@ -9,6 +10,7 @@ import pytest
 
 from layerbuild.digest import sha256_bytes
 from layerbuild.errors import StoreError
+from layerbuild.store import locking
 from layerbuild.store.locking import GcRoot, live_roots, refs_lock, store_lock
 
 
@@ -80,3 +82,49 @@ def test_gc_roots(tmp_path: Path) -> None:
     dead.write_text(f"{a}\n")
     assert live_roots(tmp_path) == set()
     assert not dead.exists()
+
+
+def _read_only_fs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.open (and mkdir) in locking.py as on a read-only mount: opening to write fails."""
+    real_open = os.open
+
+    def open_ro(path: object, flags: int, *args: int) -> int:
+        if flags & (os.O_CREAT | os.O_RDWR | os.O_WRONLY):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(locking.os, "open", open_ro)
+
+
+def test_shared_lock_on_a_read_only_store_still_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of a read-only store takes the shared lock on the existing lock file opened
+    read-only: an exclusive holder (gc) still keeps it out, and it keeps gc out."""
+    p, release = _holder(tmp_path, shared=False)
+    _read_only_fs(monkeypatch)
+    try:
+        with pytest.raises(StoreError, match="is locked by another"):
+            with store_lock(tmp_path, shared=True, timeout=0.2):
+                pass
+    finally:
+        release.set()  # type: ignore[attr-defined]
+        p.join(10)
+    with store_lock(tmp_path, shared=True):
+        monkeypatch.undo()
+        with pytest.raises(StoreError, match="is locked by another"):
+            with store_lock(tmp_path, shared=False, timeout=0.2):
+                pass
+
+
+def test_writers_never_lock_without_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exclusive locks on a read-only file system fail as the file system does; only a shared
+    lock whose file cannot exist (a read-only store without it) is skipped."""
+    _read_only_fs(monkeypatch)
+    with pytest.raises(OSError) as err, refs_lock(tmp_path):
+        pass
+    assert err.value.errno == errno.EROFS
+    with store_lock(tmp_path, shared=True):
+        assert not (tmp_path / "locks" / "store.lock").exists()
