@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, local_write_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
@@ -63,8 +63,6 @@ def _write_local(sink: Sink, chunk: bytes) -> None:
     try:
         sink.write(chunk)
     except OSError as e:
-        from layerbuild.errors import local_write_error
-
         raise local_write_error(e) from None
 
 
