@@ -109,7 +109,8 @@ def account(
     if proc.returncode != 0:
         tally.failed += 1
         tally.exits[proc.returncode] = tally.exits.get(proc.returncode, 0) + 1
-        message = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+        lines = proc.stderr.strip().splitlines() or ["(no message)"]
+        message = next((line for line in lines if line.startswith("error")), lines[-1])
         print(f"{label}: exit {proc.returncode}: {message[:300]}")
     if "Traceback (most recent call last)" in proc.stderr:
         tally.tracebacks += 1
