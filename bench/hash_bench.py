@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pack_bench import generate
 
-from layerbuild.build.copy import copy_changes
 from layerbuild.context.hashing import changes_digest
 from layerbuild.context.statcache import RACY_MARGIN_NS, StatCache
+from layerbuild.engine.copy import copy_changes
 from layerbuild.image.changes import Change
 from layerbuild.image.tree import FileTree
 

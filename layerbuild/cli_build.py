@@ -27,7 +27,7 @@ from layerbuild.ui.progress import MODES
 PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
-    from layerbuild.build.options import BuildOptions, BuildResult
+    from layerbuild.engine.options import BuildOptions, BuildResult
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
@@ -170,7 +170,7 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
 
 
 def _stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
-    from layerbuild.build.stdincontext import inner_path, stdin_context
+    from layerbuild.engine.stdincontext import inner_path, stdin_context
 
     kw["context"], text = stack.enter_context(stdin_context(sys.stdin.buffer, kw["dockerfile"]))
     if text is not None:
@@ -180,9 +180,9 @@ def _stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
 
 
 def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
-    from layerbuild.build.gitsource import git_context
-    from layerbuild.build.stdincontext import inner_path
     from layerbuild.context.gitref import parse_git_url
+    from layerbuild.engine.gitsource import git_context
+    from layerbuild.engine.stdincontext import inner_path
 
     kw["context"] = stack.enter_context(git_context(parse_git_url(kw["context"]))).root
     if kw["dockerfile"] and kw["dockerfile"] != "-":  # -f names a file of the repository
@@ -191,15 +191,15 @@ def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
 
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
-    from layerbuild.build.executor import build
-    from layerbuild.build.report import BuildReport, summary_line
+    from layerbuild.engine.executor import build
+    from layerbuild.engine.report import BuildReport, summary_line
     from layerbuild.export.outputs import OutputSpec, parse_output
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.store.cacheindex import CacheIndex
     from layerbuild.ui.progress import make_progress
 
     if TYPE_CHECKING:
-        from layerbuild.build.events import BuildEvent
+        from layerbuild.engine.events import BuildEvent
 
     options = _build_options(kw)
     registry = options.registry or RegistryOptions.from_environ(
@@ -237,7 +237,7 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
 
 def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
     """Walkers of the context, once its ignore rules are read as the build will read them
-    (`build/inputs.context_ignore`; the build checks that they are the same). None for a
+    (`engine/inputs.context_ignore`; the build checks that they are the same). None for a
     context that is not a directory or rules that do not parse: the build reports those."""
     if os.environ.get(PREFETCH_ENV) == "0" or not context.is_dir():
         return None
@@ -260,7 +260,7 @@ def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
 
 
 def _ssh(values: Sequence[str]) -> dict[str, Path]:
-    from layerbuild.build.sshforward import parse_ssh
+    from layerbuild.engine.sshforward import parse_ssh
     from layerbuild.errors import LayerbuildError
 
     try:
@@ -270,9 +270,9 @@ def _ssh(values: Sequence[str]) -> dict[str, Path]:
 
 
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
-    from layerbuild.build.options import BuildOptions
     from layerbuild.cli_cache import cache_specs
     from layerbuild.cli_run import secrets_option
+    from layerbuild.engine.options import BuildOptions
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from layerbuild.build.remotecache import CacheError, CacheSpec, parse_cache_spec
-from layerbuild.build.report import BuildReport, StepRecord
 from layerbuild.dockerfile.durations import parse_duration
+from layerbuild.engine.remotecache import CacheError, CacheSpec, parse_cache_spec
+from layerbuild.engine.report import BuildReport, StepRecord
 from layerbuild.errors import LayerbuildError
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.store.cacheindex import CacheIndex

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from layerbuild.build.runstep import run_env
-from layerbuild.build.secretspec import SecretSpecError, env_value, parse_secret_spec, with_source
-from layerbuild.build.users import resolve_user
+from layerbuild.engine.runstep import run_env
+from layerbuild.engine.secretspec import SecretSpecError, env_value, parse_secret_spec, with_source
+from layerbuild.engine.users import resolve_user
 from layerbuild.errors import BuildError, HostError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 def parse_secret(value: str) -> tuple[str, Path]:
-    """One `--secret` (docker buildx syntax, build/secretspec.py) -> (id, file to read).
+    """One `--secret` (docker buildx syntax, engine/secretspec.py) -> (id, file to read).
 
     A secret from a variable is written to a private temporary file (mode 0600) that is
     removed when the process exits, so the build reads every secret the same way. As in

@@ -9,7 +9,7 @@
 
 A fragment picks what is checked out: `#REF[:SUBDIR]` (REF a branch, tag or commit; SUBDIR a
 directory of the repository to use as the root), or the keyed form
-`##ref=REF,subdir=DIR,commit=HASH`. Parsing is pure; checking out is build/gitsource.py.
+`##ref=REF,subdir=DIR,commit=HASH`. Parsing is pure; checking out is engine/gitsource.py.
 """
 
 from __future__ import annotations

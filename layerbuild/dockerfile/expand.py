@@ -123,7 +123,7 @@ def _expand(instr: Instruction, w: _Words) -> Instruction:
 def _expand_copy_like(instr: _CopyLike, w: _Words) -> _CopyLike:
     heredoc_sources = {f"<<{doc.name}" for doc in instr.heredocs}
     for doc in instr.heredocs:
-        # the body is written later (build/copyop.py); a bad ${...} in it must fail here, where
+        # the body is written later (engine/copyop.py); a bad ${...} in it must fail here, where
         # the error can still name the file and line, as BuildKit fails it at dispatch
         try:
             expand_heredoc(doc, w.env)

@@ -16,7 +16,7 @@ from layerbuild.digest import Digest, canonical_json, sha256_bytes
 
 Inputs = tuple[tuple[str, str], ...]
 
-# Every step key names it (build/stepcache.py `chain`). 2: records link to their parents'
+# Every step key names it (engine/stepcache.py `chain`). 2: records link to their parents'
 # results; keys of format 1 (no such link) are never looked up again, so their steps run anew.
 # Bump it with any change to how a key is made, and regenerate tests/golden/keys/
 # (docs/design/cache-keys.md): under the same format, a new rule could meet records of the old

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from layerbuild.build.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
+from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
 
 MODES = ("auto", "plain", "tty", "quiet")
 

@@ -9,7 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from layerbuild.build.events import BuildDone, BuildEvent, StepDone, StepFailed, StepStarted
+from layerbuild.engine.events import BuildDone, BuildEvent, StepDone, StepFailed, StepStarted
 from layerbuild.ui.progress import _plain_line, _Row
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from layerbuild.build.remotecache import import_caches, parse_cache_spec
+from layerbuild.engine.remotecache import import_caches, parse_cache_spec
 from layerbuild.errors import HostError, at_path
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.store.content import Ingest

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild import cli, privilege
-from layerbuild.build import runmounts_prepare
+from layerbuild.engine import runmounts_prepare
 from layerbuild.errors import BuildError
 from layerbuild.sandbox import RunSpec, SandboxError, overlay_changes, run
 from layerbuild.sandbox.userns import enter_rootless_userns

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.build.executor import build
-from layerbuild.build.options import BuildOptions
+from layerbuild.engine.executor import build
+from layerbuild.engine.options import BuildOptions
 from layerbuild.export.load import load
 from layerbuild.export.oci_layout import write_oci_layout
 from layerbuild.store.gc import prune_cache

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-import layerbuild.build.runmounts_prepare
-import layerbuild.build.sshforward
-from layerbuild.build.executor import build
-from layerbuild.build.options import BuildOptions
+import layerbuild.engine.runmounts_prepare
+import layerbuild.engine.sshforward
+from layerbuild.engine.executor import build
+from layerbuild.engine.options import BuildOptions
 from layerbuild.export.load import load
 from layerbuild.export.oci_layout import write_oci_layout
 from layerbuild.store.layers import remove_tree
@@ -30,7 +30,7 @@ from tests.integration.sandbox.conftest import as_user, chown_tree, user_owned_d
 from tests.integration.test_run_ssh import RUN_SSH_ADD, ssh_add_tools
 from tests.support.cli import OciImage, unpack
 
-assert layerbuild.build.runmounts_prepare and layerbuild.build.sshforward  # for the child
+assert layerbuild.engine.runmounts_prepare and layerbuild.engine.sshforward  # for the child
 pytestmark = [pytest.mark.root, pytest.mark.rootless, pytest.mark.overlay]
 
 DOCKERFILE = (

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.build.copy import copy_changes
 from layerbuild.context.filesource import FileSource
 from layerbuild.context.hashing import changed_paths, changes_digest
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
+from layerbuild.engine.copy import copy_changes
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.tree import FileTree
 

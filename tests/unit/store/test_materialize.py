@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.build.copy import copy_changes
 from layerbuild.context.hashing import changes_digest
 from layerbuild.digest import Digest
+from layerbuild.engine.copy import copy_changes
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.tarwriter import write_tar
 from layerbuild.store.materialize import Previous, materialize

@@ -1,0 +1,491 @@
+"""The executor: walks the build graph stage by stage and turns each step into config or layers.
+
+Orchestration only. Parsing, planning, expansion, COPY semantics, tar writing and the store are
+other modules; this one calls them in order and reports progress as events. Nothing is tagged
+until every step succeeded, so a failed build leaves the previous image of a tag intact; blobs
+it wrote are complete (the store commits them atomically) and unreferenced until gc.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from layerbuild.context.statcache import StatCache
+from layerbuild.digest import Digest
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.dockerfile.expand import expand
+from layerbuild.dockerfile.parser import parse_trigger
+from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
+from layerbuild.engine import meta as m
+from layerbuild.engine import remotecache
+from layerbuild.engine.copykeys import CopyKeys
+from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
+from layerbuild.engine.failures import reported, step_name
+from layerbuild.engine.filesteps import FileSteps, StageState
+from layerbuild.engine.inputs import context_ignore, read_dockerfile
+from layerbuild.engine.layerwriter import LayerWriter, file_digests
+from layerbuild.engine.options import BuildOptions, BuildResult
+from layerbuild.engine.platforms import check_platform, host_platform
+from layerbuild.engine.runsteps import RunSteps
+from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.stepcache import StepCache, chain
+from layerbuild.errors import BuildError, UnsupportedError
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.manifest import Layer
+from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
+from layerbuild.plan.keys import CacheKey
+from layerbuild.registry.reference import normalize_tag
+from layerbuild.store import images
+from layerbuild.store.blockcache import BlockCache
+from layerbuild.store.cacheindex import CacheRecord
+from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.layers import LayerSnapshots
+from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.context.prefetch import ListingPrefetch
+
+_META = (
+    ins.Env,
+    ins.Label,
+    ins.Expose,
+    ins.Volume,
+    ins.StopSignal,
+    ins.User,
+    ins.Shell,
+    ins.Healthcheck,
+    ins.Onbuild,
+    ins.Cmd,
+    ins.Entrypoint,
+    ins.Maintainer,
+)
+
+
+def build(
+    store: Store,
+    options: BuildOptions,
+    emit: Callable[[BuildEvent], None] = lambda e: None,
+    prefetch: ListingPrefetch | None = None,
+) -> BuildResult:
+    """Build the Dockerfile of `options` into `store`, tag it, and return the image.
+    `prefetch`: the context, walked ahead while the builder was imported (the CLI's)."""
+    return Executor(store, options, emit, prefetch).build()
+
+
+class Executor:
+    def __init__(
+        self,
+        store: Store,
+        options: BuildOptions,
+        emit: Callable[[BuildEvent], None],
+        prefetch: ListingPrefetch | None = None,
+    ):
+        self.store = store
+        self.prefetch = prefetch
+        # absolute: the sandbox resolves bind sources from another working directory
+        self.options = replace(options, context=options.context.absolute())
+        self.emit = emit
+        self.started = time.monotonic()
+        epoch = options.source_date_epoch
+        self.now = epoch if epoch is not None else int(time.time())
+        self.created = datetime.fromtimestamp(self.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.step_ids = 0
+        self.results: dict[int, StageState] = {}
+        self.saved = 0.0  # seconds the cache saved, by the previous build's step times
+        self.statcache = StatCache(store.root / "cache" / "stat.db")
+        self.snaps = LayerSnapshots(store.root)
+        self.blocks = BlockCache(store.root / "cache" / "blocks.db", store.content.path)
+        self.layers = LayerWriter(
+            store,
+            self.statcache,
+            options.compression,
+            options.source_date_epoch,
+            self.created,
+            blocks=self.blocks,
+        )
+        self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
+        self.run_follows = False  # whether a RUN comes after the current step in its stage
+        self.next_instr: ins.Instruction | None = None  # the step after the current one
+
+    # -- the whole build ---------------------------------------------------------------------
+
+    def build(self) -> BuildResult:
+        dockerfile = read_dockerfile(self.options)
+        self.dockerfile = dockerfile
+        tags = tuple(normalize_tag(t) for t in self.options.tags)
+        graph = plan(
+            dockerfile,
+            target=self.options.target,
+            build_args=self.options.build_args,
+            named_contexts=tuple(self.options.build_contexts),
+            platform=self.options.platform,
+            build_platform=host_platform(),
+        )
+        self.global_args = global_arg_values(
+            dockerfile,
+            self.options.build_args,
+            self.options.platform,
+            build_platform=host_platform(),
+        )
+        self.ignore = context_ignore(self.options)
+        self.sources = SourceResolver(
+            self.store,
+            self.options.context,
+            self.options.build_contexts,
+            self.options.platform,
+            self.options.registry,
+        )
+        opts = self.options
+        identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
+        self.cache = StepCache(
+            self.store,
+            identity,
+            disabled=opts.no_cache,
+            disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
+            warn=lambda message: self.emit(Log(None, f"warning: {message}")),
+        )
+        self.copies = CopyKeys(self.statcache, self.cache, self.layers, self.snaps)
+        scratch = _scratch_dir(self.store.root / "tmp")
+        self.files = FileSteps(
+            self.store,
+            self.sources,
+            opts.context,
+            self.ignore,
+            Path(scratch.name),
+            self.now,
+            self.results,
+            self.prefetch,
+        )
+        self.runs = RunSteps(
+            self.store,
+            self.snaps,
+            opts,
+            self.files,
+            self.sources,
+            self.ignore,
+            self.results,
+            dockerfile.source.name,
+            self.emit,
+            self.layers.add_layer,
+            self.cache,
+            self.copies.adopted,
+        )
+        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
+        try:
+            with self.store.lock(shared=True):
+                return self._build_graph(graph, tags)
+        finally:
+            self.runs.drop_ahead()
+            self.copies.close()
+            self.statcache.close()
+            self.blocks.close()
+            scratch.cleanup()
+
+    def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
+        opts, note = self.options, lambda message: self.emit(Log(None, message))
+        remotecache.import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
+        for planned in graph.stages:
+            self.results[planned.index] = self._run_stage(planned, graph)
+        final = self.results[graph.target]
+        # the image is as old as its newest step: a fully cached rebuild is the same image
+        history = final.meta.config.history
+        created = history[-1].created if history and history[-1].created else self.created
+        config = m.with_labels(replace(final.meta.config, created=created), opts.labels)
+        desc = images.write_image(self.store, config, final.layers, opts.annotations)
+        for tag in tags:
+            images.tag(self.store, tag, desc)
+        self.cache.finish()
+        steps, registry = self.cache.steps, opts.registry
+        # after the tags: a failed export (an error unless ignore-error=true) keeps the image
+        remotecache.export_caches(
+            self.store, opts.cache_to, steps, final.name, final.layers, registry, note, self.emit
+        )
+        unused = unused_build_args(self.dockerfile, self.options.build_args)
+        if unused:
+            self.emit(
+                Log(None, f"warning: build args not consumed by any ARG: {', '.join(unused)}")
+            )
+        seconds = time.monotonic() - self.started
+        self.emit(BuildDone(desc.digest, tags, seconds, saved=self.saved))
+        return BuildResult(desc, config, tags, seconds)
+
+    # -- one stage -----------------------------------------------------------------------------
+
+    def _run_stage(self, planned: PlannedStage, graph: BuildGraph) -> StageState:
+        stage = planned.stage
+        total = 1 if planned.replaced else len(stage.instructions) + 1
+        state = self._from(planned, total)
+        if planned.replaced:  # the named context is the stage: none of it runs, no trigger
+            return state
+        copy_from = dict(planned.copy_from)
+        steps: list[tuple[int | None, ins.Instruction]] = [
+            (None, self._trigger(text, stage.from_)) for text in state.triggers
+        ]
+        steps += list(enumerate(stage.instructions))
+        total += len(state.triggers)
+        for index, (position, instr) in enumerate(steps, start=2):
+            step_id = self._start(state.name, index, total, instr)
+            self.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
+            self.next_instr = steps[index - 1][1] if index - 1 < len(steps) else None
+            t0 = time.monotonic()
+            with self._failing(step_id, t0, state.name, instr):
+                source = copy_from.get(position) if position is not None else None
+                out = self._step(state, instr, source, index, step_id)
+            seconds = time.monotonic() - t0
+            self.cache.note_step(state.name, index, out.key, seconds, out.hit)
+            if out.hit:
+                self.saved += self.cache.previous_seconds(state.name, index)
+            self.emit(
+                StepDone(
+                    step_id, seconds, out.layer, out.hit, out.note, out.key.digest, out.reason
+                )
+            )
+        return state
+
+    def _trigger(self, text: str, at: ins.From) -> ins.Instruction:
+        """A base image's ONBUILD trigger, run as the first steps of this stage (as Docker
+        does); errors point at the FROM line that inherited it."""
+        trigger = parse_trigger(text, at.span, self.dockerfile.source, self.dockerfile.escape)
+        if isinstance(trigger, ins.Copy) and trigger.from_stage:
+            raise UnsupportedError(f"ONBUILD {text}: COPY --from in a trigger is not supported")
+        return trigger
+
+    def _failing(
+        self, step_id: int, t0: float, stage: str, instr: ins.Instruction
+    ) -> AbstractContextManager[None]:
+        """Around a step: reports its failure (engine/failures.py)."""
+        name = functools.partial(step_name, self.dockerfile.source.name, stage, instr)
+        return reported(self.emit, step_id, t0, name, str(self.store.root))
+
+    def _start(self, stage: str, index: int, total: int, instr: ins.Instruction) -> int:
+        self.step_ids += 1
+        text = " ".join(instr.original.split())
+        self.emit(StepStarted(self.step_ids, stage, index, total, instr.span.start_line, text))
+        return self.step_ids
+
+    def _from(self, planned: PlannedStage, total: int) -> StageState:
+        stage = planned.stage
+        name = stage.name or f"stage-{stage.index}"
+        step_id = self._start(name, 1, total, stage.from_)
+        t0 = time.monotonic()
+        with self._failing(step_id, t0, name, stage.from_):
+            state, key = self._base(planned, name, step_id)
+        # FROM does no work, so it "hits" unless the base changed since the last build of
+        # this Dockerfile: a changed base is then named where it happened, not at step 2 as
+        # "parent step missed"
+        previous = self.cache.previous.get((name, 1))
+        hit = previous is None or previous.get("key") == str(key.digest)
+        reason = "" if hit else self.cache.reason(name, 1, key)
+        seconds = time.monotonic() - t0
+        self.cache.note_step(name, 1, key, seconds, hit)
+        self.emit(StepDone(step_id, seconds, cached=hit, key=key.digest, reason=reason))
+        return state
+
+    def _base(self, planned: PlannedStage, name: str, step_id: int) -> tuple[StageState, CacheKey]:
+        platform = self._stage_platform(planned)
+        base_config: ImageConfig | None
+        inherited = None  # a stage's ARGs reach the stages built FROM it (BuildKit)
+        if isinstance(planned.base, ScratchBase):
+            base_config, layers, base_key = None, [], "scratch"
+        elif isinstance(planned.base, StageBase):
+            parent = self.results[planned.base.index]
+            base_config, layers, base_key = parent.meta.config, list(parent.layers), parent.key
+            inherited = parent.scope.args()
+        else:
+            desc, base_config, layers = self._base_image(planned.base, platform, step_id)
+            base_key = str(desc.digest)
+        config = m.new_stage_config(base_config, platform.architecture, platform.os)
+        scope = VarScope.for_stage(
+            self.global_args, self.options.build_args, config.config.env_dict(), inherited
+        )
+        key = CacheKey.of(
+            [
+                ("base", base_key),
+                ("platform", str(platform)),
+                ("compression", self.options.compression),
+                ("epoch", str(self.options.source_date_epoch)),
+            ]
+        )
+        triggers = base_config.config.on_build if base_config is not None else ()
+        state = StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
+        state.triggers = triggers
+        return state, key
+
+    def _stage_platform(self, planned: PlannedStage) -> Platform:
+        """FROM --platform wins over --platform for that stage (as in BuildKit)."""
+        if not planned.platform:
+            return self.options.platform
+        try:
+            return Platform.parse(planned.platform)
+        except ValueError as e:
+            raise BuildError(f"FROM --platform: {e}") from None
+
+    def _base_image(
+        self, base: ImageBase, platform: Platform, step_id: int
+    ) -> tuple[Descriptor, ImageConfig, list[Layer]]:
+        desc = self.sources.image(base.ref, named_context=base.named_context, platform=platform)
+        manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
+        check_platform(config, platform, base.ref)
+        self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
+        return manifest_desc, config, _layers(manifest.layers, config)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def _step(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        source: StageBase | ImageBase | None,
+        index: int,
+        step_id: int,
+    ) -> StepOutcome:
+        escape = self.dockerfile.escape
+        if isinstance(instr, ins.Arg):
+            state.scope.apply_arg(instr, escape=escape, source=self.dockerfile.source)
+            expanded: ins.Instruction = instr
+        elif isinstance(instr, ins.Run):
+            expanded = instr  # RUN is not expanded: its shell does that
+        else:
+            expanded = expand(
+                instr, state.scope.expansion_env(), escape=escape, source=self.dockerfile.source
+            )
+        if isinstance(expanded, ins.Env):
+            for name, value in expanded.pairs:
+                state.scope.set_env(name, value)
+        inputs: list[tuple[str, str]] = [("instruction", ins.describe(expanded))]
+        changes: list[Change] | None = None
+        files: dict[str, str] | None = None
+        packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
+        if isinstance(expanded, ins.Copy | ins.Add):
+            quick = self.files.quick_key(state, expanded, source)
+            found = self.copies.quick_hit(state, quick, inputs) if quick is not None else None
+            if found is not None:
+                return self._reuse(state, expanded, *found, None)
+            changes, source_key = self.files.copy_changes(state, expanded, source, quick)
+            ahead = functools.partial(
+                self.copies.start_snapshot, state.name, index, changes, None, None
+            )  # a context packed before its key: its snapshot is written meanwhile
+            digest, files, packed = self.layers.sources_digest(
+                changes, ahead if self.run_follows else None
+            )
+            inputs += [("from", source_key), ("sources", str(digest))]
+            if quick is not None:
+                self.copies.remember(quick, digest)
+        elif isinstance(expanded, ins.Workdir):
+            changes = self.files.workdir_changes(state, expanded)
+        elif isinstance(expanded, ins.Run):
+            inputs = self.runs.inputs(state, expanded)
+        key = chain(state.key, inputs)
+        record = self.cache.lookup(state.name, key, state.meta.config)
+        if record is not None:
+            self.copies.drop_pending()
+            return self._reuse(state, expanded, key, record, changes)
+        reason = self.cache.reason(state.name, index, key, files)
+        known = None  # the files' digests the key read: what the snapshot and pack check
+        if changes and files is not None and packed is None and self.run_follows:
+            known = file_digests(changes, files)
+            self.copies.start_snapshot(state.name, index, changes, files, known)
+            snapshot = self.copies.pending_snapshot()  # the next RUN may run on it meanwhile
+            self.runs.run_ahead(state, self.next_instr, key.digest, changes, snapshot)
+        if isinstance(expanded, ins.Run):
+            layer = self.runs.run(state, expanded, step_id, key.digest)
+        else:
+            layer = self._execute(state, expanded, changes, packed, known)
+            if layer is not None and changes and files is not None:
+                self.copies.offer_snapshot(state.name, index, layer, changes, files)
+        self.cache.record(key, layer, state.meta.config, files)
+        state.key = key.digest
+        note = self.runs.note if isinstance(expanded, ins.Run) else _files_note(changes)
+        return StepOutcome(key, False, layer.digest if layer else None, reason, note)
+
+    def _reuse(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        key: CacheKey,
+        record: CacheRecord,
+        changes: list[Change] | None,
+    ) -> StepOutcome:
+        state.meta = m.StageMeta(
+            record.config, cmd_set=state.meta.cmd_set or isinstance(instr, ins.Cmd)
+        )
+        if record.layer is not None:
+            state.layers.append(record.layer)
+            if changes is not None:
+                state.add_to_tree(changes, record.layer.digest)
+            else:
+                state.forget_tree()
+        state.key = key.digest
+        layer = record.layer.digest if record.layer else None
+        return StepOutcome(key, True, layer, "", _files_note(changes))
+
+    def _execute(
+        self,
+        state: StageState,
+        instr: ins.Instruction,
+        changes: list[Change] | None,
+        packed: Layer | None = None,
+        known: dict[str, Digest] | None = None,
+    ) -> Layer | None:
+        if isinstance(instr, ins.Workdir):
+            state.meta = m.apply_metadata(state.meta, instr)
+        elif changes is None:
+            if not isinstance(instr, ins.Arg):
+                state.meta = m.apply_metadata(state.meta, instr)
+            # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
+            self.layers.history(state, instr, empty=True)
+            return None
+        # a snapshot of a COPY layer is checked against the packed digests: a RUN may need one
+        digests = self.run_follows and isinstance(instr, ins.Copy | ins.Add)
+        return self.layers.add_layer(
+            state, instr, changes or [], packed, digests=digests, known=known
+        )
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    key: CacheKey
+    hit: bool
+    layer: Digest | None = None
+    reason: str = ""
+    note: str = ""
+
+
+def _files_note(changes: list[Change] | None) -> str:
+    if changes is None:
+        return ""
+    return f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
+
+
+def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[Layer]:
+    if len(descriptors) != len(config.diff_ids):
+        raise BuildError(
+            f"base image is inconsistent: {len(descriptors)} layers but "
+            f"{len(config.diff_ids)} diff_ids in its config",
+            hint="re-create or re-load the base image",
+        )
+    return [
+        Layer(diff_id, d.digest, d.size, d.media_type)
+        for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
+    ]
+
+
+def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    """A private work directory in the store, named after this process: one left by a killed
+    build (its pid gone) is removed by the next build."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in left_by_dead_processes(parent, "build-"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=parent)

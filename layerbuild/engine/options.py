@@ -1,0 +1,60 @@
+"""What a build is asked to do (BuildOptions) and what it gives back (BuildResult)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layerbuild.digest import Digest
+from layerbuild.engine.remotecache import CacheSpec
+from layerbuild.image.annotations import Annotations
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.registry.options import RegistryOptions
+from layerbuild.sandbox.limits import Ulimit
+from layerbuild.sandbox.netfiles import HostEntry
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path | None = None  # default: <context>/Dockerfile
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_contexts: Mapping[str, str] = field(default_factory=dict)  # NAME -> spec
+    platform: Platform = field(default_factory=Platform)
+    compression: str = "gzip"
+    source_date_epoch: int | None = None
+    dockerfile_text: str | None = None  # `-f -`: the Dockerfile read from stdin
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()  # stage names (or indices) never looked up
+    registry: RegistryOptions | None = field(default_factory=RegistryOptions)  # None: no pulls
+    # RUN's network unless RUN --network says otherwise: default (own namespace with outbound
+    # access) | none | host; see sandbox/netfiles.py
+    network: str = "default"
+    add_hosts: tuple[HostEntry, ...] = ()  # --add-host: extra /etc/hosts lines of every RUN
+    # RUN --mount=type=secret sources: id -> file (never copied into a layer or a cache key)
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    # RUN --mount=type=ssh agents: id -> agent socket (engine/sshforward.py); never keyed
+    ssh: Mapping[str, Path] = field(default_factory=dict)
+    cache_to: tuple[CacheSpec, ...] = ()  # --cache-to: export this build's cache records
+    cache_from: tuple[CacheSpec, ...] = ()  # --cache-from: import records before the build
+    # --label: set on the final image's config after the Dockerfile's LABELs; in no step key
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Annotations = field(default_factory=Annotations)  # --annotation
+    shm_size: int | None = None  # --shm-size in bytes; None: 64 MiB (in RUN keys when set)
+    ulimits: tuple[Ulimit, ...] = ()  # --ulimit of every RUN (in RUN keys when set)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    descriptor: Descriptor  # the image manifest
+    config: ImageConfig
+    tags: tuple[str, ...]
+    seconds: float
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
