@@ -28,6 +28,7 @@ PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
     from layerbuild.build.options import BuildOptions, BuildResult
+    from layerbuild.build.remotecache import CacheSpec
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
@@ -258,6 +259,8 @@ def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
 
 
 def _ssh(values: Sequence[str]) -> dict[str, Path]:
+    if not values:
+        return {}  # the agent forwarder (sockets, threads) is imported only for --ssh
     from layerbuild.build.sshforward import parse_ssh
     from layerbuild.errors import LayerbuildError
 
@@ -269,7 +272,6 @@ def _ssh(values: Sequence[str]) -> dict[str, Path]:
 
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
     from layerbuild.build.options import BuildOptions
-    from layerbuild.cli_cache import cache_specs
     from layerbuild.cli_run import secrets_option
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
@@ -302,10 +304,18 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         ssh=_ssh(kw["ssh"]),
         network=kw["network"],
         add_hosts=kw["add_hosts"],
-        cache_to=cache_specs(kw["cache_to"], "to"),
-        cache_from=cache_specs(kw["cache_from"], "from"),
+        cache_to=_cache_specs(kw["cache_to"], "to"),
+        cache_from=_cache_specs(kw["cache_from"], "from"),
         **_image_and_limits(kw, plat),
     )
+
+
+def _cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
+    if not values:
+        return ()  # `cache` commands (gc, layer readers, compressors) only for --cache-to/from
+    from layerbuild.cli_cache import cache_specs
+
+    return cache_specs(values, direction)
 
 
 def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
