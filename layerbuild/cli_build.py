@@ -307,7 +307,17 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         cache_to=_cache_specs(kw["cache_to"], "to"),
         cache_from=_cache_specs(kw["cache_from"], "from"),
         **_image_and_limits(kw, plat),
+        quick_keys=_speedup("LAYERBUILD_QUICK_KEYS"),
+        speculative_packing=_speedup("LAYERBUILD_SPECULATIVE_PACKING"),
+        snapshots_ahead=_speedup("LAYERBUILD_SNAPSHOTS_AHEAD"),
+        block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
     )
+
+
+def _speedup(variable: str) -> bool:
+    """Whether a speed-up is on: "0" turns it off (docs/cache.md, "Speed-ups"), to show that
+    it changes no result. The variables are read here only, as BuildOptions fields."""
+    return os.environ.get(variable) != "0"
 
 
 def _cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
