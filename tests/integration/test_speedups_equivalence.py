@@ -3,22 +3,22 @@ with every speed-up that can be turned off turned off and once with all of them 
 fresh store, give the same manifest and layer digests and the same --report steps (cache hit
 or miss, key, reason and layer of every step).
 
-What each mode turns off or on (OFF and ON below):
-- the context walkers (context/prefetch.py): LAYERBUILD_PREFETCH=0 or 1;
-- run-ahead (build/runahead.py): LAYERBUILD_RUN_AHEAD=0 or 1;
+What each mode turns off or on (OFF and ON below), by the variables cli_build.py reads:
+- the context walkers (context/prefetch.py): LAYERBUILD_PREFETCH;
+- quick COPY keys (build/filesteps.quick_key): LAYERBUILD_QUICK_KEYS;
+- speculative packing of a cold COPY (build/layerwriter.py): LAYERBUILD_SPECULATIVE_PACKING;
+- a COPY's snapshot written from its Changes, ahead in a forked child (build/copykeys.py,
+  store/materialize.py, childcall.py), else unpacked from its blob: LAYERBUILD_SNAPSHOTS_AHEAD;
+- run-ahead (build/runahead.py): LAYERBUILD_RUN_AHEAD;
+- reused gzip blocks (store/blockcache.py): LAYERBUILD_BLOCK_REUSE;
 - RUN's snapshotter (sandbox/runner.py): LAYERBUILD_SNAPSHOTTER=copy (the full copy) or overlay;
-- quick COPY keys (build/filesteps.quick_key) and the stat cache's digests
-  (context/statcache.py) have no switch; they are kept from vouching by giving every entry of
-  the context a new ctime just before each build (off), or let vouch by ageing the context
-  past the stat cache's 2 s racy margin (on).
+- the stat cache's digests (context/statcache.py) have no switch: off, every entry of the
+  context gets a new ctime just before each build, so no lstat may vouch for a recorded
+  digest; on, the context is aged past the stat cache's 2 s racy margin.
 
-Each mode checks that it did what it says (the stat cache's counters, run-ahead's progress
-note), so a switch that stops working fails here rather than making the two runs alike.
-
-Speculative packing (build/layerwriter.sources_digest), the COPY snapshot written ahead and the
-forked child that writes it (build/copykeys.py, childcall.py) and the reuse of gzip blocks
-(store/blockcache.py) have no switch: both modes run them. The `big/` files make the cold
-build pack its COPY speculatively, and the one-file rebuild repacks a layer from stored blocks.
+Each mode checks that it did what it says where the build shows it (the stat cache's counters,
+run-ahead's progress note, the modules it imported), so a switch that stops working fails here
+rather than making the two runs alike. The `big/` files make a cold COPY packed speculatively.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import Layerbuild
+from tests.support.imports import WatchedLayerbuild
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.slow]
 
@@ -42,6 +43,7 @@ EPOCH = "1700000000"
 MTIME_NS = 1_600_000_000 * 10**9  # before EPOCH: no mtime is clamped, every one is kept
 AGE_S = 2.3  # the stat cache's racy margin is 2 s
 AHEAD = "ran while the layer below was packed"  # run-ahead's progress note
+MATERIALIZE = "layerbuild.store.materialize"  # imported only to write a snapshot from Changes
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,16 @@ class Mode:
     aged: bool  # whether the context is aged before each build (else its ctimes made new)
 
 
-OFF = Mode(
-    {"LAYERBUILD_PREFETCH": "0", "LAYERBUILD_RUN_AHEAD": "0", "LAYERBUILD_SNAPSHOTTER": "copy"},
-    aged=False,
+SWITCHES = (
+    "LAYERBUILD_PREFETCH",
+    "LAYERBUILD_QUICK_KEYS",
+    "LAYERBUILD_SPECULATIVE_PACKING",
+    "LAYERBUILD_SNAPSHOTS_AHEAD",
+    "LAYERBUILD_RUN_AHEAD",
+    "LAYERBUILD_BLOCK_REUSE",
 )
-ON = Mode(
-    {"LAYERBUILD_PREFETCH": "1", "LAYERBUILD_RUN_AHEAD": "1", "LAYERBUILD_SNAPSHOTTER": "overlay"},
-    aged=True,
-)
+OFF = Mode({**dict.fromkeys(SWITCHES, "0"), "LAYERBUILD_SNAPSHOTTER": "copy"}, aged=False)
+ON = Mode({**dict.fromkeys(SWITCHES, "1"), "LAYERBUILD_SNAPSHOTTER": "overlay"}, aged=True)
 
 STAGES = """\
 FROM busybox AS base
@@ -111,6 +115,7 @@ class Observed:
 
     stats: dict[str, int]
     progress: str
+    imported: frozenset[str]
 
 
 def write(ctx: Path, files: dict[str, str | bytes]) -> None:
@@ -136,24 +141,26 @@ def settle(ctx: Path, mode: Mode) -> None:
         os.utime(path, ns=(MTIME_NS, MTIME_NS), follow_symlinks=False)  # sets ctime to now
 
 
-def build(lb: Layerbuild, ctx: Path, mode: Mode, n: int) -> tuple[Built, Observed]:
+def build(lb: WatchedLayerbuild, ctx: Path, mode: Mode, n: int) -> tuple[Built, Observed]:
     stats, report = ctx.parent / f"stats-{n}.jsonl", ctx.parent / f"report-{n}.json"
     env = {**mode.env, "LAYERBUILD_STATCACHE_STATS": str(stats)}
     epoch = f"SOURCE_DATE_EPOCH={EPOCH}"
     proc = lb.build(ctx, "-t", "eq:1", "--build-arg", epoch, "--report", report, env=env)
+    imported = lb.imports().imported
     steps = json.loads(report.read_text())["steps"]
     for step in steps:
         del step["seconds"]
     image = lb.inspect("eq:1")
     counters = [json.loads(line) for line in stats.read_text().splitlines()]
     total = {k: sum(c[k] for c in counters) for k in counters[0]}
-    return Built(image["Digest"], image["Layers"], steps), Observed(total, proc.stderr)
+    return Built(image["Digest"], image["Layers"], steps), Observed(total, proc.stderr, imported)
 
 
 def run_builds(
-    lb: Layerbuild, root: Path, dockerfile: str, mode: Mode
+    store: Layerbuild, root: Path, dockerfile: str, mode: Mode
 ) -> tuple[list[Built], list[Observed]]:
     """The builds of EDITS in a fresh store, with the speed-ups of `mode`."""
+    lb = WatchedLayerbuild(store.store, record=root / "imports.json")
     ctx = root / "ctx"
     ctx.mkdir(parents=True)
     write(ctx, {"Dockerfile": dockerfile, **FILES})
@@ -169,19 +176,21 @@ def run_builds(
 
 def check_off(observed: list[Observed]) -> None:
     for o in observed:
-        assert o.stats["listed"] == 0, o.stats  # no walkers
+        assert (o.stats["listed"], o.stats["selections"]) == (0, 0), o.stats  # no quick keys
         assert AHEAD not in o.progress
+        assert MATERIALIZE not in o.imported  # every lower unpacked from its blob
     # the unchanged rebuild read its files again: no lstat could vouch for them
     assert observed[1].stats["misses"] > 0 and observed[1].stats["racy"] > 0, observed[1].stats
 
 
 def check_on(observed: list[Observed]) -> None:
-    assert all(o.stats["listed"] > 0 for o in observed), [o.stats for o in observed]
+    assert all(o.stats["listed"] > 0 for o in observed), [o.stats for o in observed]  # walkers
     # the unchanged rebuild was keyed from names and lstat alone: not one file read
     assert (observed[1].stats["hits"], observed[1].stats["misses"]) == (0, 0), observed[1].stats
     # the RUN after the COPY that the changed file made miss (a cold COPY of big/ is packed
     # speculatively instead, with no run-ahead after it)
     assert AHEAD in observed[2].progress, observed[2].progress
+    assert MATERIALIZE in observed[0].imported and MATERIALIZE in observed[2].imported
 
 
 @pytest.mark.parametrize("dockerfile", [STAGES, WHOLE_CONTEXT], ids=["stages", "whole-context"])
