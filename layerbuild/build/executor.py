@@ -394,8 +394,6 @@ class Executor:
             inputs += [("from", source_key), ("sources", str(digest))]
             if quick is not None:
                 self.copies.remember(quick, digest)
-        elif isinstance(expanded, ins.Workdir):
-            changes = self.files.workdir_changes(state, expanded)
         elif isinstance(expanded, ins.Run):
             inputs = self.runs.inputs(state, expanded)
         key = chain(state.key, inputs)
@@ -403,6 +401,10 @@ class Executor:
         if record is not None:
             self.copies.drop_pending()
             return self._reuse(state, expanded, key, record, changes)
+        if isinstance(expanded, ins.Workdir):
+            # after the lookup: the directories it creates come from the image's tree, which
+            # a hit never needs to load (nor to import the layer readers for)
+            changes = self.files.workdir_changes(state, expanded)
         reason = self.cache.reason(state.name, index, key, files)
         known = None  # the files' digests the key read: what the snapshot and pack check
         if changes and files is not None and packed is None and self.run_follows:
