@@ -28,6 +28,7 @@ PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
     from layerbuild.engine.options import BuildOptions, BuildResult
+    from layerbuild.engine.remotecache import CacheSpec
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
@@ -260,6 +261,8 @@ def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
 
 
 def _ssh(values: Sequence[str]) -> dict[str, Path]:
+    if not values:
+        return {}  # the agent forwarder (sockets, threads) is imported only for --ssh
     from layerbuild.engine.sshforward import parse_ssh
     from layerbuild.errors import LayerbuildError
 
@@ -270,7 +273,6 @@ def _ssh(values: Sequence[str]) -> dict[str, Path]:
 
 
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
-    from layerbuild.cli_cache import cache_specs
     from layerbuild.cli_run import secrets_option
     from layerbuild.engine.options import BuildOptions
     from layerbuild.image.descriptor import Platform
@@ -304,10 +306,28 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         ssh=_ssh(kw["ssh"]),
         network=kw["network"],
         add_hosts=kw["add_hosts"],
-        cache_to=cache_specs(kw["cache_to"], "to"),
-        cache_from=cache_specs(kw["cache_from"], "from"),
+        cache_to=_cache_specs(kw["cache_to"], "to"),
+        cache_from=_cache_specs(kw["cache_from"], "from"),
         **_image_and_limits(kw, plat),
+        quick_keys=_speedup("LAYERBUILD_QUICK_KEYS"),
+        speculative_packing=_speedup("LAYERBUILD_SPECULATIVE_PACKING"),
+        snapshots_ahead=_speedup("LAYERBUILD_SNAPSHOTS_AHEAD"),
+        block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
     )
+
+
+def _speedup(variable: str) -> bool:
+    """Whether a speed-up is on: "0" turns it off (docs/cache.md, "Speed-ups"), to show that
+    it changes no result. The variables are read here only, as BuildOptions fields."""
+    return os.environ.get(variable) != "0"
+
+
+def _cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
+    if not values:
+        return ()  # `cache` commands (gc, layer readers, compressors) only for --cache-to/from
+    from layerbuild.cli_cache import cache_specs
+
+    return cache_specs(values, direction)
 
 
 def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class CopyKeys:
     cache: StepCache
     layers: LayerWriter
     snaps: LayerSnapshots
+    ahead: bool = True  # False: a RUN's lower is always unpacked from the COPY's blob
     _pending: _Pending | None = None
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
@@ -91,8 +92,9 @@ class CopyKeys:
         the file digests of `files` (layerwriter.file_digests). Both None: the key is not
         known yet (a context packed before its key), so nothing can be linked from an
         earlier snapshot and the writer records what it read."""
-        if os.geteuid() != 0:
-            return  # owners could not be given (never the case after enter_rootless_userns)
+        if os.geteuid() != 0 or not self.ahead:
+            # unless turned off: owners could not be given (never after enter_rootless_userns)
+            return
         if self._pending is not None:
             self._set_aside(self._pending)
         digests: dict[str, Digest] = dict(expected) if expected is not None else {}
@@ -139,7 +141,7 @@ class CopyKeys:
             return
         if pending is not None:
             self._set_aside(pending)
-        if os.geteuid() != 0 or packed is None:
+        if os.geteuid() != 0 or packed is None or not self.ahead:
             return
         from layerbuild.store.materialize import materialize
 

@@ -106,7 +106,11 @@ class Executor:
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
         self.statcache = StatCache(store.root / "cache" / "stat.db")
         self.snaps = LayerSnapshots(store.root)
-        self.blocks = BlockCache(store.root / "cache" / "blocks.db", store.content.path)
+        self.blocks = (
+            BlockCache(store.root / "cache" / "blocks.db", store.content.path)
+            if options.block_reuse
+            else None
+        )
         self.layers = LayerWriter(
             store,
             self.statcache,
@@ -114,6 +118,7 @@ class Executor:
             options.source_date_epoch,
             self.created,
             blocks=self.blocks,
+            speculate=options.speculative_packing,
         )
         self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
         self.run_follows = False  # whether a RUN comes after the current step in its stage
@@ -156,7 +161,13 @@ class Executor:
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
             warn=lambda message: self.emit(Log(None, f"warning: {message}")),
         )
-        self.copies = CopyKeys(self.statcache, self.cache, self.layers, self.snaps)
+        self.copies = CopyKeys(
+            self.statcache,
+            self.cache,
+            self.layers,
+            self.snaps,
+            ahead=self.options.snapshots_ahead,
+        )
         scratch = _scratch_dir(self.store.root / "tmp")
         self.files = FileSteps(
             self.store,
@@ -190,7 +201,8 @@ class Executor:
             self.runs.drop_ahead()
             self.copies.close()
             self.statcache.close()
-            self.blocks.close()
+            if self.blocks is not None:
+                self.blocks.close()
             scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
@@ -369,7 +381,9 @@ class Executor:
         files: dict[str, str] | None = None
         packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
         if isinstance(expanded, ins.Copy | ins.Add):
-            quick = self.files.quick_key(state, expanded, source)
+            quick = (
+                self.files.quick_key(state, expanded, source) if self.options.quick_keys else None
+            )
             found = self.copies.quick_hit(state, quick, inputs) if quick is not None else None
             if found is not None:
                 return self._reuse(state, expanded, *found, None)
@@ -383,8 +397,6 @@ class Executor:
             inputs += [("from", source_key), ("sources", str(digest))]
             if quick is not None:
                 self.copies.remember(quick, digest)
-        elif isinstance(expanded, ins.Workdir):
-            changes = self.files.workdir_changes(state, expanded)
         elif isinstance(expanded, ins.Run):
             inputs = self.runs.inputs(state, expanded)
         key = chain(state.key, inputs)
@@ -392,6 +404,10 @@ class Executor:
         if record is not None:
             self.copies.drop_pending()
             return self._reuse(state, expanded, key, record, changes)
+        if isinstance(expanded, ins.Workdir):
+            # after the lookup: the directories it creates come from the image's tree, which
+            # a hit never needs to load (nor to import the layer readers for)
+            changes = self.files.workdir_changes(state, expanded)
         reason = self.cache.reason(state.name, index, key, files)
         known = None  # the files' digests the key read: what the snapshot and pack check
         if changes and files is not None and packed is None and self.run_follows:

@@ -35,6 +35,7 @@ class LayerWriter:
     # diff_id -> layer path -> digest of the file content packed there (store/materialize.py)
     contents: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
     blocks: BlockCache | None = None  # gzip blocks of earlier layers, reused when packing
+    speculate: bool = True  # pack a cold COPY first and take its digests from that one read
 
     def sources_digest(
         self, changes: list[Change], on_speculate: Callable[[], None] | None = None
@@ -49,7 +50,12 @@ class LayerWriter:
         ]
         known, unseen = self.statcache.probe(on_disk)
         unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
-        if not on_disk or unseen * 2 < len(on_disk) or unknown_bytes < _SPECULATE_BYTES:
+        if (
+            not self.speculate
+            or not on_disk
+            or unseen * 2 < len(on_disk)
+            or unknown_bytes < _SPECULATE_BYTES
+        ):
             trusted = {p: d for (p, _), d in zip(on_disk, known, strict=True) if d is not None}
             by_layer_path = {
                 c.path: trusted[c.content.path]
