@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import email.message
 import http.client
+import string
 import time
 import urllib.parse
 import urllib.request
@@ -75,6 +76,12 @@ def download(
     url: str, sink: Sink, options: RegistryOptions, headers: Mapping[str, str] | None = None
 ) -> Downloaded:
     """GET `url` (an http or https URL) into `sink`; FetchError when it cannot be had."""
+    if not urllib.parse.urlsplit(url).netloc:
+        raise FetchError(
+            f"cannot download {url}: no host given",
+            url=url,
+            hint="check the URL and that this machine can reach it",
+        )
     transport = Transport(options, environment_proxies())
     try:
         for attempt in range(options.retries + 1):
@@ -109,6 +116,8 @@ def _open(transport: Transport, url: str, headers: Mapping[str, str]) -> Respons
             break
         resp.close()
         target = urllib.parse.urldefrag(urllib.parse.urljoin(current, location)).url
+        # as urllib does: a Location with spaces or non-ASCII still names a requestable URL
+        target = urllib.parse.quote(target, encoding="iso-8859-1", safe=string.punctuation)
         if urllib.parse.urlsplit(target).scheme.lower() not in SCHEMES:
             raise FetchError(
                 f"{current} redirects to {target}, which is not an http(s) URL",
