@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from layerbuild.digest import Digest
+from layerbuild.registry.remotecache.spec import CacheTransfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +50,15 @@ class BuildDone:
     saved: float = 0.0  # seconds cached steps took when they last ran
 
 
-@dataclass(frozen=True, slots=True)
-class CacheTransfer:
-    """What became of one --cache-from (direction "import") or --cache-to ("export")."""
-
-    direction: str  # "import" | "export"
-    ref: str  # the registry reference or the directory
-    status: str  # "imported" | "exported" | "none" (nothing there yet) | "failed"
-    records: int = 0
-    reason: str = ""  # why it failed; "" otherwise
-
+# CacheTransfer is made where the transfers are (registry/remotecache) and is one of the events
+__all__ = [
+    "BuildDone",
+    "BuildEvent",
+    "CacheTransfer",
+    "Log",
+    "StepDone",
+    "StepFailed",
+    "StepStarted",
+]
 
 BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone | CacheTransfer

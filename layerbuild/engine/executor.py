@@ -27,7 +27,6 @@ from layerbuild.dockerfile.expand import expand
 from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
 from layerbuild.engine import meta as m
-from layerbuild.engine import remotecache
 from layerbuild.engine.copykeys import CopyKeys
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
 from layerbuild.engine.failures import reported, step_name
@@ -47,6 +46,8 @@ from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
 from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.reference import normalize_tag
+from layerbuild.registry.remotecache.exporter import export_caches
+from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
@@ -207,7 +208,7 @@ class Executor:
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
-        remotecache.import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
+        import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
         for planned in graph.stages:
             self.results[planned.index] = self._run_stage(planned, graph)
         final = self.results[graph.target]
@@ -221,7 +222,7 @@ class Executor:
         self.cache.finish()
         steps, registry = self.cache.steps, opts.registry
         # after the tags: a failed export (an error unless ignore-error=true) keeps the image
-        remotecache.export_caches(
+        export_caches(
             self.store, opts.cache_to, steps, final.name, final.layers, registry, note, self.emit
         )
         unused = unused_build_args(self.dockerfile, self.options.build_args)

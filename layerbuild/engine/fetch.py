@@ -8,8 +8,10 @@ Docker's rules for remote ADD sources (BuildKit `source/http`), which this follo
 - `ADD --checksum=sha256:<hex>` must match the content, or the build fails;
 - remote files are never unpacked and get mode 0600 (the caller applies both).
 
-Redirects are followed, but only to http and https URLs. Proxies from the environment
-(`https_proxy`, `no_proxy`, ...) are honoured, as urllib does by default.
+The HTTP itself is registry/download.py over the registry's transport (one HTTP stack):
+redirects followed only to http and https URLs, proxies from the environment (`https_proxy`,
+`no_proxy`, ...) as urllib reads them, TLS verified against the system CA store, and retries
+with backoff on connection errors, 429, 5xx and bodies cut short.
 """
 
 from __future__ import annotations
@@ -17,39 +19,23 @@ from __future__ import annotations
 import email.message
 import email.utils
 import hashlib
-import http.client
 import os
 import posixpath
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import IO, Any
+from typing import BinaryIO
 
 from layerbuild.digest import Digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.registry.download import SCHEMES, FetchError, download
+from layerbuild.registry.options import RegistryOptions
 
-_CHUNK = 1 << 20
-_SCHEMES = ("http", "https")
+__all__ = ["ChecksumMismatch", "FetchError", "FetchedFile", "fetch_url"]
+
 _USER_AGENT = "layerbuild (ADD)"
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-
-
-class FetchError(LayerbuildError):
-    """A remote ADD source could not be downloaded; `url` and the HTTP `status` if any."""
-
-    reference = "fetch"
-    exit_code = 8  # the same family as RegistryError: a remote source answered badly
-
-    def __init__(
-        self, message: str, *, url: str, status: int | None = None, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.url = url
-        self.status = status
 
 
 class ChecksumMismatch(FetchError):
@@ -76,68 +62,68 @@ class FetchedFile:
     digest: Digest  # of the content, with the --checksum algorithm (sha256 by default)
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but never to file:, ftp: or other schemes."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme.lower() not in _SCHEMES:
-            raise FetchError(
-                f"{req.full_url} redirects to {newurl}, which is not an http(s) URL",
-                url=req.full_url,
-                status=code,
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def fetch_url(
-    url: str, dest_dir: Path, *, checksum: str | None = None, timeout: float = 60
+    url: str,
+    dest_dir: Path,
+    *,
+    checksum: str | None = None,
+    timeout: float = 60,
+    retries: int = 4,
+    backoff: float = 0.5,
 ) -> FetchedFile:
-    """Download `url` into a new file in `dest_dir`; FetchError on any failure (nothing left)."""
-    if urllib.parse.urlsplit(url).scheme.lower() not in _SCHEMES:
+    """Download `url` into a new file in `dest_dir`; FetchError on any failure (nothing left).
+    `retries` more attempts on a failure worth another, `backoff` seconds before the first."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in SCHEMES:
         raise FetchError(
             f"cannot download {url}: only http and https URLs are supported",
             url=url,
             hint="for a local file, give a path in the build context",
         )
     algorithm, expected = _parse_checksum(url, checksum)
-    opener = urllib.request.build_opener(_HttpOnlyRedirects())
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    options = RegistryOptions(retries=retries, backoff=backoff, timeout=timeout)
+    fd, name = tempfile.mkstemp(prefix=".fetch-", dir=dest_dir)
+    path = Path(name)
     try:
-        with opener.open(request, timeout=timeout) as response:
-            digest, path = _store(url, response, dest_dir, algorithm)
-            headers = response.headers
-    except urllib.error.HTTPError as exc:
-        raise FetchError(
-            f"cannot download {url}: HTTP {exc.code} {exc.reason}",
-            url=url,
-            status=exc.code,
-            hint=_status_hint(exc.code),
-        ) from None
-    except urllib.error.URLError as exc:
-        raise FetchError(
-            f"cannot download {url}: {exc.reason}",
-            url=url,
-            hint="check the URL and that this machine can reach it",
-        ) from None
-    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        with os.fdopen(fd, "wb") as out:
+            sink = _HashingFile(out, algorithm)
+            got = download(url, sink, options, {"User-Agent": _USER_AGENT})
+    except OSError as exc:  # the file's, not the server's: not retried, reported as before
+        path.unlink(missing_ok=True)
         raise FetchError(
             f"cannot download {url}: {exc}",
             url=url,
             hint=f"the server did not answer within {timeout:g}s or dropped the "
             "connection; retry, or raise the timeout",
         ) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    digest = sink.digest()
     if expected is not None and digest != expected:
         path.unlink()
         raise ChecksumMismatch(url, expected, digest)
-    return FetchedFile(path, _filename(url, headers), _mtime(headers), digest)
+    return FetchedFile(path, _filename(url, got.headers), _mtime(got.headers), digest)
+
+
+class _HashingFile:
+    """The download's sink: the file, and the digest of what went into it."""
+
+    def __init__(self, out: BinaryIO, algorithm: str) -> None:
+        self._out = out
+        self._algorithm = algorithm
+        self._hasher = hashlib.new(algorithm)
+
+    def write(self, data: bytes, /) -> None:
+        self._hasher.update(data)
+        self._out.write(data)
+
+    def reset(self) -> None:
+        self._out.seek(0)
+        self._out.truncate()
+        self._hasher = hashlib.new(self._algorithm)
+
+    def digest(self) -> Digest:
+        return Digest.from_hash(self._hasher)
 
 
 def _parse_checksum(url: str, checksum: str | None) -> tuple[str, Digest | None]:
@@ -158,38 +144,6 @@ def _parse_checksum(url: str, checksum: str | None) -> tuple[str, Digest | None]
             url=url,
             hint="write it as --checksum=sha256:<64 hex digits>",
         ) from None
-
-
-def _store(url: str, response: Any, dest_dir: Path, algorithm: str) -> tuple[Digest, Path]:
-    """Copy the body into a fresh file in dest_dir, hashing it; the file is removed on error."""
-    hasher = hashlib.new(algorithm)
-    fd, name = tempfile.mkstemp(prefix=".fetch-", dir=dest_dir)
-    path = Path(name)
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := response.read(_CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-        _check_length(url, response, size)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Digest.from_hash(hasher), path
-
-
-def _check_length(url: str, response: Any, size: int) -> None:
-    # http.client notices most short bodies itself; this also covers a server that closes the
-    # connection early on a response it did not mark as chunked
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) != size:
-        raise FetchError(
-            f"cannot download {url}: got {size} bytes, the server announced {declared}",
-            url=url,
-            status=response.status,
-            hint="the connection was cut; retry",
-        )
 
 
 def _filename(url: str, headers: email.message.Message) -> str:
@@ -217,13 +171,3 @@ def _mtime(headers: email.message.Message) -> int | None:
     if when.tzinfo is None:  # "-0000" zone: HTTP dates are always UTC
         when = when.replace(tzinfo=UTC)
     return int(when.timestamp())
-
-
-def _status_hint(status: int) -> str:
-    if status in (401, 403):
-        return "the server refused access; the URL may need to be public or pre-signed"
-    if status == 404:
-        return "check the URL; the file may have moved"
-    if status >= 500:
-        return "the server failed; retry later"
-    return "check the URL"

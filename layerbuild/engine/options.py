@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerbuild.digest import Digest
-from layerbuild.engine.remotecache import CacheSpec
 from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.remotecache.spec import CacheSpec
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
 

@@ -13,6 +13,10 @@ cut short, a reset or a timeout while reading it is retried like a failed connec
 ``IncompleteRead`` never reaches the user. Everything else is returned to the caller, which
 knows what a 404 or 401 means for its request.
 
+A forward proxy is used only when the caller passes a ``proxy_for`` (ADD's downloads take the
+environment's, registry/download.py): plain HTTP goes to the proxy with the absolute URL as
+its target, HTTPS through a CONNECT tunnel, verified against the target host as without one.
+
 Which scheme: plain HTTP for ``localhost``, ``127.0.0.1`` and ``::1`` (as docker does) and for
 hosts given with ``--insecure-registry``; HTTPS otherwise, verified against the system CA store
 plus an optional ``--registry-ca`` file.
@@ -28,6 +32,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from layerbuild.errors import RegistryError
@@ -42,6 +47,18 @@ _MAX_RETRY_AFTER = 30.0
 _MAX_READ = 8 << 20
 
 Body = bytes | Callable[[], BinaryIO] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A forward proxy: how to reach it and the Proxy-Authorization it needs, if any."""
+
+    scheme: str  # "http" | "https": how the proxy itself is spoken to (plain HTTP targets)
+    netloc: str  # host:port of the proxy
+    authorization: str | None = None
+
+
+ProxyFor = Callable[[str, str], Proxy | None]  # (scheme, host:port) -> its proxy, or None
 
 
 class RegistryUnavailable(RegistryError):
@@ -110,6 +127,7 @@ class Response:
     ) -> None:
         self.url = url
         self.status = raw.status
+        self.reason = raw.reason
         self.headers = raw.headers
         self._raw = raw
         self._release = release
@@ -203,8 +221,9 @@ class Response:
 class Transport:
     """Pooled HTTP(S) connections with retries; safe to share between threads."""
 
-    def __init__(self, options: RegistryOptions) -> None:
+    def __init__(self, options: RegistryOptions, proxy_for: ProxyFor | None = None) -> None:
         self.options = options
+        self._proxy_for = proxy_for
         self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
@@ -223,11 +242,23 @@ class Transport:
             self._ssl = context
         return self._ssl
 
-    def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+    def _connect(
+        self, scheme: str, netloc: str, proxy: Proxy | None
+    ) -> http.client.HTTPConnection:
         with self._lock:
             idle = self._idle.get((scheme, netloc))
             if idle:
                 return idle.pop()
+        if proxy is None:
+            return self._connection(scheme, netloc)
+        if scheme != "https":
+            return self._connection(proxy.scheme, proxy.netloc)
+        conn = self._connection("https", proxy.netloc)
+        auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+        conn.set_tunnel(netloc, headers=auth)
+        return conn
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         timeout = self.options.timeout
         if scheme == "https":
             return http.client.HTTPSConnection(
@@ -311,7 +342,13 @@ class Transport:
         headers: dict[str, str],
         body: Body,
     ) -> Response:
-        conn = self._connect(scheme, netloc)
+        url = f"{scheme}://{netloc}{target}"
+        proxy = self._proxy_for(scheme, netloc) if self._proxy_for is not None else None
+        conn = self._connect(scheme, netloc, proxy)
+        if proxy is not None and scheme == "http":
+            target = url  # a proxy is asked for the absolute URL
+            if proxy.authorization:
+                headers = {**headers, "Proxy-Authorization": proxy.authorization}
         payload = body() if callable(body) else body
         try:
             conn.request(method, target, body=payload, headers=headers)
@@ -322,7 +359,6 @@ class Transport:
         finally:
             if payload is not None and not isinstance(payload, bytes):
                 payload.close()
-        url = f"{scheme}://{netloc}{target}"
         return Response(url, raw, self._releaser((scheme, netloc)), conn)
 
     def retry_delay(self, attempt: int, retry_after: str | float | None) -> float:

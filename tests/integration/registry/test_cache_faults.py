@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from layerbuild.engine.remotecache import import_caches, parse_cache_spec
 from layerbuild.errors import HostError, at_path
 from layerbuild.registry.options import RegistryOptions
+from layerbuild.registry.remotecache.importer import import_caches
+from layerbuild.registry.remotecache.spec import parse_cache_spec
 from layerbuild.store.content import Ingest
 from layerbuild.store.layout import Store
 from tests.support.cli import Layerbuild, hash_blobs, make_context

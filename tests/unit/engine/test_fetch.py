@@ -1,4 +1,4 @@
-"""Tests of engine/fetch.py against a real HTTP server on 127.0.0.1."""
+"""Tests of engine/fetch.py (over registry/download.py) against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ HELLO = b"hello from the server\n"
 BIG = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several read chunks
 LAST_MODIFIED = "Tue, 02 Jan 2024 03:04:05 GMT"
 LAST_MODIFIED_EPOCH = 1704164645
+
+
+_SEEN: dict[str, int] = {}  # requests per path, for the routes that fail only once
+_SEEN_LOCK = threading.Lock()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/truncated": self._truncated,
             "/slow": self._slow,
             "/forbidden": lambda: self.send_error(403),
+            "/busy-once": lambda: self._fail_first(self._busy),
+            "/cut-once": lambda: self._fail_first(self._truncated),
         }
         route = routes.get(self.path)
         if route is None:
@@ -74,6 +80,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"only a little")
         self.wfile.flush()
         self.close_connection = True
+
+    def _fail_first(self, failure: Callable[[], None]) -> None:
+        """The first request of the path fails with `failure`, later ones get HELLO."""
+        with _SEEN_LOCK:
+            _SEEN[self.path] = _SEEN.get(self.path, 0) + 1
+            first = _SEEN[self.path] == 1
+        if first:
+            failure()
+        else:
+            self._send(HELLO, {"Last-Modified": LAST_MODIFIED})
+
+    def _busy(self) -> None:
+        self.send_response(503)
+        self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _slow(self) -> None:
         time.sleep(1.5)
@@ -201,13 +223,13 @@ def test_http_error_status(server: str, tmp_path: Path, path: str, status: int) 
 
 def test_truncated_body_fails_and_leaves_nothing(server: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError):
-        fetch_url(f"{server}/truncated", tmp_path)
+        fetch_url(f"{server}/truncated", tmp_path, backoff=0.01)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_timeout(server: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError) as info:
-        fetch_url(f"{server}/slow", tmp_path, timeout=0.3)
+        fetch_url(f"{server}/slow", tmp_path, timeout=0.3, backoff=0.01)
     assert info.value.status is None
 
 
@@ -216,7 +238,7 @@ def test_connection_refused(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(FetchError) as info:
-        fetch_url(f"http://127.0.0.1:{port}/x", tmp_path, timeout=5)
+        fetch_url(f"http://127.0.0.1:{port}/x", tmp_path, timeout=5, backoff=0.01)
     assert info.value.status is None and "127.0.0.1" in info.value.url
 
 
@@ -224,3 +246,22 @@ def test_connection_refused(tmp_path: Path) -> None:
 def test_only_http_urls(tmp_path: Path, url: str) -> None:
     with pytest.raises(FetchError, match="only http and https"):
         fetch_url(url, tmp_path)
+
+
+@pytest.mark.parametrize("path", ["/busy-once", "/cut-once"])
+def test_a_503_or_a_cut_body_is_retried(server: str, tmp_path: Path, path: str) -> None:
+    """New with the registry's transport: a 503 (Retry-After: 0), or a body cut short, then
+    a whole answer, is a download; the file holds the whole answer only."""
+    _SEEN.pop(path, None)
+    got = fetch_url(server + path, tmp_path, checksum=_sha256(HELLO), backoff=0.01)
+    assert _SEEN[path] == 2
+    assert got.path.read_bytes() == HELLO and got.mtime == LAST_MODIFIED_EPOCH
+    assert [p.name for p in tmp_path.iterdir()] == [got.path.name]
+
+
+def test_without_retries_a_503_fails_with_its_status(server: str, tmp_path: Path) -> None:
+    _SEEN.pop("/busy-once", None)
+    with pytest.raises(FetchError) as info:
+        fetch_url(f"{server}/busy-once", tmp_path, retries=0)
+    assert info.value.status == 503 and "HTTP 503" in info.value.message
+    assert list(tmp_path.iterdir()) == []

@@ -7,26 +7,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
-from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.engine.remotecache import (
-    CACHE_CONFIG,
-    CacheError,
-    cache_image,
-    export_local,
-    import_local,
-    parse_cache_spec,
-    read_records,
-    select_records,
-)
+from layerbuild.digest import sha256_bytes
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
-from layerbuild.image.manifest import Layer, Manifest
+from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey, explain
 from layerbuild.store import Store
-from layerbuild.store.cacheindex import CacheIndex, CacheRecord, result_digest
+from layerbuild.store.cacheindex import result_digest
 
 BASE = ImageConfig()
 
@@ -161,133 +149,3 @@ def test_explain_names_the_changed_file() -> None:
     assert explain(old, new, files_old=files_old, files_new=files_new) == "/src/app.py changed"
 
 
-@pytest.mark.parametrize(
-    ("text", "direction", "kind", "location", "mode"),
-    [
-        ("type=local,dest=/c,mode=max", "to", "local", "/c", "max"),
-        ("type=local,src=/c", "from", "local", "/c", "min"),
-        (
-            "type=registry,ref=localhost:5000/app:cache",
-            "from",
-            "registry",
-            "localhost:5000/app:cache",
-            "min",
-        ),
-        (
-            "ref=localhost:5000/app:cache,mode=max",
-            "to",
-            "registry",
-            "localhost:5000/app:cache",
-            "max",
-        ),
-    ],
-)
-def test_parse_cache_spec(text: str, direction: str, kind: str, location: str, mode: str) -> None:
-    spec = parse_cache_spec(text, direction)
-    assert (spec.kind, spec.location, spec.mode) == (kind, location, mode)
-
-
-@pytest.mark.parametrize(
-    "text", ["type=local,src=/c", "type=s3,dest=x", "type=local,dest=/c,mode=all", "dest"]
-)
-def test_parse_cache_spec_rejects(text: str) -> None:
-    with pytest.raises(CacheError):
-        parse_cache_spec(text, "to")
-
-
-def _build_records(store: Store) -> list[dict[str, object]]:
-    cache = StepCache(store, "id")
-    steps: list[dict[str, object]] = []
-    parent = "sha256:" + "1" * 64
-    config = BASE
-    for stage, text, data in [
-        ("a", "COPY x /x", b"x"),
-        ("b", "ENV A=1", None),
-        ("b", "RUN y", b"y"),
-    ]:
-        key = chain(parent, [("instruction", text)])
-        config = _ran(cache, key, config, _layer(store, data) if data else None)
-        cache.note_step(stage, len(steps) + 2, key, 0.1, hit=False)
-        steps.append(cache.steps[-1])
-        parent = key.digest
-    return steps
-
-
-def _record_of(store: Store, step: dict[str, object]) -> CacheRecord | None:
-    key, parent = Digest(str(step["key"])), Digest(str(step["parent"]))
-    return CacheIndex(store.root).get_digest(key, parent)
-
-
-def test_local_export_then_import_into_a_fresh_store(tmp_path: Path) -> None:
-    src = Store.open(tmp_path / "src")
-    steps = _build_records(src)
-    last = _record_of(src, steps[2])
-    final_layer = last.layer if last is not None else None
-    assert final_layer is not None
-    index = CacheIndex(src.root)
-    assert len(select_records(index, steps, "b", [final_layer], "min")) == 2
-    records = select_records(index, steps, "b", [final_layer], "max")
-    assert len(records) == 3
-    desc = cache_image(src, records, "max")
-    export_local(src, desc, tmp_path / "cache")
-    manifest = json.loads((tmp_path / "cache" / "blobs" / "sha256" / desc.digest.hex).read_bytes())
-    assert manifest["config"]["mediaType"] == CACHE_CONFIG
-    assert len(manifest["layers"]) == 2
-    dest = Store.open(tmp_path / "dest")
-    assert import_local(dest, tmp_path / "cache", print) == 3
-    for record in records:
-        assert record.parent is not None
-        got = CacheIndex(dest.root).get_digest(record.key.digest, record.parent)
-        assert got is not None and got.layer == record.layer and got.parent == record.parent
-        assert got.layer is None or dest.content.has(got.layer.digest)
-    assert import_local(dest, tmp_path / "cache", print) == 0  # already there
-
-
-def test_import_skips_records_whose_key_does_not_match_their_inputs(tmp_path: Path) -> None:
-    src = Store.open(tmp_path / "src")
-    steps = _build_records(src)
-    records = select_records(CacheIndex(src.root), steps, "b", [], "max")
-    # each record claims inputs its key digest was not made from
-    evil = (("instruction", "RUN evil"),)
-    forged = [replace(r, key=CacheKey(r.key.digest, evil)) for r in records]
-    export_local(src, cache_image(src, forged, "max"), tmp_path / "cache")
-    assert import_local(Store.open(tmp_path / "dest"), tmp_path / "cache", print) == 0
-
-
-def test_import_of_a_missing_cache_is_a_note(tmp_path: Path) -> None:
-    notes: list[str] = []
-    assert import_local(Store.open(tmp_path / "s"), tmp_path / "nothing", notes.append) is None
-    assert "no cache" in notes[0]
-
-
-def test_import_rejects_a_corrupt_layer_blob(tmp_path: Path) -> None:
-    src = Store.open(tmp_path / "src")
-    steps = _build_records(src)
-    records = select_records(CacheIndex(src.root), steps, "b", [], "max")
-    export_local(src, cache_image(src, records, "max"), tmp_path / "cache")
-    blob = tmp_path / "cache" / "blobs" / "sha256" / sha256_bytes(b"y").hex
-    blob.write_bytes(b"z")
-    dest = Store.open(tmp_path / "dest")
-    with pytest.raises(CacheError, match="corrupt"):
-        import_local(dest, tmp_path / "cache", print)
-    assert not dest.content.has(sha256_bytes(b"y"))
-
-
-def test_records_without_parent_links_are_not_imported(tmp_path: Path) -> None:
-    """A cache of format 1 is noted and not used; in a format 2 cache, a record without a
-    parent link or whose config does not end with its layer is skipped."""
-    src = Store.open(tmp_path / "src")
-    records = select_records(CacheIndex(src.root), _build_records(src), "b", [], "max")
-    desc = cache_image(src, records, "max")
-    manifest = Manifest.from_bytes(src.content.read_bytes(desc.digest))
-    config = json.loads(src.content.read_bytes(manifest.config.digest))
-    notes: list[str] = []
-    assert len(read_records(manifest, json.dumps(config).encode(), "c", notes.append)) == 3
-    unlinked, unfitting = config["records"][0], config["records"][2]
-    del unlinked["parent"]
-    unfitting["config"]["rootfs"]["diff_ids"] = []
-    kept = read_records(manifest, json.dumps(config).encode(), "c", notes.append)
-    assert [r.description for r in kept] == ["ENV A=1"] and notes == []
-    config["version"] = 1
-    assert read_records(manifest, json.dumps(config).encode(), "c", notes.append) == []
-    assert "older format" in notes[0]

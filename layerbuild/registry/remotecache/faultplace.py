@@ -1,7 +1,7 @@
 """Whose fault an error is: this store's, or a cache source's or destination's.
 
 A failed --cache-from is a miss and a failed --cache-to with ignore-error=true a warning
-(engine/remotecache.py), but a fault of the store itself (a full disk, a read-only file system)
+(registry/remotecache/), but a fault of the store itself (a full disk, a read-only file system)
 is never hidden that way. The two are told apart by the paths the OSError names, since the
 same errno can come from either side (a local copy of a cache directory writes both).
 """

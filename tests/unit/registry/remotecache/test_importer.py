@@ -1,10 +1,11 @@
-"""--cache-from that fails is a warning and a miss; --cache-to with ignore-error=true only
-warns; faults of the store itself stay errors (remotecache.py, faultplace.py)."""
+"""--cache-from: records and blobs into a fresh store; a source that fails is a warning and a
+miss, faults of the store itself stay errors (registry/remotecache/importer.py)."""
 
 from __future__ import annotations
 
 import errno
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +13,20 @@ import pytest
 
 from layerbuild.digest import sha256_bytes
 from layerbuild.engine.events import CacheTransfer
-from layerbuild.engine.faultplace import names_below, store_fault
-from layerbuild.engine.remotecache import (
-    CacheError,
-    CacheSpec,
-    cache_image,
-    export_caches,
-    export_local,
-    import_caches,
-    parse_cache_spec,
-)
-from layerbuild.engine.report import BuildReport
 from layerbuild.engine.stepcache import StepCache, chain
-from layerbuild.errors import ExportError, RegistryError, at_path
+from layerbuild.errors import at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer
+from layerbuild.plan.keys import CacheKey
+from layerbuild.registry.remotecache.exporter import export_local, select_records
+from layerbuild.registry.remotecache.importer import import_caches, import_local
+from layerbuild.registry.remotecache.records import CACHE_CONFIG, cache_image
+from layerbuild.registry.remotecache.spec import CacheError, parse_cache_spec
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord
 from layerbuild.store.content import Ingest
+from tests.support.cachesteps import build_records, record_of
 
 
 def _records(store: Store) -> list[CacheRecord]:
@@ -63,24 +59,6 @@ def _import(store: Store, src: Path) -> tuple[int, list[str], list[CacheTransfer
 
 def _blob(cache: Path, data: bytes) -> Path:
     return cache / "blobs" / "sha256" / sha256_bytes(data).hex
-
-
-@pytest.mark.parametrize(
-    ("text", "ignore"),
-    [
-        ("type=registry,ref=localhost:5000/a:c,ignore-error=true", True),
-        ("type=registry,ref=localhost:5000/a:c,ignore-error=1", True),
-        ("type=local,dest=/c,mode=max,ignore-error=false", False),
-        ("type=local,dest=/c", False),
-    ],
-)
-def test_ignore_error_is_read_as_buildkit_reads_it(text: str, ignore: bool) -> None:
-    assert parse_cache_spec(text, "to").ignore_error is ignore
-
-
-def test_ignore_error_must_be_a_boolean() -> None:
-    with pytest.raises(CacheError, match="ignore-error must be true or false"):
-        parse_cache_spec("type=local,dest=/c,ignore-error=yes please", "to")
 
 
 def test_a_good_import_is_reported(tmp_path: Path) -> None:
@@ -172,63 +150,56 @@ def test_a_full_disk_in_the_store_during_an_import_stays_an_error(
     assert e.value.errno == errno.ENOSPC
 
 
-def test_a_store_fault_behind_a_registry_error_is_found(tmp_path: Path) -> None:
-    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "store" / "ingest/x"))
-    try:
-        try:
-            raise full
-        except OSError as e:
-            raise RegistryError("cannot reach registry") from e
-    except RegistryError as wrapped:
-        assert store_fault(tmp_path / "store", wrapped) is full
-        assert store_fault(tmp_path / "other", wrapped) is None
-    assert store_fault(tmp_path, RegistryError("503")) is None
-    elsewhere = OSError(errno.ENOSPC, "x", "/src/blob", None, str(tmp_path / "dest" / "t"))
-    assert names_below(elsewhere, tmp_path / "dest") and not names_below(elsewhere, tmp_path / "s")
+def test_local_export_then_import_into_a_fresh_store(tmp_path: Path) -> None:
+    src = Store.open(tmp_path / "src")
+    steps = build_records(src)
+    last = record_of(src, steps[2])
+    final_layer = last.layer if last is not None else None
+    assert final_layer is not None
+    index = CacheIndex(src.root)
+    assert len(select_records(index, steps, "b", [final_layer], "min")) == 2
+    records = select_records(index, steps, "b", [final_layer], "max")
+    assert len(records) == 3
+    desc = cache_image(src, records, "max")
+    export_local(src, desc, tmp_path / "cache")
+    manifest = json.loads((tmp_path / "cache" / "blobs" / "sha256" / desc.digest.hex).read_bytes())
+    assert manifest["config"]["mediaType"] == CACHE_CONFIG
+    assert len(manifest["layers"]) == 2
+    dest = Store.open(tmp_path / "dest")
+    assert import_local(dest, tmp_path / "cache", print) == 3
+    for record in records:
+        assert record.parent is not None
+        got = CacheIndex(dest.root).get_digest(record.key.digest, record.parent)
+        assert got is not None and got.layer == record.layer and got.parent == record.parent
+        assert got.layer is None or dest.content.has(got.layer.digest)
+    assert import_local(dest, tmp_path / "cache", print) == 0  # already there
 
 
-def _export(store: Store, spec: CacheSpec) -> tuple[list[str], list[CacheTransfer]]:
+def test_import_skips_records_whose_key_does_not_match_their_inputs(tmp_path: Path) -> None:
+    src = Store.open(tmp_path / "src")
+    steps = build_records(src)
+    records = select_records(CacheIndex(src.root), steps, "b", [], "max")
+    # each record claims inputs its key digest was not made from
+    evil = (("instruction", "RUN evil"),)
+    forged = [replace(r, key=CacheKey(r.key.digest, evil)) for r in records]
+    export_local(src, cache_image(src, forged, "max"), tmp_path / "cache")
+    assert import_local(Store.open(tmp_path / "dest"), tmp_path / "cache", print) == 0
+
+
+def test_import_of_a_missing_cache_is_a_note(tmp_path: Path) -> None:
     notes: list[str] = []
-    outcomes: list[CacheTransfer] = []
-    steps = [{"stage": "s", "key": "sha256:" + "2" * 64, "parent": "sha256:" + "3" * 64}]
-    export_caches(store, [spec], steps, "s", [], None, notes.append, outcomes.append)
-    return notes, outcomes
+    assert import_local(Store.open(tmp_path / "s"), tmp_path / "nothing", notes.append) is None
+    assert "no cache" in notes[0]
 
 
-def test_a_failed_export_with_ignore_error_is_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("not a directory")
-    dest = tmp_path / "file" / "cache"
-    spec = parse_cache_spec(f"type=local,dest={dest},ignore-error=true", "to")
-    notes, outcomes = _export(Store.open(tmp_path / "store"), spec)
-    assert [n for n in notes if n.startswith("warning:")] == [
-        next(n for n in notes if n.startswith(f"warning: cache export to {dest} failed: "))
-    ]
-    assert [(o.direction, o.status) for o in outcomes] == [("export", "failed")]
-
-
-def test_a_failed_export_without_ignore_error_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("not a directory")
-    spec = parse_cache_spec(f"type=local,dest={tmp_path / 'file' / 'cache'}", "to")
-    outcomes: list[CacheTransfer] = []
-    store = Store.open(tmp_path / "s")
-    with pytest.raises(ExportError, match=r"cache export to .* failed: .*Not a directory") as e:
-        export_caches(store, [spec], [], "s", [], None, print, outcomes.append)
-    assert e.value.exit_code == 7 and "the image was built and tagged" in str(e.value.hint)
-    assert [o.status for o in outcomes] == ["failed"]
-
-
-def test_the_report_lists_imports_and_exports() -> None:
-    report = BuildReport()
-    report(CacheTransfer("import", "reg/app:cache", "failed", reason="cannot reach registry"))
-    report(CacheTransfer("import", "/c", "imported", 3))
-    report(CacheTransfer("export", "/d", "exported", 4))
-    obj = report.to_json()
-    failed = {"ref": "reg/app:cache", "status": "failed", "records": 0}
-    assert obj["cache_imports"] == [
-        failed | {"reason": "cannot reach registry"},
-        {"ref": "/c", "status": "imported", "records": 3, "reason": ""},
-    ]
-    exported = {"ref": "/d", "status": "exported", "records": 4, "reason": ""}
-    assert obj["cache_exports"] == [exported]
-    assert BuildReport.from_json(obj).to_json()["cache_imports"] == obj["cache_imports"]
-    assert list(obj)[:4] == ["image", "seconds", "summary", "steps"]  # the older fields stay
+def test_import_rejects_a_corrupt_layer_blob(tmp_path: Path) -> None:
+    src = Store.open(tmp_path / "src")
+    steps = build_records(src)
+    records = select_records(CacheIndex(src.root), steps, "b", [], "max")
+    export_local(src, cache_image(src, records, "max"), tmp_path / "cache")
+    blob = tmp_path / "cache" / "blobs" / "sha256" / sha256_bytes(b"y").hex
+    blob.write_bytes(b"z")
+    dest = Store.open(tmp_path / "dest")
+    with pytest.raises(CacheError, match="corrupt"):
+        import_local(dest, tmp_path / "cache", print)
+    assert not dest.content.has(sha256_bytes(b"y"))

@@ -1,0 +1,23 @@
+"""BuildReport: what a build's --report says of its cache imports and exports."""
+
+from __future__ import annotations
+
+from layerbuild.engine.events import CacheTransfer
+from layerbuild.engine.report import BuildReport
+
+
+def test_the_report_lists_imports_and_exports() -> None:
+    report = BuildReport()
+    report(CacheTransfer("import", "reg/app:cache", "failed", reason="cannot reach registry"))
+    report(CacheTransfer("import", "/c", "imported", 3))
+    report(CacheTransfer("export", "/d", "exported", 4))
+    obj = report.to_json()
+    failed = {"ref": "reg/app:cache", "status": "failed", "records": 0}
+    assert obj["cache_imports"] == [
+        failed | {"reason": "cannot reach registry"},
+        {"ref": "/c", "status": "imported", "records": 3, "reason": ""},
+    ]
+    exported = {"ref": "/d", "status": "exported", "records": 4, "reason": ""}
+    assert obj["cache_exports"] == [exported]
+    assert BuildReport.from_json(obj).to_json()["cache_imports"] == obj["cache_imports"]
+    assert list(obj)[:4] == ["image", "seconds", "summary", "steps"]  # the older fields stay
