@@ -28,10 +28,10 @@ PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
     from layerbuild.engine.options import BuildOptions, BuildResult
-    from layerbuild.engine.remotecache import CacheSpec
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
+    from layerbuild.registry.remotecache.spec import CacheSpec
     from layerbuild.sandbox.netfiles import HostEntry
     from layerbuild.store.layout import Store
 
