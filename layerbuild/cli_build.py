@@ -312,8 +312,9 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
 
 def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
     """--label, --annotation (image metadata), --shm-size and --ulimit (RUN's resources)."""
-    from layerbuild.image.annotations import AnnotationSpecError, parse_annotations
-    from layerbuild.sandbox.limits import LimitSpecError, parse_size, parse_ulimits
+    from layerbuild.errors import AnnotationSpecError, LimitSpecError
+    from layerbuild.image.annotations import parse_annotations
+    from layerbuild.sandbox.limits import parse_size, parse_ulimits
 
     out: dict[str, Any] = {"labels": _pairs(kw["labels"], "--label")}
     for name, parse in (

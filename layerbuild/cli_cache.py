@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from layerbuild.dockerfile.durations import parse_duration
-from layerbuild.engine.remotecache import CacheError, CacheSpec, parse_cache_spec
+from layerbuild.engine.remotecache import CacheSpec, parse_cache_spec
 from layerbuild.engine.report import BuildReport, StepRecord
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import CacheError, LayerbuildError
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.gc import cache_usage, collect, prune_cache

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from layerbuild.errors import ContextError
+from layerbuild.errors import BadPattern, ContextError
 
 _UTF8_BOM = "\ufeff"
 # Characters that make a pattern more than a literal path (fsutil's patternChars).
@@ -33,10 +33,6 @@ _PATTERN_CHARS = frozenset("*[]?^\\")
 _REGEX_LITERALS = frozenset(".+()|{}$")
 
 MatchKind = Literal["exact", "prefix", "suffix", "regexp"]
-
-
-class BadPattern(ValueError):
-    """A pattern is not valid Go filepath.Match syntax."""
 
 
 def go_clean(path: str) -> str:

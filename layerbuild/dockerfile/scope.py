@@ -33,8 +33,9 @@ from collections.abc import Iterable, Mapping
 from layerbuild.dockerfile.expand import expansion_error
 from layerbuild.dockerfile.instructions import Arg
 from layerbuild.dockerfile.parser import Dockerfile, Stage
-from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
+from layerbuild.dockerfile.shell import expand_word
 from layerbuild.dockerfile.source import DockerfileSource
+from layerbuild.errors import ShellExpansionError
 from layerbuild.image.descriptor import Platform
 
 # Docker's predefined proxy args (reference "Predefined ARGs")

@@ -28,26 +28,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ShellExpansionError
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-
-
-class ShellExpansionError(LayerbuildError):
-    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v).
-
-    `word` is the word as written and `reason` what is wrong with it; callers that know the
-    Dockerfile line wrap this in a DockerfileError.
-    """
-
-    def __init__(self, word: str, reason: str, *, hint: str | None = None) -> None:
-        super().__init__(
-            f"cannot expand {word!r}: {reason}",
-            hint=hint
-            or "check the ${...} syntax and the quotes; to keep a literal $, escape it (\\$)",
-        )
-        self.word = word
-        self.reason = reason
 
 
 class _SyntaxProblem(Exception):

@@ -30,42 +30,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ChecksumMismatch, FetchError
 
 _CHUNK = 1 << 20
 _SCHEMES = ("http", "https")
 _USER_AGENT = "layerbuild (ADD)"
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-
-
-class FetchError(LayerbuildError):
-    """A remote ADD source could not be downloaded; `url` and the HTTP `status` if any."""
-
-    reference = "fetch"
-    exit_code = 8  # the same family as RegistryError: a remote source answered badly
-
-    def __init__(
-        self, message: str, *, url: str, status: int | None = None, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.url = url
-        self.status = status
-
-
-class ChecksumMismatch(FetchError):
-    """The downloaded content does not match `ADD --checksum`."""
-
-    reference = "fetch-checksum"
-
-    def __init__(self, url: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"ADD {url}: checksum mismatch: expected {expected}, got {actual}",
-            url=url,
-            hint="the file on the server changed or the --checksum is wrong; if the new content "
-            f"is trusted, use --checksum={actual}",
-        )
-        self.expected = expected
-        self.actual = actual
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from layerbuild.digest import Digest, canonical_json
 from layerbuild.engine.events import CacheTransfer
 from layerbuild.engine.faultplace import names_below, store_fault
 from layerbuild.errors import (
+    CacheError,
     DigestMismatch,
     ExportError,
     HostError,
@@ -74,13 +75,6 @@ Outcome = Callable[[CacheTransfer], None]
 _BOOLS = dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True) | dict.fromkeys(
     ("0", "f", "F", "FALSE", "false", "False"), False
 )
-
-
-class CacheError(LayerbuildError):
-    """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
-
-    reference = "cache"
-    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,11 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ImageFormatError
+from layerbuild.errors import SymlinkLoopError
 from layerbuild.image.changes import Change, ChangeKind
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS: more hops than this is a loop (ELOOP)
 _IMPLICIT_DIR_MODE = 0o755
-
-
-class SymlinkLoopError(ImageFormatError):
-    """Resolving a path in an image met more than MAX_SYMLINKS symbolic links."""
 
 
 class FileTree:

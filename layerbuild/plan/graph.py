@@ -35,8 +35,8 @@ from layerbuild.dockerfile.expand import expand, expansion_error
 from layerbuild.dockerfile.instructions import Arg, Copy, From, Instruction, Run
 from layerbuild.dockerfile.parser import Dockerfile, Stage
 from layerbuild.dockerfile.scope import VarScope, global_arg_values
-from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
-from layerbuild.errors import DockerfileError
+from layerbuild.dockerfile.shell import expand_word
+from layerbuild.errors import DockerfileError, ShellExpansionError
 from layerbuild.image.descriptor import Platform
 
 

@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO
 
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, RegistryUnavailable
 from layerbuild.registry.options import RegistryOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -42,23 +42,6 @@ _MAX_RETRY_AFTER = 30.0
 _MAX_READ = 8 << 20
 
 Body = bytes | Callable[[], BinaryIO] | None
-
-
-class RegistryUnavailable(RegistryError):
-    """The registry could not be reached, or kept answering 5xx/429: worth retrying later."""
-
-    reference = "registry-unavailable"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        hint: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, hint=hint)
-        self.retry_after = retry_after  # seconds the registry asked us to wait, bounded
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

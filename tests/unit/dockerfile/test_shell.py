@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from layerbuild.dockerfile.shell import (
-    ShellExpansionError,
     ShellLexer,
     expand_raw,
     expand_word,
     expand_words,
 )
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import LayerbuildError, ShellExpansionError
 
 TABLE = Path(__file__).resolve().parents[2] / "golden" / "shell" / "expand.txt"
 _ROW = re.compile(r"^(.*) \|(?: (.*))?$")

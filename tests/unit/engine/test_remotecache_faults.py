@@ -14,7 +14,6 @@ from layerbuild.digest import sha256_bytes
 from layerbuild.engine.events import CacheTransfer
 from layerbuild.engine.faultplace import names_below, store_fault
 from layerbuild.engine.remotecache import (
-    CacheError,
     CacheSpec,
     cache_image,
     export_caches,
@@ -24,7 +23,7 @@ from layerbuild.engine.remotecache import (
 )
 from layerbuild.engine.report import BuildReport
 from layerbuild.engine.stepcache import StepCache, chain
-from layerbuild.errors import ExportError, RegistryError, at_path
+from layerbuild.errors import CacheError, ExportError, RegistryError, at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer

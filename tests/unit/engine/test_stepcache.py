@@ -12,7 +12,6 @@ import pytest
 from layerbuild.digest import Digest, sha256_bytes
 from layerbuild.engine.remotecache import (
     CACHE_CONFIG,
-    CacheError,
     cache_image,
     export_local,
     import_local,
@@ -21,6 +20,7 @@ from layerbuild.engine.remotecache import (
     select_records,
 )
 from layerbuild.engine.stepcache import StepCache, chain
+from layerbuild.errors import CacheError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer, Manifest

@@ -7,8 +7,9 @@ import time
 import pytest
 
 from layerbuild.digest import sha256_bytes
+from layerbuild.errors import SymlinkLoopError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tree import MAX_SYMLINKS, FileTree, SymlinkLoopError
+from layerbuild.image.tree import MAX_SYMLINKS, FileTree
 from tests.support.random_layer import random_layer
 
 L1, L2, L3 = (sha256_bytes(bytes([i])) for i in range(3))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import DigestMismatch, HostError, SizeMismatch, StoreError
+from layerbuild.errors import BlobNotFound, DigestMismatch, HostError, SizeMismatch, StoreError
 from layerbuild.store import content
-from layerbuild.store.content import BlobNotFound, ContentStore
+from layerbuild.store.content import ContentStore
 
 DATA = b"hello layer\n" * 1000
 
