@@ -318,10 +318,6 @@ class IgnoreRules:
             compiled.append(_checked(text, exclusion, raw, source))
         return cls(patterns=tuple(compiled), source=source)
 
-    @property
-    def has_exclusions(self) -> bool:
-        return any(p.exclusion for p in self.patterns)
-
     def matches(self, rel_path: str) -> bool:
         """True if the context-relative path is excluded (itself or through a parent dir)."""
         path = go_clean(rel_path.lstrip("/") or ".")

@@ -16,9 +16,9 @@ follows them closely rather than POSIX sh:
 - word splitting (`expand_words`) happens after expansion, on unquoted blanks, including blanks
   that came out of an unquoted variable; an empty quoted string makes no word.
 
-Three flavours are exported: `expand_word` (BuildKit's ProcessWord: ENV, LABEL, COPY, WORKDIR...),
-`expand_words` (ProcessWords: EXPOSE) and `expand_raw` (RawQuotes + RawEscapes: variables replaced,
-quotes and escape characters kept as written). `ShellLexer` exposes every option plus the names
+Two flavours are exported: `expand_word` (BuildKit's ProcessWord: ENV, LABEL, COPY, WORKDIR...)
+and `expand_words` (ProcessWords: EXPOSE). `ShellLexer` exposes every option (RawQuotes and
+RawEscapes too: variables replaced, quotes and escape characters kept as written) plus the names
 that matched or did not, for callers that want to warn about undefined variables.
 """
 
@@ -407,8 +407,8 @@ def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[
     return re.compile("".join(out), re.DOTALL)
 
 
-def _lexer(escape: str, *, raw: bool = False) -> ShellLexer:
-    return ShellLexer(escape=escape, raw_quotes=raw, raw_escapes=raw)
+def _lexer(escape: str) -> ShellLexer:
+    return ShellLexer(escape=escape)
 
 
 def expand_word(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
@@ -420,11 +420,3 @@ def expand_words(word: str, env: Mapping[str, str], *, escape: str = "\\") -> li
     """Like expand_word, then split on unquoted blanks (BuildKit's ProcessWords)."""
     return list(_lexer(escape).process(word, env).words)
 
-
-def expand_raw(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
-    """Expand variables but keep quotes and escape characters as written.
-
-    Used where the text goes on to another interpreter (for example a RUN command's display
-    name); single-quoted parts are still not expanded.
-    """
-    return _lexer(escape, raw=True).process(word, env).result

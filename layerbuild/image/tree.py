@@ -186,11 +186,6 @@ class FileTree:
         resolved = self._resolve(path, follow_final=True)
         return None if resolved is None else self._data.get(resolved)
 
-    def content_layer(self, path: str) -> Digest | None:
-        """The layer whose tar holds the data of the file ``path`` names (symlinks followed)."""
-        ref = self.content_ref(path)
-        return None if ref is None else ref[0]
-
     def children(self, path: str) -> list[Change]:
         """The entries directly inside directory ``path`` (no symlinks followed), by name."""
         return [self._entries[child] for child in sorted(self._children.get(path, ()))]

@@ -92,17 +92,6 @@ class BuildGraph:
                 return planned
         raise KeyError(index)
 
-    def parallel_groups(self) -> list[list[int]]:
-        """Stage indices by level: every stage's deps are in earlier levels, so each level's
-        stages can be built at the same time."""
-        level: dict[int, int] = {}
-        for planned in self.stages:  # dependencies come first, so their levels are known
-            level[planned.index] = 1 + max((level[d] for d in planned.deps), default=-1)
-        groups: list[list[int]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-        for planned in self.stages:
-            groups[level[planned.index]].append(planned.index)
-        return groups
-
 
 def plan(
     dockerfile: Dockerfile,

@@ -114,10 +114,6 @@ class Ingest(io.BufferedIOBase):
         self._faulted = False  # a write failed: commit re-reads the file before trusting it
         self._result: tuple[Digest, int] | None = None
 
-    @property
-    def temp_path(self) -> Path:
-        return self._tmp
-
     def writable(self) -> bool:
         return True
 

@@ -162,7 +162,8 @@ def test_a_full_disk_in_the_store_during_an_import_stays_an_error(
     cache = _exported(tmp_path)
 
     def full(self: Ingest, data: bytes) -> int:
-        raise at_path(OSError(errno.ENOSPC, "No space left on device"), self.temp_path)
+        blob = tmp_path / "dest" / "ingest" / "blob.tmp"
+        raise at_path(OSError(errno.ENOSPC, "No space left on device"), blob)
 
     monkeypatch.setattr(Ingest, "write", full)
     dest = Store.open(tmp_path / "dest")
