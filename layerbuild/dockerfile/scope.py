@@ -53,16 +53,6 @@ PROXY_ARGS = frozenset(
         "all_proxy",
     }
 )
-PLATFORM_ARGS = (
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-)
 # BuildKit matches them in any letter case (`strings.EqualFold` in proxyEnvFromBuildArgs)
 _PROXY_NAMES = frozenset(name.lower() for name in PROXY_ARGS)
 # build args that are consumed by the builder itself rather than by an ARG: never "unused"

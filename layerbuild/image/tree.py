@@ -186,10 +186,6 @@ class FileTree:
         resolved = self._resolve(path, follow_final=True)
         return None if resolved is None else self._data.get(resolved)
 
-    def children(self, path: str) -> list[Change]:
-        """The entries directly inside directory ``path`` (no symlinks followed), by name."""
-        return [self._entries[child] for child in sorted(self._children.get(path, ()))]
-
     def walk(self, path: str = "") -> Iterator[Change]:
         """Every entry below ``path`` (not itself), parents before children, names sorted."""
         stack = sorted(self._children.get(path, ()), reverse=True)

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 from layerbuild.errors import LimitSpecError
 
-SHM_DEFAULT = 64 << 20  # docker's and BuildKit's /dev/shm when --shm-size is not given
-
 _RLIMIT_LOCKS = 10  # Linux's RLIMIT_LOCKS, which Python's resource module does not name
 
 # docker's names (go-units ulimit.go) -> setrlimit resources

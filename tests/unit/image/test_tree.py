@@ -82,7 +82,7 @@ def test_whiteout_deletes_a_subtree_and_acts_only_on_lower_layers() -> None:
 def test_opaque_hides_lower_children_but_keeps_this_layers() -> None:
     tree = base()
     tree.apply([d("usr/lib", 0o700), Change("usr/lib", K.OPAQUE), f("usr/lib/new")], L2)
-    assert [c.path for c in tree.children("usr/lib")] == ["usr/lib/new"]
+    assert [c.path for c in tree.walk("usr/lib")] == ["usr/lib/new"]
     lib = tree.lookup("usr/lib")
     assert lib is not None and lib.mode == 0o700
 
