@@ -24,12 +24,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from layerbuild.errors import ChildFailed
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
-
-
-class ChildFailed(Exception):
-    """The child raised, was killed, or sent something that is not its result."""
 
 
 def fork_call(fn: Callable[[], Any]) -> tuple[int, int]:

@@ -131,7 +131,7 @@ def _enter_userns() -> None:
     if os.geteuid() == 0:
         return  # root, or already root of a user namespace
     # imported here: root (and every test of the CLI run as root) never needs them
-    from layerbuild.sandbox.errors import SandboxError
+    from layerbuild.errors import SandboxError
     from layerbuild.sandbox.userns import enter_rootless_userns
 
     try:

@@ -332,8 +332,9 @@ def _cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]
 
 def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
     """--label, --annotation (image metadata), --shm-size and --ulimit (RUN's resources)."""
-    from layerbuild.image.annotations import AnnotationSpecError, parse_annotations
-    from layerbuild.sandbox.limits import LimitSpecError, parse_size, parse_ulimits
+    from layerbuild.errors import AnnotationSpecError, LimitSpecError
+    from layerbuild.image.annotations import parse_annotations
+    from layerbuild.sandbox.limits import parse_size, parse_ulimits
 
     out: dict[str, Any] = {"labels": _pairs(kw["labels"], "--label")}
     for name, parse in (

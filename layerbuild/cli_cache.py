@@ -18,9 +18,9 @@ import click
 
 from layerbuild.dockerfile.durations import parse_duration
 from layerbuild.engine.report import BuildReport, StepRecord
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import CacheError, LayerbuildError
 from layerbuild.registry.reference import normalize_tag
-from layerbuild.registry.remotecache.spec import CacheError, CacheSpec, parse_cache_spec
+from layerbuild.registry.remotecache.spec import CacheSpec, parse_cache_spec
 from layerbuild.store.cacheindex import CacheIndex
 from layerbuild.store.gc import cache_usage, collect, prune_cache
 from layerbuild.ui.listing import human_size

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import click
 
 from layerbuild.engine.runstep import run_env
-from layerbuild.engine.secretspec import SecretSpecError, env_value, parse_secret_spec, with_source
+from layerbuild.engine.secretspec import env_value, parse_secret_spec, with_source
 from layerbuild.engine.users import resolve_user
-from layerbuild.errors import BuildError, HostError
+from layerbuild.errors import BuildError, HostError, SecretSpecError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.store import images as store_images

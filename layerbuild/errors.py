@@ -289,3 +289,164 @@ def at_path(exc: OSError, path: object) -> OSError:
     """`exc` naming `path` (a str or Path): for calls on a file descriptor, whose errors name
     no file."""
     return OSError(exc.errno, exc.strerror, str(path))
+
+
+# --- the Dockerfile -----------------------------------------------------------------------------
+
+
+class ShellExpansionError(LayerbuildError):
+    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v).
+
+    `word` is the word as written and `reason` what is wrong with it; callers that know the
+    Dockerfile line wrap this in a DockerfileError.
+    """
+
+    def __init__(self, word: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"cannot expand {word!r}: {reason}",
+            hint=hint
+            or "check the ${...} syntax and the quotes; to keep a literal $, escape it (\\$)",
+        )
+        self.word = word
+        self.reason = reason
+
+
+class NotStringArray(ValueError):
+    """A JSON array whose items are not all strings: Docker rejects it instead of falling back."""
+
+
+# --- the build context --------------------------------------------------------------------------
+
+
+class BadPattern(ValueError):
+    """A pattern is not valid Go filepath.Match syntax."""
+
+
+# --- running a step -----------------------------------------------------------------------------
+
+
+class SandboxError(BuildError):
+    """Namespaces, mounts or the exec could not be prepared for a RUN step.
+
+    The message names what failed (the syscall and its path); the hint says what to change on
+    the host (kernel feature, permission, package to install).
+    """
+
+    reference = "sandbox"
+
+
+class RootfsError(SandboxError):
+    """The rootfs could not be mounted: nothing ran yet, another snapshotter may work."""
+
+
+class FetchError(LayerbuildError):
+    """A remote ADD source could not be downloaded; `url` and the HTTP `status` if any."""
+
+    reference = "fetch"
+    exit_code = 8  # the same family as RegistryError: a remote source answered badly
+
+    def __init__(
+        self, message: str, *, url: str, status: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.status = status
+
+
+class ChecksumMismatch(FetchError):
+    """The downloaded content does not match `ADD --checksum`."""
+
+    reference = "fetch-checksum"
+
+    def __init__(self, url: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"ADD {url}: checksum mismatch: expected {expected}, got {actual}",
+            url=url,
+            hint="the file on the server changed or the --checksum is wrong; if the new content "
+            f"is trusted, use --checksum={actual}",
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class BlobNotFound(StoreError):
+    """A blob that should be in the store is not there."""
+
+    reference = "blob-not-found"
+
+
+class UnmappedOwnerError(StoreError):
+    """A layer entry's owner is not mapped in this process's (rootless) user namespace."""
+
+    reference = "unmapped-owner"
+
+
+# --- images and layers --------------------------------------------------------------------------
+
+
+class SymlinkLoopError(ImageFormatError):
+    """Resolving a path in an image met more than image/tree.py's MAX_SYMLINKS
+    symbolic links."""
+
+
+class LayerContentError(LayerbuildError):
+    """A file's content could not be read as declared while a layer was being written."""
+
+
+# --- registries and the remote cache ------------------------------------------------------------
+
+
+class InvalidReference(LayerbuildError):
+    """An image name, tag or digest that does not follow Docker's naming rules."""
+
+    reference = "invalid-reference"
+    exit_code = 2
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be reached, or kept answering 5xx/429: worth retrying later."""
+
+    reference = "registry-unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, hint=hint)
+        self.retry_after = retry_after  # seconds the registry asked us to wait, bounded
+
+
+class CacheError(LayerbuildError):
+    """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
+
+    reference = "cache"
+    exit_code = 2
+
+
+# --- option values: ValueErrors the CLI turns into usage errors ---------------------------------
+
+
+class LimitSpecError(ValueError):
+    """A --shm-size or --ulimit value that docker build would refuse too."""
+
+
+class SecretSpecError(ValueError):
+    """A --secret value that docker buildx would refuse too."""
+
+
+class AnnotationSpecError(ValueError):
+    """An --annotation value buildx would refuse too."""
+
+
+# --- signals between modules, always caught, never shown to a user ------------------------------
+
+
+class ChildFailed(Exception):
+    """The child raised, was killed, or sent something that is not its result."""

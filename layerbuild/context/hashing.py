@@ -54,7 +54,7 @@ def changes_digest(
     ``"dir 0755 0:0"``, ``"symlink:../lib 0777 0:0"``, ``"hardlink:usr/bin/a 0755 0:0"``,
     ``"chardev:1,3 0666 0:0"``, ``"fifo 0644 0:0"``, ``"whiteout"``, ``"opaque"``, with
     `` xattrs:<12 hex>`` appended when the entry has xattrs. Store it beside the key, so a
-    later miss can name the paths that differ (``changed_paths``).
+    later miss can name the paths that differ (``plan.keys.explain``).
     """
     contents = _file_digests(changes, statcache, known or {})
     records = [_VERSION]
@@ -65,11 +65,6 @@ def changes_digest(
         summary[change.path] = _describe(change, content)
     records.append(_U64.pack(len(changes)))
     return Digest.from_hash(hashlib.sha256(b"".join(records))), summary
-
-
-def changed_paths(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    """Paths added, removed or different between two summaries, sorted."""
-    return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
 
 def _file_digests(

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from layerbuild.errors import ContextError
+from layerbuild.errors import BadPattern, ContextError
 
 _UTF8_BOM = "\ufeff"
 # Characters that make a pattern more than a literal path (fsutil's patternChars).
@@ -33,10 +33,6 @@ _PATTERN_CHARS = frozenset("*[]?^\\")
 _REGEX_LITERALS = frozenset(".+()|{}$")
 
 MatchKind = Literal["exact", "prefix", "suffix", "regexp"]
-
-
-class BadPattern(ValueError):
-    """A pattern is not valid Go filepath.Match syntax."""
 
 
 def go_clean(path: str) -> str:
@@ -321,10 +317,6 @@ class IgnoreRules:
                 text = text[1:]
             compiled.append(_checked(text, exclusion, raw, source))
         return cls(patterns=tuple(compiled), source=source)
-
-    @property
-    def has_exclusions(self) -> bool:
-        return any(p.exclusion for p in self.patterns)
 
     def matches(self, rel_path: str) -> bool:
         """True if the context-relative path is excluded (itself or through a parent dir)."""

@@ -19,10 +19,11 @@ import select as io_select
 import time
 from pathlib import Path
 
-from layerbuild.childcall import ChildFailed, collect, fork_call, stop
+from layerbuild.childcall import collect, fork_call, stop
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, Share, share_of
 from layerbuild.context.select import walk_context
+from layerbuild.errors import ChildFailed
 
 
 class ListingPrefetch:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerbuild.context.ignore import BadPattern, IgnoreRules, go_clean, go_match
+from layerbuild.context.ignore import IgnoreRules, go_clean, go_match
 from layerbuild.context.rootpath import read_in_root
-from layerbuild.errors import ContextError, os_hint
+from layerbuild.errors import BadPattern, ContextError, os_hint
 
 _MAX_LINKS = 255
 _NOT_FOUND_HINT = (

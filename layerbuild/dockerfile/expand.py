@@ -40,9 +40,9 @@ from layerbuild.dockerfile.instructions import (
     Volume,
     Workdir,
 )
-from layerbuild.dockerfile.shell import ShellExpansionError, ShellLexer, expand_word, expand_words
+from layerbuild.dockerfile.shell import ShellLexer, expand_word, expand_words
 from layerbuild.dockerfile.source import DockerfileSource
-from layerbuild.errors import DockerfileError
+from layerbuild.errors import DockerfileError, ShellExpansionError
 
 _CopyLike = TypeVar("_CopyLike", Copy, Add)
 

@@ -36,8 +36,9 @@ import re
 from dataclasses import dataclass, field
 
 from layerbuild.dockerfile.instructions import Heredoc
-from layerbuild.dockerfile.shell import ShellExpansionError, ShellLexer
+from layerbuild.dockerfile.shell import ShellLexer
 from layerbuild.dockerfile.source import DockerfileSource, Span
+from layerbuild.errors import NotStringArray, ShellExpansionError
 
 KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 HEREDOC_KEYWORDS = frozenset({"run", "copy", "add"})
@@ -55,10 +56,6 @@ _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)
     "\u2028\u2029\u202f\u205f\u3000")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
-
-
-class NotStringArray(ValueError):
-    """A JSON array whose items are not all strings: Docker rejects it instead of falling back."""
 
 
 @dataclass(frozen=True)

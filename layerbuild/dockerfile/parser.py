@@ -37,7 +37,6 @@ from layerbuild.dockerfile.instructions import (
     Workdir,
 )
 from layerbuild.dockerfile.lexer import (
-    NotStringArray,
     RawInstruction,
     heredoc_marker,
     lex,
@@ -47,7 +46,7 @@ from layerbuild.dockerfile.lexer import (
     split_words,
 )
 from layerbuild.dockerfile.source import DockerfileSource, Span
-from layerbuild.errors import DockerfileError
+from layerbuild.errors import DockerfileError, NotStringArray
 
 KEYWORDS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",

@@ -33,8 +33,9 @@ from collections.abc import Iterable, Mapping
 from layerbuild.dockerfile.expand import expansion_error
 from layerbuild.dockerfile.instructions import Arg
 from layerbuild.dockerfile.parser import Dockerfile, Stage
-from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
+from layerbuild.dockerfile.shell import expand_word
 from layerbuild.dockerfile.source import DockerfileSource
+from layerbuild.errors import ShellExpansionError
 from layerbuild.image.descriptor import Platform
 
 # Docker's predefined proxy args (reference "Predefined ARGs")
@@ -51,16 +52,6 @@ PROXY_ARGS = frozenset(
         "ALL_PROXY",
         "all_proxy",
     }
-)
-PLATFORM_ARGS = (
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
 )
 # BuildKit matches them in any letter case (`strings.EqualFold` in proxyEnvFromBuildArgs)
 _PROXY_NAMES = frozenset(name.lower() for name in PROXY_ARGS)
@@ -159,7 +150,6 @@ class VarScope:
         self._env = dict(image_env)  # image ENV, then the stage's ENV instructions on top
         # the parent stage's ARGs, then those declared in this stage, in declaration order
         self._args: dict[str, str | None] = dict(inherited or {})
-        self._used: set[str] = set()
 
     @classmethod
     def for_stage(
@@ -177,7 +167,6 @@ class VarScope:
         """`ARG name[=default]`; `default` must already be expanded (see `apply_arg`)."""
         if name in self._build_args:
             self._args[name] = self._build_args[name]
-            self._used.add(name)
         elif default is not None:
             self._args[name] = default
         elif self._global.get(name) is not None:
@@ -224,18 +213,6 @@ class VarScope:
         """The ARGs visible in this stage (inherited ones included) with their values as
         declared, None for unset: what a stage built `FROM` this one inherits."""
         return dict(self._args)
-
-    def history_args(self) -> list[tuple[str, str]]:
-        """Declared ARGs with a value as a RUN sees them (for `RUN |n K=V ...` history lines).
-
-        Undeclared proxy args are left out on purpose: they often hold credentials.
-        """
-        env = self.expansion_env()
-        return [(name, env[name]) for name, value in self._args.items() if value is not None]
-
-    def used_build_args(self) -> set[str]:
-        """The --build-arg names this stage consumed through an ARG."""
-        return set(self._used)
 
 
 def _defined(values: Mapping[str, str | None]) -> dict[str, str]:

@@ -16,9 +16,9 @@ follows them closely rather than POSIX sh:
 - word splitting (`expand_words`) happens after expansion, on unquoted blanks, including blanks
   that came out of an unquoted variable; an empty quoted string makes no word.
 
-Three flavours are exported: `expand_word` (BuildKit's ProcessWord: ENV, LABEL, COPY, WORKDIR...),
-`expand_words` (ProcessWords: EXPOSE) and `expand_raw` (RawQuotes + RawEscapes: variables replaced,
-quotes and escape characters kept as written). `ShellLexer` exposes every option plus the names
+Two flavours are exported: `expand_word` (BuildKit's ProcessWord: ENV, LABEL, COPY, WORKDIR...)
+and `expand_words` (ProcessWords: EXPOSE). `ShellLexer` exposes every option (RawQuotes and
+RawEscapes too: variables replaced, quotes and escape characters kept as written) plus the names
 that matched or did not, for callers that want to warn about undefined variables.
 """
 
@@ -28,26 +28,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ShellExpansionError
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-
-
-class ShellExpansionError(LayerbuildError):
-    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v).
-
-    `word` is the word as written and `reason` what is wrong with it; callers that know the
-    Dockerfile line wrap this in a DockerfileError.
-    """
-
-    def __init__(self, word: str, reason: str, *, hint: str | None = None) -> None:
-        super().__init__(
-            f"cannot expand {word!r}: {reason}",
-            hint=hint
-            or "check the ${...} syntax and the quotes; to keep a literal $, escape it (\\$)",
-        )
-        self.word = word
-        self.reason = reason
 
 
 class _SyntaxProblem(Exception):
@@ -424,8 +407,8 @@ def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[
     return re.compile("".join(out), re.DOTALL)
 
 
-def _lexer(escape: str, *, raw: bool = False) -> ShellLexer:
-    return ShellLexer(escape=escape, raw_quotes=raw, raw_escapes=raw)
+def _lexer(escape: str) -> ShellLexer:
+    return ShellLexer(escape=escape)
 
 
 def expand_word(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
@@ -437,11 +420,3 @@ def expand_words(word: str, env: Mapping[str, str], *, escape: str = "\\") -> li
     """Like expand_word, then split on unquoted blanks (BuildKit's ProcessWords)."""
     return list(_lexer(escape).process(word, env).words)
 
-
-def expand_raw(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
-    """Expand variables but keep quotes and escape characters as written.
-
-    Used where the text goes on to another interpreter (for example a RUN command's display
-    name); single-quoted parts are still not expanded.
-    """
-    return _lexer(escape, raw=True).process(word, env).result

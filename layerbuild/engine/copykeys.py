@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layerbuild.childcall import ChildFailed, call_in_child
+from layerbuild.childcall import call_in_child
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.engine.filesteps import QuickKey, StageState
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.stepcache import StepCache, chain
+from layerbuild.errors import ChildFailed
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey

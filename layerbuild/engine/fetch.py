@@ -29,29 +29,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild.digest import Digest
-from layerbuild.registry.download import SCHEMES, FetchError, download
+from layerbuild.errors import ChecksumMismatch, FetchError
+from layerbuild.registry.download import SCHEMES, download
 from layerbuild.registry.options import RegistryOptions
 
 __all__ = ["ChecksumMismatch", "FetchError", "FetchedFile", "fetch_url"]
 
 _USER_AGENT = "layerbuild (ADD)"
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-
-
-class ChecksumMismatch(FetchError):
-    """The downloaded content does not match `ADD --checksum`."""
-
-    reference = "fetch-checksum"
-
-    def __init__(self, url: str, expected: str, actual: str) -> None:
-        super().__init__(
-            f"ADD {url}: checksum mismatch: expected {expected}, got {actual}",
-            url=url,
-            hint="the file on the server changed or the --checksum is wrong; if the new content "
-            f"is trusted, use --checksum={actual}",
-        )
-        self.expected = expected
-        self.actual = actual
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ _HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
 class Checkout:
     root: Path  # the tree to use: the checkout, or its subdirectory
     commit: str  # the resolved commit hash
-    commit_time: int  # its committer time, seconds since the epoch
 
 
 @contextlib.contextmanager
@@ -58,7 +57,7 @@ def checkout(ref: GitRef, dest: Path, *, keep_git_dir: bool) -> Checkout:
     if not keep_git_dir:
         remove_tree(dest / ".git")
     _set_mtimes(dest, when)
-    return Checkout(_subdir(ref, dest), commit, when)
+    return Checkout(_subdir(ref, dest), commit)
 
 
 def _fetch(ref: GitRef, dest: Path) -> str:

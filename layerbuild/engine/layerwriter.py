@@ -77,14 +77,17 @@ class LayerWriter:
         return digest, files, packed
 
     def history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
-        entry = History(
+        """Record `instr` in the stage's history; `empty`: it made no layer."""
+        config = state.meta.config.with_history(self._entry(instr, empty=empty))
+        state.meta = replace(state.meta, config=config)
+
+    def _entry(self, instr: ins.Instruction, *, empty: bool) -> History:
+        return History(
             created_by=ins.describe(instr),
             created=self.created,
             comment=HISTORY_COMMENT,
             empty_layer=empty,
         )
-        config = state.meta.config
-        state.meta = replace(state.meta, config=replace(config, history=(*config.history, entry)))
 
     def pack(
         self,
@@ -144,11 +147,8 @@ class LayerWriter:
         layer = packed or self.pack(changes, {} if digests else None, known)
         state.add_to_tree(changes, layer.digest)
         state.layers.append(layer)
-        config = state.meta.config
-        state.meta = replace(
-            state.meta, config=replace(config, diff_ids=(*config.diff_ids, layer.diff_id))
-        )
-        self.history(state, instr, empty=False)
+        entry = self._entry(instr, empty=False)
+        state.meta = replace(state.meta, config=state.meta.config.with_layer(layer.diff_id, entry))
         return layer
 
 

@@ -37,8 +37,8 @@ import re
 from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
-from layerbuild.errors import DockerfileError
+from layerbuild.dockerfile.shell import expand_word
+from layerbuild.errors import DockerfileError, ShellExpansionError
 
 SHARING = ("shared", "private", "locked")
 SECRETS_DIR = "/run/secrets"

@@ -20,11 +20,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from layerbuild.errors import SecretSpecError
+
 _TYPES = ("file", "env")
-
-
-class SecretSpecError(ValueError):
-    """A --secret value that docker buildx would refuse too."""
 
 
 @dataclass(frozen=True)

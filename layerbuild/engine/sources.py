@@ -43,7 +43,6 @@ class SourceResolver:
         self.context = context
         self.named = {k.lower(): v for k, v in named.items()}
         self.platform = platform
-        self._rootfs: dict[str, Path] = {}
 
     def image(
         self, ref: str, *, named_context: bool = False, platform: Platform | None = None

@@ -32,14 +32,19 @@ import zstandard
 from isal import isal_zlib
 
 from layerbuild.digest import Digest, is_digest, sha256_bytes
-from layerbuild.errors import DigestMismatch, ImageFormatError, UnsafeArchiveError
+from layerbuild.errors import (
+    DigestMismatch,
+    ImageFormatError,
+    InvalidReference,
+    UnsafeArchiveError,
+)
 from layerbuild.export.oci_layout import INDEX_FILE, LAYOUT_FILE
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.compress import detect_compression, open_layer
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
-from layerbuild.registry.reference import InvalidReference, normalize_tag
+from layerbuild.registry.reference import normalize_tag
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from layerbuild.errors import AnnotationSpecError
 from layerbuild.image.descriptor import Platform
 
 MANIFEST = "manifest"
@@ -26,10 +27,6 @@ _TYPE = re.compile(r"^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$")
 _KEY = re.compile(r"^\S+$")  # BuildKit's exporter key pattern: no blanks
 
 Pairs = tuple[tuple[str, str], ...]
-
-
-class AnnotationSpecError(ValueError):
-    """An --annotation value buildx would refuse too."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,6 @@ from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_media_type
 from layerbuild.image.tarwriter import CHUNK, Writable, write_tar
 
-COMPRESSIONS = ("gzip", "zstd", "none")
 GZIP_DEFAULT_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
 GZIP_LEVELS = range(isal_zlib.ISAL_BEST_SPEED, isal_zlib.ISAL_BEST_COMPRESSION + 1)
 ZSTD_DEFAULT_LEVEL = 3

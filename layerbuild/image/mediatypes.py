@@ -20,7 +20,6 @@ INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 LAYERS = frozenset({OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER, DOCKER_LAYER_GZIP})
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
-ANNOTATION_CREATED = "org.opencontainers.image.created"
 # containerd and nerdctl name the full image reference in this annotation of an index entry
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import (
     OPAQUE_MARKER,
     WHITEOUT_PREFIX,
@@ -76,10 +76,6 @@ class Writable(Protocol):
     """What the writer needs of its output: a binary file, a socket wrapper, a hashing pipe."""
 
     def write(self, data: bytes, /) -> object: ...
-
-
-class LayerContentError(LayerbuildError):
-    """A file's content could not be read as declared while a layer was being written."""
 
 
 def write_tar(

@@ -20,15 +20,11 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ImageFormatError
+from layerbuild.errors import SymlinkLoopError
 from layerbuild.image.changes import Change, ChangeKind
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS: more hops than this is a loop (ELOOP)
 _IMPLICIT_DIR_MODE = 0o755
-
-
-class SymlinkLoopError(ImageFormatError):
-    """Resolving a path in an image met more than MAX_SYMLINKS symbolic links."""
 
 
 class FileTree:
@@ -189,15 +185,6 @@ class FileTree:
         """(layer digest, path of the data in that layer's tar) of a regular file, or None."""
         resolved = self._resolve(path, follow_final=True)
         return None if resolved is None else self._data.get(resolved)
-
-    def content_layer(self, path: str) -> Digest | None:
-        """The layer whose tar holds the data of the file ``path`` names (symlinks followed)."""
-        ref = self.content_ref(path)
-        return None if ref is None else ref[0]
-
-    def children(self, path: str) -> list[Change]:
-        """The entries directly inside directory ``path`` (no symlinks followed), by name."""
-        return [self._entries[child] for child in sorted(self._children.get(path, ()))]
 
     def walk(self, path: str = "") -> Iterator[Change]:
         """Every entry below ``path`` (not itself), parents before children, names sorted."""

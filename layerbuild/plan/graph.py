@@ -35,8 +35,8 @@ from layerbuild.dockerfile.expand import expand, expansion_error
 from layerbuild.dockerfile.instructions import Arg, Copy, From, Instruction, Run
 from layerbuild.dockerfile.parser import Dockerfile, Stage
 from layerbuild.dockerfile.scope import VarScope, global_arg_values
-from layerbuild.dockerfile.shell import ShellExpansionError, expand_word
-from layerbuild.errors import DockerfileError
+from layerbuild.dockerfile.shell import expand_word
+from layerbuild.errors import DockerfileError, ShellExpansionError
 from layerbuild.image.descriptor import Platform
 
 
@@ -91,17 +91,6 @@ class BuildGraph:
             if planned.index == index:
                 return planned
         raise KeyError(index)
-
-    def parallel_groups(self) -> list[list[int]]:
-        """Stage indices by level: every stage's deps are in earlier levels, so each level's
-        stages can be built at the same time."""
-        level: dict[int, int] = {}
-        for planned in self.stages:  # dependencies come first, so their levels are known
-            level[planned.index] = 1 + max((level[d] for d in planned.deps), default=-1)
-        groups: list[list[int]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-        for planned in self.stages:
-            groups[level[planned.index]].append(planned.index)
-        return groups
 
 
 def plan(

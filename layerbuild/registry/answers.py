@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from layerbuild.digest import Digest, is_digest, sha256_bytes
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, RegistryUnavailable
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry.transport import (
-    RegistryUnavailable,
     Response,
     redact_url,
     retry_after_seconds,

@@ -27,11 +27,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, RegistryUnavailable
 from layerbuild.registry.credentials import Credentials
 from layerbuild.registry.transport import (
     RETRY_STATUSES,
-    RegistryUnavailable,
     Transport,
     redact_url,
 )

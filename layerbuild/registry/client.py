@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import RegistryError, local_write_error
+from layerbuild.errors import RegistryError, RegistryUnavailable, local_write_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
@@ -38,7 +38,6 @@ from layerbuild.registry.credentials import Credentials
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import (
     RETRY_STATUSES,
-    RegistryUnavailable,
     Response,
     Transport,
     unreachable,

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from layerbuild.errors import LayerbuildError, RegistryError
+from layerbuild.errors import FetchError, RegistryError
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import Proxy, ProxyFor, Response, Transport
 
@@ -37,20 +37,6 @@ SCHEMES = ("http", "https")
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 20
-
-
-class FetchError(LayerbuildError):
-    """A remote source could not be downloaded; `url` and the HTTP `status` if any."""
-
-    reference = "fetch"
-    exit_code = 8  # the same family as RegistryError: a remote source answered badly
-
-    def __init__(
-        self, message: str, *, url: str, status: int | None = None, hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.url = url
-        self.status = status
 
 
 class Sink(Protocol):

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from layerbuild.errors import ImageFormatError, RegistryError
+from layerbuild.errors import ImageFormatError, RegistryError, RegistryUnavailable
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
@@ -27,7 +27,6 @@ from layerbuild.registry.progress import DONE, EXISTS, MOUNTED, STARTED, ByteCou
 from layerbuild.registry.progress import TransferEvent as Event
 from layerbuild.registry.reference import parse_reference
 from layerbuild.registry.sources import BlobSources
-from layerbuild.registry.transport import RegistryUnavailable
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.layout import Store
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from layerbuild.digest import is_digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import InvalidReference
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
@@ -40,13 +40,6 @@ _HINT = (
     "a reference looks like name[:tag][@sha256:<64 hex>], e.g. busybox, app:1, "
     "localhost:5000/team/app:v2; repository names are lower case"
 )
-
-
-class InvalidReference(LayerbuildError):
-    """An image name, tag or digest that does not follow Docker's naming rules."""
-
-    reference = "invalid-reference"
-    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, RegistryUnavailable
 from layerbuild.registry.options import RegistryOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -59,23 +59,6 @@ class Proxy:
 
 
 ProxyFor = Callable[[str, str], Proxy | None]  # (scheme, host:port) -> its proxy, or None
-
-
-class RegistryUnavailable(RegistryError):
-    """The registry could not be reached, or kept answering 5xx/429: worth retrying later."""
-
-    reference = "registry-unavailable"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        hint: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, hint=hint)
-        self.retry_after = retry_after  # seconds the registry asked us to wait, bounded
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

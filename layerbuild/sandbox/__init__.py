@@ -9,17 +9,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from layerbuild.sandbox.errors import SandboxError
     from layerbuild.sandbox.mounts import Mount, overlay_options
     from layerbuild.sandbox.overlaydiff import overlay_changes
     from layerbuild.sandbox.runner import RunSpec, run
 
-__all__ = ["Mount", "RunSpec", "SandboxError", "overlay_changes", "overlay_options", "run"]
+__all__ = ["Mount", "RunSpec", "overlay_changes", "overlay_options", "run"]
 
 # loaded on first use: importing a submodule (sandbox.mounts for a RUN's cache key) must not
 # pull in the runner, ctypes and all, on a rebuild whose every RUN is cached
 _HOME = {
-    "SandboxError": "errors",
     "Mount": "mounts",
     "overlay_options": "mounts",
     "overlay_changes": "overlaydiff",

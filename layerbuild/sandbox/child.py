@@ -27,8 +27,8 @@ import signal
 from dataclasses import dataclass
 from typing import NoReturn
 
+from layerbuild.errors import RootfsError, SandboxError
 from layerbuild.sandbox import linux
-from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.mounts import Mount, apply_mount
 
 SETUP_FAILED = 125  # what Docker uses for "the container runtime failed"
@@ -90,10 +90,6 @@ def _report(fd: int, message: dict[str, object]) -> None:
     data = (json.dumps(message) + "\n").encode()
     while data:
         data = data[os.write(fd, data) :]
-
-
-class RootfsError(SandboxError):
-    """The rootfs could not be mounted: nothing ran yet, another snapshotter may work."""
 
 
 def _report_failure(fd: int, exc: BaseException) -> None:

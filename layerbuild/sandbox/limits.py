@@ -16,7 +16,7 @@ import re
 import resource
 from dataclasses import dataclass
 
-SHM_DEFAULT = 64 << 20  # docker's and BuildKit's /dev/shm when --shm-size is not given
+from layerbuild.errors import LimitSpecError
 
 _RLIMIT_LOCKS = 10  # Linux's RLIMIT_LOCKS, which Python's resource module does not name
 
@@ -43,10 +43,6 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 _INT64_MAX = (1 << 63) - 1
-
-
-class LimitSpecError(ValueError):
-    """A --shm-size or --ulimit value that docker build would refuse too."""
 
 
 @dataclass(frozen=True, slots=True)

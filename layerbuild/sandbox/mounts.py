@@ -13,8 +13,8 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from layerbuild.errors import SandboxError
 from layerbuild.sandbox import linux
-from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.securejoin import secure_join
 
 # The mount data of mount(2) is copied into a single page; one byte is the terminating NUL.

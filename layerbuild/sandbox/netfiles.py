@@ -22,7 +22,6 @@ from layerbuild.errors import LayerbuildError
 # libslirp's fixed addresses for its default 10.0.2.0/24 network (slirp4netns(1))
 USERNET_GATEWAY = "10.0.2.2"  # the host, when host loopback is allowed
 USERNET_DNS = "10.0.2.3"
-USERNET_GUEST = "10.0.2.100"
 # docker's keyword for "the host, as the step can reach it" (--add-host NAME:host-gateway)
 HOST_GATEWAY = "host-gateway"
 # Docker's fallback when the host only has loopback resolvers (unreachable from the step)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild import privilege
+from layerbuild.errors import RootfsError, SandboxError
 from layerbuild.sandbox import copyroot, linux, netfiles, usernet
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
-from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.mounts import (
     Mount,
@@ -138,7 +138,7 @@ def run(
     for i, mode in enumerate(order):
         try:
             status = _run_with(spec, mode, rootless, on_output)
-        except _RootfsFailed as e:
+        except RootfsError as e:
             if i + 1 == len(order):
                 raise SandboxError(e.message, hint=e.hint) from None
             on_warning(
@@ -150,10 +150,6 @@ def run(
             _working[:] = [mode]
         return status
     raise AssertionError("not reached: the loop returns or raises")
-
-
-class _RootfsFailed(SandboxError):
-    """The child could not mount the rootfs with this snapshotter."""
 
 
 def _check_spec(spec: RunSpec) -> None:
@@ -189,7 +185,7 @@ def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[byt
         errors = [r for r in reports if "error" in r]
         if errors and errors[0].get("rootfs"):
             hint = errors[0].get("hint")
-            raise _RootfsFailed(
+            raise RootfsError(
                 str(errors[0]["error"]), hint=hint if isinstance(hint, str) else None
             )
         _remove_stubs(copy if before is not None else spec.upperdir, reports)

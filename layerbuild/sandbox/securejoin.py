@@ -16,7 +16,7 @@ import os
 import posixpath
 import stat
 
-from layerbuild.sandbox.errors import SandboxError
+from layerbuild.errors import SandboxError
 
 _MAX_LINKS = 255  # the kernel's own limit is 40 per lookup; be generous, but finite
 

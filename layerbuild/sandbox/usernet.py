@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerbuild.sandbox.errors import SandboxError
+from layerbuild.errors import SandboxError
 
 TOOL = "slirp4netns"
 TAP = "tap0"

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from layerbuild.errors import SandboxError
 from layerbuild.privilege import read_text
 from layerbuild.sandbox import linux
-from layerbuild.sandbox.errors import SandboxError
 
 CONTAINER_IDS = 65536  # 0..65535, what Docker's default userns-remap and podman map
 

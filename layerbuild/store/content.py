@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 
 from layerbuild.digest import Digest, sha256_bytes
 from layerbuild.errors import (
+    BlobNotFound,
     DigestMismatch,
     SizeMismatch,
     StoreError,
@@ -53,12 +54,6 @@ from layerbuild.store.verifying import VerifyingRaw
 STALE_INGEST_SECONDS = 3600
 _CHUNK = 1 << 20
 _BLOB_MODE = 0o444
-
-
-class BlobNotFound(StoreError):
-    """A blob that should be in the store is not there."""
-
-    reference = "blob-not-found"
 
 
 def fsync_dir(path: Path) -> None:
@@ -118,10 +113,6 @@ class Ingest(io.BufferedIOBase):
         self._size = 0
         self._faulted = False  # a write failed: commit re-reads the file before trusting it
         self._result: tuple[Digest, int] | None = None
-
-    @property
-    def temp_path(self) -> Path:
-        return self._tmp
 
     def writable(self) -> bool:
         return True

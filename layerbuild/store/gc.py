@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ImageFormatError
+from layerbuild.errors import BlobNotFound, ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.store import layerentries
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
-from layerbuild.store.content import BlobNotFound
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.locking import DEFAULT_TIMEOUT, live_roots, refs_lock, store_lock

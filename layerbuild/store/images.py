@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from layerbuild.digest import Digest, is_digest
-from layerbuild.errors import ImageFormatError, ImageNotFound, StoreError
+from layerbuild.errors import ImageFormatError, ImageNotFound, InvalidReference, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import DEFAULT_PLATFORM, Descriptor, Platform, choose_platform
 from layerbuild.image.manifest import Index, Layer, Manifest
-from layerbuild.registry.reference import InvalidReference, parse_reference
+from layerbuild.registry.reference import parse_reference
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store

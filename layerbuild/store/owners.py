@@ -15,13 +15,7 @@ import os
 from collections.abc import Callable
 
 from layerbuild import privilege
-from layerbuild.errors import StoreError
-
-
-class UnmappedOwnerError(StoreError):
-    """A layer entry's owner is not mapped in this process's (rootless) user namespace."""
-
-    reference = "unmapped-owner"
+from layerbuild.errors import UnmappedOwnerError
 
 
 class Owners:

@@ -7,7 +7,7 @@ goes to stderr so that stdout stays free for what scripts read (the digest with 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
@@ -70,7 +70,6 @@ class _Row:
     status: str = "RUNNING"
     seconds: float | None = None
     note: str = ""
-    logs: list[str] = field(default_factory=list)
 
 
 class Renderer(Protocol):

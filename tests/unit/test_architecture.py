@@ -54,3 +54,30 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
+
+
+def _exception_classes_outside_errors() -> dict[str, str]:
+    """Classes deriving (by name, through any chain) from LayerbuildError that are defined in a
+    module other than errors.py: `where` by class name."""
+    bases: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = [ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases]
+                if path.name != "errors.py" or path.parent != PACKAGE:
+                    where[node.name] = f"{path.relative_to(PACKAGE)}:{node.lineno}"
+
+    def is_ours(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name == "LayerbuildError":
+            return True
+        return name not in seen and any(is_ours(b, seen | {name}) for b in bases.get(name, []))
+
+    return {name: at for name, at in where.items() if is_ours(name)}
+
+
+def test_every_error_lives_in_errors_py() -> None:
+    """One exception tree in one module: a maintainer finds every error, its exit code and its
+    reference in errors.py, and no package has to import another for an exception type."""
+    outside = _exception_classes_outside_errors()
+    assert not outside, f"define these in layerbuild/errors.py: {outside}"

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from layerbuild.childcall import ChildFailed, call_in_child
+from layerbuild.childcall import call_in_child
+from layerbuild.errors import ChildFailed
 
 
 def test_the_result_comes_back_from_another_process() -> None:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ExportError, HostError, LayerbuildError, RegistryError, host_error
+from layerbuild.errors import (
+    CacheError,
+    ExportError,
+    HostError,
+    LayerbuildError,
+    RegistryError,
+    host_error,
+)
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer, Manifest
@@ -23,7 +30,6 @@ from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.remotecache.faultplace import names_below, store_fault
 from layerbuild.registry.remotecache.records import cache_image
 from layerbuild.registry.remotecache.spec import (
-    CacheError,
     CacheSpec,
     CacheTransfer,
     Note,

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from layerbuild.digest import Digest
-from layerbuild.errors import DigestMismatch, ImageFormatError, RegistryError, host_error
+from layerbuild.errors import (
+    CacheError,
+    DigestMismatch,
+    ImageFormatError,
+    RegistryError,
+    host_error,
+)
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.manifest import Index
 from layerbuild.registry.options import RegistryOptions
@@ -22,7 +28,6 @@ from layerbuild.registry.reference import parse_reference
 from layerbuild.registry.remotecache.faultplace import store_fault
 from layerbuild.registry.remotecache.records import MAX_CONFIG, cache_manifest, read_records
 from layerbuild.registry.remotecache.spec import (
-    CacheError,
     CacheSpec,
     CacheTransfer,
     Note,

@@ -8,12 +8,12 @@ import json
 from collections.abc import Sequence
 
 from layerbuild.digest import canonical_json
-from layerbuild.errors import ImageFormatError
+from layerbuild.errors import CacheError, ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Manifest
 from layerbuild.plan.keys import CacheKey
-from layerbuild.registry.remotecache.spec import CacheError, Note
+from layerbuild.registry.remotecache.spec import Note
 from layerbuild.store.cacheindex import CacheRecord, link_problem
 from layerbuild.store.layout import Store
 

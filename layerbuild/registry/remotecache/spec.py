@@ -6,20 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import CacheError
 from layerbuild.registry.reference import parse_reference
 
 # BuildKit reads ignore-error with Go's strconv.ParseBool
 _BOOLS = dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True) | dict.fromkeys(
     ("0", "f", "F", "FALSE", "false", "False"), False
 )
-
-
-class CacheError(LayerbuildError):
-    """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
-
-    reference = "cache"
-    exit_code = 2
 
 
 @dataclass(frozen=True, slots=True)

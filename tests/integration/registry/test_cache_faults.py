@@ -252,7 +252,8 @@ def test_a_full_store_during_a_registry_import_stays_an_error(
     ref = _pushed_cache(lb, registry, ctx, "full")
 
     def full(self: Ingest, data: bytes) -> int:
-        raise at_path(OSError(errno.ENOSPC, "No space left on device"), self.temp_path)
+        blob = tmp_path / "full-store" / "ingest" / "blob.tmp"
+        raise at_path(OSError(errno.ENOSPC, "No space left on device"), blob)
 
     monkeypatch.setattr(Ingest, "write", full)
     store = Store.open(tmp_path / "full-store")

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.errors import RegistryError
+from layerbuild.errors import RegistryError, RegistryUnavailable
 from layerbuild.image.validate import validate_image
 from layerbuild.registry.client import RegistryClient
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.progress import BYTES, EXISTS, TransferEvent
 from layerbuild.registry.pull import pull
 from layerbuild.registry.push import push
-from layerbuild.registry.transport import RegistryUnavailable
 from layerbuild.store.images import read_image
 from layerbuild.store.layout import Store
 from tests.integration.registry.images import random_image

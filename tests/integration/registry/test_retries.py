@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from layerbuild.errors import RegistryUnavailable
 from layerbuild.registry.client import RegistryClient
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.registry.transport import RegistryUnavailable
 
 pytestmark = [pytest.mark.registry]
 FAST = RegistryOptions(retries=3, backoff=0.01)

@@ -22,11 +22,10 @@ import pytest
 
 from layerbuild import cli, privilege
 from layerbuild.engine import runmounts_prepare
-from layerbuild.errors import BuildError
-from layerbuild.sandbox import RunSpec, SandboxError, overlay_changes, run
+from layerbuild.errors import BuildError, SandboxError, UnmappedOwnerError
+from layerbuild.sandbox import RunSpec, overlay_changes, run
 from layerbuild.sandbox.userns import enter_rootless_userns
 from layerbuild.store.layers import remove_tree
-from layerbuild.store.owners import UnmappedOwnerError
 from layerbuild.store.unpack import apply_layer
 from tests.integration.conftest import SubIds
 from tests.integration.sandbox.conftest import PATH, as_user, mountinfo, user_owned_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.sandbox import SandboxError
+from layerbuild.errors import SandboxError
 from tests.integration.sandbox.conftest import Sandbox, mountinfo
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]

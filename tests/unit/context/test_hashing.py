@@ -7,12 +7,13 @@ import io
 import os
 import struct
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from layerbuild.context.filesource import FileSource
-from layerbuild.context.hashing import changed_paths, changes_digest
+from layerbuild.context.hashing import changes_digest
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.engine.copy import copy_changes
@@ -51,6 +52,11 @@ def _copy(root: Path, **kw: object) -> list[Change]:
     }
     args.update(kw)
     return copy_changes(root, ["src"], "/app/", **args)  # type: ignore[arg-type]
+
+
+def changed_paths(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Paths added, removed or different between two summaries, sorted."""
+    return sorted(p for p in old.keys() | new.keys() if old.get(p) != new.get(p))
 
 
 def _digest(root: Path, cache: StatCache | None = None, **kw: object) -> Digest:

@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 
 from layerbuild.context.ignore import (
-    BadPattern,
     IgnoreRules,
     compile_pattern,
     go_clean,
     go_match,
     read_ignore_lines,
 )
-from layerbuild.errors import ContextError
+from layerbuild.errors import BadPattern, ContextError
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "ignore"
 

@@ -4,7 +4,6 @@ import pytest
 
 from layerbuild.dockerfile.instructions import Heredoc
 from layerbuild.dockerfile.lexer import (
-    NotStringArray,
     extract_flags,
     heredoc_marker,
     lex,
@@ -13,7 +12,7 @@ from layerbuild.dockerfile.lexer import (
 )
 from layerbuild.dockerfile.parser import parse_dockerfile
 from layerbuild.dockerfile.source import DockerfileSource, Span
-from layerbuild.errors import DockerfileError
+from layerbuild.errors import DockerfileError, NotStringArray
 
 
 def _lex(text: str):  # type: ignore[no-untyped-def]

@@ -81,7 +81,6 @@ def test_redeclared_global_takes_global_value_or_override() -> None:
     assert _walk(df, {}, {}).expansion_env()["SEEN"] == "1"
     scope = _walk(df, {"VERSION": "2"}, {})
     assert scope.expansion_env()["SEEN"] == "2"
-    assert scope.used_build_args() == {"VERSION"}
 
 
 def test_override_then_default_then_unset() -> None:
@@ -125,7 +124,6 @@ def test_proxy_args_reach_run_only() -> None:
     assert scope.run_env()["HTTP_PROXY"] == "http://user:secret@proxy:3128"
     assert "HTTP_PROXY" not in scope.expansion_env()
     assert scope.expansion_env()["no_proxy"] == "localhost"  # declared: a normal ARG
-    assert scope.history_args() == [("no_proxy", "localhost")]
     assert unused_build_args(df, build_args) == []
 
 
@@ -162,14 +160,12 @@ def test_args_are_inherited_through_two_and_three_levels() -> None:
     assert leaf.expansion_env() == {"A": "1", "C": "1-c", "M": "m"}
     assert leaf.run_env() == leaf.keyed_env() == leaf.expansion_env()
     assert other.expansion_env() == {}  # only stages built FROM the stage inherit
-    assert base.used_build_args() == set()
 
 
 def test_build_arg_reaches_an_inherited_arg_through_the_parent() -> None:
     df = _df("FROM scratch AS base\nARG A=1\nFROM base AS mid\nFROM mid\n")
     scopes = _walk_stages(df, {"A": "given"})
     assert [s.expansion_env().get("A") for s in scopes] == ["given"] * 3
-    assert scopes[0].used_build_args() == {"A"}
     assert unused_build_args(df, {"A": "given"}) == []
 
 
@@ -248,8 +244,3 @@ def test_unused_build_args() -> None:
     build_args["SOURCE_DATE_EPOCH"] = "0"
     assert unused_build_args(df, build_args) == ["X"]
     assert unused_build_args(df, build_args, stages=[df.stages[0]]) == ["X", "B"]
-
-
-def test_history_args_show_values_as_run_sees_them() -> None:
-    df = _df("FROM scratch\nARG A=1 B\nENV A=env\nARG C=3\n")
-    assert _walk(df, {}, {}).history_args() == [("A", "env"), ("C", "3")]

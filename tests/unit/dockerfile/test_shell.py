@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 
 from layerbuild.dockerfile.shell import (
-    ShellExpansionError,
     ShellLexer,
-    expand_raw,
     expand_word,
     expand_words,
 )
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import LayerbuildError, ShellExpansionError
 
 TABLE = Path(__file__).resolve().parents[2] / "golden" / "shell" / "expand.txt"
 _ROW = re.compile(r"^(.*) \|(?: (.*))?$")
@@ -90,10 +88,11 @@ def test_missing_brace_message() -> None:
 
 
 def test_raw_keeps_quotes_and_escapes_but_expands() -> None:
+    raw = ShellLexer(raw_quotes=True, raw_escapes=True)  # how lexer.py reads a line's words
     env = {"A": "1"}
-    assert expand_raw("'$A' \"$A\" \\$A $A", env) == "'$A' \"1\" \\$A 1"
-    assert expand_raw('"a\\"b"', env) == '"a\\"b"'
-    assert expand_raw('"a\\b"', env) == '"a\\b"'
+    assert raw.process("'$A' \"$A\" \\$A $A", env).result == "'$A' \"1\" \\$A 1"
+    assert raw.process('"a\\"b"', env).result == '"a\\"b"'
+    assert raw.process('"a\\b"', env).result == '"a\\b"'
 
 
 def test_skip_process_quotes_expands_inside_single_quotes() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.engine.fetch import ChecksumMismatch, FetchError, fetch_url
-from layerbuild.errors import LayerbuildError
+from layerbuild.engine.fetch import fetch_url
+from layerbuild.errors import ChecksumMismatch, FetchError, LayerbuildError
 
 HELLO = b"hello from the server\n"
 BIG = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several read chunks

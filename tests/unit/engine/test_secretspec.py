@@ -6,11 +6,11 @@ import pytest
 
 from layerbuild.engine.secretspec import (
     SecretSpec,
-    SecretSpecError,
     env_value,
     parse_secret_spec,
     with_source,
 )
+from layerbuild.errors import SecretSpecError
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from layerbuild.engine.filesteps import workdir_dirs
-from layerbuild.errors import BuildError
+from layerbuild.errors import BuildError, SymlinkLoopError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tree import FileTree, SymlinkLoopError
+from layerbuild.image.tree import FileTree
 
 
 def _tree(*changes: Change) -> FileTree:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from layerbuild.image.annotations import Annotations, AnnotationSpecError, parse_annotations
+from layerbuild.errors import AnnotationSpecError
+from layerbuild.image.annotations import Annotations, parse_annotations
 from layerbuild.image.descriptor import Platform
 
 AMD64 = Platform()

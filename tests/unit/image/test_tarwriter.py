@@ -10,8 +10,9 @@ import tarfile
 
 import pytest
 
+from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tarwriter import LayerContentError, entry_header, write_tar
+from layerbuild.image.tarwriter import entry_header, write_tar
 from tests.support.random_layer import content_of, opener_for, random_layer
 
 

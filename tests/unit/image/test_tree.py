@@ -7,8 +7,9 @@ import time
 import pytest
 
 from layerbuild.digest import sha256_bytes
+from layerbuild.errors import SymlinkLoopError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tree import MAX_SYMLINKS, FileTree, SymlinkLoopError
+from layerbuild.image.tree import MAX_SYMLINKS, FileTree
 from tests.support.random_layer import random_layer
 
 L1, L2, L3 = (sha256_bytes(bytes([i])) for i in range(3))
@@ -74,13 +75,14 @@ def test_whiteout_deletes_a_subtree_and_acts_only_on_lower_layers() -> None:
     )
     assert "usr/lib/x" not in paths(tree) and tree.lookup("usr/lib/deep/y") is None
     passwd = tree.lookup("/etc/passwd")
-    assert passwd is not None and passwd.size == 9 and tree.content_layer("etc/passwd") == L2
+    assert passwd is not None and passwd.size == 9
+    assert tree.content_ref("etc/passwd") == (L2, "etc/passwd")
 
 
 def test_opaque_hides_lower_children_but_keeps_this_layers() -> None:
     tree = base()
     tree.apply([d("usr/lib", 0o700), Change("usr/lib", K.OPAQUE), f("usr/lib/new")], L2)
-    assert [c.path for c in tree.children("usr/lib")] == ["usr/lib/new"]
+    assert [c.path for c in tree.walk("usr/lib")] == ["usr/lib/new"]
     lib = tree.lookup("usr/lib")
     assert lib is not None and lib.mode == 0o700
 
@@ -125,7 +127,7 @@ def test_symlinks_resolve_inside_the_root_like_a_chroot() -> None:
     link = tree.lookup_nofollow("bin/abs")
     assert link is not None and link.kind is K.SYMLINK
     assert tree.lookup_nofollow("bin") is not None and tree.lookup("dangling") is None
-    assert tree.content_layer("/bin/rel") == L1
+    assert tree.content_ref("/bin/rel") == (L1, "usr/lib/x")
 
 
 def test_symlink_loops_end_in_none_or_an_error() -> None:
@@ -147,7 +149,7 @@ def test_hard_links_become_files_with_their_targets_data_layer() -> None:
     linked = tree.lookup("usr/bin/sh2")
     assert linked is not None and linked.kind is K.FILE
     assert tree.content_ref("usr/bin/sh2") == (L1, "usr/bin/sh")
-    assert tree.content_layer("etc") is None and tree.content_layer("nope") is None
+    assert tree.content_ref("etc") is None and tree.content_ref("nope") is None
 
 
 def test_hard_link_before_its_data_in_the_same_layer() -> None:

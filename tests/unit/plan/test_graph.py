@@ -36,7 +36,6 @@ def test_single_stage() -> None:
     assert _indices(graph) == [0] and graph.target == 0
     assert graph.stages[0].base == ImageBase("alpine:3.19")
     assert graph.stages[0].deps == frozenset()
-    assert graph.parallel_groups() == [[0]]
 
 
 def test_from_uses_global_args_overrides_and_platform_args() -> None:
@@ -233,7 +232,7 @@ def test_a_replaced_stage_may_be_named_by_index_or_before_it() -> None:
     assert not any(s.replaced for s in graph.stages)
 
 
-def test_parallel_groups_of_a_diamond() -> None:
+def test_a_diamond_keeps_only_the_stages_the_target_needs() -> None:
     text = (
         "FROM alpine AS base\n"
         "FROM base AS left\n"
@@ -245,12 +244,6 @@ def test_parallel_groups_of_a_diamond() -> None:
     )
     graph = _plan(text)
     assert _indices(graph) == [0, 1, 3, 4]
-    assert graph.parallel_groups() == [[0], [1, 3], [4]]
     assert graph.stage(4).deps == frozenset({1, 3})
     with pytest.raises(KeyError):
         graph.stage(2)
-
-
-def test_independent_stages_share_the_first_level() -> None:
-    text = "FROM a AS x\nFROM b AS y\nFROM scratch\nCOPY --from=x / /\nCOPY --from=y / /\n"
-    assert _plan(text).parallel_groups() == [[0, 1], [2]]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.registry.download import FetchError, download, parse_proxy
+from layerbuild.errors import FetchError
+from layerbuild.registry.download import download, parse_proxy
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import Proxy
 

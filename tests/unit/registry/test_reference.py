@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import InvalidReference, LayerbuildError
 from layerbuild.registry.reference import (
-    InvalidReference,
     Reference,
     normalize_tag,
     parse_reference,

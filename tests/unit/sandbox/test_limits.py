@@ -7,8 +7,8 @@ import resource
 
 import pytest
 
+from layerbuild.errors import LimitSpecError
 from layerbuild.sandbox.limits import (
-    LimitSpecError,
     Ulimit,
     parse_size,
     parse_ulimit,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from layerbuild.errors import SandboxError
 from layerbuild.sandbox import linux
-from layerbuild.sandbox.errors import SandboxError
 from layerbuild.sandbox.mounts import (
     MOUNT_DATA_LIMIT,
     OVERLAY_MAX_LOWERS,

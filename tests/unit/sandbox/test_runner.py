@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.sandbox import RunSpec, SandboxError, run
+from layerbuild.errors import SandboxError
+from layerbuild.sandbox import RunSpec, run
 
 
 def test_bad_specs_are_refused_before_anything_runs(tmp_path: Path) -> None:

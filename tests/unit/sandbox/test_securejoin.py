@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.sandbox.errors import SandboxError
+from layerbuild.errors import SandboxError
 from layerbuild.sandbox.securejoin import secure_join
 
 

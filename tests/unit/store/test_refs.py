@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from layerbuild.digest import sha256_bytes
-from layerbuild.errors import StoreError
+from layerbuild.errors import InvalidReference, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
-from layerbuild.registry.reference import InvalidReference
 from layerbuild.store import Store
 from layerbuild.store.refs import Refs
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from layerbuild.digest import sha256_bytes
-from layerbuild.errors import ImageFormatError, ImageNotFound, StoreError
+from layerbuild.errors import ImageFormatError, ImageNotFound, InvalidReference, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Index, Layer
-from layerbuild.registry.reference import InvalidReference
 from layerbuild.store import Store, default_root
 from layerbuild.store.images import read_image, resolve, tag, write_image
 from tests.support.hostile_tars import Entry, compress, make_tar

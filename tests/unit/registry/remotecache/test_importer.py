@@ -14,7 +14,7 @@ import pytest
 from layerbuild.digest import sha256_bytes
 from layerbuild.engine.events import CacheTransfer
 from layerbuild.engine.stepcache import StepCache, chain
-from layerbuild.errors import at_path
+from layerbuild.errors import CacheError, at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer
@@ -22,7 +22,7 @@ from layerbuild.plan.keys import CacheKey
 from layerbuild.registry.remotecache.exporter import export_local, select_records
 from layerbuild.registry.remotecache.importer import import_caches, import_local
 from layerbuild.registry.remotecache.records import CACHE_CONFIG, cache_image
-from layerbuild.registry.remotecache.spec import CacheError, parse_cache_spec
+from layerbuild.registry.remotecache.spec import parse_cache_spec
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord
 from layerbuild.store.content import Ingest
@@ -141,7 +141,8 @@ def test_a_full_disk_in_the_store_during_an_import_stays_an_error(
     cache = _exported(tmp_path)
 
     def full(self: Ingest, data: bytes) -> int:
-        raise at_path(OSError(errno.ENOSPC, "No space left on device"), self.temp_path)
+        blob = tmp_path / "dest" / "ingest" / "blob.tmp"
+        raise at_path(OSError(errno.ENOSPC, "No space left on device"), blob)
 
     monkeypatch.setattr(Ingest, "write", full)
     dest = Store.open(tmp_path / "dest")

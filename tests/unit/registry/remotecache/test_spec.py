@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from layerbuild.registry.remotecache.spec import CacheError, parse_cache_spec
+from layerbuild.errors import CacheError
+from layerbuild.registry.remotecache.spec import parse_cache_spec
 
 
 @pytest.mark.parametrize(
