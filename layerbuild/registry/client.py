@@ -130,6 +130,8 @@ class RegistryClient:
             resp = self.transport.request(
                 method, url, headers=all_headers, body=body, retry=retry, read=read
             )
+            if method in ("GET", "HEAD") and resp.status in _REDIRECTS:
+                return self._follow(resp, method, url, all_headers, read)
             if resp.status != 401 or attempt == 1:
                 return resp
             try:
@@ -141,6 +143,23 @@ class RegistryClient:
                 return resp
             resp.close()
         raise AssertionError("unreachable: the second attempt returns")
+
+    def _follow(
+        self, resp: Response, method: str, url: str, headers: dict[str, str], read: bool
+    ) -> Response:
+        """Follow a GET's or HEAD's redirects (at most 5), as docker's client does: to storage
+        for blobs, to a mirror or another port for anything. The registry's Authorization goes
+        along only to the same host:port (a pre-signed storage URL must not get it)."""
+        origin = urllib.parse.urlsplit(url).netloc
+        for _ in range(5):
+            if resp.status not in _REDIRECTS:
+                return resp
+            url = urllib.parse.urljoin(url, resp.header("Location") or "")
+            resp.close()
+            if urllib.parse.urlsplit(url).netloc != origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            resp = self.transport.request(method, url, headers=headers, read=read)
+        return resp
 
     def _fail(self, resp: Response, what: str, repository: str | None) -> RegistryError:
         return status_error(self.registry, resp, what, repository, self.auth.user)
@@ -186,14 +205,7 @@ class RegistryClient:
         scopes = (repository_scope(repository, "pull"),)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         url = self._url(f"/v2/{repository}/blobs/{digest}")
-        resp = self._request("GET", url, scopes, headers=headers, read=False)
-        for _ in range(5):
-            if resp.status not in _REDIRECTS:
-                break
-            url = urllib.parse.urljoin(url, resp.header("Location") or "")
-            resp.close()
-            # storage URLs are pre-signed: the registry's Authorization must not follow them
-            resp = self.transport.request("GET", url, headers=headers)
+        resp = self._request("GET", url, scopes, headers=headers, read=False)  # follows storage
         if resp.status == 404:
             raise RegistryError(
                 f"cannot download blob {digest} from {self.registry}/{repository}: the "

@@ -136,10 +136,11 @@ def test_a_tampered_blob_is_refused_and_never_stored(
     assert_intact(cli)
 
 
+@pytest.mark.parametrize("what", ["blob", "manifest"])
 def test_a_redirect_to_another_port_is_followed(
-    proxy: FaultProxy, image: str, cli: RegistryCLI
+    what: str, proxy: FaultProxy, image: str, cli: RegistryCLI
 ) -> None:
-    proxy.add("GET", BLOB, Fault(REDIRECT))
+    proxy.add("GET", BLOB if what == "blob" else MANIFEST, Fault(REDIRECT))
     proc = cli("pull", f"{proxy.host}/fault/app:1")
     assert proc.returncode == 0, proc.stderr
     assert proxy.kinds() == [REDIRECT]
