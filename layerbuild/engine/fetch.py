@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ExitCode, LayerbuildError
 
 _CHUNK = 1 << 20
 _SCHEMES = ("http", "https")
@@ -42,7 +42,8 @@ class FetchError(LayerbuildError):
     """A remote ADD source could not be downloaded; `url` and the HTTP `status` if any."""
 
     reference = "fetch"
-    exit_code = 8  # the same family as RegistryError: a remote source answered badly
+    # the same family as RegistryError: a remote source answered badly
+    exit_code = ExitCode.REGISTRY
 
     def __init__(
         self, message: str, *, url: str, status: int | None = None, hint: str | None = None

@@ -45,6 +45,7 @@ from layerbuild.engine.events import CacheTransfer
 from layerbuild.engine.faultplace import names_below, store_fault
 from layerbuild.errors import (
     DigestMismatch,
+    ExitCode,
     ExportError,
     HostError,
     ImageFormatError,
@@ -80,7 +81,7 @@ class CacheError(LayerbuildError):
     """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
 
     reference = "cache"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True, slots=True)

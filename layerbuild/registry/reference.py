@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from layerbuild.digest import is_digest
-from layerbuild.errors import LayerbuildError
+from layerbuild.errors import ExitCode, LayerbuildError
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
@@ -46,7 +46,7 @@ class InvalidReference(LayerbuildError):
     """An image name, tag or digest that does not follow Docker's naming rules."""
 
     reference = "invalid-reference"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True, slots=True)
