@@ -43,6 +43,8 @@ def registry_options(insecure: Sequence[str], ca_file: Path | None) -> RegistryO
 
 def cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
     """--cache-to / --cache-from values, as click parameter errors when malformed."""
+    if not values:
+        return ()  # the remote cache's module only for a build that names one
     from layerbuild.engine.remotecache import parse_cache_spec
     from layerbuild.errors import LayerbuildError  # CacheError among others
 
