@@ -9,13 +9,39 @@ from __future__ import annotations
 
 import errno
 import posixpath
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit status of `layerbuild`, one per error category (docs/commands.md, "Exit codes").
+
+    2 is shared on purpose, as docker and click have it: a Dockerfile error (DockerfileError,
+    `error: FILE:LINE: ...`), a usage error that click reports (`Usage: ...` then `Error: ...`:
+    an unknown option, a malformed option value) and a malformed value of our own parsers that is
+    usage all the same (an InvalidReference, a bad --cache-to/--cache-from; `error: ...`). The
+    stderr text tells them apart; USAGE is DOCKERFILE's alias so that code can say which it means.
+    """
+
+    OK = 0
+    FAILURE = 1  # a LayerbuildError of no other category; also a bug's traceback
+    DOCKERFILE = 2
+    USAGE = 2  # click.UsageError's own status, and our malformed option values
+    CONTEXT = 3
+    BUILD = 4
+    STORE = 5
+    IMAGE_FORMAT = 6
+    EXPORT = 7
+    REGISTRY = 8
+    HOST = 9
+    FSCK_PROBLEMS = 10  # `fsck` left problems in the store
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class LayerbuildError(Exception):
     """Base of all errors layerbuild reports to a user (rendered without a traceback)."""
 
     reference = "error"
-    exit_code = 1
+    exit_code = ExitCode.FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -32,7 +58,7 @@ class DockerfileError(LayerbuildError):
     """The Dockerfile is malformed; points at file, line (1-based) and, where known, column."""
 
     reference = "dockerfile"
-    exit_code = 2
+    exit_code = ExitCode.DOCKERFILE
 
     def __init__(
         self,
@@ -68,14 +94,14 @@ class ContextError(LayerbuildError):
     """A COPY/ADD source or the build context itself is unusable (missing file, escape, ...)."""
 
     reference = "context"
-    exit_code = 3
+    exit_code = ExitCode.CONTEXT
 
 
 class BuildError(LayerbuildError):
     """A step failed while building; `step` names it (e.g. 'stage build, line 7: COPY ...')."""
 
     reference = "build"
-    exit_code = 4
+    exit_code = ExitCode.BUILD
 
     def __init__(self, message: str, *, step: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -96,7 +122,7 @@ class StoreError(LayerbuildError):
     """The local store is missing something, is locked, or is inconsistent."""
 
     reference = "store"
-    exit_code = 5
+    exit_code = ExitCode.STORE
 
 
 class DigestMismatch(StoreError):
@@ -135,7 +161,7 @@ class ImageFormatError(LayerbuildError):
     """An image, layout or archive is not valid OCI/Docker (bad JSON, missing blob, ...)."""
 
     reference = "image-format"
-    exit_code = 6
+    exit_code = ExitCode.IMAGE_FORMAT
 
 
 class UnsafeArchiveError(ImageFormatError):
@@ -148,14 +174,14 @@ class ExportError(LayerbuildError):
     """An --output destination could not be written."""
 
     reference = "export"
-    exit_code = 7
+    exit_code = ExitCode.EXPORT
 
 
 class RegistryError(LayerbuildError):
     """A registry or HTTP source answered with an error, or could not be reached."""
 
     reference = "registry"
-    exit_code = 8
+    exit_code = ExitCode.REGISTRY
 
     def __init__(
         self, message: str, *, status: int | None = None, hint: str | None = None
@@ -169,7 +195,7 @@ class HostError(LayerbuildError):
     read-only file system, an I/O error, too many open files. Names the path; see host_error."""
 
     reference = "host"
-    exit_code = 9
+    exit_code = ExitCode.HOST
 
     def __init__(
         self,
@@ -343,7 +369,7 @@ class FetchError(LayerbuildError):
     """A remote ADD source could not be downloaded; `url` and the HTTP `status` if any."""
 
     reference = "fetch"
-    exit_code = 8  # the same family as RegistryError: a remote source answered badly
+    exit_code = ExitCode.REGISTRY  # as RegistryError: a remote source answered badly
 
     def __init__(
         self, message: str, *, url: str, status: int | None = None, hint: str | None = None
@@ -403,7 +429,7 @@ class InvalidReference(LayerbuildError):
     """An image name, tag or digest that does not follow Docker's naming rules."""
 
     reference = "invalid-reference"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class RegistryUnavailable(RegistryError):
@@ -427,7 +453,7 @@ class CacheError(LayerbuildError):
     """A --cache-to/--cache-from spec is wrong, or an exported cache cannot be read."""
 
     reference = "cache"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 # --- option values: ValueErrors the CLI turns into usage errors ---------------------------------

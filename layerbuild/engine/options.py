@@ -47,7 +47,7 @@ class BuildOptions:
     shm_size: int | None = None  # --shm-size in bytes; None: 64 MiB (in RUN keys when set)
     ulimits: tuple[Ulimit, ...] = ()  # --ulimit of every RUN (in RUN keys when set)
     # Speed-ups that change no result, each turned off only to show that (docs/cache.md,
-    # "Speed-ups"); cli_build sets them from the environment.
+    # "Speed-ups"); cli/build.py sets them from the environment.
     quick_keys: bool = True  # a COPY keyed from names + lstat (build/filesteps.quick_key)
     speculative_packing: bool = True  # a cold COPY packed before its key (build/layerwriter)
     snapshots_ahead: bool = True  # a COPY's snapshot written from Changes (build/copykeys)

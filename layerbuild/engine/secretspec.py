@@ -10,7 +10,7 @@ neither `src` nor `env` is the environment variable named like its id if that va
 set (even empty), else the file named like its id; given `env`, the secret is the variable's
 value (the empty string when it is not set), which wins over a `src` given too.
 
-Pure: the environment is passed in; cli_run reads the files.
+Pure: the environment is passed in; cli/options.py reads the files.
 """
 
 from __future__ import annotations

@@ -76,14 +76,15 @@ UNNEEDED = (
     "layerbuild.export.oci_layout",
     "layerbuild.export.oci_tar",
     "layerbuild.export.rootfs",
-    "layerbuild.cli_cache",
-    "layerbuild.cli_fsck",
-    "layerbuild.cli_images",
-    "layerbuild.cli_registry",
-    # the terminal renderer (plain progress here) and declared dependencies nothing uses
+    "layerbuild.cli.cache",
+    "layerbuild.cli.fsck",
+    "layerbuild.cli.images",
+    "layerbuild.cli.registry",
+    "layerbuild.cli.run",
+    "layerbuild.engine.runimage",
+    "layerbuild.ui.cachelisting",
+    # the terminal renderer (plain progress here)
     "rich",
-    "dockerfile_parse",
-    "pathspec",
     # heavy standard library that no part of a build uses
     "asyncio",
     "multiprocessing",

@@ -1,22 +1,18 @@
-"""Registry commands: pull, push, login, logout (cli.py imports them when they run).
-
-`layerbuild.cli` is imported only inside the commands (and for types).
-"""
+"""Registry commands: pull, push, login, logout."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from layerbuild.cli import options
+from layerbuild.cli.context import Context
 from layerbuild.errors import LayerbuildError
-from layerbuild.image.descriptor import Platform
 from layerbuild.registry import credentials
-from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.progress import (
     BYTES,
     CORRUPT,
@@ -28,9 +24,6 @@ from layerbuild.registry.progress import (
 )
 from layerbuild.registry.reference import parse_reference
 from layerbuild.store import images as store_images
-
-if TYPE_CHECKING:
-    from layerbuild.cli import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LABELS = {
@@ -56,19 +49,6 @@ def _connection_options(fn: F) -> F:
         metavar="HOST[:PORT]",
         help="Use plain HTTP for this registry (localhost and 127.0.0.1 always do).",
     )(fn)
-
-
-def _run(ctx: Context, fn: Callable[[], None]) -> None:
-    """cli._run: LayerbuildError -> message and exit status (imported late, see above)."""
-    from layerbuild import cli
-
-    cli._run(ctx, fn)
-
-
-def _options(insecure: tuple[str, ...], registry_ca: Path | None) -> RegistryOptions:
-    return RegistryOptions.from_environ(
-        os.environ, insecure=frozenset(insecure), ca_file=registry_ca
-    )
 
 
 def _reporter(verb: str, quiet: bool) -> Callable[[TransferEvent], None]:
@@ -112,28 +92,22 @@ def pull_cmd(
     verify: bool,
 ) -> None:
     """Pull an image from a registry into the store (busybox = docker.io/library/busybox)."""
-    try:
-        plat = Platform.parse(platform) if platform else None
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--platform") from None
+    plat = options.platform(platform) if platform else None
 
-    def run() -> None:
-        reference = parse_reference(ref)
-        from layerbuild.registry.pull import pull  # http.client, ssl: imported when used
+    reference = parse_reference(ref)
+    from layerbuild.registry.pull import pull  # http.client, ssl: imported when used
 
-        desc = pull(
-            ctx.store(),
-            ref,
-            platform=plat,
-            options=_options(insecure, registry_ca),
-            on_progress=_reporter("pull", quiet),
-            verify=verify,
-        )
-        if not quiet:
-            click.echo(f"Digest: {desc.digest}")
-        click.echo(reference.full_name)
-
-    _run(ctx, run)
+    desc = pull(
+        ctx.store(),
+        ref,
+        platform=plat,
+        options=options.registry_options(insecure, registry_ca),
+        on_progress=_reporter("pull", quiet),
+        verify=verify,
+    )
+    if not quiet:
+        click.echo(f"Digest: {desc.digest}")
+    click.echo(reference.full_name)
 
 
 @click.command("push")
@@ -152,35 +126,32 @@ def push_cmd(
 ) -> None:
     """Push image NAME from the store to DEST (default: NAME, e.g. localhost:5000/app:1)."""
 
-    def run() -> None:
-        target = dest or name
-        reference = parse_reference(target)
-        store = ctx.store()
-        desc = store_images.resolve(store, name)
-        if not quiet:
-            click.echo(f"The push refers to repository [{reference.name}]", err=True)
-        from layerbuild.registry.push import push  # http.client, ssl: imported when used
-        from layerbuild.registry.repair import image_blobs, with_refetch
+    target = dest or name
+    reference = parse_reference(target)
+    store = ctx.store()
+    desc = store_images.resolve(store, name)
+    if not quiet:
+        click.echo(f"The push refers to repository [{reference.name}]", err=True)
+    from layerbuild.registry.push import push  # http.client, ssl: imported when used
+    from layerbuild.registry.repair import image_blobs, with_refetch
 
-        pushed = with_refetch(
+    pushed = with_refetch(
+        store,
+        lambda: image_blobs(store, desc),
+        lambda: push(
             store,
-            lambda: image_blobs(store, desc),
-            lambda: push(
-                store,
-                desc,
-                target,
-                options=_options(insecure, registry_ca),
-                on_progress=_reporter("push", quiet),
-            ),
-            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
-        )
-        if quiet:
-            click.echo(str(pushed.digest))
-        else:
-            label = reference.tag or reference.digest
-            click.echo(f"{label}: digest: {pushed.digest} size: {pushed.size}")
-
-    _run(ctx, run)
+            desc,
+            target,
+            options=options.registry_options(insecure, registry_ca),
+            on_progress=_reporter("push", quiet),
+        ),
+        lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
+    )
+    if quiet:
+        click.echo(str(pushed.digest))
+    else:
+        label = reference.tag or reference.digest
+        click.echo(f"{label}: digest: {pushed.digest} size: {pushed.size}")
 
 
 def _registry_name(text: str) -> str:
@@ -207,33 +178,33 @@ def login_cmd(
 ) -> None:
     """Check credentials against REGISTRY and store them in the docker config."""
 
-    def run() -> None:
-        host = _registry_name(registry)
-        user = username or click.prompt("Username", err=True)
-        if password_stdin:
-            secret = sys.stdin.read().rstrip("\r\n")
-        else:
-            secret = click.prompt("Password", hide_input=True, err=True)
-        if not user or not secret:
-            raise LayerbuildError(
-                "a user name and a password are needed to log in",
-                hint="pass -u USER and the password on stdin with --password-stdin",
-            )
-        creds = credentials.Credentials(user, secret)
-        from layerbuild.registry.client import RegistryClient  # http.client, ssl: when used
-
-        client = RegistryClient(
-            host, _options(insecure, registry_ca), creds=creds, lookup_credentials=False
+    host = _registry_name(registry)
+    user = username or click.prompt("Username", err=True)
+    if password_stdin:
+        secret = sys.stdin.read().rstrip("\r\n")
+    else:
+        secret = click.prompt("Password", hide_input=True, err=True)
+    if not user or not secret:
+        raise LayerbuildError(
+            "a user name and a password are needed to log in",
+            hint="pass -u USER and the password on stdin with --password-stdin",
         )
-        try:
-            client.ping()
-        finally:
-            client.close()
-        path = credentials.store(host, creds)
-        click.echo(f"credentials saved in {path}", err=True)
-        click.echo("Login Succeeded")
+    creds = credentials.Credentials(user, secret)
+    from layerbuild.registry.client import RegistryClient  # http.client, ssl: when used
 
-    _run(ctx, run)
+    client = RegistryClient(
+        host,
+        options.registry_options(insecure, registry_ca),
+        creds=creds,
+        lookup_credentials=False,
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    path = credentials.store(host, creds)
+    click.echo(f"credentials saved in {path}", err=True)
+    click.echo("Login Succeeded")
 
 
 @click.command("logout")
@@ -242,11 +213,8 @@ def login_cmd(
 def logout_cmd(ctx: Context, registry: str) -> None:
     """Remove the stored credentials of REGISTRY from the docker config."""
 
-    def run() -> None:
-        host = _registry_name(registry)
-        if credentials.erase(host):
-            click.echo(f"Removing login credentials for {host}")
-        else:
-            click.echo(f"Not logged in to {host}")
-
-    _run(ctx, run)
+    host = _registry_name(registry)
+    if credentials.erase(host):
+        click.echo(f"Removing login credentials for {host}")
+    else:
+        click.echo(f"Not logged in to {host}")

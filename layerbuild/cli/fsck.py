@@ -1,8 +1,8 @@
 """`layerbuild fsck [--repair] [--quick]`: check the whole store, drop what is broken.
 
 The checks and the repair are in store/fsck.py; this module prints one line per problem and
-sets the exit status for CI: 0 clean (or everything found was repaired), PROBLEMS_FOUND when
-problems are left.
+sets the exit status for CI: OK when the store is clean (or everything found was repaired),
+FSCK_PROBLEMS when problems are left.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import sys
 
 import click
 
-from layerbuild.cli import Context, _run
+from layerbuild.cli.context import Context
+from layerbuild.errors import ExitCode
 from layerbuild.store.fsck import FsckResult
 from layerbuild.store.fsck import run as run_fsck
-
-PROBLEMS_FOUND = 10
 
 
 def render(result: FsckResult, *, fixed: bool) -> list[str]:
@@ -43,18 +42,11 @@ def fsck_cmd(ctx: Context, repair: bool, quick: bool, timeout: float) -> None:
 
     Exits 0 when the store is clean (or --repair fixed everything), 10 when problems remain.
     """
-    status = 0
+    from layerbuild.store.layout import Store
 
-    def run() -> None:
-        nonlocal status
-        from layerbuild.store.layout import Store
-
-        # not ctx.store(): opening cleans up after dead processes, which fsck reports first
-        store = Store.open(ctx.root, clean=False)
-        result = run_fsck(store, fix=repair, quick=quick, timeout=timeout)
-        for line in render(result, fixed=repair):
-            click.echo(line)
-        status = PROBLEMS_FOUND if result.remaining else 0
-
-    _run(ctx, run)
-    sys.exit(status)
+    # not ctx.store(): opening cleans up after dead processes, which fsck reports first
+    store = Store.open(ctx.root, clean=False)
+    result = run_fsck(store, fix=repair, quick=quick, timeout=timeout)
+    for line in render(result, fixed=repair):
+        click.echo(line)
+    sys.exit(ExitCode.FSCK_PROBLEMS if result.remaining else ExitCode.OK)

@@ -1,83 +1,27 @@
-"""`layerbuild run`: run a built image in the RUN sandbox; and `--secret` parsing for `build`.
+"""Running a stored image like `docker run --rm`, in the RUN sandbox (`layerbuild run`).
 
 The image's layer snapshots are the overlay's lower directories and a throwaway upper dir
-takes what the command writes: nothing of a run is kept (so `--rm` is the only behaviour; the
-flag is accepted for `docker run` muscle memory). ENTRYPOINT and CMD combine as in
-`docker run`: arguments after IMAGE replace CMD, ENTRYPOINT stays. `layerbuild.cli` is imported
-only inside the command (see cli_registry.py), so cli.py can import this module at its top.
+takes what the command writes: nothing of a run is kept. ENTRYPOINT and CMD combine as in
+`docker run`: arguments after IMAGE replace CMD, ENTRYPOINT stays.
 """
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import click
 
 from layerbuild.engine.runstep import run_env
-from layerbuild.engine.secretspec import env_value, parse_secret_spec, with_source
 from layerbuild.engine.users import resolve_user
-from layerbuild.errors import BuildError, HostError, SecretSpecError
+from layerbuild.errors import BuildError, HostError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.store import images as store_images
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
-
-if TYPE_CHECKING:
-    from layerbuild.cli import Context
-
-
-def parse_secret(value: str) -> tuple[str, Path]:
-    """One `--secret` (docker buildx syntax, engine/secretspec.py) -> (id, file to read).
-
-    A secret from a variable is written to a private temporary file (mode 0600) that is
-    removed when the process exits, so the build reads every secret the same way. As in
-    BuildKit, a file named with src= (or defaulted from the id) must exist now."""
-    try:
-        given = parse_secret_spec(value)
-    except SecretSpecError as e:
-        raise click.BadParameter(
-            f"{value!r}: {e} (expected id=ID[,src=PATH|env=VAR][,type=file|env])",
-            param_hint="--secret",
-        ) from None
-    spec = with_source(given, os.environ)
-    path = Path(spec.src).expanduser() if spec.src else None
-    if path is not None and not path.is_file():
-        raise click.BadParameter(
-            f"{value!r}: no environment variable {spec.id} is set and {spec.src} is not a file"
-            if not (given.src or given.env)
-            else f"{value!r}: {spec.src} is not a file",
-            param_hint="--secret",
-        )
-    text = env_value(spec, os.environ)
-    if text is not None:
-        return spec.id, _env_secret_file(text)
-    assert path is not None
-    return spec.id, path
-
-
-def _env_secret_file(value: str) -> Path:
-    directory = tempfile.mkdtemp(prefix="layerbuild-secret-")
-    atexit.register(shutil.rmtree, directory, True)
-    path = Path(directory) / "secret"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(os.fsencode(value))  # the variable's bytes, also when they are not UTF-8
-    return path
-
-
-def secrets_option(values: Sequence[str]) -> dict[str, Path]:
-    """The BuildOptions.secrets of repeated --secret flags (a later id wins, as in buildx;
-    empty values are skipped, as buildx's ParseSecretSpecs does)."""
-    return dict(parse_secret(v) for v in values if v)
 
 
 def command_argv(
@@ -203,73 +147,3 @@ def _step_dirs(store: Store, snaps: LayerSnapshots) -> StepDirs:
 def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-@click.command(
-    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False}
-)
-@click.option("--rm", is_flag=True, help="Accepted for docker compatibility: runs never persist.")
-@click.option("-e", "--env", "env", multiple=True, help="Set K=V (or pass K from the caller).")
-@click.option(
-    "--network",
-    type=click.Choice(["default", "none", "host"]),
-    default="default",
-    show_default=True,
-    help="default: own network namespace with outbound access (slirp4netns).",
-)
-@click.option(
-    "--add-host",
-    "add_hosts",
-    multiple=True,
-    metavar="NAME:IP",
-    help="Add a line to /etc/hosts (IP host-gateway: the host).",
-)
-@click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
-@click.option("-w", "--workdir", help="Working directory inside the image.")
-@click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_obj
-def run_cmd(
-    ctx: Context,
-    rm: bool,
-    env: tuple[str, ...],
-    network: str,
-    add_hosts: tuple[str, ...],
-    user: str | None,
-    workdir: str | None,
-    entrypoint: str | None,
-    image: str,
-    command: tuple[str, ...],
-) -> None:
-    """Run IMAGE [COMMAND...] in the build sandbox; exits with the command's status."""
-    from layerbuild import cli
-
-    del rm  # a run's changes are always discarded
-    status = 0
-
-    def go() -> None:
-        nonlocal status
-        from layerbuild.registry.repair import image_blobs, with_refetch
-
-        store = ctx.store()
-        desc = store_images.resolve(store, image)
-        status = with_refetch(
-            store,
-            lambda: image_blobs(store, desc),
-            lambda: run_image(
-                store,
-                image,
-                command,
-                env=env,
-                user=user,
-                workdir=workdir,
-                network=network,
-                entrypoint=entrypoint,
-                add_hosts=add_hosts,
-            ),
-            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
-        )
-
-    cli._run(ctx, go)
-    sys.exit(status)

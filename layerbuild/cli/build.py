@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from layerbuild.cli import Context, _run
+from layerbuild.cli import options
+from layerbuild.cli.context import Context
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.prefetch import ListingPrefetch
 from layerbuild.context.select import load_ignore
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
-    from layerbuild.registry.remotecache.spec import CacheSpec
     from layerbuild.sandbox.netfiles import HostEntry
     from layerbuild.store.layout import Store
 
@@ -157,9 +157,9 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
     (URL#REF:SUBDIR), or - (a tar or a Dockerfile on stdin)."""
     with contextlib.ExitStack() as stack:
         if kw["context"] == "-":
-            _run(ctx, lambda: _stdin_context(stack, kw))
+            _stdin_context(stack, kw)
         elif is_git_url(kw["context"]):
-            _run(ctx, lambda: _git_context(stack, kw))
+            _git_context(stack, kw)
         else:
             kw["context"] = Path(kw["context"])
         prefetch = _prefetch(kw["context"], kw["dockerfile"])
@@ -195,45 +195,38 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     from layerbuild.engine.executor import build
     from layerbuild.engine.report import BuildReport, summary_line
     from layerbuild.export.outputs import OutputSpec, parse_output
-    from layerbuild.registry.options import RegistryOptions
     from layerbuild.store.cacheindex import CacheIndex
     from layerbuild.ui.progress import make_progress
 
     if TYPE_CHECKING:
         from layerbuild.engine.events import BuildEvent
 
-    options = _build_options(kw)
-    registry = options.registry or RegistryOptions.from_environ(
-        os.environ, insecure=frozenset(), ca_file=None
-    )
+    build_options = _build_options(kw)
+    registry = build_options.registry or options.registry_options((), None)
+    specs = [parse_output(o) for o in kw["outputs"]]
+    if kw["push"]:
+        specs.append(OutputSpec("registry"))
+    mode = "quiet" if kw["quiet"] else kw["progress"]
+    renderer = make_progress(mode)
+    report = BuildReport()
+    store = ctx.store()
 
-    def run() -> None:
-        specs = [parse_output(o) for o in kw["outputs"]]
-        if kw["push"]:
-            specs.append(OutputSpec("registry"))
-        mode = "quiet" if kw["quiet"] else kw["progress"]
-        renderer = make_progress(mode)
-        report = BuildReport()
-        store = ctx.store()
+    def emit(event: BuildEvent) -> None:
+        report(event)
+        renderer(event)
 
-        def emit(event: BuildEvent) -> None:
-            report(event)
-            renderer(event)
-
-        try:
-            result = build(store, options, emit, prefetch)
-        finally:
-            renderer.close()
-            if kw["report"] is not None:
-                kw["report"].write_text(report.dumps())
-        index = CacheIndex(store.root)
-        for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
-            index.save_report(tag, report.to_json())
-        if mode != "quiet":
-            click.echo(summary_line(report), err=True)
-        _after_build(store, result, specs, kw, registry)
-
-    _run(ctx, run)
+    try:
+        result = build(store, build_options, emit, prefetch)
+    finally:
+        renderer.close()
+        if kw["report"] is not None:
+            kw["report"].write_text(report.dumps())
+    index = CacheIndex(store.root)
+    for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
+        index.save_report(tag, report.to_json())
+    if mode != "quiet":
+        click.echo(summary_line(report), err=True)
+    _after_build(store, result, specs, kw, registry)
 
 
 def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
@@ -273,20 +266,12 @@ def _ssh(values: Sequence[str]) -> dict[str, Path]:
 
 
 def _build_options(kw: dict[str, Any]) -> BuildOptions:
-    from layerbuild.cli_run import secrets_option
     from layerbuild.engine.options import BuildOptions
-    from layerbuild.image.descriptor import Platform
-    from layerbuild.registry.options import RegistryOptions
 
     args = _pairs(kw["build_args"], "--build-arg", from_env=True)
-    try:
-        plat = Platform.parse(kw["platform"])
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--platform") from None
+    plat = options.platform(kw["platform"])
     dockerfile = kw["dockerfile"]
-    registry = RegistryOptions.from_environ(
-        os.environ, insecure=frozenset(kw["insecure_registry"]), ca_file=kw["registry_ca"]
-    )
+    registry = options.registry_options(kw["insecure_registry"], kw["registry_ca"])
     return BuildOptions(
         context=kw["context"],
         dockerfile=Path(dockerfile) if dockerfile and dockerfile != "-" else None,
@@ -302,12 +287,12 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         no_cache=kw["no_cache"],
         no_cache_filter=kw["no_cache_filter"],
         registry=registry if kw["pull"] else None,
-        secrets=secrets_option(kw["secrets"]),
+        secrets=options.secrets(kw["secrets"]),
         ssh=_ssh(kw["ssh"]),
         network=kw["network"],
         add_hosts=kw["add_hosts"],
-        cache_to=_cache_specs(kw["cache_to"], "to"),
-        cache_from=_cache_specs(kw["cache_from"], "from"),
+        cache_to=options.cache_specs(kw["cache_to"], "to"),
+        cache_from=options.cache_specs(kw["cache_from"], "from"),
         **_image_and_limits(kw, plat),
         quick_keys=_speedup("LAYERBUILD_QUICK_KEYS"),
         speculative_packing=_speedup("LAYERBUILD_SPECULATIVE_PACKING"),
@@ -320,14 +305,6 @@ def _speedup(variable: str) -> bool:
     """Whether a speed-up is on: "0" turns it off (docs/cache.md, "Speed-ups"), to show that
     it changes no result. The variables are read here only, as BuildOptions fields."""
     return os.environ.get(variable) != "0"
-
-
-def _cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
-    if not values:
-        return ()  # `cache` commands (gc, layer readers, compressors) only for --cache-to/from
-    from layerbuild.cli_cache import cache_specs
-
-    return cache_specs(values, direction)
 
 
 def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:

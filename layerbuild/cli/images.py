@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from layerbuild.cli import Context, _run
+from layerbuild.cli.context import Context
 from layerbuild.errors import LayerbuildError
 from layerbuild.export.outputs import OutputSpec, write_output
 from layerbuild.registry.reference import normalize_tag
@@ -22,7 +22,7 @@ from layerbuild.ui import listing
 @click.pass_obj
 def images_cmd(ctx: Context, digests: bool, fmt: str) -> None:
     """List the images in the store."""
-    _run(ctx, lambda: click.echo(listing.images(ctx.store(), full=digests, fmt=fmt)))
+    click.echo(listing.images(ctx.store(), full=digests, fmt=fmt))
 
 
 @click.command("inspect")
@@ -33,14 +33,11 @@ def images_cmd(ctx: Context, digests: bool, fmt: str) -> None:
 def inspect_cmd(ctx: Context, name: str, raw: bool, config: bool) -> None:
     """Show an image's digest, config and layers as JSON (like skopeo inspect)."""
 
-    def run() -> None:
-        store = ctx.store()
-        if raw or config:
-            click.echo(listing.raw(store, name, config=config))
-        else:
-            click.echo(json.dumps(listing.inspect(store, name), indent=4))
-
-    _run(ctx, run)
+    store = ctx.store()
+    if raw or config:
+        click.echo(listing.raw(store, name, config=config))
+    else:
+        click.echo(json.dumps(listing.inspect(store, name), indent=4))
 
 
 @click.command("history")
@@ -49,7 +46,7 @@ def inspect_cmd(ctx: Context, name: str, raw: bool, config: bool) -> None:
 @click.pass_obj
 def history_cmd(ctx: Context, name: str, no_trunc: bool) -> None:
     """Show the steps that made an image."""
-    _run(ctx, lambda: click.echo(listing.history(ctx.store(), name, trunc=not no_trunc)))
+    click.echo(listing.history(ctx.store(), name, trunc=not no_trunc))
 
 
 @click.command("save")
@@ -68,21 +65,18 @@ def history_cmd(ctx: Context, name: str, no_trunc: bool) -> None:
 def save_cmd(ctx: Context, name: str, dest: str, fmt: str) -> None:
     """Write an image from the store to an OCI tarball, OCI layout or docker-archive."""
 
-    def run() -> None:
-        store = ctx.store()
-        desc = store_images.resolve(store, name)
-        tags = [normalize_tag(name)] if not name.startswith("sha256:") else []
-        kind = {"oci-archive": "oci", "oci-dir": "oci", "docker-archive": "docker"}[fmt]
-        spec = OutputSpec(kind, dest, tar=fmt != "oci-dir")
-        written = with_refetch(
-            store,
-            lambda: image_blobs(store, desc),
-            lambda: write_output(store, desc, spec, tags),
-            lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
-        )
-        click.echo(written, err=True)
-
-    _run(ctx, run)
+    store = ctx.store()
+    desc = store_images.resolve(store, name)
+    tags = [normalize_tag(name)] if not name.startswith("sha256:") else []
+    kind = {"oci-archive": "oci", "oci-dir": "oci", "docker-archive": "docker"}[fmt]
+    spec = OutputSpec(kind, dest, tar=fmt != "oci-dir")
+    written = with_refetch(
+        store,
+        lambda: image_blobs(store, desc),
+        lambda: write_output(store, desc, spec, tags),
+        lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
+    )
+    click.echo(written, err=True)
 
 
 @click.command("load")
@@ -94,27 +88,24 @@ def save_cmd(ctx: Context, name: str, dest: str, fmt: str) -> None:
 def load_cmd(ctx: Context, path: Path, tags: tuple[str, ...]) -> None:
     """Import an OCI layout, OCI tarball or docker-archive into the store."""
 
-    def run() -> None:
-        store = ctx.store()
-        from layerbuild.export.load import load  # tar and codecs: not for every command
+    store = ctx.store()
+    from layerbuild.export.load import load  # tar and codecs: not for every command
 
-        loaded = load(store, path)
-        if tags:
-            digests = {d.digest for _, d in loaded}
-            if len(digests) != 1:
-                raise LayerbuildError(
-                    f"{path} holds {len(digests)} images; -t needs exactly one",
-                    hint="load without -t, then use `layerbuild tag` on each",
-                )
-            for tag in tags:
-                store_images.tag(store, tag, loaded[0][1])
-        for name, desc in loaded:
-            if name is not None or not tags:
-                click.echo(f"Loaded image: {name or '(untagged)'} {desc.digest}")
+    loaded = load(store, path)
+    if tags:
+        digests = {d.digest for _, d in loaded}
+        if len(digests) != 1:
+            raise LayerbuildError(
+                f"{path} holds {len(digests)} images; -t needs exactly one",
+                hint="load without -t, then use `layerbuild tag` on each",
+            )
         for tag in tags:
-            click.echo(f"Loaded image: {normalize_tag(tag)} {loaded[0][1].digest}")
-
-    _run(ctx, run)
+            store_images.tag(store, tag, loaded[0][1])
+    for name, desc in loaded:
+        if name is not None or not tags:
+            click.echo(f"Loaded image: {name or '(untagged)'} {desc.digest}")
+    for tag in tags:
+        click.echo(f"Loaded image: {normalize_tag(tag)} {loaded[0][1].digest}")
 
 
 @click.command("tag")
@@ -124,13 +115,10 @@ def load_cmd(ctx: Context, path: Path, tags: tuple[str, ...]) -> None:
 def tag_cmd(ctx: Context, source: str, targets: tuple[str, ...]) -> None:
     """Give an image more names."""
 
-    def run() -> None:
-        store = ctx.store()
-        desc = store_images.resolve(store, source)
-        for target in targets:
-            store_images.tag(store, target, desc)
-
-    _run(ctx, run)
+    store = ctx.store()
+    desc = store_images.resolve(store, source)
+    for target in targets:
+        store_images.tag(store, target, desc)
 
 
 @click.command("rmi")
@@ -139,9 +127,6 @@ def tag_cmd(ctx: Context, source: str, targets: tuple[str, ...]) -> None:
 def rmi_cmd(ctx: Context, names: tuple[str, ...]) -> None:
     """Remove image names (blobs go at the next gc)."""
 
-    def run() -> None:
-        store = ctx.store()
-        for name in names:
-            click.echo(f"Untagged: {listing.untag(store, name)}")
-
-    _run(ctx, run)
+    store = ctx.store()
+    for name in names:
+        click.echo(f"Untagged: {listing.untag(store, name)}")

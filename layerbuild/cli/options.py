@@ -1,0 +1,106 @@
+"""Option values that more than one command takes, or that a command takes from another's
+vocabulary: parsed here once, a malformed one reported as click's usage error (ExitCode.USAGE).
+
+Each parser imports what it parses with when it is called, so that a command importing this
+module pays only for the parsers it uses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from layerbuild.image.descriptor import Platform
+    from layerbuild.registry.options import RegistryOptions
+    from layerbuild.registry.remotecache.spec import CacheSpec
+
+
+def platform(text: str) -> Platform:
+    """--platform os/arch[/variant] (build, pull)."""
+    from layerbuild.image.descriptor import Platform
+
+    try:
+        return Platform.parse(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--platform") from None
+
+
+def registry_options(insecure: Sequence[str], ca_file: Path | None) -> RegistryOptions:
+    """--insecure-registry and --registry-ca, over the environment's settings (build, pull,
+    push, login)."""
+    from layerbuild.registry.options import RegistryOptions
+
+    return RegistryOptions.from_environ(os.environ, insecure=frozenset(insecure), ca_file=ca_file)
+
+
+def cache_specs(values: Sequence[str], direction: str) -> tuple[CacheSpec, ...]:
+    """--cache-to / --cache-from values, as click parameter errors when malformed."""
+    if not values:
+        return ()  # the remote cache's module only for a build that names one
+    from layerbuild.errors import LayerbuildError  # CacheError among others
+    from layerbuild.registry.remotecache.spec import parse_cache_spec
+
+    try:
+        return tuple(parse_cache_spec(v, direction) for v in values)
+    except LayerbuildError as e:
+        raise click.BadParameter(str(e), param_hint=f"--cache-{direction}") from None
+
+
+def secrets(values: Sequence[str]) -> dict[str, Path]:
+    """The BuildOptions.secrets of repeated --secret flags (a later id wins, as in buildx;
+    empty values are skipped, as buildx's ParseSecretSpecs does)."""
+    return dict(parse_secret(v) for v in values if v)
+
+
+def parse_secret(value: str) -> tuple[str, Path]:
+    """One `--secret` (docker buildx syntax, engine/secretspec.py) -> (id, file to read).
+
+    A secret from a variable is written to a private temporary file (mode 0600) that is
+    removed when the process exits, so the build reads every secret the same way. As in
+    BuildKit, a file named with src= (or defaulted from the id) must exist now."""
+    from layerbuild.engine.secretspec import (
+        env_value,
+        parse_secret_spec,
+        with_source,
+    )
+    from layerbuild.errors import SecretSpecError
+
+    try:
+        given = parse_secret_spec(value)
+    except SecretSpecError as e:
+        raise click.BadParameter(
+            f"{value!r}: {e} (expected id=ID[,src=PATH|env=VAR][,type=file|env])",
+            param_hint="--secret",
+        ) from None
+    spec = with_source(given, os.environ)
+    path = Path(spec.src).expanduser() if spec.src else None
+    if path is not None and not path.is_file():
+        raise click.BadParameter(
+            f"{value!r}: no environment variable {spec.id} is set and {spec.src} is not a file"
+            if not (given.src or given.env)
+            else f"{value!r}: {spec.src} is not a file",
+            param_hint="--secret",
+        )
+    text = env_value(spec, os.environ)
+    if text is not None:
+        return spec.id, _env_secret_file(text)
+    assert path is not None
+    return spec.id, path
+
+
+def _env_secret_file(value: str) -> Path:
+    directory = tempfile.mkdtemp(prefix="layerbuild-secret-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.fsencode(value))  # the variable's bytes, also when they are not UTF-8
+    return path
