@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import click
-from layerbuild.engine.remotecache import CacheError
 
-from layerbuild.engine.fetch import FetchError
 from layerbuild.errors import (
     BuildError,
+    CacheError,
     ContextError,
     DockerfileError,
     ExitCode,
     ExportError,
+    FetchError,
     HostError,
     ImageFormatError,
+    InvalidReference,
     LayerbuildError,
     RegistryError,
     StoreError,
     UnsupportedError,
 )
-from layerbuild.registry.reference import InvalidReference
 
 
 def test_statuses_are_those_documented() -> None:
