@@ -272,7 +272,7 @@ class Executor:
         # this Dockerfile: a changed base is then named where it happened, not at step 2 as
         # "parent step missed"
         previous = self.cache.previous.get((name, 1))
-        hit = previous is None or previous.get("key") == str(key.digest)
+        hit = previous is None or previous.key == str(key.digest)
         reason = "" if hit else self.cache.reason(name, 1, key)
         seconds = time.monotonic() - t0
         self.cache.note_step(name, 1, key, seconds, hit)
