@@ -1,5 +1,5 @@
-"""RUN steps for the RUN op (engine/ops/run.py): running them, and the RUN after a COPY run
-while that COPY's layer is packed.
+"""RUN steps for the RUN op (engine/ops/run.py): running them, and starting the RUN that
+follows a missed COPY while that COPY's layer is packed.
 
 `runstep.py` knows what a RUN means (argv, env, how it fails); this module holds what one
 build shares between its RUN steps: the snapshots, the mount sources, and the way a step's
