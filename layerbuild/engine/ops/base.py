@@ -3,10 +3,10 @@
 A step goes through its op in three parts, so that what keys it is apart from what runs it:
 
 - `prepare(step)` does the reading a key needs and nothing the cache could spare: it expands
-  the instruction against the stage's variables (declaring ARGs and ENVs in the scope), and
-  for COPY/ADD it selects and hashes the sources (the Changes are built then, as their content
-  is the key), for WORKDIR it finds the directories to make, for RUN it reads its --mount
-  sources. A COPY may find its cache record here already (its quick key: `Prepared.found`).
+  the instruction against the stage's variables (declaring ARGs and ENVs in the scope), for
+  COPY/ADD it selects and hashes the sources (the Changes are built then, as their content is
+  the key), for RUN it reads its --mount sources. A COPY may find its cache record here
+  already (its quick key: `Prepared.found`).
 - `cache_inputs(state, prepared)` is pure: the named key inputs of the step, from what
   `prepare` read and the stage as it is (stepcache.chain adds the parent key).
 - `execute(step, prepared, key)` runs the step on a miss: the stage's config and layers

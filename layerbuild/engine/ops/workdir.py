@@ -1,6 +1,7 @@
 """The WORKDIR op: the config's working directory, and a layer with the directories it names
 when they are missing (owned by USER), keyed by its expanded text (the directories follow from
-the parent key)."""
+the parent key, so they are worked out on a miss only: they come from the image's tree, which
+a hit never needs to load, nor to import the layer readers for)."""
 
 from __future__ import annotations
 
@@ -31,19 +32,19 @@ class WorkdirOp:
     layers: LayerWriter
 
     def prepare(self, step: Step) -> Prepared:
-        instr = expanded(step, self.dockerfile)
-        assert isinstance(instr, ins.Workdir)
-        return Prepared(instr, changes=self.files.workdir_changes(step.state, instr))
+        return Prepared(expanded(step, self.dockerfile))
 
     @staticmethod
     def cache_inputs(state: StageState, prepared: Prepared) -> Inputs:
         return instruction_inputs(prepared.instr)
 
     def execute(self, step: Step, prepared: Prepared, key: CacheKey) -> Done:
-        state, changes = step.state, prepared.changes or []
-        state.meta = m.apply_metadata(state.meta, prepared.instr)
-        layer = self.layers.add_layer(state, prepared.instr, changes)
-        return Done(layer, files_note(prepared.changes))
+        state, instr = step.state, prepared.instr
+        assert isinstance(instr, ins.Workdir)
+        changes = self.files.workdir_changes(state, instr)
+        state.meta = m.apply_metadata(state.meta, instr)
+        layer = self.layers.add_layer(state, instr, changes)
+        return Done(layer, files_note(changes))
 
     def reuse(self, step: Step, prepared: Prepared, record: CacheRecord) -> Done:
-        return take_record(step.state, record, prepared.changes)
+        return take_record(step.state, record, None)

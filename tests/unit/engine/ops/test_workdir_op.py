@@ -1,5 +1,5 @@
 """engine/ops/workdir: WORKDIR is keyed by its text; the directories it makes follow from
-the parent key, so they are not an input."""
+the parent key, so they are not an input (prepare does not even work them out)."""
 
 from __future__ import annotations
 
