@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.dockerfile.expand import expand
 from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
 from layerbuild.engine import meta as m
@@ -32,19 +31,20 @@ from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepS
 from layerbuild.engine.failures import reported, step_name
 from layerbuild.engine.filesteps import FileSteps, StageState
 from layerbuild.engine.inputs import context_ignore, read_dockerfile
-from layerbuild.engine.layerwriter import LayerWriter, file_digests
+from layerbuild.engine.layerwriter import LayerWriter
+from layerbuild.engine.ops import ops_for
+from layerbuild.engine.ops.base import Step
 from layerbuild.engine.options import BuildOptions, BuildResult
 from layerbuild.engine.platforms import check_platform, host_platform
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.sources import SourceResolver
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.errors import BuildError, UnsupportedError
-from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
-from layerbuild.plan.keys import CacheKey
+from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.registry.remotecache.exporter import export_caches
 from layerbuild.registry.remotecache.importer import import_caches
@@ -57,21 +57,6 @@ from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
     from layerbuild.context.prefetch import ListingPrefetch
-
-_META = (
-    ins.Env,
-    ins.Label,
-    ins.Expose,
-    ins.Volume,
-    ins.StopSignal,
-    ins.User,
-    ins.Shell,
-    ins.Healthcheck,
-    ins.Onbuild,
-    ins.Cmd,
-    ins.Entrypoint,
-    ins.Maintainer,
-)
 
 
 def build(
@@ -194,6 +179,9 @@ class Executor:
             self.cache,
             self.copies.adopted,
         )
+        self.ops = ops_for(
+            dockerfile, self.files, self.copies, self.layers, self.runs, quick_keys=opts.quick_keys
+        )
         # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
         try:
             with self.store.lock(shared=True):
@@ -299,7 +287,7 @@ class Executor:
         # this Dockerfile: a changed base is then named where it happened, not at step 2 as
         # "parent step missed"
         previous = self.cache.previous.get((name, 1))
-        hit = previous is None or previous.get("key") == str(key.digest)
+        hit = previous is None or previous.key == str(key.digest)
         reason = "" if hit else self.cache.reason(name, 1, key)
         seconds = time.monotonic() - t0
         self.cache.note_step(name, 1, key, seconds, hit)
@@ -364,111 +352,25 @@ class Executor:
         index: int,
         step_id: int,
     ) -> StepOutcome:
-        escape = self.dockerfile.escape
-        if isinstance(instr, ins.Arg):
-            state.scope.apply_arg(instr, escape=escape, source=self.dockerfile.source)
-            expanded: ins.Instruction = instr
-        elif isinstance(instr, ins.Run):
-            expanded = instr  # RUN is not expanded: its shell does that
-        else:
-            expanded = expand(
-                instr, state.scope.expansion_env(), escape=escape, source=self.dockerfile.source
-            )
-        if isinstance(expanded, ins.Env):
-            for name, value in expanded.pairs:
-                state.scope.set_env(name, value)
-        inputs: list[tuple[str, str]] = [("instruction", ins.describe(expanded))]
-        changes: list[Change] | None = None
-        files: dict[str, str] | None = None
-        packed: Layer | None = None  # a cold COPY's layer, packed while its key was computed
-        if isinstance(expanded, ins.Copy | ins.Add):
-            quick = (
-                self.files.quick_key(state, expanded, source) if self.options.quick_keys else None
-            )
-            found = self.copies.quick_hit(state, quick, inputs) if quick is not None else None
-            if found is not None:
-                return self._reuse(state, expanded, *found, None)
-            changes, source_key = self.files.copy_changes(state, expanded, source, quick)
-            ahead = functools.partial(
-                self.copies.start_snapshot, state.name, index, changes, None, None
-            )  # a context packed before its key: its snapshot is written meanwhile
-            digest, files, packed = self.layers.sources_digest(
-                changes, ahead if self.run_follows else None
-            )
-            inputs += [("from", source_key), ("sources", str(digest))]
-            if quick is not None:
-                self.copies.remember(quick, digest)
-        elif isinstance(expanded, ins.Run):
-            inputs = self.runs.inputs(state, expanded)
-        key = chain(state.key, inputs)
-        record = self.cache.lookup(state.name, key, state.meta.config)
+        """key -> hit? reuse : execute, by the op of the instruction's kind (engine/ops/)."""
+        op = self.ops[type(instr)]
+        step = Step(state, instr, source, index, step_id, self.run_follows, self.next_instr)
+        prepared = op.prepare(step)
+        key, record = prepared.found or self._lookup(state, op.cache_inputs(state, prepared))
+        reason = ""
         if record is not None:
-            self.copies.drop_pending()
-            return self._reuse(state, expanded, key, record, changes)
-        if isinstance(expanded, ins.Workdir):
-            # after the lookup: the directories it creates come from the image's tree, which
-            # a hit never needs to load (nor to import the layer readers for)
-            changes = self.files.workdir_changes(state, expanded)
-        reason = self.cache.reason(state.name, index, key, files)
-        known = None  # the files' digests the key read: what the snapshot and pack check
-        if changes and files is not None and packed is None and self.run_follows:
-            known = file_digests(changes, files)
-            self.copies.start_snapshot(state.name, index, changes, files, known)
-            snapshot = self.copies.pending_snapshot()  # the next RUN may run on it meanwhile
-            self.runs.run_ahead(state, self.next_instr, key.digest, changes, snapshot)
-        if isinstance(expanded, ins.Run):
-            layer = self.runs.run(state, expanded, step_id, key.digest)
+            done = op.reuse(step, prepared, record)
         else:
-            layer = self._execute(state, expanded, changes, packed, known)
-            if layer is not None and changes and files is not None:
-                self.copies.offer_snapshot(state.name, index, layer, changes, files)
-        self.cache.record(key, layer, state.meta.config, files)
+            reason = self.cache.reason(state.name, index, key, prepared.files)
+            done = op.execute(step, prepared, key)
+            self.cache.record(key, done.layer, state.meta.config, prepared.files)
         state.key = key.digest
-        note = self.runs.note if isinstance(expanded, ins.Run) else _files_note(changes)
-        return StepOutcome(key, False, layer.digest if layer else None, reason, note)
+        layer = done.layer.digest if done.layer else None
+        return StepOutcome(key, record is not None, layer, reason, done.note)
 
-    def _reuse(
-        self,
-        state: StageState,
-        instr: ins.Instruction,
-        key: CacheKey,
-        record: CacheRecord,
-        changes: list[Change] | None,
-    ) -> StepOutcome:
-        state.meta = m.StageMeta(
-            record.config, cmd_set=state.meta.cmd_set or isinstance(instr, ins.Cmd)
-        )
-        if record.layer is not None:
-            state.layers.append(record.layer)
-            if changes is not None:
-                state.add_to_tree(changes, record.layer.digest)
-            else:
-                state.forget_tree()
-        state.key = key.digest
-        layer = record.layer.digest if record.layer else None
-        return StepOutcome(key, True, layer, "", _files_note(changes))
-
-    def _execute(
-        self,
-        state: StageState,
-        instr: ins.Instruction,
-        changes: list[Change] | None,
-        packed: Layer | None = None,
-        known: dict[str, Digest] | None = None,
-    ) -> Layer | None:
-        if isinstance(instr, ins.Workdir):
-            state.meta = m.apply_metadata(state.meta, instr)
-        elif changes is None:
-            if not isinstance(instr, ins.Arg):
-                state.meta = m.apply_metadata(state.meta, instr)
-            # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
-            self.layers.history(state, instr, empty=True)
-            return None
-        # a snapshot of a COPY layer is checked against the packed digests: a RUN may need one
-        digests = self.run_follows and isinstance(instr, ins.Copy | ins.Add)
-        return self.layers.add_layer(
-            state, instr, changes or [], packed, digests=digests, known=known
-        )
+    def _lookup(self, state: StageState, inputs: Inputs) -> tuple[CacheKey, CacheRecord | None]:
+        key = chain(state.key, inputs)
+        return key, self.cache.lookup(state.name, key, state.meta.config)
 
 
 @dataclass(frozen=True)
@@ -478,12 +380,6 @@ class StepOutcome:
     layer: Digest | None = None
     reason: str = ""
     note: str = ""
-
-
-def _files_note(changes: list[Change] | None) -> str:
-    if changes is None:
-        return ""
-    return f"{sum(1 for c in changes if c.kind is ChangeKind.FILE)} files"
 
 
 def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[Layer]:

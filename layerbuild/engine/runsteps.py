@@ -1,4 +1,5 @@
-"""RUN steps for the executor: their cache inputs (mounts included) and running them.
+"""RUN steps for the RUN op (engine/ops/run.py): running them, and starting the RUN that
+follows a missed COPY while that COPY's layer is packed.
 
 `runstep.py` knows what a RUN means (argv, env, how it fails); this module holds what one
 build shares between its RUN steps: the snapshots, the mount sources, and the way a step's
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine import runmounts, runstep
 from layerbuild.engine.events import BuildEvent, Log
 from layerbuild.engine.filesteps import FileSteps, StageState, touches
+from layerbuild.engine.ops.run import RunPrepared, prepare_run, run_inputs
 from layerbuild.engine.options import BuildOptions
 from layerbuild.engine.runahead import RunAhead
 from layerbuild.engine.sources import SourceResolver
@@ -50,39 +52,11 @@ class RunSteps:
     add_layer: AddLayer
     cache: StepCache
     adopted: Callable[[Layer], bool]  # whether the layer's snapshot is the one written ahead
-    mounts: tuple[runmounts.RunMount, ...] = field(default=())
     ahead: RunAhead | None = None
     note: str = ""  # for the progress line of the last RUN: whether it ran ahead
 
     def network(self, instr: ins.Run) -> str:
         return instr.network if instr.network not in (None, "default") else self.options.network
-
-    def inputs(self, state: StageState, instr: ins.Run) -> list[tuple[str, str]]:
-        user = state.meta.config.config.user
-        # --mount flags are expanded like BuildKit's; kept for _run, which follows on a miss
-        self.mounts = runmounts.parse_mounts(
-            instr,
-            state.meta.workdir,
-            state.scope.expansion_env(),
-            file=self.source_name,
-        )
-        mounts = ""
-        if self.mounts:
-            from layerbuild.engine import runmounts_prepare  # for --mount flags only
-
-            mounts = runmounts_prepare.mounts_key(self.mounts, self.mount_inputs())
-        return runstep.cache_inputs(
-            instr,
-            state.scope.keyed_env(),
-            state.meta.shell,
-            user,
-            state.meta.workdir,
-            self.network(instr),
-            mounts=mounts,
-            hosts=self.options.add_hosts,
-            shm_size=self.options.shm_size,
-            ulimits=self.options.ulimits,
-        )
 
     def mount_inputs(self) -> runmounts_prepare.MountInputs:
         from layerbuild.engine import runmounts_prepare
@@ -97,20 +71,24 @@ class RunSteps:
             self.options.ssh,
         )
 
-    def run(self, state: StageState, instr: ins.Run, step_id: int, key: Digest) -> Layer | None:
+    def run(
+        self, state: StageState, prepared: RunPrepared, step_id: int, key: Digest
+    ) -> Layer | None:
         """Run the step (or take what run-ahead ran for `key`, its key) and add its layer."""
+        instr = prepared.instr
+        assert isinstance(instr, ins.Run)
         result = self._take_ahead(state, key, step_id)
         self.note = "ran while the layer below was packed" if result is not None else ""
         if result is None:
             from layerbuild.engine import runmounts_prepare
 
-            execute = self._executor(state, instr)
+            execute = self._executor(state, instr, prepared.mounts)
             inputs = self.mount_inputs()
-            with runmounts_prepare.prepared(self.mounts, inputs) as mounts:
+            with runmounts_prepare.prepared(prepared.mounts, inputs) as mounts:
                 result = execute(
                     log=lambda line: self.emit(Log(step_id, line)),
                     mounts=mounts,
-                    secret_env=runmounts_prepare.secret_env(self.mounts, inputs.secrets),
+                    secret_env=runmounts_prepare.secret_env(prepared.mounts, inputs.secrets),
                 )
         try:
             layer = self.add_layer(state, instr, result.changes)
@@ -120,12 +98,14 @@ class RunSteps:
             self.snaps.discard(result.step)
         return layer
 
-    def _executor(self, state: StageState, instr: ins.Run) -> Callable[..., runstep.RunResult]:
+    def _executor(
+        self, state: StageState, instr: ins.Run, mounts: tuple[runmounts.RunMount, ...]
+    ) -> Callable[..., runstep.RunResult]:
         """`execute(log=..., **more)`: the RUN over the stage's layers as they are now, with
         everything it needs from `state` read here (run-ahead calls it on another thread)."""
         ids = self.files.user_ids(state)
         step_env = dict(state.scope.run_env())
-        step_env.update(runmounts.ssh_env(self.mounts, step_env))  # not in the key, as in BuildKit
+        step_env.update(runmounts.ssh_env(mounts, step_env))  # not in the key, as in BuildKit
         env = runstep.run_env(step_env, self.files.home(state, ids[0]))
         argv, stdin = runstep.run_command(instr, state.meta.shell)
         return functools.partial(
@@ -165,11 +145,12 @@ class RunSteps:
             return
         if touches(changes, "etc"):
             return
-        run_key = chain(key, self.inputs(state, instr))
+        prepared = prepare_run(self, state, instr)
+        run_key = chain(key, run_inputs(state, prepared))
         if self.cache.known(run_key):
             return
         top, ready = snapshot
-        execute = functools.partial(self._executor(state, instr), top=top)
+        execute = functools.partial(self._executor(state, instr, prepared.mounts), top=top)
         self.ahead = RunAhead(run_key.digest, ready, execute, self.snaps)
 
     def _take_ahead(

@@ -45,8 +45,8 @@ class StepCache:
     disabled: bool = False  # --no-cache
     disabled_stages: frozenset[str] = frozenset()  # --no-cache-filter
     index: CacheIndex = field(init=False)
-    previous: dict[tuple[str, int], dict[str, Any]] = field(init=False)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    previous: dict[tuple[str, int], BuiltStep] = field(init=False)
+    built: list[BuiltStep] = field(default_factory=list)  # this build's steps so far
     warn: Callable[[str], None] = lambda message: None
     # key -> the parent result it was last looked up on: what `record` links the record to
     parents: dict[Digest, Digest] = field(default_factory=dict)
@@ -54,11 +54,14 @@ class StepCache:
 
     def __post_init__(self) -> None:
         self.index = CacheIndex(self.store.root)
-        self.previous = {
-            (str(s.get("stage")), int(s.get("index", 0))): s
-            for s in self.index.last_build(self.identity)
-            if isinstance(s, dict)
-        }
+        steps = [BuiltStep.from_json(s) for s in self.index.last_build(self.identity)]
+        self.previous = {(s.stage, s.index): s for s in steps if s is not None}
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """This build's steps in their saved form (what `cache compare`-style readers and the
+        remote cache's record selection read)."""
+        return [s.to_json() for s in self.built]
 
     def lookup(self, stage: str, key: CacheKey, parent: ImageConfig) -> CacheRecord | None:
         """The record of `key` made on the result whose config is `parent` (the stage's before
@@ -122,45 +125,84 @@ class StepCache:
         prev = self.previous.get((stage, index))
         if prev is None:
             return "no previous build of this step"
-        old_inputs: Inputs = tuple(
-            (str(k), str(v)) for k, v in prev.get("inputs") or () if isinstance(k, str)
-        )
-        if prev.get("key") == str(key.digest):
-            moved = prev.get("parent") not in (None, str(parent))
+        if prev.key == str(key.digest):
+            moved = prev.parent not in (None, str(parent))
             return NOT_REPRODUCIBLE if moved else "not in the cache (pruned)"
         old_files: Mapping[str, str] = {}
         if files is not None:
             old = self.previous_record(stage, index)
             old_files = old.files if old is not None else {}
-        return explain(old_inputs, key.inputs, files_old=old_files, files_new=files or {})
+        return explain(prev.inputs, key.inputs, files_old=old_files, files_new=files or {})
 
     def previous_record(self, stage: str, index: int) -> CacheRecord | None:
         """The cache record of the same step in the previous build, if still cached."""
         prev = self.previous.get((stage, index))
-        if prev is None or not prev.get("key") or not prev.get("parent"):
+        if prev is None or not prev.key or not prev.parent:
             return None
-        return self.index.get_digest(Digest(str(prev["key"])), Digest(str(prev["parent"])))
+        return self.index.get_digest(Digest(prev.key), Digest(prev.parent))
 
     def previous_seconds(self, stage: str, index: int) -> float:
         prev = self.previous.get((stage, index))
-        return float(prev.get("seconds", 0.0)) if prev else 0.0
+        return prev.seconds if prev else 0.0
 
     def note_step(self, stage: str, index: int, key: CacheKey, seconds: float, hit: bool) -> None:
         """Remember the step for the next build's miss reasons (and its time, for 'saved')."""
         prev_seconds = self.previous_seconds(stage, index) if hit else seconds
-        step = {
-            "stage": stage,
-            "index": index,
-            "key": str(key.digest),
-            "inputs": [list(i) for i in key.inputs],
-            "seconds": prev_seconds,
-        }
-        if key.digest in self.parents:  # not a FROM: the result its record is linked to
-            step["parent"] = str(self.parents[key.digest])
-        self.steps.append(step)
+        # not a FROM: the result its record is linked to
+        parent = str(self.parents[key.digest]) if key.digest in self.parents else None
+        self.built.append(
+            BuiltStep(stage, index, str(key.digest), key.inputs, prev_seconds, parent)
+        )
 
     def finish(self) -> None:
         self.index.save_build(self.identity, self.steps)
+
+
+@dataclass(frozen=True)
+class BuiltStep:
+    """A step of a build as the next build of the same Dockerfile reads it back: its key and
+    named inputs (for miss reasons), the result its record is linked to, and its time."""
+
+    stage: str
+    index: int
+    key: str
+    inputs: Inputs
+    seconds: float
+    parent: str | None = None  # None: a FROM, which has no record
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "stage": self.stage,
+            "index": self.index,
+            "key": self.key,
+            "inputs": [list(i) for i in self.inputs],
+            "seconds": self.seconds,
+        }
+        if self.parent is not None:
+            obj["parent"] = self.parent
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: object) -> BuiltStep | None:
+        """The step saved as `obj`, None when it is not one (a damaged file is no reason to
+        fail a build: its steps then miss with a plain reason)."""
+        if not isinstance(obj, dict):
+            return None
+        inputs = obj.get("inputs") or ()
+        seconds = obj.get("seconds", 0.0)
+        parent = obj.get("parent")
+        return cls(
+            stage=str(obj.get("stage")),
+            index=int(obj.get("index", 0)),
+            key=str(obj.get("key") or ""),
+            inputs=tuple(
+                (str(i[0]), str(i[1]))
+                for i in (inputs if isinstance(inputs, list) else ())
+                if isinstance(i, list) and len(i) == 2 and isinstance(i[0], str)
+            ),
+            seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
+            parent=str(parent) if parent is not None else None,
+        )
 
 
 def chain(parent: Digest | str, items: Iterable[tuple[str, str]]) -> CacheKey:

@@ -1,0 +1,92 @@
+"""The RUN op: keyed as BuildKit's ExecOp.CacheMap is (command, environment, user, workdir,
+network, what its --mount flags show, the build's --add-host/--shm-size/--ulimit), run in the
+sandbox on a miss (engine/runsteps.py: snapshots, mounts, run-ahead; engine/runstep.py: what
+a RUN means)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from layerbuild.dockerfile import instructions as ins
+from layerbuild.engine import runmounts, runstep
+from layerbuild.engine.filesteps import StageState
+from layerbuild.engine.ops.base import Done, Prepared, Step, take_record
+from layerbuild.plan.keys import CacheKey, Inputs
+from layerbuild.sandbox.limits import Ulimit
+from layerbuild.sandbox.netfiles import HostEntry
+from layerbuild.store.cacheindex import CacheRecord
+
+if TYPE_CHECKING:
+    from layerbuild.engine.runsteps import RunSteps
+
+
+@dataclass(frozen=True)
+class RunPrepared(Prepared):
+    mounts: tuple[runmounts.RunMount, ...] = ()  # its --mount flags, expanded as BuildKit does
+    mounts_key: str = ""  # runmounts_prepare.mounts_key ("" without --mount)
+    network: str = "default"  # RUN --network, else the build's
+    hosts: tuple[HostEntry, ...] = ()  # the build's --add-host
+    shm_size: int | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+
+
+def prepare_run(runs: RunSteps, state: StageState, instr: ins.Run) -> RunPrepared:
+    """A RUN (as written: its shell expands it) and what its mounts show."""
+    mounts = runmounts.parse_mounts(
+        instr, state.meta.workdir, state.scope.expansion_env(), file=runs.source_name
+    )
+    mounts_key = ""
+    if mounts:
+        from layerbuild.engine import runmounts_prepare  # for --mount flags only
+
+        mounts_key = runmounts_prepare.mounts_key(mounts, runs.mount_inputs())
+    options = runs.options
+    return RunPrepared(
+        instr,
+        mounts=mounts,
+        mounts_key=mounts_key,
+        network=runs.network(instr),
+        hosts=options.add_hosts,
+        shm_size=options.shm_size,
+        ulimits=options.ulimits,
+    )
+
+
+def run_inputs(state: StageState, prepared: RunPrepared) -> Inputs:
+    """Pure: the key inputs of a prepared RUN on `state`."""
+    assert isinstance(prepared.instr, ins.Run)
+    return tuple(
+        runstep.cache_inputs(
+            prepared.instr,
+            state.scope.keyed_env(),
+            state.meta.shell,
+            state.meta.config.config.user,
+            state.meta.workdir,
+            prepared.network,
+            mounts=prepared.mounts_key,
+            hosts=prepared.hosts,
+            shm_size=prepared.shm_size,
+            ulimits=prepared.ulimits,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RunOp:
+    runs: RunSteps
+
+    def prepare(self, step: Step) -> RunPrepared:
+        assert isinstance(step.instr, ins.Run)
+        return prepare_run(self.runs, step.state, step.instr)
+
+    @staticmethod
+    def cache_inputs(state: StageState, prepared: RunPrepared) -> Inputs:
+        return run_inputs(state, prepared)
+
+    def execute(self, step: Step, prepared: RunPrepared, key: CacheKey) -> Done:
+        layer = self.runs.run(step.state, prepared, step.step_id, key.digest)
+        return Done(layer, self.runs.note)
+
+    def reuse(self, step: Step, prepared: RunPrepared, record: CacheRecord) -> Done:
+        return take_record(step.state, record, None)
