@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from pathlib import Path
 
 from chaos_checks import FaultTally, account, names, recovered, run_cli, unverified_blobs
@@ -154,6 +155,8 @@ def run(faults: int, work: Path, seed: int) -> FaultTally:
                     f"{chaos.remote_broken}",
                     flush=True,
                 )
+        kinds = Counter(f"{i.kind} {i.method}" for i in proxy.injected)
+        print("faults by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
         print(f"tags in the registry that name an incomplete image: {chaos.remote_broken}")
         chaos.tally.lost_names += chaos.remote_broken
         return chaos.tally
