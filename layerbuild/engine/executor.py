@@ -90,10 +90,10 @@ class Executor:
         self.step_ids = 0
         self.results: dict[int, StageState] = {}
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
-        self.statcache = StatCache(store.root / "cache" / "stat.db")
+        self.statcache = StatCache(store.stat_db)
         self.snaps = LayerSnapshots(store.root)
         self.blocks = (
-            BlockCache(store.root / "cache" / "blocks.db", store.content.path)
+            BlockCache(store.blocks_db, store.content.path)
             if options.block_reuse
             else None
         )
@@ -154,7 +154,7 @@ class Executor:
             self.snaps,
             ahead=self.options.snapshots_ahead,
         )
-        scratch = _scratch_dir(self.store.root / "tmp")
+        scratch = _scratch_dir(self.store.tmp_dir)
         self.files = FileSteps(
             self.store,
             self.sources,
