@@ -177,7 +177,7 @@ class Executor:
             self.emit,
             self.layers.add_layer,
             self.cache,
-            self.copies.adopted,
+            self.copies,
         )
         self.ops = ops_for(
             dockerfile, self.files, self.copies, self.layers, self.runs, quick_keys=opts.quick_keys
