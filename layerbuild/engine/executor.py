@@ -51,7 +51,7 @@ from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.crashsafe import left_by_dead_processes
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 

@@ -42,7 +42,7 @@ from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store.cacheindex import CacheRecord, link_problem
-from layerbuild.store.content import pid_alive
+from layerbuild.store.crashsafe import pid_alive
 from layerbuild.store.images import sniff_media_type
 from layerbuild.store.leftovers import CACHE_TEMP_PREFIX, find_leftovers
 from layerbuild.store.locking import DEFAULT_TIMEOUT, store_lock

@@ -42,7 +42,7 @@ from layerbuild import privilege
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
-from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.crashsafe import left_by_dead_processes
 from layerbuild.store.snapshots import decompressed
 
 if TYPE_CHECKING:
