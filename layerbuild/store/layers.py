@@ -221,7 +221,7 @@ class LayerSnapshots:
 def _as_lowerdir(upper: Path, *, both_opaque_xattrs: bool) -> None:
     """Drop overlay bookkeeping (origin, impure, ...) an upper dir carries, keeping opaque
     markers; a root-made opaque dir also gets the user.* marker so rootless mounts see it."""
-    from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS as opaque_names
+    from layerbuild.store.whiteouts import OVERLAY_OPAQUE_XATTRS as opaque_names
 
     for dirpath, _dirs, files in os.walk(upper):
         _clean_xattrs(dirpath, opaque_names, both_opaque_xattrs)
