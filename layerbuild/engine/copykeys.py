@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +61,9 @@ class CopyKeys:
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
     _adopted: set[Digest] = field(default_factory=set)  # diff_ids given a snapshot from here
+    # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY layer
+    # materialized from its Changes); `write_snapshots` runs it when a RUN needs the layer
+    _writers: dict[Digest, Callable[[Path], bool]] = field(default_factory=dict)
 
     def quick_hit(
         self, state: StageState, quick: QuickKey, inputs: list[tuple[str, str]]
@@ -136,7 +139,7 @@ class CopyKeys:
         pending, self._pending = self._pending, None
         if packed is not None and pending is not None:
             self._unused.append(pending)  # until adopted: removed at close()
-            self.snaps.builders[layer.diff_id] = functools.partial(
+            self._writers[layer.diff_id] = functools.partial(
                 self._adopt, pending, packed, layer.diff_id
             )
             return
@@ -146,7 +149,7 @@ class CopyKeys:
             return
         from layerbuild.store.materialize import materialize
 
-        self.snaps.builders[layer.diff_id] = functools.partial(
+        self._writers[layer.diff_id] = functools.partial(
             materialize,
             changes,
             files=files,
@@ -154,6 +157,21 @@ class CopyKeys:
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index),
         )
+
+    def write_snapshots(self, layers: Sequence[Layer]) -> None:
+        """Write the snapshots of those of `layers` offered here (`offer_snapshot`) that the
+        store does not have yet, from their Changes: the store unpacks the others when a RUN
+        asks it for its lower directories."""
+        for layer in layers:
+            if layer.diff_id not in self._writers or self.snaps.find(layer.diff_id) is not None:
+                continue
+            write = self._writers.pop(layer.diff_id)
+            tree = self.snaps.prepare_layer()
+            try:
+                if write(tree):
+                    self.snaps.commit_layer(tree, layer.diff_id)
+            finally:
+                self.snaps.discard_layer(tree)
 
     def pending_snapshot(self) -> tuple[Path, Callable[[], bool]] | None:
         """The snapshot being written for the step at hand: (its directory, a call that

@@ -51,7 +51,7 @@ from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.crashsafe import left_by_dead_processes
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
@@ -90,10 +90,10 @@ class Executor:
         self.step_ids = 0
         self.results: dict[int, StageState] = {}
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
-        self.statcache = StatCache(store.root / "cache" / "stat.db")
+        self.statcache = StatCache(store.stat_db)
         self.snaps = LayerSnapshots(store.root)
         self.blocks = (
-            BlockCache(store.root / "cache" / "blocks.db", store.content.path)
+            BlockCache(store.blocks_db, store.content.path)
             if options.block_reuse
             else None
         )
@@ -154,7 +154,7 @@ class Executor:
             self.snaps,
             ahead=self.options.snapshots_ahead,
         )
-        scratch = _scratch_dir(self.store.root / "tmp")
+        scratch = _scratch_dir(self.store.tmp_dir)
         self.files = FileSteps(
             self.store,
             self.sources,
@@ -177,7 +177,7 @@ class Executor:
             self.emit,
             self.layers.add_layer,
             self.cache,
-            self.copies.adopted,
+            self.copies,
         )
         self.ops = ops_for(
             dockerfile, self.files, self.copies, self.layers, self.runs, quick_keys=opts.quick_keys

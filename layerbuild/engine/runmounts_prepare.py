@@ -242,7 +242,7 @@ def _bind_mount(mount: BindMount, inputs: MountInputs, stack: contextlib.ExitSta
 
 def _cache_dir(mount: CacheMount, inputs: MountInputs, stack: contextlib.ExitStack) -> Path:
     """The persistent directory of a cache id, locked as its sharing mode says."""
-    base = inputs.store.root / "cache" / "mounts"
+    base = inputs.store.cache_mounts_dir
     base.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", mount.id).strip("_")[:60]
     name += "-" + hashlib.sha256(mount.id.encode()).hexdigest()[:16]

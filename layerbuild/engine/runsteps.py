@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.digest import Digest
@@ -38,6 +38,15 @@ RUN_AHEAD_ENV = "LAYERBUILD_RUN_AHEAD"  # "0": a RUN never starts before its ste
 AddLayer = Callable[[StageState, ins.Instruction, list[Change]], Layer | None]
 
 
+class WrittenSnapshots(Protocol):
+    """The snapshots of this build's COPY layers, written from their Changes rather than
+    unpacked by the store (engine/copykeys.CopyKeys)."""
+
+    def write_snapshots(self, layers: Sequence[Layer]) -> None: ...
+
+    def adopted(self, layer: Layer) -> bool: ...
+
+
 @dataclass
 class RunSteps:
     store: Store
@@ -51,7 +60,7 @@ class RunSteps:
     emit: Callable[[BuildEvent], None]
     add_layer: AddLayer
     cache: StepCache
-    adopted: Callable[[Layer], bool]  # whether the layer's snapshot is the one written ahead
+    written: WrittenSnapshots
     ahead: RunAhead | None = None
     note: str = ""  # for the progress line of the last RUN: whether it ran ahead
 
@@ -108,11 +117,10 @@ class RunSteps:
         step_env.update(runmounts.ssh_env(mounts, step_env))  # not in the key, as in BuildKit
         env = runstep.run_env(step_env, self.files.home(state, ids[0]))
         argv, stdin = runstep.run_command(instr, state.meta.shell)
+        layers = list(state.layers)
         return functools.partial(
-            runstep.execute_run,
-            self.store,
-            self.snaps,
-            list(state.layers),
+            self._execute,
+            layers,
             instr,
             argv=argv,
             stdin=stdin,
@@ -124,6 +132,14 @@ class RunSteps:
             shm_size=self.options.shm_size,
             ulimits=self.options.ulimits,
         )
+
+    def _execute(
+        self, layers: list[Layer], instr: ins.Run, **more: Any
+    ) -> runstep.RunResult:
+        """`runstep.execute_run` over `layers`, those of this build's COPY layers that need a
+        snapshot written first (the store unpacks only the others)."""
+        self.written.write_snapshots(layers)
+        return runstep.execute_run(self.store, self.snaps, layers, instr, **more)
 
     def run_ahead(
         self,
@@ -166,8 +182,8 @@ class RunSteps:
         below = state.layers[-1]
 
         def valid() -> bool:
-            self.snaps.layer_dir(self.store, below)  # adopts the snapshot it ran on, if it was
-            return self.adopted(below)
+            self.written.write_snapshots([below])  # adopts the snapshot it ran on, if it was
+            return self.written.adopted(below)
 
         result, lines = ahead.take(valid)
         for line in lines:

@@ -113,7 +113,7 @@ def _pull(
     store.content.put_bytes(fetched.data, fetched.digest)
     if fetched is not top:
         store.content.put_bytes(top.data, top.digest)
-    BlobSources(store.root).record([b.digest for b in blobs], client.registry, repo)
+    BlobSources(store.sources_dir).record([b.digest for b in blobs], client.registry, repo)
     config = ImageConfig.from_bytes(store.content.read_bytes(manifest.config.digest))
     have = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
     if chosen is None and platform is not None and not platform_matches(have, platform):

@@ -81,7 +81,7 @@ class _Pusher:
         self.client = client
         self.repository = repository
         self.on_progress = on_progress
-        self.sources = BlobSources(store.root)
+        self.sources = BlobSources(store.sources_dir)
 
     def _emit(self, event: Event) -> None:
         if self.on_progress is not None:

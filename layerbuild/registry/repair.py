@@ -40,7 +40,7 @@ def refetch(store: Store, desc: Descriptor, options: RegistryOptions | None = No
     from layerbuild.registry.client import RegistryClient
     from layerbuild.registry.pull import fetch_blob
 
-    for source in BlobSources(store.root).sources(desc.digest):
+    for source in BlobSources(store.sources_dir).sources(desc.digest):
         registry, _, repository = source.partition("/")
         if not repository:
             continue

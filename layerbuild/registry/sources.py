@@ -21,7 +21,6 @@ from pathlib import Path
 
 from layerbuild.digest import Digest
 
-SOURCES_DIR = "sources"
 _CANNOT_WRITE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 _MAX_LINES = 64  # keep the most recent ones; old sources are the likeliest to be gone
 
@@ -29,8 +28,8 @@ _MAX_LINES = 64  # keep the most recent ones; old sources are the likeliest to b
 class BlobSources:
     """The registry/repository pairs each blob was seen in."""
 
-    def __init__(self, store_root: Path) -> None:
-        self.dir = store_root / SOURCES_DIR
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory  # the store's sources_dir
 
     def record(self, digests: Iterable[Digest], registry: str, repository: str) -> None:
         """Note that `registry/repository` holds each of `digests`. Best effort: a record is a

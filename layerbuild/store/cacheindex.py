@@ -45,7 +45,7 @@ from layerbuild.errors import ImageFormatError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey
-from layerbuild.store.content import fsync_dir
+from layerbuild.store.crashsafe import fsync_dir
 
 RECORD_FORMAT = 2  # 1: no parent link (before records chained on their parents' results)
 _MAX_RECORD = 64 << 20

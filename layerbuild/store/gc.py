@@ -133,7 +133,7 @@ def collect(
         }
         freed += LayerSnapshots(store.root).prune(keep)
         if removed:
-            with BlockCache(store.root / "cache" / "blocks.db", store.content.path) as blocks:
+            with BlockCache(store.blocks_db, store.content.path) as blocks:
                 blocks.forget_blobs(removed)
             layerentries.forget(store.root, removed)
         store.snapshots.clean_stale()
@@ -216,7 +216,7 @@ def prune_cache(
         index.remove(entry.path)
     removed, freed = collect(store, timeout=timeout)
     if everything:  # RUN --mount=type=cache directories are cache too
-        mounts = store.root / "cache" / "mounts"
+        mounts = store.cache_mounts_dir
         if mounts.is_dir():
             with store_lock(store.root, timeout=timeout):
                 freed += tree_size(mounts)

@@ -16,7 +16,10 @@ layer is unpacked once, by itself, and reused by every step and build that has i
 - A committed snapshot is immutable; it is only ever an overlay lower directory.
 
 Lifecycle: `layer_dir` unpacks through ``unpack.apply_layer`` (the security boundary) into
-``layers/tmp-<pid>-<random>`` and renames it into place. A RUN step gets its upper and work
+``layers/tmp-<pid>-<random>`` and renames it into place. A caller that can write a layer's tree
+itself (the engine, a COPY layer from its Changes) asks `find` whether the snapshot exists,
+writes into the directory `prepare_layer` returns and hands it to `commit_layer`; the store
+never calls back into its callers. A RUN step gets its upper and work
 directories from `prepare_step` (in such a tmp directory, so on the same filesystem), and
 after its upper dir was packed into a layer `commit_upper` renames it into place as that
 layer's snapshot instead of unpacking the blob again. A killed build leaves only ``tmp-``
@@ -30,7 +33,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -39,7 +42,7 @@ from layerbuild import privilege
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
-from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.crashsafe import left_by_dead_processes
 from layerbuild.store.snapshots import decompressed
 
 if TYPE_CHECKING:
@@ -88,9 +91,6 @@ class LayerSnapshots:
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.rootless = privilege.rootless() if rootless is None else rootless
         self.clean_stale()
-        # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY
-        # layer materialized from its Changes, store/materialize.py); else it is unpacked
-        self.builders: dict[Digest, Callable[[Path], bool]] = {}
 
     def path(self, diff_id: Digest, *, rootless: bool | None = None) -> Path:
         rootless = self.rootless if rootless is None else rootless
@@ -107,9 +107,6 @@ class LayerSnapshots:
         found = self.find(layer.diff_id)
         if found is not None:
             return found
-        builder = self.builders.pop(layer.diff_id, None)
-        if builder is not None and (built := self._build(builder, layer)) is not None:
-            return built
         from layerbuild.store.unpack import apply_layer  # tarfile & co: only to unpack
 
         tmp = self._tmp()
@@ -129,13 +126,27 @@ class LayerSnapshots:
         finally:
             remove_tree(tmp)
 
-    def _build(self, builder: Callable[[Path], bool], layer: Layer) -> Path | None:
+    def prepare_layer(self) -> Path:
+        """An empty directory to write one layer's tree into, in the overlay lowerdir format
+        `layer_dir` unpacks to (whiteouts as 0/0 character devices, opaque xattrs).
+
+        Contract: the caller fills it and then either passes it to `commit_layer` (it becomes
+        the layer's snapshot and must not be touched again) or to `discard_layer`; one it
+        leaves behind is removed once its process is dead (`clean_stale`)."""
         tmp = self._tmp()
-        try:
-            tmp.mkdir(mode=0o755)
-            return self._commit(tmp, self.path(layer.diff_id)) if builder(tmp) else None
-        finally:
-            remove_tree(tmp)
+        tmp.mkdir(mode=0o755)
+        return tmp
+
+    def commit_layer(self, tree: Path, diff_id: Digest) -> Path:
+        """Make `tree` (from `prepare_layer`, written by the caller) the snapshot of the layer
+        `diff_id`; the caller vouches that it holds that layer's content. Another process
+        that committed the same layer first wins, and `tree` is then left for
+        `discard_layer`."""
+        return self._commit(tree, self.path(diff_id))
+
+    def discard_layer(self, tree: Path) -> None:
+        """Remove a directory of `prepare_layer` that was not committed (no-op if it was)."""
+        remove_tree(tree)
 
     def prepare_step(self) -> StepDirs:
         """Fresh, empty upper and work directories for one RUN step."""
@@ -210,7 +221,7 @@ class LayerSnapshots:
 def _as_lowerdir(upper: Path, *, both_opaque_xattrs: bool) -> None:
     """Drop overlay bookkeeping (origin, impure, ...) an upper dir carries, keeping opaque
     markers; a root-made opaque dir also gets the user.* marker so rootless mounts see it."""
-    from layerbuild.store.unpack import OVERLAY_OPAQUE_XATTRS as opaque_names
+    from layerbuild.store.whiteouts import OVERLAY_OPAQUE_XATTRS as opaque_names
 
     for dirpath, _dirs, files in os.walk(upper):
         _clean_xattrs(dirpath, opaque_names, both_opaque_xattrs)

@@ -9,7 +9,11 @@
     <root>/snapshots/          unpacked layer chains (snapshots.py)
     <root>/locks/              flock files (locking.py)
     <root>/roots/              GC roots of running builds (locking.py)
-    <root>/cache/              the build cache index
+    <root>/cache/              the build cache index (cacheindex.py), the stat cache
+                               (stat.db), the gzip block cache (blocks.db) and the
+                               directories of RUN --mount=type=cache (mounts/)
+    <root>/sources/            where each blob was seen on registries (registry/sources.py)
+    <root>/tmp/                scratch directories of running builds
 
 Because the root *is* an OCI layout, ``skopeo inspect oci:<root>:app:1`` and ``umoci`` read the
 images in it directly; they ignore the other directories.
@@ -31,7 +35,7 @@ from layerbuild.store.locking import DEFAULT_TIMEOUT, GcRoot, store_lock
 from layerbuild.store.refs import Refs, empty_index, write_json_atomic
 from layerbuild.store.snapshots import Snapshots
 
-_PRIVATE_DIRS = ("ingest", "snapshots", "locks", "roots", "cache", "sources", "tmp")
+PRIVATE_DIRS = ("ingest", "snapshots", "locks", "roots", "cache", "sources", "tmp")
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -95,7 +99,7 @@ class Store:
             return cls(root, clean=False, writable=False)
         try:
             root.mkdir(parents=True, exist_ok=True)
-            for name in _PRIVATE_DIRS:
+            for name in PRIVATE_DIRS:
                 (root / name).mkdir(exist_ok=True)
             _init_layout(root)
         except PermissionError as e:
@@ -104,6 +108,34 @@ class Store:
                 hint="pass --root with a writable directory, or set LAYERBUILD_ROOT",
             ) from e
         return cls(root, clean=clean)
+
+    # Paths of the layout that other packages keep things in: named here, so that no module
+    # outside store/ spells a directory of the root (tests/unit/store/test_layout_paths.py)
+
+    @property
+    def stat_db(self) -> Path:
+        """The stat cache of build contexts (context/statcache.py)."""
+        return self.root / "cache" / "stat.db"
+
+    @property
+    def blocks_db(self) -> Path:
+        """The gzip block cache of stored layers (blockcache.py)."""
+        return self.root / "cache" / "blocks.db"
+
+    @property
+    def cache_mounts_dir(self) -> Path:
+        """The persistent directories of ``RUN --mount=type=cache``, one per cache id."""
+        return self.root / "cache" / "mounts"
+
+    @property
+    def sources_dir(self) -> Path:
+        """Where each blob was seen on registries (registry/sources.py)."""
+        return self.root / "sources"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space of running builds, on the store's file system."""
+        return self.root / "tmp"
 
     def lock(
         self, shared: bool = False, *, timeout: float = DEFAULT_TIMEOUT

@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerbuild.store.content import STALE_INGEST_SECONDS, left_by_dead_processes
+from layerbuild.store.content import STALE_INGEST_SECONDS
+from layerbuild.store.crashsafe import left_by_dead_processes
 
 CACHE_TEMP_PREFIX = ".tmp-"  # cacheindex.py's temp files
 # (directory under the root, name prefix before the pid)

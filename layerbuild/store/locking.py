@@ -29,7 +29,7 @@ from types import TracebackType
 
 from layerbuild.digest import Digest, is_digest
 from layerbuild.errors import StoreError
-from layerbuild.store.content import pid_alive
+from layerbuild.store.crashsafe import pid_alive
 
 DEFAULT_TIMEOUT = 30.0
 _POLL = 0.05

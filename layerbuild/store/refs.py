@@ -26,7 +26,7 @@ from layerbuild.errors import StoreError, at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry.reference import normalize_tag, parse_reference
-from layerbuild.store.content import fsync_dir
+from layerbuild.store.crashsafe import fsync_dir
 from layerbuild.store.locking import DEFAULT_TIMEOUT, refs_lock
 
 _NAME_KEYS = (mt.ANNOTATION_REF_NAME, mt.ANNOTATION_IMAGE_NAME)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 from layerbuild.errors import ImageFormatError, StoreError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
-from layerbuild.store.content import left_by_dead_processes
+from layerbuild.store.crashsafe import left_by_dead_processes
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store

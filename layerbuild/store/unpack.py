@@ -28,6 +28,9 @@ Assumption: nothing untrusted changes `root` while a layer is applied (snapshots
 a private temp directory). The walk is safe against what the archive itself does; chmod of a
 fifo or device node right after creating it goes by name, which only a concurrent writer could
 swap.
+
+Modules: the walk confined to the root is unpackwalk.py, whiteouts and opaque markers are
+whiteouts.py; making each kind of entry, and the order of it all, is here.
 """
 
 from __future__ import annotations
@@ -36,222 +39,37 @@ import errno
 import logging
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild import privilege
 from layerbuild.errors import ImageFormatError, UnsafeArchiveError, at_path
-from layerbuild.image.changes import OPAQUE_MARKER, WHITEOUT_PREFIX
+from layerbuild.image.changes import WHITEOUT_PREFIX
 from layerbuild.store.owners import Owners
+from layerbuild.store.unpackwalk import (
+    DIR_FLAGS,
+    UnpackState,
+    clean_entry_path,
+    lstat_at,
+    remove_at,
+    unsafe_entry,
+)
+from layerbuild.store.whiteouts import apply_whiteout
 
 log = logging.getLogger(__name__)
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 # xattrs a layer may set: capabilities (file caps of ping & co.) and the user namespace.
 # trusted.overlay.* / user.overlay.* would change how overlayfs reads the snapshot; SELinux
 # labels belong to the host's policy, not to an image.
 _XATTR_PREFIXES = ("security.capability", "user.")
 _OVERLAY_XATTRS = ("user.overlay.", "trusted.overlay.")
-OVERLAY_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
-def clean_entry_path(name: str) -> str:
-    """The layer path of a tar entry name ('' for the root); UnsafeArchiveError if it escapes."""
-    stripped = name.lstrip("/")
-    cleaned = posixpath.normpath(stripped) if stripped else "."
-    if cleaned == ".." or cleaned.startswith("../"):
-        raise UnsafeArchiveError(
-            f"layer entry {name!r} points outside the image root",
-            hint="the layer is malformed or hostile (tar-slip); do not use this image",
-        )
-    return "" if cleaned == "." else cleaned
-
-
-def _unsafe(name: str, why: str) -> UnsafeArchiveError:
-    return UnsafeArchiveError(
-        f"layer entry {name!r} refused: {why}",
-        hint="the layer is malformed or hostile; do not use this image",
-    )
-
-
-@dataclass
-class _State:
-    root: Path
-    rootfd: int
-    privileged: bool  # real root: device nodes, trusted.* xattrs
-    note: Callable[[str], None]
-    owners: Owners
-    overlay: bool = False  # whiteouts="overlay": record them for overlayfs, do not apply
-    created: set[str] = field(default_factory=set)  # layer paths this layer wrote
-    dir_meta: dict[str, tarfile.TarInfo] = field(default_factory=dict)
-    parent: tuple[str, int] | None = None  # (path, fd) of the directory walked last
-    # hard links met before their target, made at the end of the layer (_make_late_links)
-    late_links: list[tarfile.TarInfo] | None = field(default_factory=list)
-
-    def forget_dirs(self, path: str) -> None:
-        """Drop pending directory metadata of `path` and below: they were just removed."""
-        prefix = path + "/"
-        for key in [k for k in self.dir_meta if k == path or k.startswith(prefix)]:
-            del self.dir_meta[key]
-
-    def open_dir(self, rel: str, entry: str, *, create: bool) -> int | None:
-        """A descriptor of directory `rel` walked without following symlinks.
-
-        Missing components are made (0o755) when `create`, else None is returned. The last
-        directory walked is kept open: layer entries come parents first and siblings together,
-        so most entries reuse it instead of walking from the root again. Anything this layer
-        removes drops it (`forget_parent`), so a kept descriptor never names a replaced dir.
-        """
-        if self.parent is not None and self.parent[0] == rel:
-            return os.dup(self.parent[1])
-        fd = self._walk(rel, entry, create=create)
-        if fd is not None:
-            self.forget_parent()
-            self.parent = (rel, os.dup(fd))
-        return fd
-
-    def forget_parent(self) -> None:
-        if self.parent is not None:
-            os.close(self.parent[1])
-            self.parent = None
-
-    def _walk(self, rel: str, entry: str, *, create: bool) -> int | None:
-        fd = os.dup(self.rootfd)
-        walked = ""
-        try:
-            for part in rel.split("/") if rel else ():
-                walked = f"{walked}/{part}" if walked else part
-                try:
-                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        os.close(fd)
-                        return None
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    self.created.add(walked)
-                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    self._refuse_parent(fd, part, walked, entry)
-                os.close(fd)
-                fd = nxt
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def _refuse_parent(self, fd: int, part: str, walked: str, entry: str) -> None:
-        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):
-            raise _unsafe(entry, f"its parent {walked!r} is a symlink")
-        raise ImageFormatError(
-            f"layer entry {entry!r}: parent {walked!r} exists and is not a directory",
-            hint="the layer does not fit on top of the layers below it",
-        )
-
-
-def _lstat(name: str, dirfd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _remove(name: str, dirfd: int, st: os.stat_result | None = None) -> None:
-    """Remove `name` in `dirfd` whatever it is (fd-relative rmtree never follows symlinks)."""
-    st = st if st is not None else _lstat(name, dirfd)
-    if st is None:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=dirfd)
-    else:
-        os.unlink(name, dir_fd=dirfd)
-
-
-def _purge_lower(state: _State, dirfd: int, rel: str) -> None:
-    """Delete what lower layers left in directory `rel`, keeping what this layer wrote."""
-    for name in os.listdir(dirfd):
-        path = f"{rel}/{name}" if rel else name
-        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-        if path not in state.created:
-            _remove(name, dirfd, st)
-        elif stat.S_ISDIR(st.st_mode):
-            sub = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
-            try:
-                _purge_lower(state, sub, path)
-            finally:
-                os.close(sub)
-
-
-def _overlay_whiteout(state: _State, entry: str, parent: str, target: str | None) -> None:
-    """Write a whiteout (`target`) or an opaque marker (None) in overlayfs' lowerdir format:
-    a 0/0 character device (which unprivileged users may create since Linux 5.8), or the
-    opaque xattr on the directory: trusted.* for a root mount and user.* for a rootless
-    (userxattr) one; root writes both so the snapshot serves either."""
-    fd = state.open_dir(parent, entry, create=True)
-    assert fd is not None
-    try:
-        if target is None:
-            names = OVERLAY_OPAQUE_XATTRS if state.privileged else OVERLAY_OPAQUE_XATTRS[1:]
-            for name in names:
-                os.setxattr(fd, name, b"y")
-            return
-        path = f"{parent}/{target}" if parent else target
-        if path in state.created or _lstat(target, fd) is not None:
-            return
-        os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
-    except OSError as e:
-        raise ImageFormatError(
-            f"layer entry {entry!r}: cannot record it for overlayfs ({e.strerror})",
-            hint="overlay whiteouts need Linux >= 5.8 and a filesystem with xattrs",
-        ) from e
-    finally:
-        os.close(fd)
-
-
-def _apply_whiteout(state: _State, entry: str, parent: str, base: str) -> None:
-    state.forget_parent()  # a whiteout may remove a directory the kept descriptor names
-    if state.overlay and base == OPAQUE_MARKER:
-        _overlay_whiteout(state, entry, parent, None)
-        return
-    if base == OPAQUE_MARKER:
-        fd = state.open_dir(parent, entry, create=True)
-        assert fd is not None
-        try:
-            _purge_lower(state, fd, parent)
-        finally:
-            os.close(fd)
-        return
-    target = base[len(WHITEOUT_PREFIX) :]
-    if target.startswith(WHITEOUT_PREFIX):
-        # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): meaningless outside AUFS
-        state.note(f"{entry}: AUFS metadata entry skipped")
-        return
-    if target in ("", ".", ".."):
-        raise _unsafe(entry, f"whiteout of {target!r} is not a file name")
-    if state.overlay:
-        _overlay_whiteout(state, entry, parent, target)
-        return
-    path = f"{parent}/{target}" if parent else target
-    if path in state.created:
-        return  # whiteouts hide lower layers only
-    fd = state.open_dir(parent, entry, create=False)
-    if fd is None:
-        return
-    try:
-        _remove(target, fd)
-    finally:
-        os.close(fd)
-
-
-def _set_xattrs(state: _State, fd: int, info: tarfile.TarInfo, entry: str) -> None:
+def _set_xattrs(state: UnpackState, fd: int, info: tarfile.TarInfo, entry: str) -> None:
     for key, value in info.pax_headers.items():
         if not key.startswith("SCHILY.xattr."):
             continue
@@ -273,7 +91,7 @@ def _mtime_ns(info: tarfile.TarInfo) -> tuple[int, int]:
     return (ns, ns)
 
 
-def _write_file(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: int) -> None:
+def _write_file(state: UnpackState, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: int) -> None:
     src = tf.extractfile(info)
     if src is not None:
         while chunk := src.read(_CHUNK):
@@ -284,7 +102,7 @@ def _write_file(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, fd: i
 
 
 def _make_entry(
-    state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo, pfd: int, base: str
+    state: UnpackState, tf: tarfile.TarFile, info: tarfile.TarInfo, pfd: int, base: str
 ) -> bool:
     """Create one non-directory entry in `pfd`; False when it was skipped."""
     entry = info.name
@@ -320,19 +138,21 @@ def _make_entry(
     return True
 
 
-def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) -> bool:
+def _make_hardlink(state: UnpackState, info: tarfile.TarInfo, pfd: int, base: str) -> bool:
     """Link `base` in `pfd` to the entry's target; False when the target does not exist yet
     and the link is left for the end of the layer."""
     entry = info.name
     try:
         target = clean_entry_path(info.linkname)
     except UnsafeArchiveError:
-        raise _unsafe(entry, f"hard link target {info.linkname!r} is outside the root") from None
+        raise unsafe_entry(
+            entry, f"hard link target {info.linkname!r} is outside the root"
+        ) from None
     if not target:
-        raise _unsafe(entry, "hard link to the root directory")
+        raise unsafe_entry(entry, "hard link to the root directory")
     tparent, tbase = posixpath.split(target)
     tfd = state.open_dir(tparent, entry, create=False)
-    st = _lstat(tbase, tfd) if tfd is not None else None
+    st = lstat_at(tbase, tfd) if tfd is not None else None
     try:
         if (tfd is None or st is None) and state.late_links is not None:
             state.late_links.append(info)
@@ -343,7 +163,7 @@ def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) ->
                 hint="a hard link must point at a file that an earlier entry or layer created",
             )
         if stat.S_ISDIR(st.st_mode):
-            raise _unsafe(entry, f"hard link to the directory {info.linkname!r}")
+            raise unsafe_entry(entry, f"hard link to the directory {info.linkname!r}")
         # follow_symlinks=False: link the symlink itself (linkat without AT_SYMLINK_FOLLOW)
         os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
     finally:
@@ -352,7 +172,7 @@ def _make_hardlink(state: _State, info: tarfile.TarInfo, pfd: int, base: str) ->
     return True
 
 
-def _make_late_links(state: _State, tf: tarfile.TarFile) -> None:
+def _make_late_links(state: UnpackState, tf: tarfile.TarFile) -> None:
     """The hard links that came before their target in the layer, now that it is all written.
 
     Layers must put a file's data before its links (OCI image-spec layer.md, containerd and
@@ -365,20 +185,20 @@ def _make_late_links(state: _State, tf: tarfile.TarFile) -> None:
         _apply_entry(state, tf, info)
 
 
-def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
+def _apply_directory(state: UnpackState, info: tarfile.TarInfo, path: str) -> None:
     parent, base = posixpath.split(path)
     pfd = state.open_dir(parent, info.name, create=True)
     assert pfd is not None
     try:
-        st = _lstat(base, pfd)
+        st = lstat_at(base, pfd)
         if st is not None and not stat.S_ISDIR(st.st_mode):
             state.forget_parent()
-            _remove(base, pfd, st)  # a file or a symlink: replaced, never followed
+            remove_at(base, pfd, st)  # a file or a symlink: replaced, never followed
             st = None
         if st is None:
             os.mkdir(base, 0o755, dir_fd=pfd)
         state.owners.set(info.name, info.uid, info.gid, base, pfd)
-        fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
+        fd = os.open(base, DIR_FLAGS, dir_fd=pfd)
         try:
             _set_xattrs(state, fd, info, info.name)
         finally:
@@ -389,11 +209,11 @@ def _apply_directory(state: _State, info: tarfile.TarInfo, path: str) -> None:
     state.dir_meta[path] = info
 
 
-def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+def _apply_entry(state: UnpackState, tf: tarfile.TarFile, info: tarfile.TarInfo) -> None:
     path = clean_entry_path(info.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
-        _apply_whiteout(state, info.name, parent, base)
+        apply_whiteout(state, info.name, parent, base)
         return
     if info.isdir():
         if path:
@@ -402,14 +222,14 @@ def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> N
             state.dir_meta[""] = info  # the root keeps being a directory; only its metadata
         return
     if not path:
-        raise _unsafe(info.name, "it would replace the image root with a non-directory")
+        raise unsafe_entry(info.name, "it would replace the image root with a non-directory")
     pfd = state.open_dir(parent, info.name, create=True)
     assert pfd is not None
     try:
-        st = _lstat(base, pfd)
+        st = lstat_at(base, pfd)
         if st is not None:
             state.forget_parent()
-            _remove(base, pfd, st)  # an existing symlink is replaced, never written through
+            remove_at(base, pfd, st)  # an existing symlink is replaced, never written through
             if stat.S_ISDIR(st.st_mode):
                 state.forget_dirs(path)
         if info.islnk():
@@ -422,7 +242,7 @@ def _apply_entry(state: _State, tf: tarfile.TarFile, info: tarfile.TarInfo) -> N
     state.created.add(path)
 
 
-def _finish_directories(state: _State) -> None:
+def _finish_directories(state: UnpackState) -> None:
     """Set directory modes and mtimes, deepest first, now that their children exist."""
     for path in sorted(state.dir_meta, key=lambda p: p.count("/") + bool(p), reverse=True):
         info = state.dir_meta[path]
@@ -461,7 +281,7 @@ def apply_layer(
     privileged = privilege.privileged() if rootless is None else not rootless
     rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     note = note or log.warning
-    state = _State(root, rootfd, privileged, note, Owners(note), whiteouts == "overlay")
+    state = UnpackState(root, rootfd, privileged, note, Owners(note), whiteouts == "overlay")
     try:
         with tarfile.open(fileobj=fileobj, mode="r|") as tf:
             for info in tf:

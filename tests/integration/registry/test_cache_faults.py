@@ -24,7 +24,7 @@ from layerbuild.errors import HostError, at_path
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.registry.remotecache.spec import parse_cache_spec
-from layerbuild.store.content import Ingest
+from layerbuild.store.ingest import Ingest
 from layerbuild.store.layout import Store
 from tests.support.cli import Layerbuild, hash_blobs, make_context
 from tests.support.registry import RegistryServer, free_port

@@ -7,7 +7,7 @@ from layerbuild.registry.sources import BlobSources
 
 
 def test_record_and_query_per_registry(tmp_path: Path) -> None:
-    sources = BlobSources(tmp_path)
+    sources = BlobSources(tmp_path / "sources")
     a, b = sha256_bytes(b"a"), sha256_bytes(b"b")
     assert sources.repositories(a, "reg:5000") == []
     sources.record([a, b], "reg:5000", "team/base")

@@ -14,7 +14,7 @@ import pytest
 
 from layerbuild.digest import Digest, sha256_bytes
 from layerbuild.errors import BlobNotFound, DigestMismatch, HostError, SizeMismatch, StoreError
-from layerbuild.store import content
+from layerbuild.store import ingest
 from layerbuild.store.content import ContentStore
 
 DATA = b"hello layer\n" * 1000
@@ -267,7 +267,7 @@ def test_write_error_cuts_the_file_back_to_what_was_hashed(
     cs = ContentStore(tmp_path)
     chunks = [DATA[i : i + 1000] for i in range(0, len(DATA), 1000)]
     with cs.ingest() as w:
-        monkeypatch.setattr(content.os, "write", _FullAfter(3000))
+        monkeypatch.setattr(ingest.os, "write", _FullAfter(3000))
         for chunk in chunks[:3]:
             w.write(chunk)
         with pytest.raises(HostError) as err:
@@ -290,8 +290,8 @@ def test_write_error_that_cannot_be_cut_back_aborts(
 ) -> None:
     cs = ContentStore(tmp_path)
     with cs.ingest() as w:
-        monkeypatch.setattr(content.os, "write", _FullAfter(0))
-        monkeypatch.setattr(content.os, "ftruncate", _fail_with(errno.EIO))
+        monkeypatch.setattr(ingest.os, "write", _FullAfter(0))
+        monkeypatch.setattr(ingest.os, "ftruncate", _fail_with(errno.EIO))
         with pytest.raises(HostError):
             w.write(DATA)
         monkeypatch.undo()
@@ -340,7 +340,7 @@ def test_commit_after_a_write_error_hashes_the_file(
     cs = ContentStore(tmp_path)
     with cs.ingest() as w:
         w.write(DATA[:1000])
-        monkeypatch.setattr(content.os, "write", _FullAfter(0))
+        monkeypatch.setattr(ingest.os, "write", _FullAfter(0))
         with pytest.raises(HostError):
             w.write(DATA[1000:])
         monkeypatch.undo()

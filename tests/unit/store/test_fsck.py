@@ -22,7 +22,8 @@ from layerbuild.image.manifest import Index, Layer, Manifest
 from layerbuild.plan.keys import CacheKey
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord, result_digest
-from layerbuild.store.fsck import (
+from layerbuild.store.fsck import check, run
+from layerbuild.store.fsckproblem import (
     DROP_ENTRY,
     DROP_RECORD,
     NOTHING,
@@ -30,11 +31,8 @@ from layerbuild.store.fsck import (
     REMOVE_PATH,
     UNTAG,
     Problem,
-    check,
-    check_record,
-    check_records,
-    run,
 )
+from layerbuild.store.fsckrecords import check_record, check_records
 from layerbuild.store.images import tag, write_image
 from layerbuild.store.locking import GcRoot
 

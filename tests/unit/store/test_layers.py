@@ -113,6 +113,25 @@ def test_commit_upper_moves_the_step_upper_into_place(tmp_path: Path) -> None:
     assert snaps.layer_dir(store, layer) == committed  # never unpacked again
 
 
+def test_a_tree_written_by_the_caller_becomes_the_layers_snapshot(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    layer = three_layers(store)[0]
+    snaps = LayerSnapshots(tmp_path)
+    assert snaps.find(layer.diff_id) is None
+    tree = snaps.prepare_layer()
+    assert list(tree.iterdir()) == []
+    (tree / "f").write_bytes(b"written, not unpacked")
+    committed = snaps.commit_layer(tree, layer.diff_id)
+    snaps.discard_layer(tree)  # committed: nothing left to remove
+    assert committed == snaps.find(layer.diff_id) == snaps.path(layer.diff_id)
+    assert snaps.layer_dir(store, layer) == committed
+    assert (committed / "f").read_bytes() == b"written, not unpacked"
+    second = snaps.prepare_layer()
+    assert snaps.commit_layer(second, layer.diff_id) == committed  # the first one stays
+    snaps.discard_layer(second)
+    assert not second.exists()
+
+
 def test_stale_tmp_dirs_of_dead_builds_are_removed(tmp_path: Path) -> None:
     snaps = LayerSnapshots(tmp_path)
     dead = snaps.root_dir / "tmp-999999999-abc"

@@ -25,7 +25,7 @@ from layerbuild.registry.remotecache.records import CACHE_CONFIG, cache_image
 from layerbuild.registry.remotecache.spec import parse_cache_spec
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import CacheIndex, CacheRecord
-from layerbuild.store.content import Ingest
+from layerbuild.store.ingest import Ingest
 from tests.support.cachesteps import build_records, record_of
 
 
