@@ -74,6 +74,15 @@ class DiskChaos:
         self.ctx.mkdir(exist_ok=True)
         (self.ctx / "Dockerfile").write_text("FROM scratch\nCOPY big /big\n")
 
+    def settle(self, keep: str) -> None:
+        """Back to a small store (the kept image and its tags): what one fault's retry added
+        must not eat the next fault's margin."""
+        for name, digest in names(self.store).items():
+            if digest != names(self.store).get(keep):
+                run_cli(self.store, "rmi", name)
+        run_cli(self.store, "cache", "prune", "--all")
+        run_cli(self.store, "prune")
+
     def _attempt(self, label: str, args: tuple[str, ...], need: int, new: str | None) -> None:
         before = names(self.store)
         filler = fill(self.disk, int(need * self.rng.uniform(0.0, 0.9)))
@@ -92,15 +101,11 @@ class DiskChaos:
 
     def pull(self, n: int, ref: str, size: int) -> None:
         short = ref.split("/", 1)[1]
-        if ref in names(self.store) or short in names(self.store):
-            run_cli(self.store, "rmi", ref)
-        run_cli(self.store, "prune")
         self._attempt(f"fault {n} (pull {short})", ("pull", ref), size, ref)
 
     def build(self, n: int) -> None:
         size = self.rng.randint(2, 24) * MB
         (self.ctx / "big").write_bytes(self.rng.randbytes(size))
-        run_cli(self.store, "prune")
         args = ("build", "--progress", "plain", "-t", "chaos-built:1", str(self.ctx))
         self._attempt(f"fault {n} (build {size // MB} MB)", args, size, "chaos-built:1")
 
@@ -123,6 +128,7 @@ def run(faults: int, work: Path, seed: int) -> FaultTally:
                 raise SystemExit("the first pull failed")
             chaos = DiskChaos(work, store, disk, rng)
             for n in range(1, faults + 1):
+                chaos.settle(keep)
                 op = rng.choice(("pull", "pull", "build", "tag"))
                 if op == "pull":
                     chaos.pull(n, *rng.choice(images[1:]))
