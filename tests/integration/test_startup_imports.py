@@ -62,6 +62,7 @@ UNNEEDED = (
     "layerbuild.image.archive",
     "layerbuild.image.compress",
     "layerbuild.image.tarreader",
+    "layerbuild.image.tarheader",
     "layerbuild.image.tarwriter",
     "layerbuild.engine.copy",
     "layerbuild.engine.copyop",
