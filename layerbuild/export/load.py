@@ -40,8 +40,8 @@ from layerbuild.errors import (
 )
 from layerbuild.export.oci_layout import INDEX_FILE, LAYOUT_FILE
 from layerbuild.image import mediatypes as mt
-from layerbuild.image.compress import detect_compression, open_layer
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.decompress import detect_compression, open_layer
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.reference import normalize_tag

@@ -61,6 +61,7 @@ UNNEEDED = (
     "zstandard",
     "layerbuild.image.archive",
     "layerbuild.image.compress",
+    "layerbuild.image.decompress",
     "layerbuild.image.tarreader",
     "layerbuild.image.tarheader",
     "layerbuild.image.tarwriter",
