@@ -28,7 +28,8 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import RegistryError, RegistryUnavailable, local_write_error
+from layerbuild.errors import RegistryError, RegistryUnavailable
+from layerbuild.hosterrors import local_write_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials

@@ -41,14 +41,8 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import (
-    BlobNotFound,
-    DigestMismatch,
-    SizeMismatch,
-    StoreError,
-    at_path,
-    local_write_error,
-)
+from layerbuild.errors import BlobNotFound, DigestMismatch, SizeMismatch, StoreError
+from layerbuild.hosterrors import at_path, local_write_error
 from layerbuild.store.verifying import VerifyingRaw
 
 STALE_INGEST_SECONDS = 3600

@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild import privilege
-from layerbuild.errors import ImageFormatError, UnsafeArchiveError, at_path
+from layerbuild.errors import ImageFormatError, UnsafeArchiveError
+from layerbuild.hosterrors import at_path
 from layerbuild.image.changes import OPAQUE_MARKER, WHITEOUT_PREFIX
 from layerbuild.store.owners import Owners
 

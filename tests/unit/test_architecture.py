@@ -17,6 +17,7 @@ PURE = [
     PACKAGE / "context" / "ignore.py",
     PACKAGE / "digest.py",
     PACKAGE / "errors.py",
+    PACKAGE / "hosterrors.py",
 ]
 EFFECTFUL_MODULES = {"os", "subprocess", "socket", "ctypes", "shutil", "pathlib", "tempfile"}
 MAX_LINES = 500
