@@ -74,6 +74,7 @@ UNNEEDED = (
     "layerbuild.store.materialize",
     "layerbuild.store.unpack",
     # outputs and the other commands: none was asked for
+    "layerbuild.export.archivemembers",
     "layerbuild.export.docker_tar",
     "layerbuild.export.load",
     "layerbuild.export.oci_layout",
