@@ -52,6 +52,7 @@ UNNEEDED = (
     "layerbuild.sandbox.mounts",
     "layerbuild.sandbox.overlaydiff",
     "layerbuild.sandbox.runner",
+    "layerbuild.sandbox.spawn",
     "layerbuild.sandbox.usernet",
     "layerbuild.sandbox.userns",
     # layers: a hit packs, unpacks and reads no layer
