@@ -33,7 +33,7 @@ from pack_bench import generate
 
 from layerbuild.context.hashing import changes_digest
 from layerbuild.context.statcache import RACY_MARGIN_NS, StatCache
-from layerbuild.engine.copy import copy_changes
+from layerbuild.engine.copysemantics import copy_changes
 from layerbuild.image.changes import Change
 from layerbuild.image.tree import FileTree
 

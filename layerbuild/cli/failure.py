@@ -18,7 +18,8 @@ from typing import NoReturn
 import click
 
 from layerbuild.cli.context import Context
-from layerbuild.errors import ExitCode, LayerbuildError, host_error
+from layerbuild.errors import ExitCode, LayerbuildError
+from layerbuild.hosterrors import host_error
 
 
 @contextlib.contextmanager

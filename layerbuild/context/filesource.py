@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ContextError, os_hint
+from layerbuild.errors import ContextError
+from layerbuild.hosterrors import os_hint
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -1,6 +1,6 @@
 """changes_digest: the identity of what a COPY/ADD puts in a layer, for its cache key.
 
-The digest covers the Changes a COPY produces (``engine/copy.py::copy_changes``), in layer
+The digest covers the Changes a COPY produces (``engine/copysemantics.py::copy_changes``), in layer
 order, so it sees the files exactly as they land: after .dockerignore, --exclude and globs,
 with --chown/--chmod applied and hard links already folded into HARDLINK entries. It never
 covers mtime (a touched file must not miss) nor anything a Change does not carry.

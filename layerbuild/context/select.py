@@ -17,7 +17,8 @@ from pathlib import Path
 
 from layerbuild.context.ignore import IgnoreRules, go_clean, go_match
 from layerbuild.context.rootpath import read_in_root
-from layerbuild.errors import BadPattern, ContextError, os_hint
+from layerbuild.errors import BadPattern, ContextError
+from layerbuild.hosterrors import os_hint
 
 _MAX_LINKS = 255
 _NOT_FOUND_HINT = (

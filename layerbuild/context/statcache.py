@@ -32,50 +32,38 @@ import json
 import logging
 import os
 import sqlite3
-import struct
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from layerbuild.context.filesource import FileDigest, FilePath, hash_files
+from layerbuild.context.statcachedb import (
+    BUSY,
+    COLUMNS,
+    CORRUPT,
+    Entry,
+    Key,
+    RowCorrupt,
+    connect,
+    crc,
+    db_key,
+    remove_db,
+    stat_key,
+    transaction,
+)
 from layerbuild.digest import Digest
 
 RACY_MARGIN_NS = 2_000_000_000
 STATS_ENV = "LAYERBUILD_STATCACHE_STATS"  # see _write_stats
-BUSY_TIMEOUT_S = 10.0
-_SCHEMA_VERSION = 1
 _LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
 _RANGE_MIN = 2000  # from this many paths on, one range scan of their common directory
 _WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
-_FIELDS = struct.Struct("<9q")
-_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
-_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stat (
-    path BLOB PRIMARY KEY,
-    dev INTEGER NOT NULL, ino INTEGER NOT NULL, mode INTEGER NOT NULL,
-    uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
-    digest BLOB NOT NULL, recorded_ns INTEGER NOT NULL, crc INTEGER NOT NULL
-) WITHOUT ROWID
-"""
-# a COPY's selection fingerprint (context/fingerprint.py, chained with its step's inputs) →
-# the sources digest it led to: lets a no-change rebuild skip building and digesting Changes
-_SELECTION_SCHEMA = """
-CREATE TABLE IF NOT EXISTS selection (
-    fingerprint BLOB PRIMARY KEY, digest BLOB NOT NULL, crc INTEGER NOT NULL
-) WITHOUT ROWID
-"""
-_COLUMNS = "path, dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns, digest, recorded_ns, crc"
 
 log = logging.getLogger(__name__)
-
-# (dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns) as stored: signed 64-bit
-_Key = tuple[int, int, int, int, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,45 +76,6 @@ class StatCacheStats:
     bytes_hashed: int = 0
     selections: int = 0  # quick COPY keys looked up (`selection_digest`)
     listed: int = 0  # of those, keyed from the prefetched context listing
-
-
-class _Entry(NamedTuple):  # a tuple: built once per looked-up row, so cheap matters
-    key: _Key
-    digest: bytes
-    recorded_ns: int
-
-
-class _RowCorrupt(Exception):
-    """A row whose checksum does not match its fields."""
-
-
-def _i64(value: int) -> int:
-    """st_ino and st_dev are unsigned 64-bit; SQLite integers are signed."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _stat_key(st: os.stat_result) -> _Key:
-    return (
-        _i64(st.st_dev),
-        _i64(st.st_ino),
-        st.st_mode,
-        st.st_uid,
-        st.st_gid,
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-    )
-
-
-def _db_key(path: FilePath) -> bytes:
-    """The absolute path as bytes (file names need not be UTF-8). Not normalized: another
-    spelling of the same file is merely another entry, checked against its stat like any."""
-    text = os.fspath(path)
-    return os.fsencode(text if text.startswith("/") else os.path.abspath(text))
-
-
-def _crc(path: bytes, key: _Key, digest: bytes, recorded_ns: int) -> int:
-    return zlib.crc32(digest, zlib.crc32(_FIELDS.pack(*key, recorded_ns), zlib.crc32(path)))
 
 
 class StatCache:
@@ -168,7 +117,7 @@ class StatCache:
         Paths are made absolute (not resolved: the caller's path is the one read). ContextError
         when a file vanished, was replaced, or changed size since ``st`` or while being read.
         """
-        keys = [_db_key(path) for path, _ in items]
+        keys = [db_key(path) for path, _ in items]
         with self._lock:
             found = self._lookup(keys)
         out: list[Digest | None] = [None] * len(items)
@@ -176,7 +125,7 @@ class StatCache:
         racy = 0
         for i, (key, (_, st)) in enumerate(zip(keys, items, strict=True)):
             entry = found.get(key)
-            if entry is not None and entry.key == _stat_key(st):
+            if entry is not None and entry.key == stat_key(st):
                 if not self._is_racy(entry):
                     out[i] = Digest.of_sha256(entry.digest)
                     continue
@@ -196,13 +145,13 @@ class StatCache:
     ) -> tuple[list[Digest | None], int]:
         """Cached digests that may be trusted (None where a file must be read), and how many
         of the paths this cache has never seen at all (a context never built before)."""
-        keys = [_db_key(path) for path, _ in items]
+        keys = [db_key(path) for path, _ in items]
         with self._lock:
             found = self._lookup(keys)
         out: list[Digest | None] = []
         for key, (_, st) in zip(keys, items, strict=True):
             entry = found.get(key)
-            ok = entry is not None and entry.key == _stat_key(st) and not self._is_racy(entry)
+            ok = entry is not None and entry.key == stat_key(st) and not self._is_racy(entry)
             out.append(Digest.of_sha256(entry.digest) if ok and entry else None)
         return out, sum(1 for key in keys if key not in found)
 
@@ -213,7 +162,7 @@ class StatCache:
         at `recorded_ns`, under the lstat taken before the read. No second lstat is needed: a
         file written during the read has an mtime/ctime after `recorded_ns`, so the racy rule
         re-reads it next time, and one whose stat moved no longer matches the recorded one."""
-        results = [(_db_key(path), FileDigest(digest, st, True)) for path, st, digest in items]
+        results = [(db_key(path), FileDigest(digest, st, True)) for path, st, digest in items]
         with self._lock:
             self._record(results, recorded_ns)
             self._count(0, len(results), 0, [r for _, r in results])
@@ -234,7 +183,7 @@ class StatCache:
             if row is None:
                 return None
             if zlib.crc32(row[0], zlib.crc32(fingerprint)) != row[1]:
-                raise _RowCorrupt
+                raise RowCorrupt
             return Digest("sha256:" + bytes(row[0]).hex())
         return None
 
@@ -251,7 +200,7 @@ class StatCache:
         with self._lock, self._guard():
             if self._conn is None:
                 return False
-            with _transaction(self._conn):
+            with transaction(self._conn):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO selection (fingerprint, digest, crc) VALUES (?, ?, ?)",
                     row,
@@ -294,7 +243,7 @@ class StatCache:
 
     # --- the rules ------------------------------------------------------------------------
 
-    def _is_racy(self, entry: _Entry) -> bool:
+    def _is_racy(self, entry: Entry) -> bool:
         newest = max(entry.key[6], entry.key[7])  # mtime_ns, ctime_ns
         return newest >= entry.recorded_ns - self._margin
 
@@ -310,19 +259,19 @@ class StatCache:
 
     # --- SQLite (callers hold self._lock) -------------------------------------------------
 
-    def _lookup(self, keys: list[bytes]) -> dict[bytes, _Entry]:
-        found: dict[bytes, _Entry] = {}
+    def _lookup(self, keys: list[bytes]) -> dict[bytes, Entry]:
+        found: dict[bytes, Entry] = {}
         with self._guard():
             if self._conn is None:
                 return found
             for row in self._rows(set(keys)):
                 path: bytes = row[0]
-                key: _Key = row[1:9]
+                key: Key = row[1:9]
                 digest: bytes = row[9]
                 recorded_ns: int = row[10]
-                if _crc(path, key, digest, recorded_ns) != row[11] or len(digest) != 32:
-                    raise _RowCorrupt(path)
-                found[path] = _Entry(key, digest, recorded_ns)
+                if crc(path, key, digest, recorded_ns) != row[11] or len(digest) != 32:
+                    raise RowCorrupt(path)
+                found[path] = Entry(key, digest, recorded_ns)
             return found
         return {}  # the guard swallowed a failure: everything is a miss
 
@@ -337,7 +286,7 @@ class StatCache:
                 n += 1
             top = lo[: lo.rfind(b"/", 0, n) + 1]
             if len(top) > 1:
-                query = f"SELECT {_COLUMNS} FROM stat WHERE path >= ? AND path < ?"
+                query = f"SELECT {COLUMNS} FROM stat WHERE path >= ? AND path < ?"
                 # every path below `top` sorts between "top/" and "top0" ("0" follows "/")
                 for row in self._conn.execute(query, (top, top[:-1] + b"0")):
                     if row[0] in wanted:
@@ -347,7 +296,7 @@ class StatCache:
         for start in range(0, len(unique), _LOOKUP_CHUNK):
             chunk = unique[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT {_COLUMNS} FROM stat WHERE path IN ({marks})"
+            query = f"SELECT {COLUMNS} FROM stat WHERE path IN ({marks})"
             yield from self._conn.execute(query, chunk)
 
     def _record(self, results: list[tuple[bytes, FileDigest]], recorded_ns: int) -> None:
@@ -355,16 +304,16 @@ class StatCache:
         for path, result in results:
             if not result.stable:
                 continue  # changed while read: the digest is of no stat in particular
-            key = _stat_key(result.st)
+            key = stat_key(result.st)
             raw = bytes.fromhex(result.digest.hex)
-            rows.append((path, *key, raw, recorded_ns, _crc(path, key, raw, recorded_ns)))
+            rows.append((path, *key, raw, recorded_ns, crc(path, key, raw, recorded_ns)))
         with self._guard():
             for start in range(0, len(rows), _WRITE_CHUNK):
                 if self._conn is None:
                     return
-                with _transaction(self._conn):
+                with transaction(self._conn):
                     self._conn.executemany(
-                        f"INSERT OR REPLACE INTO stat ({_COLUMNS}) VALUES "
+                        f"INSERT OR REPLACE INTO stat ({COLUMNS}) VALUES "
                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         rows[start : start + _WRITE_CHUNK],
                     )
@@ -374,16 +323,16 @@ class StatCache:
         """Turn a database failure into a cache miss (and a repair), never a build failure."""
         try:
             yield
-        except _RowCorrupt:
+        except RowCorrupt:
             self._reset("a row failed its checksum")
         except sqlite3.DatabaseError as exc:
             self._failed(exc)
 
     def _failed(self, exc: sqlite3.DatabaseError) -> None:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-        if code in _CORRUPT:
+        if code in CORRUPT:
             self._reset(str(exc))
-        elif code in _BUSY:
+        elif code in BUSY:
             self._note(f"stat cache {self.db_path} is busy ({exc}); files will be re-hashed")
         else:
             self._note(f"stat cache {self.db_path} disabled for this build: {exc}")
@@ -395,7 +344,7 @@ class StatCache:
             "(the next build re-hashes its context once)"
         )
         self._close_quietly()
-        _remove_db(self.db_path)
+        remove_db(self.db_path)
         self._conn = self._open(retry=False)
 
     def _close_quietly(self) -> None:
@@ -406,54 +355,18 @@ class StatCache:
 
     def _open(self, *, retry: bool = True) -> sqlite3.Connection | None:
         try:
-            return _connect(self.db_path)
+            return connect(self.db_path)
         except sqlite3.DatabaseError as exc:
             code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-            if retry and code in _CORRUPT:
+            if retry and code in CORRUPT:
                 self._note(f"stat cache {self.db_path} is corrupt ({exc}); recreating it")
-                _remove_db(self.db_path)
+                remove_db(self.db_path)
                 return self._open(retry=False)
             self._note(f"stat cache {self.db_path} cannot be used ({exc}); hashing everything")
             return None
         except OSError as exc:
             self._note(f"stat cache {self.db_path} cannot be created ({exc.strerror})")
             return None
-
-
-def _connect(db_path: Path) -> sqlite3.Connection:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        # a lost tail of the WAL after a power cut only forgets digests; the cache stays valid
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with _transaction(conn):
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version not in (0, _SCHEMA_VERSION):
-                conn.execute("DROP TABLE IF EXISTS stat")
-            conn.execute(_SCHEMA)
-            conn.execute(_SELECTION_SCHEMA)
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies to it
-    rather than failing a deferred transaction half-way."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _write_stats(stats: StatCacheStats) -> None:
@@ -467,7 +380,3 @@ def _write_stats(stats: StatCacheStats) -> None:
         f.write(line)
 
 
-def _remove_db(db_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{db_path}{suffix}")

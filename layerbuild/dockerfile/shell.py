@@ -24,21 +24,13 @@ that matched or did not, for callers that want to warn about undefined variables
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from layerbuild.dockerfile.shellmodifiers import SyntaxProblem, apply_modifier, pattern_regex
 from layerbuild.errors import ShellExpansionError
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-
-
-class _SyntaxProblem(Exception):
-    """Raised inside the lexer; turned into ShellExpansionError with the whole word."""
-
-    def __init__(self, reason: str, hint: str | None = None) -> None:
-        super().__init__(reason)
-        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ class ShellLexer:
         scan = _Scanner(self, word, env)
         try:
             result, words = scan.until(None, self.raw_escapes)
-        except _SyntaxProblem as exc:
+        except SyntaxProblem as exc:
             raise ShellExpansionError(word, str(exc), hint=exc.hint) from None
         return Expansion(
             result=result,
@@ -171,7 +163,7 @@ class _Scanner:
             else:
                 self._plain(out, words)
         if stop is not None:
-            raise _SyntaxProblem(f"unexpected end of statement while looking for matching {stop}")
+            raise SyntaxProblem(f"unexpected end of statement while looking for matching {stop}")
         return "".join(out), words.finish()
 
     def _plain(self, out: list[str], words: _Words) -> None:
@@ -208,7 +200,7 @@ class _Scanner:
         while True:
             ch = self.next()
             if ch is None:
-                raise _SyntaxProblem(
+                raise SyntaxProblem(
                     "unexpected end of statement while looking for matching single-quote"
                 )
             if ch == "'":
@@ -223,7 +215,7 @@ class _Scanner:
         while True:
             ch = self.peek()
             if ch is None:
-                raise _SyntaxProblem(
+                raise SyntaxProblem(
                     "unexpected end of statement while looking for matching double-quote"
                 )
             if ch == '"':
@@ -276,15 +268,15 @@ class _Scanner:
         self.next()  # the {
         ch = self.peek()
         if ch is None:
-            raise _SyntaxProblem("syntax error: missing '}'")
+            raise SyntaxProblem("syntax error: missing '}'")
         if ch in "{}:":
-            raise _SyntaxProblem("syntax error: bad substitution")
+            raise SyntaxProblem("syntax error: bad substitution")
         return self.braced(self.name())
 
     def braced(self, name: str) -> str:
         op = self.next()
         if op is None:
-            raise _SyntaxProblem("syntax error: missing '}'")
+            raise SyntaxProblem("syntax error: missing '}'")
         if op == "}":
             value = self.lookup(name)
             if value is None:
@@ -296,27 +288,29 @@ class _Scanner:
         if colon:
             op = self.next()
             if op is None:
-                raise _SyntaxProblem("syntax error: missing '}'")
+                raise SyntaxProblem("syntax error: missing '}'")
         # `${v:#p}` and `${v:%p}` look like sh but are not: BuildKit refuses them, as here
         if op not in "+-?#%" or (colon and op in "#%"):
-            raise _SyntaxProblem(
+            raise SyntaxProblem(
                 f"unsupported modifier ({':' if colon else ''}{op}) in substitution",
                 f"write it without the colon: ${{{name}{op}pattern}} removes the shortest "
                 f"matching {'prefix' if op == '#' else 'suffix'}, ${{{name}{op}{op}pattern}} "
-                "the longest" if colon and op in "#%" else None,
+                "the longest"
+                if colon and op in "#%"
+                else None,
             )
         word = self._modifier_word(op in "#%")
         value = self.lookup(name)
         if value is None and self.lx.skip_unset:
             return f"${{{name}{':' if colon else ''}{op}{word}}}"
-        return _apply_modifier(name, value, op, colon, word)
+        return apply_modifier(name, value, op, colon, word)
 
     def _modifier_word(self, raw_escapes: bool) -> str:
         try:
             word, _ = self.until("}", raw_escapes)
-        except _SyntaxProblem:
+        except SyntaxProblem:
             if self.peek() is None:
-                raise _SyntaxProblem("syntax error: missing '}'") from None
+                raise SyntaxProblem("syntax error: missing '}'") from None
             raise
         return word
 
@@ -326,85 +320,16 @@ class _Scanner:
             self.next()
         try:
             pattern, _ = self.until("/", True)
-        except _SyntaxProblem:
-            raise _SyntaxProblem("syntax error: missing '/' in ${}") from None
+        except SyntaxProblem:
+            raise SyntaxProblem("syntax error: missing '/' in ${}") from None
         replacement = self._modifier_word(True)
         value = self.lookup(name)
         if value is None and self.lx.skip_unset:
             return f"${{{name}/{pattern}/{replacement}}}"
-        regex = _pattern_regex(pattern, greedy=True, anchored=False)
+        regex = pattern_regex(pattern, greedy=True, anchored=False)
         count = 0 if replace_all else 1
         # a function, so that backslashes in the replacement are not group references
         return regex.sub(lambda _m: replacement, value or "", count=count)
-
-
-def _apply_modifier(name: str, value: str | None, op: str, colon: bool, word: str) -> str:
-    """The `${name<op>word}` forms; `colon` makes an empty value count as unset."""
-    absent = value is None or (colon and value == "")
-    if op == "-":
-        return word if absent else (value or "")
-    if op == "+":
-        return "" if absent else word
-    if op == "?":
-        hint = f"give {name} a value (--build-arg {name}=..., ARG or ENV)"
-        if value is None:
-            raise _SyntaxProblem(f"{name}: {word or 'is not allowed to be unset'}", hint)
-        if colon and value == "":
-            raise _SyntaxProblem(f"{name}: {word or 'is not allowed to be empty'}", hint)
-        return value
-    greedy = word.startswith(op)
-    pattern = word[1:] if greedy else word
-    if op == "#":
-        return _trim_prefix(pattern, value or "", greedy)
-    # shortest/longest *suffix*: reverse both so that a leftmost match finds it
-    reversed_value = (value or "")[::-1]
-    return _trim_prefix(_reverse_pattern(pattern), reversed_value, greedy)[::-1]
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _pattern_regex(pattern, greedy=greedy, anchored=True).match(value)
-    return value[match.end() :] if match else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    """Reverse a pattern but keep each `\\x` escape pair in order (`a\\*c` -> `c\\*a`)."""
-    tokens: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            tokens.append(pattern[i : i + 2])
-            i += 2
-        else:
-            tokens.append(pattern[i])
-            i += 1
-    return "".join(reversed(tokens))
-
-
-def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """A shell pattern with only `*` and `?` wildcards (no [...]) as a regular expression."""
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append(star)
-        elif ch == "?":
-            out.append(".")
-        elif ch == "\\":
-            nxt = pattern[i] if i < len(pattern) else ""
-            if nxt in ("}", "/"):
-                continue  # only there to keep ${...} from ending; not part of the pattern
-            if nxt not in ("*", "?", "\\"):
-                raise _SyntaxProblem(
-                    f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'"
-                )
-            out.append(re.escape(nxt))
-            i += 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
 
 
 def _lexer(escape: str) -> ShellLexer:
@@ -419,4 +344,3 @@ def expand_word(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str
 def expand_words(word: str, env: Mapping[str, str], *, escape: str = "\\") -> list[str]:
     """Like expand_word, then split on unquoted blanks (BuildKit's ProcessWords)."""
     return list(_lexer(escape).process(word, env).words)
-

@@ -1,7 +1,8 @@
 """COPY and ADD as a step: heredoc sources, ADD's URLs and local archives, then copy semantics.
 
-`engine/copy.py` owns what Docker's COPY does with files; this module decides which sources go
-which way (context files, heredocs, downloads, archives to unpack) and joins the results.
+`engine/copysemantics.py` owns what Docker's COPY does with files; this module decides which
+sources go which way (context files, heredocs, downloads, archives to unpack) and joins the
+results.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, select
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand_heredoc
-from layerbuild.engine.copy import DestTree, copy_changes
+from layerbuild.engine.copysemantics import DestTree, copy_changes
 from layerbuild.errors import UnsafeArchiveError
 from layerbuild.image.archive import archive_changes, is_archive
 from layerbuild.image.changes import Change, ChangeKind, normalize_path, sorted_changes

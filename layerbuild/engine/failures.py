@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine.events import BuildEvent, StepFailed
-from layerbuild.errors import BuildError, HostError, LayerbuildError, host_error
+from layerbuild.errors import BuildError, HostError, LayerbuildError
+from layerbuild.hosterrors import host_error
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from layerbuild.image.changes import normalize_path
-from layerbuild.image.compress import open_layer
+from layerbuild.image.decompress import open_layer
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_compression
 from layerbuild.image.tarreader import TarMembers

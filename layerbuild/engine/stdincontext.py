@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from layerbuild.errors import ContextError, LayerbuildError
 from layerbuild.image.archive import SNIFF_SIZE, is_archive
-from layerbuild.image.compress import detect_compression, open_layer
+from layerbuild.image.decompress import detect_compression, open_layer
 from layerbuild.store.layers import remove_tree
 
 

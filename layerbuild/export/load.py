@@ -7,9 +7,10 @@ Accepted inputs (a tarball may be gzip-compressed as a whole):
 - a classic docker-archive: `manifest.json` + `<id>/layer.tar` + `<hex>.json` configs, as written
   by `docker save` before 25 and by `podman save --format docker-archive`.
 
-Nothing is extracted to disk: members are read by name and streamed into the content store,
-which verifies every blob against its digest while ingesting it. In-archive symlinks and hard
-links (old `docker save` links repeated layers) are followed by name, within the archive only.
+Nothing is extracted to disk: members are read by name (archivemembers.py) and streamed into the
+content store, which verifies every blob against its digest while ingesting it. In-archive
+symlinks and hard links (old `docker save` links repeated layers) are followed by name, within
+the archive only.
 
 A classic archive has no manifest, so one is built: an OCI manifest whose layers are the layer
 files as uncompressed tars (`application/vnd.oci.image.layer.v1.tar`, so each digest is the
@@ -19,29 +20,21 @@ whose config is the archive's config blob, byte for byte.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import posixpath
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import zstandard
 from isal import isal_zlib
 
 from layerbuild.digest import Digest, is_digest, sha256_bytes
-from layerbuild.errors import (
-    DigestMismatch,
-    ImageFormatError,
-    InvalidReference,
-    UnsafeArchiveError,
-)
+from layerbuild.errors import DigestMismatch, ImageFormatError, InvalidReference
+from layerbuild.export.archivemembers import ArchiveSource, clean_name, open_source
 from layerbuild.export.oci_layout import INDEX_FILE, LAYOUT_FILE
 from layerbuild.image import mediatypes as mt
-from layerbuild.image.compress import detect_compression, open_layer
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.decompress import detect_compression, open_layer
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.reference import normalize_tag
@@ -338,7 +331,7 @@ def _ingest_docker_layer(
 
 def _digest_in_name(name: str) -> Digest | None:
     """The digest a member name carries: 'blobs/sha256/<hex>' or '<hex>.json'."""
-    parts = _clean_name(name).split("/")
+    parts = clean_name(name).split("/")
     if len(parts) == 3 and parts[0] == "blobs":
         candidate = f"{parts[1]}:{parts[2]}"
     elif len(parts) == 1 and parts[0].endswith(".json"):
@@ -354,134 +347,3 @@ def _read_json(source: ArchiveSource, name: str) -> Any:
     except ValueError as e:
         raise ImageFormatError(f"{source.label}: {name} is not valid JSON: {e}") from e
 
-
-# -- reading members by name ---------------------------------------------------------------------
-
-_MAX_LINK_HOPS = 16
-
-
-def _clean_name(name: str) -> str:
-    """A member name as a relative POSIX path; UnsafeArchiveError when it leaves the root."""
-    cleaned = posixpath.normpath(name.replace("\\", "/")).removeprefix("./")
-    if cleaned.startswith("/") or cleaned == ".." or cleaned.startswith("../"):
-        raise UnsafeArchiveError(f"{name!r} points outside the archive")
-    return cleaned
-
-
-class ArchiveSource(Protocol):
-    """Members of a layout directory or a tarball, read by name and never extracted."""
-
-    label: str
-
-    def has(self, name: str) -> bool: ...
-    def open(self, name: str) -> BinaryIO: ...
-    def read_bytes(self, name: str, limit: int) -> bytes: ...
-
-
-def _read_limited(source: ArchiveSource, name: str, limit: int) -> bytes:
-    with source.open(name) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ImageFormatError(f"{source.label}: {name} is larger than {limit} bytes")
-    return data
-
-
-class DirSource:
-    """An unpacked layout or archive: files under `root`, never followed out of it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.label = str(root)
-        self._real_root = root.resolve()
-
-    def _path(self, name: str) -> Path:
-        real = (self._real_root / _clean_name(name)).resolve()
-        if not real.is_relative_to(self._real_root):
-            raise UnsafeArchiveError(f"{self.label}: {name} resolves outside the directory")
-        return real
-
-    def has(self, name: str) -> bool:
-        return self._path(name).is_file()
-
-    def open(self, name: str) -> BinaryIO:
-        path = self._path(name)
-        if not path.is_file():
-            raise ImageFormatError(f"{self.label}: {name} is missing")
-        return open(path, "rb")
-
-    def read_bytes(self, name: str, limit: int) -> bytes:
-        return _read_limited(self, name, limit)
-
-
-class TarSource:
-    """A tarball (optionally gzip-compressed) read in place; links resolved inside it."""
-
-    def __init__(self, path: Path) -> None:
-        self.label = str(path)
-        try:
-            self._tar = tarfile.open(path, "r:*")
-        except (tarfile.TarError, EOFError) as e:
-            raise ImageFormatError(
-                f"{path}: not a tar archive or a gzip-compressed tar ({e})",
-                hint="load takes an OCI layout directory, an OCI tarball or a docker-archive",
-            ) from e
-        self._members: dict[str, tarfile.TarInfo] = {}
-        try:
-            for info in self._tar:
-                try:
-                    self._members[_clean_name(info.name)] = info
-                except UnsafeArchiveError:
-                    continue  # never looked up: nothing in a layout is named outside the root
-        except (tarfile.TarError, EOFError, OSError) as e:
-            self._tar.close()
-            raise ImageFormatError(f"{path}: truncated or corrupt tar archive ({e})") from e
-
-    def close(self) -> None:
-        self._tar.close()
-
-    def _resolve(self, name: str) -> tarfile.TarInfo | None:
-        info = self._members.get(_clean_name(name))
-        for _ in range(_MAX_LINK_HOPS):
-            if info is None or not (info.issym() or info.islnk()):
-                return info
-            link, target = info.name, info.linkname
-            if info.issym():
-                if target.startswith("/"):
-                    raise UnsafeArchiveError(f"{self.label}: {link} links to {target}")
-                target = posixpath.join(posixpath.dirname(link), target)
-            try:
-                info = self._members.get(_clean_name(target))
-            except UnsafeArchiveError as e:
-                raise UnsafeArchiveError(
-                    f"{self.label}: {link} links outside the archive ({target})"
-                ) from e
-        raise ImageFormatError(f"{self.label}: {name}: too many levels of links")
-
-    def has(self, name: str) -> bool:
-        info = self._resolve(name)
-        return info is not None and info.isfile()
-
-    def open(self, name: str) -> BinaryIO:
-        info = self._resolve(name)
-        f = self._tar.extractfile(info) if info is not None and info.isfile() else None
-        if f is None:
-            raise ImageFormatError(f"{self.label}: {name} is missing or not a regular file")
-        return cast(BinaryIO, f)
-
-    def read_bytes(self, name: str, limit: int) -> bytes:
-        return _read_limited(self, name, limit)
-
-
-@contextlib.contextmanager
-def open_source(path: Path) -> Iterator[ArchiveSource]:
-    """The members of the directory or tarball at `path`."""
-    if path.is_dir():
-        yield DirSource(path)
-        return
-    if not path.exists():
-        raise ImageFormatError(f"{path}: no such file or directory")
-    source = TarSource(path)
-    try:
-        yield source
-    finally:
-        source.close()

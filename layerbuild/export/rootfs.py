@@ -28,7 +28,7 @@ from layerbuild.context.filesource import FileSource
 from layerbuild.errors import ExportError, ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.changes import Change, ChangeKind, sorted_changes
-from layerbuild.image.compress import open_layer
+from layerbuild.image.decompress import open_layer
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.tarwriter import write_tar
 from layerbuild.store.images import read_image

@@ -25,7 +25,7 @@ import zstandard
 
 from layerbuild.errors import UnsafeArchiveError
 from layerbuild.image.changes import Change, ChangeKind, normalize_path
-from layerbuild.image.compress import detect_compression, open_layer
+from layerbuild.image.decompress import detect_compression, open_layer
 from layerbuild.image.tarreader import Spool, TarMembers, member_change, member_kind, spooled
 
 # Enough compressed bytes to decode a first tar header even from a bzip2 stream, whose first

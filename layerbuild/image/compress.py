@@ -1,4 +1,4 @@
-"""Layer compression: changes → compressed blob in one pass, and decompressing readers.
+"""Layer compression: changes → compressed blob in one pass (reading back: decompress.py).
 
 ``pack_layer`` runs two stages in two threads so that they overlap: the tar writer plus the
 sha256 of the uncompressed stream (the diff_id) in a producer thread, the compressor plus the
@@ -13,24 +13,21 @@ writes it), zstd as one frame with a checksum and no content size.
 
 from __future__ import annotations
 
-import bz2
 import collections
 import concurrent.futures
 import hashlib
-import lzma
 import queue
 import struct
 import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 import zstandard
-from isal import igzip, isal_zlib
+from isal import isal_zlib
 
 from layerbuild.digest import Digest
-from layerbuild.errors import ImageFormatError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_media_type
@@ -41,12 +38,6 @@ GZIP_LEVELS = range(isal_zlib.ISAL_BEST_SPEED, isal_zlib.ISAL_BEST_COMPRESSION +
 ZSTD_DEFAULT_LEVEL = 3
 # magic, method deflate, no flags, mtime 0, no extra flags, OS 255 (unknown)
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-)
 _GZIP_WORKERS = 2  # deflate threads: with the tar writer, enough to fill two cores
 _DEFLATE_WINDOW = 32 * 1024
 _SWITCH_INTERVAL = 0.001  # seconds; see pack_layer
@@ -381,37 +372,4 @@ def pack_layer(
         digest=Digest.from_hash(sink_hash() if sink_hash is not None else digest),
         size=size,
         media_type=layer_media_type(compression),
-    )
-
-
-def detect_compression(head: bytes) -> str:
-    """'gzip', 'zstd', 'bzip2', 'xz' or 'none' from the first bytes of a stream (6 suffice)."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return "none"
-
-
-def open_layer(fileobj: BinaryIO, compression: str) -> BinaryIO:
-    """A reader of the uncompressed bytes of ``fileobj`` ('gzip', 'zstd', 'bzip2', 'xz', 'none').
-
-    The reader does not close ``fileobj``; it streams, so ``fileobj`` need not be seekable.
-    """
-    if compression == "gzip":
-        reader = igzip.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[no-untyped-call]
-        return cast(BinaryIO, reader)
-    if compression == "zstd":
-        zstd_reader = zstandard.ZstdDecompressor().stream_reader(
-            fileobj, read_across_frames=True, closefd=False
-        )
-        return cast(BinaryIO, zstd_reader)
-    if compression == "bzip2":
-        return cast(BinaryIO, bz2.BZ2File(fileobj, mode="rb"))
-    if compression == "xz":
-        return cast(BinaryIO, lzma.LZMAFile(fileobj, mode="rb"))
-    if compression == "none":
-        return fileobj
-    raise ImageFormatError(
-        f"unknown compression {compression!r}",
-        hint="layers are gzip, zstd or uncompressed; archives may also be bzip2 or xz",
     )

@@ -18,8 +18,8 @@ from isal import isal_zlib
 from layerbuild.digest import Digest
 from layerbuild.errors import LayerbuildError
 from layerbuild.image import mediatypes as mt
-from layerbuild.image.compress import open_layer
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.decompress import open_layer
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 

@@ -1,5 +1,6 @@
-"""What the registry's answers mean: a fetched manifest checked against what was asked for, and
-an unexpected status turned into an error that says what to do.
+"""What the registry's answers mean: a fetched manifest checked against what was asked for, an
+unexpected status turned into an error that says what to do, and the byte ranges a resumed
+download or upload is answered with.
 
 Apart from client.py, which sends the requests, so that both stay readable; nothing here sends.
 """
@@ -136,3 +137,23 @@ def status_error(
     return RegistryError(
         f"cannot {what} {target}: the registry answered {status}{said}", status=status
     )
+
+
+def check_content_range(resp: Response, offset: int, desc: Descriptor) -> None:
+    """A 206 must start where we asked, or the bytes would land in the wrong place."""
+    value = resp.header("Content-Range") or ""
+    start = value.removeprefix("bytes ").split("-", 1)[0].strip()
+    if start != str(offset):
+        resp.close()
+        raise RegistryError(
+            f"resuming blob {desc.digest}: asked for bytes from {offset}, got {value!r}",
+            hint="a proxy between here and the registry mangles Range requests; retry",
+        )
+
+
+def range_end(header: str | None, default: int) -> int:
+    """Bytes held by an upload from its ``Range: 0-<last>`` header (exclusive end)."""
+    if not header or "-" not in header:
+        return default
+    last = header.rsplit("-", 1)[1].strip()
+    return int(last) + 1 if last.isdigit() else default

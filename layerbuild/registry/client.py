@@ -28,11 +28,18 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from layerbuild.digest import Digest, sha256_bytes
-from layerbuild.errors import RegistryError, RegistryUnavailable, local_write_error
+from layerbuild.errors import RegistryError, RegistryUnavailable
+from layerbuild.hosterrors import local_write_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry import credentials
-from layerbuild.registry.answers import FetchedManifest, checked_manifest, status_error
+from layerbuild.registry.answers import (
+    FetchedManifest,
+    check_content_range,
+    checked_manifest,
+    range_end,
+    status_error,
+)
 from layerbuild.registry.auth import Authenticator, repository_scope
 from layerbuild.registry.credentials import Credentials
 from layerbuild.registry.options import RegistryOptions
@@ -232,7 +239,7 @@ class RegistryClient:
             if resp.status == 200:
                 offset = 0
             else:
-                _check_content_range(resp, offset, desc)
+                check_content_range(resp, offset, desc)
             try:
                 for chunk in resp.stream():
                     if skip:
@@ -344,7 +351,7 @@ class RegistryClient:
             if resp.status != 202:
                 raise self._fail(resp, f"upload blob {digest.short} to", repository)
             location = urllib.parse.urljoin(resp.url, resp.header("Location") or location)
-            offset = _range_end(resp.header("Range"), start + n)
+            offset = range_end(resp.header("Range"), start + n)
             if on_bytes is not None:
                 on_bytes(offset - start)
         resp = self._request("PUT", _with_digest(location, digest), scopes, body=b"")
@@ -359,7 +366,7 @@ class RegistryClient:
         if resp.status != 204:
             raise self._fail(resp, "resume the blob upload to", repository)
         new_location = urllib.parse.urljoin(resp.url, resp.header("Location") or location)
-        return new_location, _range_end(resp.header("Range"), 0)
+        return new_location, range_end(resp.header("Range"), 0)
 
     def put_manifest(
         self, repository: str, reference: str, data: bytes, media_type: str
@@ -386,26 +393,6 @@ class RegistryClient:
         return digest
 
 
-def _check_content_range(resp: Response, offset: int, desc: Descriptor) -> None:
-    """A 206 must start where we asked, or the bytes would land in the wrong place."""
-    value = resp.header("Content-Range") or ""
-    start = value.removeprefix("bytes ").split("-", 1)[0].strip()
-    if start != str(offset):
-        resp.close()
-        raise RegistryError(
-            f"resuming blob {desc.digest}: asked for bytes from {offset}, got {value!r}",
-            hint="a proxy between here and the registry mangles Range requests; retry",
-        )
-
-
 def _with_digest(location: str, digest: Digest) -> str:
     sep = "&" if urllib.parse.urlsplit(location).query else "?"
     return f"{location}{sep}digest={urllib.parse.quote(str(digest))}"
-
-
-def _range_end(header: str | None, default: int) -> int:
-    """Bytes held by an upload from its ``Range: 0-<last>`` header (exclusive end)."""
-    if not header or "-" not in header:
-        return default
-    last = header.rsplit("-", 1)[1].strip()
-    return int(last) + 1 if last.isdigit() else default

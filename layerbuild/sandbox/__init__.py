@@ -2,7 +2,8 @@
 
 `run(RunSpec)` runs one command (runner.py); `overlay_changes(upperdir)` turns what it changed
 into layer Changes (overlaydiff.py); `Mount` and `overlay_options` describe mounts as data
-(mounts.py). Only the children forked by runner.py make syscalls that change the system.
+(mounts.py). Only the children that spawn.py forks for runner.py make syscalls that change the
+system.
 """
 
 import importlib

@@ -7,8 +7,8 @@ the same filesystem as the upperdir. Both are created by the caller, empty, per 
 
 Lifecycle: `run` makes a private run directory next to the upperdir (the rootfs mount point,
 short links to the lowerdirs, the /etc/hosts, /etc/resolv.conf and /etc/hostname files), forks
-the children described in child.py, streams the step's output to `on_output` while it runs,
-and returns its exit status (128+N when killed by signal N). Afterwards it removes from the
+the children described in child.py (spawn.py), streams the step's output to `on_output` while it
+runs, and returns its exit status (128+N when killed by signal N). Afterwards it removes from the
 upperdir the mount points the sandbox had to create (an /etc/hosts the image did not have, a
 missing /proc...), so they never reach the layer (BuildKit does the same; buildah leaves them).
 
@@ -20,13 +20,10 @@ remain on disk, inside the caller's temporary snapshot directory.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +31,8 @@ from typing import Any
 
 from layerbuild import privilege
 from layerbuild.errors import RootfsError, SandboxError
-from layerbuild.sandbox import copyroot, linux, netfiles, usernet
-from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
+from layerbuild.sandbox import copyroot, linux, netfiles
+from layerbuild.sandbox.child import ChildPlan
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.mounts import (
     Mount,
@@ -43,6 +40,7 @@ from layerbuild.sandbox.mounts import (
     kernel_overlay_features,
     overlay_options,
 )
+from layerbuild.sandbox.spawn import UserNetPlan, execute
 from layerbuild.store.layers import remove_tree
 
 _NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
@@ -177,11 +175,11 @@ def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[byt
         plan = _plan(spec, rundir, rootless, mode)
         _match_root(spec)
         net_plan = (
-            _UserNetPlan(rundir / "usernet.log", netfiles.wants_host_loopback(spec.add_hosts))
+            UserNetPlan(rundir / "usernet.log", netfiles.wants_host_loopback(spec.add_hosts))
             if spec.network == "default"
             else None
         )
-        status, reports = _execute(plan, spec.stdin, on_output, net_plan)
+        status, reports = execute(plan, spec.stdin, on_output, net_plan)
         errors = [r for r in reports if "error" in r]
         if errors and errors[0].get("rootfs"):
             hint = errors[0].get("hint")
@@ -282,156 +280,6 @@ def _match_root(spec: RunSpec) -> None:
     os.chown(spec.upperdir, st.st_uid, st.st_gid)
     os.chmod(spec.upperdir, st.st_mode & 0o7777)
     os.utime(spec.upperdir, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-@dataclass
-class _Pipes:
-    out_r: int
-    out_w: int
-    report_r: int
-    report_w: int
-    lifeline_r: int
-    lifeline_w: int
-    stdin_r: int | None = None
-    stdin_w: int | None = None
-    netns_r: int | None = None  # the default network's handshake (child.ChildFds)
-    netns_w: int | None = None
-    go_r: int | None = None
-    go_w: int | None = None
-
-    @classmethod
-    def open(cls, with_stdin: bool, with_network: bool) -> _Pipes:
-        fds = [fd for _ in range(3) for fd in os.pipe()]
-        pipes = cls(*fds)
-        if with_stdin:
-            pipes.stdin_r, pipes.stdin_w = os.pipe()
-        if with_network:
-            pipes.netns_r, pipes.netns_w = os.pipe()
-            pipes.go_r, pipes.go_w = os.pipe()
-        return pipes
-
-    def _child_ends(self) -> tuple[int | None, ...]:
-        return (
-            self.out_w,
-            self.report_w,
-            self.lifeline_r,
-            self.lifeline_w,
-            self.stdin_r,
-            self.netns_w,
-            self.go_r,
-        )
-
-    def _parent_ends(self) -> tuple[int | None, ...]:
-        return (self.out_r, self.report_r, self.stdin_w, self.netns_r, self.go_w)
-
-    def child_fds(self) -> ChildFds:
-        parent = tuple(fd for fd in self._parent_ends() if fd is not None)
-        return ChildFds(
-            self.out_w,
-            self.report_w,
-            self.lifeline_r,
-            self.lifeline_w,
-            self.stdin_r,
-            parent,
-            netns_w=self.netns_w,
-            net_go_r=self.go_r,
-        )
-
-    def close_child_ends(self) -> None:
-        for fd in self._child_ends():
-            if fd is not None:
-                os.close(fd)
-
-    def close_parent_ends(self) -> None:
-        for fd in self._parent_ends():
-            if fd is not None:
-                os.close(fd)
-
-
-@dataclass(frozen=True, slots=True)
-class _UserNetPlan:
-    log: Path
-    host_loopback: bool
-
-
-def _execute(
-    plan: ChildPlan,
-    stdin: bytes | None,
-    on_output: Callable[[bytes], None],
-    usernet_plan: _UserNetPlan | None = None,
-) -> tuple[int, list[dict[str, object]]]:
-    """Fork the children, wire up the default network, feed stdin, stream output; (exit
-    status, the children's reports)."""
-    pipes = _Pipes.open(stdin is not None, usernet_plan is not None)
-    builder = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        outer_main(plan, pipes.child_fds(), builder)
-    net: usernet.UserNet | None = None
-    try:
-        pipes.close_child_ends()
-        if usernet_plan is not None:
-            net = _wire_network(pipes, pid, usernet_plan)
-        if stdin is not None and pipes.stdin_w is not None:
-            _feed(pipes.stdin_w, stdin)
-            pipes.stdin_w = None
-        while chunk := os.read(pipes.out_r, 65536):
-            on_output(chunk)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        code = os.waitstatus_to_exitcode(status)
-        return (code if code >= 0 else 128 - code), _read_reports(pipes.report_r)
-    finally:
-        if pid:
-            # cancelled (Ctrl-C, an error in on_output): killing the outer process kills PID 1
-            # through PDEATHSIG, and the PID namespace with it
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        if net is not None:
-            net.stop()
-        pipes.close_parent_ends()
-
-
-def _wire_network(pipes: _Pipes, pid: int, usernet_plan: _UserNetPlan) -> usernet.UserNet | None:
-    """Once the outer process has its network namespace, start slirp4netns on it and let the
-    step go on; None when the outer process failed first (its report says why)."""
-    assert pipes.netns_r is not None and pipes.go_w is not None
-    if not os.read(pipes.netns_r, 1):
-        return None
-    net = usernet.start(pid, usernet_plan.log, host_loopback=usernet_plan.host_loopback)
-    os.write(pipes.go_w, b"g")
-    return net
-
-
-def _feed(fd: int, data: bytes) -> None:
-    """Write stdin from a thread: the step may fill its output pipe before reading it all."""
-
-    def write() -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except BrokenPipeError:
-            pass  # the step did not read all of its input
-        finally:
-            os.close(fd)
-
-    threading.Thread(target=write, name="sandbox-stdin", daemon=True).start()
-
-
-def _read_reports(fd: int) -> list[dict[str, object]]:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    out = []
-    for line in b"".join(chunks).splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
 
 
 def _stub_records(reports: list[dict[str, object]]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ connect into the step. The host's loopback is out of reach unless asked for (doc
 ``--add-host NAME:host-gateway``), since 10.0.2.2 would otherwise reach every service the
 host binds to 127.0.0.1.
 
-Lifetime: started by runner.py per RUN once the step's namespace exists, stopped when the step
+Lifetime: started by spawn.py per RUN once the step's namespace exists, stopped when the step
 ends. It also stops on its own when the builder dies: its ``--exit-fd`` is the read end of a
 pipe whose only write ends live in the builder and in the builder's children, all of which
 die with it (the sandbox's processes by PDEATHSIG).

@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import DigestMismatch, SizeMismatch, StoreError, at_path, local_write_error
+from layerbuild.errors import DigestMismatch, SizeMismatch, StoreError
+from layerbuild.hosterrors import at_path, local_write_error
 from layerbuild.store.crashsafe import fsync_dir
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import open_layer
+from layerbuild.image.decompress import open_layer
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_compression
 from layerbuild.image.tarreader import read_changes

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import StoreError, at_path
+from layerbuild.errors import StoreError
+from layerbuild.hosterrors import at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.registry.reference import normalize_tag, parse_reference

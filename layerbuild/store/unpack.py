@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from layerbuild import privilege
-from layerbuild.errors import ImageFormatError, UnsafeArchiveError, at_path
+from layerbuild.errors import ImageFormatError, UnsafeArchiveError
+from layerbuild.hosterrors import at_path
 from layerbuild.image.changes import WHITEOUT_PREFIX
 from layerbuild.store.owners import Owners
 from layerbuild.store.unpackwalk import (

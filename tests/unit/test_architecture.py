@@ -17,9 +17,15 @@ PURE = [
     PACKAGE / "context" / "ignore.py",
     PACKAGE / "digest.py",
     PACKAGE / "errors.py",
+    PACKAGE / "hosterrors.py",
 ]
 EFFECTFUL_MODULES = {"os", "subprocess", "socket", "ctypes", "shutil", "pathlib", "tempfile"}
 MAX_LINES = 500
+# The budget of docs/design: a module over TARGET_LINES splits by concept. Those still over it
+# are being split in issue 11; the list only shrinks (a split module must leave it, see
+# test_modules_over_target_are_still_big) and no new module may join it.
+TARGET_LINES = 400
+BEING_SPLIT = frozenset({"engine/executor.py"})
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -54,6 +60,26 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
+
+
+def _line_counts() -> dict[str, int]:
+    return {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+
+
+def test_modules_stay_within_target() -> None:
+    big = {m: n for m, n in _line_counts().items() if n > TARGET_LINES and m not in BEING_SPLIT}
+    assert not big, f"modules over {TARGET_LINES} lines (split them by concept): {big}"
+
+
+def test_modules_over_target_are_still_big() -> None:
+    """BEING_SPLIT names only modules that exist and are still over TARGET_LINES: once one is
+    split it leaves the list, so the list cannot hide a module that grows back."""
+    counts = _line_counts()
+    stale = sorted(m for m in BEING_SPLIT if counts.get(m, 0) <= TARGET_LINES)
+    assert not stale, f"remove from BEING_SPLIT (now within {TARGET_LINES} lines or gone): {stale}"
 
 
 def _exception_classes_outside_errors() -> dict[str, str]:

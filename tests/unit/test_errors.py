@@ -6,7 +6,8 @@ import errno
 
 import pytest
 
-from layerbuild.errors import HostError, at_path, host_error, local_write_error, os_hint
+from layerbuild.errors import HostError
+from layerbuild.hosterrors import at_path, host_error, local_write_error, os_hint
 
 STORE = "/var/lib/store"
 

@@ -15,14 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild.digest import Digest
-from layerbuild.errors import (
-    CacheError,
-    ExportError,
-    HostError,
-    LayerbuildError,
-    RegistryError,
-    host_error,
-)
+from layerbuild.errors import CacheError, ExportError, HostError, LayerbuildError, RegistryError
+from layerbuild.hosterrors import host_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer, Manifest

@@ -14,13 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from layerbuild.digest import Digest
-from layerbuild.errors import (
-    CacheError,
-    DigestMismatch,
-    ImageFormatError,
-    RegistryError,
-    host_error,
-)
+from layerbuild.errors import CacheError, DigestMismatch, ImageFormatError, RegistryError
+from layerbuild.hosterrors import host_error
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.manifest import Index
 from layerbuild.registry.options import RegistryOptions

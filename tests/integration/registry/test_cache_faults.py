@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from layerbuild.errors import HostError, at_path
+from layerbuild.errors import HostError
+from layerbuild.hosterrors import at_path
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.registry.remotecache.spec import parse_cache_spec

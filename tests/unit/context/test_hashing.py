@@ -16,7 +16,7 @@ from layerbuild.context.filesource import FileSource
 from layerbuild.context.hashing import changes_digest
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
-from layerbuild.engine.copy import copy_changes
+from layerbuild.engine.copysemantics import copy_changes
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.tree import FileTree
 

@@ -15,7 +15,8 @@ import zstandard
 from layerbuild.errors import LayerContentError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import detect_compression, open_layer, pack_layer
+from layerbuild.image.compress import pack_layer
+from layerbuild.image.decompress import detect_compression, open_layer
 from layerbuild.image.tarwriter import write_tar
 from tests.support.random_layer import opener_for, random_layer
 

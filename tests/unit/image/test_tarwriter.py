@@ -12,7 +12,8 @@ import pytest
 
 from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tarwriter import entry_header, write_tar
+from layerbuild.image.tarheader import entry_header
+from layerbuild.image.tarwriter import write_tar
 from tests.support.random_layer import content_of, opener_for, random_layer
 
 

@@ -15,9 +15,10 @@ import pytest
 from layerbuild.context.filesource import FileSource
 from layerbuild.digest import Digest
 from layerbuild.errors import ContextError
-from layerbuild.image import tarwriter
+from layerbuild.image import tarheader, tarwriter
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tarwriter import entry_header, write_tar
+from layerbuild.image.tarheader import entry_header
+from layerbuild.image.tarwriter import write_tar
 
 
 def _open(path: Path) -> BinaryIO:
@@ -37,9 +38,9 @@ _CASES = [
 @pytest.mark.parametrize("change", _CASES, ids=lambda c: c.path[:8])
 def test_plain_headers_match_the_general_path(change: Change) -> None:
     size = change.size if change.kind is ChangeKind.FILE else 0
-    general = tarwriter._header(
+    general = tarheader._header(
         entry_header(change)[:100].rstrip(b"\0"),
-        tarwriter._TYPEFLAGS[change.kind],
+        tarheader._TYPEFLAGS[change.kind],
         change.mode & 0o7777,
         change.uid,
         change.gid,

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from layerbuild.digest import sha256_bytes
-from layerbuild.registry.client import _range_end, _with_digest, api_host
+from layerbuild.registry.answers import range_end
+from layerbuild.registry.client import _with_digest, api_host
 from layerbuild.registry.options import RegistryOptions
 from layerbuild.registry.transport import redact_url, uses_plain_http
 
@@ -27,7 +28,7 @@ def test_upload_url_helpers() -> None:
     d = sha256_bytes(b"x")
     assert _with_digest("http://r/u?_state=s", d) == f"http://r/u?_state=s&digest=sha256%3A{d.hex}"
     assert _with_digest("http://r/u", d).endswith(f"/u?digest=sha256%3A{d.hex}")
-    assert _range_end("0-4194303", 0) == 4194304
-    assert _range_end(None, 7) == 7
+    assert range_end("0-4194303", 0) == 4194304
+    assert range_end(None, 7) == 7
     assert api_host("docker.io") == "registry-1.docker.io"
     assert api_host("127.0.0.1:5000") == "127.0.0.1:5000"

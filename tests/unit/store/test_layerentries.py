@@ -7,7 +7,7 @@ from pathlib import Path
 from layerbuild.digest import sha256_bytes
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.compress import open_layer
+from layerbuild.image.decompress import open_layer
 from layerbuild.image.manifest import Layer
 from layerbuild.image.tarreader import read_changes
 from layerbuild.store import Store

@@ -15,7 +15,7 @@ import pytest
 
 from layerbuild.context.hashing import changes_digest
 from layerbuild.digest import Digest
-from layerbuild.engine.copy import copy_changes
+from layerbuild.engine.copysemantics import copy_changes
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.tarwriter import write_tar
 from layerbuild.store.materialize import Previous, materialize

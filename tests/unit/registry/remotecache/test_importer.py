@@ -14,7 +14,8 @@ import pytest
 from layerbuild.digest import sha256_bytes
 from layerbuild.engine.events import CacheTransfer
 from layerbuild.engine.stepcache import StepCache, chain
-from layerbuild.errors import CacheError, at_path
+from layerbuild.errors import CacheError
+from layerbuild.hosterrors import at_path
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import History, ImageConfig
 from layerbuild.image.manifest import Layer

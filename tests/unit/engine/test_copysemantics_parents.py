@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.engine.copy import copy_changes
+from layerbuild.engine.copysemantics import copy_changes
 from layerbuild.image.changes import ChangeKind
 from layerbuild.image.tree import FileTree
 

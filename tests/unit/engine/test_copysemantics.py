@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.engine.copy import copy_changes, parse_chmod
+from layerbuild.engine.copysemantics import copy_changes
 from layerbuild.errors import BuildError, ContextError
 from layerbuild.image.changes import Change, ChangeKind
 
@@ -203,28 +203,6 @@ def test_chmod_octal_and_symbolic(ctx: Path) -> None:
     assert out["d/one"].mode == 0o744 & ~0o040 & ~0o007 | 0o100
     assert out["d/sub"].mode == 0o710
     assert _copy(ctx, ["a.txt"], "/x", chmod=0o4755)["x"].mode == 0o4755
-
-
-@pytest.mark.parametrize(
-    ("spec", "before", "is_dir", "after"),
-    [
-        ("755", 0o644, False, 0o755),
-        ("a+X", 0o644, False, 0o644),
-        ("a+X", 0o644, True, 0o755),
-        ("a+X", 0o744, False, 0o755),
-        ("go=u", 0o640, False, 0o666),
-        ("u+s,o+t", 0o755, True, 0o5755),
-        ("=r", 0o777, False, 0o444),
-    ],
-)
-def test_parse_chmod(spec: str, before: int, is_dir: bool, after: int) -> None:
-    assert parse_chmod(spec).apply(before, is_dir=is_dir) == after
-
-
-@pytest.mark.parametrize("bad", ["", "9", "u+q", "rwx", "17777"])
-def test_parse_chmod_rejects(bad: str) -> None:
-    with pytest.raises(BuildError, match="invalid --chmod"):
-        parse_chmod(bad)
 
 
 def test_mtime_override(ctx: Path) -> None:

@@ -1,0 +1,126 @@
+"""The stat cache's SQLite file: its schema, how a row is keyed and checksummed, connecting to
+it (WAL, busy timeout), write transactions, and removing a corrupt file.
+
+Apart from statcache.py, which owns when a remembered digest may be trusted (equal stat, not
+racy) and how failures turn into re-hashing: this is the storage format those rules sit on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from layerbuild.context.filesource import FilePath
+
+BUSY_TIMEOUT_S = 10.0
+_SCHEMA_VERSION = 1
+_FIELDS = struct.Struct("<9q")
+CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat (
+    path BLOB PRIMARY KEY,
+    dev INTEGER NOT NULL, ino INTEGER NOT NULL, mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL, gid INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    digest BLOB NOT NULL, recorded_ns INTEGER NOT NULL, crc INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+# a COPY's selection fingerprint (context/fingerprint.py, chained with its step's inputs) →
+# the sources digest it led to: lets a no-change rebuild skip building and digesting Changes
+_SELECTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS selection (
+    fingerprint BLOB PRIMARY KEY, digest BLOB NOT NULL, crc INTEGER NOT NULL
+) WITHOUT ROWID
+"""
+COLUMNS = "path, dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns, digest, recorded_ns, crc"
+
+# (dev, ino, mode, uid, gid, size, mtime_ns, ctime_ns) as stored: signed 64-bit
+Key = tuple[int, int, int, int, int, int, int, int]
+
+
+class Entry(NamedTuple):  # a tuple: built once per looked-up row, so cheap matters
+    key: Key
+    digest: bytes
+    recorded_ns: int
+
+
+class RowCorrupt(Exception):
+    """A row whose checksum does not match its fields."""
+
+
+def _i64(value: int) -> int:
+    """st_ino and st_dev are unsigned 64-bit; SQLite integers are signed."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def stat_key(st: os.stat_result) -> Key:
+    return (
+        _i64(st.st_dev),
+        _i64(st.st_ino),
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
+def db_key(path: FilePath) -> bytes:
+    """The absolute path as bytes (file names need not be UTF-8). Not normalized: another
+    spelling of the same file is merely another entry, checked against its stat like any."""
+    text = os.fspath(path)
+    return os.fsencode(text if text.startswith("/") else os.path.abspath(text))
+
+
+def crc(path: bytes, key: Key, digest: bytes, recorded_ns: int) -> int:
+    return zlib.crc32(digest, zlib.crc32(_FIELDS.pack(*key, recorded_ns), zlib.crc32(path)))
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # a lost tail of the WAL after a power cut only forgets digests; the cache stays valid
+        conn.execute("PRAGMA synchronous=NORMAL")
+        with transaction(conn):
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version not in (0, _SCHEMA_VERSION):
+                conn.execute("DROP TABLE IF EXISTS stat")
+            conn.execute(_SCHEMA)
+            conn.execute(_SELECTION_SCHEMA)
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies to it
+    rather than failing a deferred transaction half-way."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def remove_db(db_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{db_path}{suffix}")
