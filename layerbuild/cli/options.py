@@ -110,4 +110,3 @@ def snapshotter() -> str | None:
     """RUN's snapshotter from $LAYERBUILD_SNAPSHOTTER (docs/run.md, "Snapshotters"): the
     sandbox takes it as an argument; None lets it choose (auto)."""
     return os.environ.get("LAYERBUILD_SNAPSHOTTER") or None
-
