@@ -114,8 +114,7 @@ class ActiveSpeedups:
         changes: list[Change],
         snapshot: Snapshot | None,
     ) -> None:
-        self._ahead.drop()
-        if self.run_ahead_on:
+        if self.run_ahead_on:  # off, nothing was started to be dropped
             self._ahead.start(runs, state, instr, key, changes, snapshot)
 
     def take_ahead(
