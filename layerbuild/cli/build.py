@@ -297,7 +297,9 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         quick_keys=_speedup("LAYERBUILD_QUICK_KEYS"),
         speculative_packing=_speedup("LAYERBUILD_SPECULATIVE_PACKING"),
         snapshots_ahead=_speedup("LAYERBUILD_SNAPSHOTS_AHEAD"),
+        run_ahead=_speedup("LAYERBUILD_RUN_AHEAD"),
         block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
+        snapshotter=options.snapshotter(),
     )
 
 

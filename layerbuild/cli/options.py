@@ -104,3 +104,9 @@ def _env_secret_file(value: str) -> Path:
     with os.fdopen(fd, "wb") as f:
         f.write(os.fsencode(value))  # the variable's bytes, also when they are not UTF-8
     return path
+
+
+def snapshotter() -> str | None:
+    """RUN's snapshotter from $LAYERBUILD_SNAPSHOTTER (docs/run.md, "Snapshotters"): the
+    sandbox takes it as an argument; None lets it choose (auto)."""
+    return os.environ.get("LAYERBUILD_SNAPSHOTTER") or None

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from layerbuild.cli import options
 from layerbuild.cli.context import Context
 from layerbuild.store import images as store_images
 
@@ -71,6 +72,7 @@ def run_cmd(
             network=network,
             entrypoint=entrypoint,
             add_hosts=add_hosts,
+            snapshotter=options.snapshotter(),
         ),
         lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
     )

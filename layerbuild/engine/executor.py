@@ -26,7 +26,6 @@ from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
 from layerbuild.engine import meta as m
-from layerbuild.engine.copykeys import CopyKeys
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
 from layerbuild.engine.failures import reported, step_name
 from layerbuild.engine.filesteps import FileSteps, StageState
@@ -38,6 +37,8 @@ from layerbuild.engine.options import BuildOptions, BuildResult
 from layerbuild.engine.platforms import check_platform, host_platform
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.speedups.active import speedups_for
+from layerbuild.engine.speedups.base import Speedups
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.errors import BuildError, UnsupportedError
 from layerbuild.image.config import ImageConfig
@@ -104,9 +105,8 @@ class Executor:
             options.source_date_epoch,
             self.created,
             blocks=self.blocks,
-            speculate=options.speculative_packing,
         )
-        self.copies: CopyKeys  # set with the step cache, once the Dockerfile is read
+        self.speedups: Speedups  # set with the step cache, once the Dockerfile is read
         self.run_follows = False  # whether a RUN comes after the current step in its stage
         self.next_instr: ins.Instruction | None = None  # the step after the current one
 
@@ -147,13 +147,8 @@ class Executor:
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
             warn=lambda message: self.emit(Log(None, f"warning: {message}")),
         )
-        self.copies = CopyKeys(
-            self.statcache,
-            self.cache,
-            self.layers,
-            self.snaps,
-            ahead=self.options.snapshots_ahead,
-        )
+        parts = (self.statcache, self.cache, self.layers, self.snaps)
+        self.speedups = speedups_for(opts, parts, self.prefetch)
         scratch = _scratch_dir(self.store.tmp_dir)
         self.files = FileSteps(
             self.store,
@@ -163,7 +158,6 @@ class Executor:
             Path(scratch.name),
             self.now,
             self.results,
-            self.prefetch,
         )
         self.runs = RunSteps(
             self.store,
@@ -177,18 +171,15 @@ class Executor:
             self.emit,
             self.layers.add_layer,
             self.cache,
-            self.copies,
+            self.speedups,
         )
-        self.ops = ops_for(
-            dockerfile, self.files, self.copies, self.layers, self.runs, quick_keys=opts.quick_keys
-        )
+        self.ops = ops_for(dockerfile, self.files, self.layers, self.runs, self.speedups)
         # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
         try:
             with self.store.lock(shared=True):
                 return self._build_graph(graph, tags)
         finally:
-            self.runs.drop_ahead()
-            self.copies.close()
+            self.speedups.close()
             self.statcache.close()
             if self.blocks is not None:
                 self.blocks.close()

@@ -75,7 +75,6 @@ class FileSteps:
     scratch: Path
     now: int
     results: dict[int, StageState] = field(default_factory=dict)
-    prefetch: ListingPrefetch | None = None  # the context walked ahead (context/prefetch.py)
 
     def tree(self, state: StageState) -> FileTree:
         if state.tree is None:
@@ -170,11 +169,13 @@ class FileSteps:
         state: StageState,
         instr: ins.Copy | ins.Add,
         source: StageBase | ImageBase | None,
+        prefetch: ListingPrefetch | None = None,
     ) -> QuickKey | None:
         """Everything a COPY/ADD's Changes depend on, short of reading file contents: the
         parent key (which fixes the image it lands in: dest, passwd for --chown, WORKDIR), the
         expanded instruction, where it copies from, and the lstat of every selected entry.
-        None when the step reads something a stat cannot vouch for (URLs)."""
+        None when the step reads something a stat cannot vouch for (URLs). `prefetch`: the
+        context walked ahead (context/prefetch.py), whose listing sums up literal sources."""
         started = time.time_ns()
         heredocs = {f"<<{h.name}" for h in instr.heredocs}
         plain = [s for s in instr.sources if s not in heredocs]
@@ -203,7 +204,9 @@ class FileSteps:
         root, ignore = (directory, None) if directory is not None else (self.context, self.ignore)
         key = f"dir:{directory}" if directory is not None else "context"
         h.update(f"{key}\0{root}".encode("utf-8", "surrogateescape"))
-        listed = self._listed(plain) if directory is None and not instr.excludes else None
+        listed = None
+        if directory is None and not instr.excludes:
+            listed = self._listed(plain, prefetch)
         if listed is not None:
             taken, prints = listed
             h.update(b"listing\0" + b"".join(fingerprint for fingerprint, _ in prints))
@@ -216,18 +219,20 @@ class FileSteps:
         h.update(fingerprint)
         return QuickKey(h.digest(), key, newest, started, selections)
 
-    def _listed(self, sources: list[str]) -> tuple[int, list[tuple[bytes, int]]] | None:
+    def _listed(
+        self, sources: list[str], prefetch: ListingPrefetch | None
+    ) -> tuple[int, list[tuple[bytes, int]]] | None:
         """(when the walk started, each source's listing fingerprint), from the prefetched
         context listing; None unless it holds every source: each names a path literally (no
         glob), found without and not being a symlink. Waits for the walkers only when a
         source is the whole context, which is all they walk: for anything smaller, a walk of
         its own may well be done first."""
-        if self.prefetch is None or not self.prefetch.covers(self.context, self.ignore):
+        if prefetch is None or not prefetch.covers(self.context, self.ignore):
             return None
         paths = [literal_source(src) for src in sources]
         if not paths or None in paths:
             return None
-        listing = self.prefetch.get(wait="" in paths)
+        listing = prefetch.get(wait="" in paths)
         if listing is None:
             return None
         prints = [listing.fingerprint(path or "") for path in paths]

@@ -35,14 +35,18 @@ class LayerWriter:
     # diff_id -> layer path -> digest of the file content packed there (store/materialize.py)
     contents: dict[Digest, dict[str, Digest]] = field(default_factory=dict)
     blocks: BlockCache | None = None  # gzip blocks of earlier layers, reused when packing
-    speculate: bool = True  # pack a cold COPY first and take its digests from that one read
 
     def sources_digest(
-        self, changes: list[Change], on_speculate: Callable[[], None] | None = None
+        self,
+        changes: list[Change],
+        on_speculate: Callable[[], None] | None = None,
+        *,
+        speculate: bool = True,
     ) -> tuple[Digest, dict[str, str], Layer | None]:
         """The digest of a COPY's Changes for its key. When most of its files were never seen
         by the stat cache (a context built for the first time), the layer is packed first and
-        the file digests come from that one read, instead of reading everything twice."""
+        the file digests come from that one read, instead of reading everything twice, unless
+        not to `speculate` (a speed-up: Speedups.speculative_packing)."""
         on_disk = [
             (c.content.path, c.content.st)
             for c in changes
@@ -51,7 +55,7 @@ class LayerWriter:
         known, unseen = self.statcache.probe(on_disk)
         unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
         if (
-            not self.speculate
+            not speculate
             or not on_disk
             or unseen * 2 < len(on_disk)
             or unknown_bytes < _SPECULATE_BYTES

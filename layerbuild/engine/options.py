@@ -47,11 +47,15 @@ class BuildOptions:
     shm_size: int | None = None  # --shm-size in bytes; None: 64 MiB (in RUN keys when set)
     ulimits: tuple[Ulimit, ...] = ()  # --ulimit of every RUN (in RUN keys when set)
     # Speed-ups that change no result, each turned off only to show that (docs/cache.md,
-    # "Speed-ups"); cli/build.py sets them from the environment.
-    quick_keys: bool = True  # a COPY keyed from names + lstat (build/filesteps.quick_key)
-    speculative_packing: bool = True  # a cold COPY packed before its key (build/layerwriter)
-    snapshots_ahead: bool = True  # a COPY's snapshot written from Changes (build/copykeys)
+    # "Speed-ups"); cli/build.py sets them from the environment. With the first four off the
+    # build runs with engine/speedups/base.NullSpeedups, the reference behaviour.
+    quick_keys: bool = True  # a COPY keyed from names + lstat (engine/filesteps.quick_key)
+    speculative_packing: bool = True  # a cold COPY packed before its key (engine/layerwriter)
+    snapshots_ahead: bool = True  # a COPY's snapshot written from Changes (speedups/copykeys)
+    run_ahead: bool = True  # the RUN after a missed COPY run while it packs (speedups/runahead)
     block_reuse: bool = True  # gzip blocks of stored layers copied, not deflated again
+    # RUN's snapshotter: auto | overlay | fuse-overlayfs | copy (sandbox/runner.py); None: auto
+    snapshotter: str | None = None
 
 
 @dataclass(frozen=True)

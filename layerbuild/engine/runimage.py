@@ -69,8 +69,10 @@ def run_image(
     network: str = "default",
     entrypoint: str | None = None,
     add_hosts: Sequence[str] = (),
+    snapshotter: str | None = None,
 ) -> int:
-    """Run image `name` like `docker run --rm`; the command's exit status."""
+    """Run image `name` like `docker run --rm`; the command's exit status. `snapshotter`:
+    how the sandbox makes the rootfs (sandbox/runner.py; None: auto)."""
     desc = store_images.resolve(store, name)
     _, manifest, config = store_images.read_image(store, desc)
     layers = [
@@ -108,7 +110,7 @@ def run_image(
                 stdin=None if sys.stdin.isatty() else sys.stdin.buffer.read(),
                 add_hosts=tuple(parse_add_host(h) for h in add_hosts),
             )
-            return run(spec, on_output=_write_stdout)
+            return run(spec, on_output=_write_stdout, snapshotter=snapshotter)
         finally:
             snaps.discard(step)
 

@@ -178,13 +178,15 @@ def execute_run(
     top: Path | None = None,
     shm_size: int | None = None,
     ulimits: tuple[Ulimit, ...] = (),
+    snapshotter: str | None = None,
 ) -> RunResult:
     """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
 
     `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
     they need are taken out of the upper dir by the sandbox, so they never reach the layer.
     `secret_env`: variables of ``type=secret,env=`` mounts, over those of `env`.
-    `top`: the tree of one more layer above `layers`, not yet packed (engine/runahead.py)."""
+    `top`: the tree of one more layer above `layers`, not yet packed (speedups/runahead.py).
+    `snapshotter`: how the sandbox makes the rootfs (sandbox/runner.py; None: auto)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
     if secret_env:
         env = with_secrets(env, secret_env)
@@ -215,7 +217,7 @@ def execute_run(
             shm_size=shm_size,
             ulimits=ulimits,
         )
-        code = run(spec, on_output=output)
+        code = run(spec, on_output=output, snapshotter=snapshotter)
         output.flush()
         if code != 0:
             raise _failed(

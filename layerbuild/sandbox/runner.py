@@ -90,9 +90,9 @@ _working: list[str] = []
 
 
 def snapshotter_order(requested: str | None = None) -> list[str]:
-    """Snapshotters to try: the one asked for (argument, else $LAYERBUILD_SNAPSHOTTER), or
-    for "auto" overlay, then fuse-overlayfs when installed, then copy."""
-    mode = requested or os.environ.get(SNAPSHOTTER_ENV) or "auto"
+    """Snapshotters to try: the one asked for (the CLI reads $LAYERBUILD_SNAPSHOTTER), or for
+    "auto" (or None) overlay, then fuse-overlayfs when installed, then copy."""
+    mode = requested or "auto"
     if mode != "auto":
         if mode not in SNAPSHOTTERS:
             raise SandboxError(
@@ -120,9 +120,10 @@ def run(
     enters at startup (userns.enter_rootless_userns). `rootless` (None: unless real root,
     privilege.py) makes the mounts follow the unprivileged rules. `on_output` receives the
     merged stdout/stderr as it arrives; an exception it raises (or KeyboardInterrupt) kills the
-    step and is re-raised. `snapshotter` (default $LAYERBUILD_SNAPSHOTTER, else "auto") picks
-    how the rootfs is made; auto falls back from overlay to fuse-overlayfs to copy when the
-    rootfs cannot be mounted (before anything ran), calling `on_warning` when it does.
+    step and is re-raised. `snapshotter` (None: "auto"; the CLI passes
+    $LAYERBUILD_SNAPSHOTTER) picks how the rootfs is made; auto falls back from overlay to
+    fuse-overlayfs to copy when the rootfs cannot be mounted (before anything ran), calling
+    `on_warning` when it does.
     """
     _check_spec(spec)
     if os.geteuid() != 0:

@@ -10,7 +10,7 @@ copies up before any write), so sharing inodes between them is safe.
 The result must equal what unpacking the layer would give, or the snapshot of that diff_id
 would lie to every later build: content is checked against `expected`, the digests the tar
 writer took while packing or, when the tree is written while the layer is still being packed
-(engine/copykeys.py), the digests its cache key read, which the caller then compares with the
+(speedups/copykeys.py), the digests its cache key read, which the caller then compares with the
 packed ones. Anything this module does not handle (devices, FIFOs, whiteouts, a path under a
 symlink of the same layer) returns False, and the caller unpacks the blob as before, as it does
 when an owner cannot be set (root of a user namespace that does not map it): the unpacker then

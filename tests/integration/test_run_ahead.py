@@ -1,4 +1,4 @@
-"""Run-ahead (engine/runahead.py): the RUN after a missed COPY runs while that COPY's layer is
+"""Run-ahead (speedups/runahead.py): the RUN after a missed COPY runs while that COPY's layer is
 packed. It must build the image a plain run builds, show its output under its own step, and
 fail where a plain run fails, with the COPY before it recorded."""
 

@@ -3,13 +3,16 @@ with every speed-up that can be turned off turned off and once with all of them 
 fresh store, give the same manifest and layer digests and the same --report steps (cache hit
 or miss, key, reason and layer of every step).
 
-What each mode turns off or on (OFF and ON below), by the variables cli_build.py reads:
+What each mode turns off or on (OFF and ON below), by the variables cli/build.py reads into
+BuildOptions fields; with them all off the engine runs with engine/speedups/base.NullSpeedups,
+the reference behaviour (tests/unit/engine/speedups/test_choice.py), with them on with
+engine/speedups/active.ActiveSpeedups:
 - the context walkers (context/prefetch.py): LAYERBUILD_PREFETCH;
-- quick COPY keys (build/filesteps.quick_key): LAYERBUILD_QUICK_KEYS;
-- speculative packing of a cold COPY (build/layerwriter.py): LAYERBUILD_SPECULATIVE_PACKING;
-- a COPY's snapshot written from its Changes, ahead in a forked child (build/copykeys.py,
+- quick COPY keys (engine/filesteps.quick_key): LAYERBUILD_QUICK_KEYS;
+- speculative packing of a cold COPY (engine/layerwriter.py): LAYERBUILD_SPECULATIVE_PACKING;
+- a COPY's snapshot written from its Changes, ahead in a forked child (speedups/copykeys.py,
   store/materialize.py, childcall.py), else unpacked from its blob: LAYERBUILD_SNAPSHOTS_AHEAD;
-- run-ahead (build/runahead.py): LAYERBUILD_RUN_AHEAD;
+- run-ahead (engine/speedups/runahead.py): LAYERBUILD_RUN_AHEAD;
 - reused gzip blocks (store/blockcache.py): LAYERBUILD_BLOCK_REUSE;
 - RUN's snapshotter (sandbox/runner.py): LAYERBUILD_SNAPSHOTTER=copy (the full copy) or overlay;
 - the stat cache's digests (context/statcache.py) have no switch: off, every entry of the

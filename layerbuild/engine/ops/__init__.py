@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
-from layerbuild.engine.copykeys import CopyKeys
 from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.ops.base import Op
@@ -23,6 +22,7 @@ from layerbuild.engine.ops.workdir import WorkdirOp
 
 if TYPE_CHECKING:
     from layerbuild.engine.runsteps import RunSteps
+    from layerbuild.engine.speedups.base import Speedups
 
 _CONFIG_ONLY: tuple[type[ins.Instruction], ...] = (
     ins.Label,
@@ -41,16 +41,14 @@ _CONFIG_ONLY: tuple[type[ins.Instruction], ...] = (
 def ops_for(
     dockerfile: Dockerfile,
     files: FileSteps,
-    copies: CopyKeys,
     layers: LayerWriter,
     runs: RunSteps,
-    *,
-    quick_keys: bool = True,
+    speedups: Speedups,
 ) -> Mapping[type[ins.Instruction], Op[Any]]:
-    """The op of each instruction type a stage's steps may be, for one build.
-    `quick_keys`: False turns that speed-up off (BuildOptions.quick_keys)."""
+    """The op of each instruction type a stage's steps may be, for one build; `speedups`:
+    those the build runs with (engine/speedups/)."""
     meta = MetaOp(dockerfile, layers)
-    copy = CopyOp(dockerfile, files, copies, layers, runs, quick_keys)
+    copy = CopyOp(dockerfile, files, layers, runs, speedups)
     table: dict[type[ins.Instruction], Op[Any]] = dict.fromkeys(_CONFIG_ONLY, meta)
     table.update(
         {

@@ -1,10 +1,11 @@
 """The COPY/ADD op: keyed by the content of what it copies, so `prepare` builds its Changes
 (engine/filesteps.copy_changes) and hashes them before the cache is asked.
 
-Its shortcuts stay with it (engine/copykeys.py): a selection unchanged since its sources
-digest was recorded hits without building Changes (the quick key); a context never seen
-before is packed while it is hashed; on a miss with a RUN after it, the layer's snapshot is
-written while it is packed, and that RUN may start on it meanwhile (engine/runahead.py).
+Its shortcuts are the build's speed-ups (engine/speedups/): a selection unchanged since its
+sources digest was recorded hits without building Changes (the quick key); a context never
+seen before is packed while it is hashed; on a miss with a RUN after it, the layer's snapshot
+is written while it is packed, and that RUN may start on it meanwhile. With NullSpeedups none
+of them happens, and the step gives the same key and layer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
-from layerbuild.engine.copykeys import CopyKeys
 from layerbuild.engine.filesteps import FileSteps, StageState
 from layerbuild.engine.layerwriter import LayerWriter, file_digests
 from layerbuild.engine.ops.base import (
@@ -27,6 +27,7 @@ from layerbuild.engine.ops.base import (
     take_record,
 )
 from layerbuild.engine.runsteps import RunSteps
+from layerbuild.engine.speedups.base import Speedups
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.store.cacheindex import CacheRecord
@@ -43,28 +44,28 @@ class CopyPrepared(Prepared):
 class CopyOp:
     dockerfile: Dockerfile
     files: FileSteps
-    copies: CopyKeys
     layers: LayerWriter
     runs: RunSteps
-    quick_keys: bool = True  # False: every COPY reads its sources (BuildOptions.quick_keys)
+    speedups: Speedups
 
     def prepare(self, step: Step) -> CopyPrepared:
         state, instr = step.state, expanded(step, self.dockerfile)
         assert isinstance(instr, ins.Copy | ins.Add)
-        quick = self.files.quick_key(state, instr, step.source) if self.quick_keys else None
+        fast = self.speedups
+        quick = fast.quick_key(self.files, state, instr, step.source)
         inputs = list(instruction_inputs(instr))
-        found = self.copies.quick_hit(state, quick, inputs) if quick is not None else None
+        found = fast.quick_hit(state, quick, inputs) if quick is not None else None
         if found is not None:
             return CopyPrepared(instr, found=found)
         changes, source_key = self.files.copy_changes(state, instr, step.source, quick)
         ahead = functools.partial(
-            self.copies.start_snapshot, state.name, step.index, changes, None, None
+            fast.start_snapshot, state.name, step.index, changes, None, None
         )  # a context packed before its key: its snapshot is written meanwhile
         digest, files, packed = self.layers.sources_digest(
-            changes, ahead if step.run_follows else None
+            changes, ahead if step.run_follows else None, speculate=fast.speculative_packing
         )
         if quick is not None:
-            self.copies.remember(quick, digest)
+            fast.remember(quick, digest)
         return CopyPrepared(instr, changes, files, None, source_key, str(digest), packed)
 
     @staticmethod
@@ -80,17 +81,18 @@ class CopyOp:
         known = None  # the files' digests the key read: what the snapshot and pack check
         if changes and files is not None and prepared.packed is None and step.run_follows:
             known = file_digests(changes, files)
-            self.copies.start_snapshot(state.name, step.index, changes, files, known)
-            snapshot = self.copies.pending_snapshot()  # the next RUN may run on it meanwhile
-            self.runs.run_ahead(state, step.next_instr, key.digest, changes, snapshot)
+            fast = self.speedups
+            fast.start_snapshot(state.name, step.index, changes, files, known)
+            snapshot = fast.pending_snapshot()  # the next RUN may run on it meanwhile
+            fast.run_ahead(self.runs, state, step.next_instr, key.digest, changes, snapshot)
         # a snapshot of the layer is checked against the packed digests: a RUN may need one
         layer = self.layers.add_layer(
             state, prepared.instr, changes, prepared.packed, digests=step.run_follows, known=known
         )
         if layer is not None and changes and files is not None:
-            self.copies.offer_snapshot(state.name, step.index, layer, changes, files)
+            self.speedups.offer_snapshot(state.name, step.index, layer, changes, files)
         return Done(layer, files_note(prepared.changes))
 
     def reuse(self, step: Step, prepared: CopyPrepared, record: CacheRecord) -> Done:
-        self.copies.drop_pending()  # the snapshot begun while it was hashed is not needed
+        self.speedups.drop_pending()  # the snapshot begun while it was hashed is not needed
         return take_record(step.state, record, prepared.changes)

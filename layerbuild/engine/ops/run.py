@@ -1,6 +1,6 @@
 """The RUN op: keyed as BuildKit's ExecOp.CacheMap is (command, environment, user, workdir,
 network, what its --mount flags show, the build's --add-host/--shm-size/--ulimit), run in the
-sandbox on a miss (engine/runsteps.py: snapshots, mounts, run-ahead; engine/runstep.py: what
+sandbox on a miss (engine/runsteps.py: snapshots, mounts, what ran ahead; engine/runstep.py: what
 a RUN means)."""
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from layerbuild.digest import sha256_bytes
-from layerbuild.engine.runahead import RunAhead
 from layerbuild.engine.runstep import RunResult
+from layerbuild.engine.speedups.runahead import RunAhead
 from layerbuild.errors import BuildError
 from layerbuild.store.layers import LayerSnapshots
 

@@ -1,4 +1,5 @@
-"""The two shortcuts of a COPY step around the executor's cache lookup.
+"""The two shortcuts of a COPY step around the executor's cache lookup (speed-ups that
+speedups/active.py puts behind the Speedups interface).
 
 Before: a COPY whose selection (names and lstat of what it reads, `FileSteps.quick_key`) is
 the one a sources digest was recorded for is keyed with that digest, without building its
