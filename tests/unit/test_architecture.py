@@ -25,7 +25,7 @@ MAX_LINES = 500
 # are being split in issue 11; the list only shrinks (a split module must leave it, see
 # test_modules_over_target_are_still_big) and no new module may join it.
 TARGET_LINES = 400
-BEING_SPLIT = frozenset({"engine/executor.py"})
+BEING_SPLIT: frozenset[str] = frozenset()  # every module is within 400 lines now
 
 
 def _imports(tree: ast.AST) -> set[str]:
