@@ -1,8 +1,9 @@
 """Recorded build steps for the remote cache tests: a store whose cache index holds the records
 of `COPY x` (stage a), `ENV A=1` and `RUN y` (stage b), as a build would leave them.
 
-Name: build_records(store) -> the build's step entries; record_of(store, step) -> its record
-Scope: tests of registry/remotecache (select, export, import, read back).
+Name: build_records(store) -> the build's step entries; record_of(store, step) -> its record;
+      layer_of, on_parent, ran: one step's layer, config and record, as the executor makes them
+Scope: tests of registry/remotecache (select, export, import, read back) and engine/stepcache.
 Depends: engine/stepcache (the executor's own way of recording steps) and a real Store.
 """
 
@@ -24,7 +25,7 @@ def layer_of(store: Store, data: bytes) -> Layer:
     return Layer(sha256_bytes(data), store.content.put_bytes(data), len(data), mt.OCI_LAYER)
 
 
-def _on(parent: ImageConfig, layer: Layer | None, text: str = "") -> ImageConfig:
+def on_parent(parent: ImageConfig, layer: Layer | None, text: str = "") -> ImageConfig:
     """The config a step gives on `parent`: its layer (if any) and a history entry."""
     entry = History(created_by=text, created="2026-01-01T00:00:00Z", empty_layer=layer is None)
     if layer is None:
@@ -32,10 +33,10 @@ def _on(parent: ImageConfig, layer: Layer | None, text: str = "") -> ImageConfig
     return parent.with_layer(layer.diff_id, entry)
 
 
-def _ran(cache: StepCache, key: CacheKey, parent: ImageConfig, layer: Layer | None) -> ImageConfig:
+def ran(cache: StepCache, key: CacheKey, parent: ImageConfig, layer: Layer | None) -> ImageConfig:
     """A step as the executor runs it: looked up on `parent`, missed, recorded."""
     assert cache.lookup("s", key, parent) is None
-    config = _on(parent, layer)
+    config = on_parent(parent, layer)
     cache.record(key, layer, config)
     return config
 
@@ -51,7 +52,7 @@ def build_records(store: Store) -> list[dict[str, object]]:
         ("b", "RUN y", b"y"),
     ]:
         key = chain(parent, [("instruction", text)])
-        config = _ran(cache, key, config, layer_of(store, data) if data else None)
+        config = ran(cache, key, config, layer_of(store, data) if data else None)
         cache.note_step(stage, len(steps) + 2, key, 0.1, hit=False)
         steps.append(cache.steps[-1])
         parent = key.digest

@@ -10,44 +10,25 @@ from pathlib import Path
 from layerbuild.digest import sha256_bytes
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.image import mediatypes as mt
-from layerbuild.image.config import History, ImageConfig
+from layerbuild.image.config import ImageConfig
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey, explain
 from layerbuild.store import Store
 from layerbuild.store.cacheindex import result_digest
+from tests.support.cachesteps import layer_of, on_parent, ran
 
 BASE = ImageConfig()
-
-
-def _layer(store: Store, data: bytes) -> Layer:
-    return Layer(sha256_bytes(data), store.content.put_bytes(data), len(data), mt.OCI_LAYER)
 
 
 def _run_key(parent: str, env: dict[str, str]) -> CacheKey:
     return chain(parent, [("instruction", "RUN make"), ("env", json.dumps(sorted(env.items())))])
 
 
-def _on(parent: ImageConfig, layer: Layer | None, text: str = "") -> ImageConfig:
-    """The config a step gives on `parent`: its layer (if any) and a history entry."""
-    entry = History(created_by=text, created="2026-01-01T00:00:00Z", empty_layer=layer is None)
-    if layer is None:
-        return parent.with_history(entry)
-    return parent.with_layer(layer.diff_id, entry)
-
-
-def _ran(cache: StepCache, key: CacheKey, parent: ImageConfig, layer: Layer | None) -> ImageConfig:
-    """A step as the executor runs it: looked up on `parent`, missed, recorded."""
-    assert cache.lookup("s", key, parent) is None
-    config = _on(parent, layer)
-    cache.record(key, layer, config)
-    return config
-
-
 def test_lookup_hits_a_recorded_step_and_touches_it(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     cache = StepCache(store, "Dockerfile|None")
     key = chain("sha256:" + "0" * 64, [("instruction", "COPY a /a")])
-    _ran(cache, key, BASE, _layer(store, b"l"))
+    ran(cache, key, BASE, layer_of(store, b"l"))
     path = cache.index.path(key.digest, result_digest(BASE))
     os.utime(path, (1000, 1000))
     record = cache.lookup("s", key, BASE)
@@ -60,16 +41,16 @@ def test_a_record_is_only_a_hit_on_the_parent_result_it_was_made_on(tmp_path: Pa
     misses with a reason, and its record is kept beside the first, not over it."""
     store = Store.open(tmp_path)
     cache = StepCache(store, "id")
-    first = _on(BASE, _layer(store, b"big 1"))
-    second = _on(BASE, _layer(store, b"big 2"))
+    first = on_parent(BASE, layer_of(store, b"big 1"))
+    second = on_parent(BASE, layer_of(store, b"big 2"))
     key = chain("p", [("instruction", "RUN md5sum /big > /sum")])
-    _ran(cache, key, first, _layer(store, b"sum 1"))
+    ran(cache, key, first, layer_of(store, b"sum 1"))
     assert cache.lookup("s", key, second) is None
     assert "not reproducible" in cache.reason("s", 3, key)
-    cache.record(key, _layer(store, b"sum 2"), _on(second, _layer(store, b"sum 2")))
+    cache.record(key, layer_of(store, b"sum 2"), on_parent(second, layer_of(store, b"sum 2")))
     one, two = cache.lookup("s", key, first), cache.lookup("s", key, second)
     assert one is not None and two is not None
-    assert (one.layer, two.layer) == (_layer(store, b"sum 1"), _layer(store, b"sum 2"))
+    assert (one.layer, two.layer) == (layer_of(store, b"sum 1"), layer_of(store, b"sum 2"))
     # the times in the config are not part of the result: a reproducible rebuild still hits
     later = replace(
         first, history=tuple(replace(h, created="2027-01-01T00:00:00Z") for h in first.history)
@@ -82,7 +63,7 @@ def test_a_damaged_or_unfitting_record_is_dropped_with_a_warning(tmp_path: Path)
     warnings: list[str] = []
     cache = StepCache(store, "id", warn=warnings.append)
     key = chain("p", [("instruction", "RUN x")])
-    _ran(cache, key, BASE, _layer(store, b"x"))
+    ran(cache, key, BASE, layer_of(store, b"x"))
     path = cache.index.path(key.digest, result_digest(BASE))
     record = json.loads(path.read_bytes())
     record["config"]["rootfs"]["diff_ids"] = [str(sha256_bytes(b"other"))]
@@ -90,7 +71,7 @@ def test_a_damaged_or_unfitting_record_is_dropped_with_a_warning(tmp_path: Path)
     assert cache.lookup("s", key, BASE) is None
     assert not path.exists() and "not end with its own layer" in warnings[0]
     assert "dropped" in cache.reason("s", 2, key)
-    _ran(cache, key, BASE, _layer(store, b"x"))
+    ran(cache, key, BASE, layer_of(store, b"x"))
     path.write_bytes(b"{not json")
     assert cache.lookup("s", key, BASE) is None
     assert not path.exists() and "not a cache record" in warnings[1]
@@ -100,8 +81,8 @@ def test_a_record_whose_blob_is_gone_misses(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     cache = StepCache(store, "id")
     key = chain("p", [("instruction", "RUN x")])
-    layer = _layer(store, b"gone")
-    _ran(cache, key, BASE, layer)
+    layer = layer_of(store, b"gone")
+    ran(cache, key, BASE, layer)
     store.content.delete(layer.digest)
     assert cache.lookup("s", key, BASE) is None
     assert cache.reason("s", 2, key) == "no previous build of this step"  # not "reproducible"
@@ -112,14 +93,14 @@ def test_a_layer_not_in_the_store_is_never_recorded(tmp_path: Path) -> None:
     cache = StepCache(store, "id")
     key = chain("p", [("instruction", "RUN x")])
     layer = Layer(sha256_bytes(b"n"), sha256_bytes(b"n"), 1, mt.OCI_LAYER)
-    _ran(cache, key, BASE, layer)
+    ran(cache, key, BASE, layer)
     assert not cache.index.with_key(key.digest)
 
 
 def test_no_cache_and_no_cache_filter_never_hit(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     key = chain("p", [("instruction", "ENV A=1")])
-    _ran(StepCache(store, "id"), key, BASE, None)
+    ran(StepCache(store, "id"), key, BASE, None)
     assert StepCache(store, "id", disabled=True).lookup("s", key, BASE) is None
     nocache = StepCache(store, "id", disabled_stages=frozenset({"s"}))
     assert nocache.lookup("s", key, BASE) is None
@@ -131,7 +112,7 @@ def test_reason_names_the_build_arg_a_run_sees(tmp_path: Path) -> None:
     store = Store.open(tmp_path)
     first = StepCache(store, "id")
     old = _run_key("p", {"VERSION": "1", "PATH": "/bin"})
-    _ran(first, old, BASE, None)
+    ran(first, old, BASE, None)
     first.note_step("s", 2, old, 1.0, hit=False)
     first.finish()
     second = StepCache(store, "id")
