@@ -11,27 +11,14 @@ Needs root (a tmpfs mount) and Debian's docker-registry.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 from chaos_checks import FaultTally, account, names, recovered, run_cli
 
 MB = 1 << 20
 TMPFS_SIZE = 160 * MB
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: int) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", where], check=False)
 
 
 def free_bytes(path: Path) -> int:
@@ -115,13 +102,14 @@ class DiskChaos:
 
 
 def run(faults: int, work: Path, seed: int) -> FaultTally:
+    from tests.support.disks import tmpfs
     from tests.support.registry import RegistryServer
 
     rng = random.Random(seed)
     registry = RegistryServer(work / "registry").start()
     try:
         images = _seed_images(work, registry.host, rng, 6)
-        with tmpfs(work / "disk", TMPFS_SIZE) as disk:
+        with tmpfs(work / "disk", f"{TMPFS_SIZE}") as disk:
             store = disk / "store"
             keep = images[0][0]
             if run_cli(store, "pull", keep).returncode != 0:

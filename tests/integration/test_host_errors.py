@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.disks import tmpfs
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
 
@@ -29,13 +30,8 @@ NO_DAC = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner",
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 32 MiB tmpfs of this test's own, unmounted afterwards."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "32m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", mnt], check=True)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 from layerbuild.store.layout import Store
 from tests.integration.registry.images import random_image
 from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
+from tests.support.disks import tmpfs
 from tests.support.registry import RegistryCLI, RegistryServer, registry, registry_cli
 
 __all__ = ["registry", "registry_cli"]  # fixtures
@@ -35,13 +36,8 @@ MB = 1 << 20
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs of this test's own, unmounted afterwards."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "64m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", mnt], check=True)
 
 
 def _fill(disk: Path, leave: int) -> Path:
