@@ -300,7 +300,13 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         run_ahead=_speedup("LAYERBUILD_RUN_AHEAD"),
         block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
         snapshotter=options.snapshotter(),
+        statcache_stats=_path_from_env("LAYERBUILD_STATCACHE_STATS"),
     )
+
+
+def _path_from_env(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
 
 
 def _speedup(variable: str) -> bool:

@@ -58,7 +58,6 @@ from layerbuild.context.statcachedb import (
 from layerbuild.digest import Digest
 
 RACY_MARGIN_NS = 2_000_000_000
-STATS_ENV = "LAYERBUILD_STATCACHE_STATS"  # see _write_stats
 _LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
 _RANGE_MIN = 2000  # from this many paths on, one range scan of their common directory
 _WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
@@ -92,8 +91,10 @@ class StatCache:
         racy_margin_ns: int = RACY_MARGIN_NS,
         workers: int | None = None,
         note: Callable[[str], None] | None = None,
+        stats_file: Path | None = None,
     ) -> None:
         self.db_path = db_path
+        self._stats_file = stats_file  # where close() appends this instance's counters
         self._margin = racy_margin_ns
         self._workers = workers
         self._note = note or log.warning
@@ -233,7 +234,7 @@ class StatCache:
                 self._conn = None
             if not self._closed:
                 self._closed = True
-                _write_stats(self._stats)
+                _write_stats(self._stats, self._stats_file)
 
     def __enter__(self) -> StatCache:
         return self
@@ -369,11 +370,11 @@ class StatCache:
             return None
 
 
-def _write_stats(stats: StatCacheStats) -> None:
-    """Append this instance's counters as one JSON line to $LAYERBUILD_STATCACHE_STATS, when
-    set: how benchmarks see how many files a rebuild re-hashed, without a report field."""
-    target = os.environ.get(STATS_ENV)
-    if not target:
+def _write_stats(stats: StatCacheStats, target: Path | None) -> None:
+    """Append this instance's counters as one JSON line to `target`, when given (the CLI's
+    $LAYERBUILD_STATCACHE_STATS): how benchmarks see how many files a rebuild re-hashed,
+    without a report field."""
+    if target is None:
         return
     line = json.dumps(dataclasses.asdict(stats)) + "\n"
     with contextlib.suppress(OSError), open(target, "a", encoding="ascii") as f:

@@ -91,7 +91,7 @@ class Executor:
         self.step_ids = 0
         self.results: dict[int, StageState] = {}
         self.saved = 0.0  # seconds the cache saved, by the previous build's step times
-        self.statcache = StatCache(store.stat_db)
+        self.statcache = StatCache(store.stat_db, stats_file=options.statcache_stats)
         self.snaps = LayerSnapshots(store.root)
         self.blocks = (
             BlockCache(store.blocks_db, store.content.path)

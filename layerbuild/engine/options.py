@@ -56,6 +56,7 @@ class BuildOptions:
     block_reuse: bool = True  # gzip blocks of stored layers copied, not deflated again
     # RUN's snapshotter: auto | overlay | fuse-overlayfs | copy (sandbox/runner.py); None: auto
     snapshotter: str | None = None
+    statcache_stats: Path | None = None  # append the stat cache's counters here (benchmarks)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ PACKAGE = Path(__file__).resolve().parents[2] / "layerbuild"
 ALLOWED = {
     "registry/options.py",  # RegistryOptions.from_environ: the CLI calls it
     "store/layout.py",  # default_root: LAYERBUILD_ROOT, the store every command opens
-    "context/statcache.py",  # LAYERBUILD_STATCACHE_STATS: counters for benchmarks and tests
 }
 
 
