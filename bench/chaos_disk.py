@@ -11,30 +11,15 @@ Needs root (a tmpfs mount) and Debian's docker-registry.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 from chaos_checks import FaultTally, account, names, recovered, run_cli
 
+from tests.support.disks import fill, tmpfs
+
 MB = 1 << 20
 TMPFS_SIZE = 160 * MB
-
-
-def free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
-
-
-def fill(disk: Path, leave: int) -> Path:
-    """A filler file that leaves about `leave` bytes free on `disk`."""
-    filler = disk / "filler"
-    filler.unlink(missing_ok=True)
-    size = max(0, free_bytes(disk) - leave)
-    with open(filler, "wb") as f:
-        if size:
-            os.posix_fallocate(f.fileno(), 0, size)
-    return filler
 
 
 def _seed_images(work: Path, host: str, rng: random.Random, count: int) -> list[tuple[str, int]]:
@@ -102,7 +87,6 @@ class DiskChaos:
 
 
 def run(faults: int, work: Path, seed: int) -> FaultTally:
-    from tests.support.disks import tmpfs
     from tests.support.registry import RegistryServer
 
     rng = random.Random(seed)

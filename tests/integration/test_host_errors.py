@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
-from tests.support.disks import tmpfs
+from tests.support.disks import fill, tmpfs
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
 
@@ -39,18 +39,6 @@ def small(disk: Path, _loaded_store: Path) -> Layerbuild:
     """The CLI over a store (busybox loaded) on `disk`."""
     shutil.copytree(_loaded_store, disk / "store", symlinks=True)
     return Layerbuild(disk / "store")
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Take all of `disk` but `leave` bytes; delete the returned file to free it again."""
-    st = os.statvfs(disk)
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - leave)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _failed(lb: Layerbuild, ctx: Path, code: int = 9) -> str:
@@ -83,7 +71,7 @@ def test_layer_that_does_not_fit(small: Layerbuild, disk: Path, tmp_path: Path) 
     ctx, tags = _app(tmp_path, small)
     (ctx / "big.bin").write_bytes(os.urandom(4 << 20))  # random: gzip cannot shrink it
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo a > /a\nCOPY big.bin /\n")
-    filler = _fill(disk, leave=1 << 20)
+    filler = fill(disk, leave=1 << 20)
     err = _failed(small, ctx)
     assert f"No space left on device: {small.store}/" in err
     assert f"(in the store at {small.store})" in err
@@ -100,7 +88,7 @@ def test_run_that_fills_the_disk(small: Layerbuild, disk: Path, tmp_path: Path) 
     error"), and the hint says that the store's file system is full."""
     ctx, tags = _app(tmp_path, small)
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN head -c 4000000 /dev/zero > /big\n")
-    _fill(disk, leave=1 << 20)
+    fill(disk, leave=1 << 20)
     err = _failed(small, ctx, code=4)
     assert "did not complete successfully" in err
     assert f"hint: the file system of the store at {small.store}, where the step writes, " in err
@@ -112,7 +100,7 @@ def test_base_snapshot_that_does_not_fit(small: Layerbuild, disk: Path, tmp_path
     naming the file being unpacked; no half snapshot stays."""
     tags = {"busybox:latest": small.inspect("busybox:latest")["Digest"]}
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN true\n"})
-    filler = _fill(disk, leave=256 << 10)
+    filler = fill(disk, leave=256 << 10)
     err = _failed(small, ctx)
     assert f"No space left on device: {small.store}/snapshots/" in err
     assert "Dockerfile:2 (stage stage-0) RUN true" in err

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from layerbuild.store.layout import Store
 from tests.integration.registry.images import random_image
 from tests.support.cli import Layerbuild, hash_blobs, make_context, stray_files
-from tests.support.disks import tmpfs
+from tests.support.disks import fill, tmpfs
 from tests.support.registry import RegistryCLI, RegistryServer, registry, registry_cli
 
 __all__ = ["registry", "registry_cli"]  # fixtures
@@ -38,18 +37,6 @@ def disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs of this test's own, unmounted afterwards."""
     with tmpfs(tmp_path / "disk", "64m") as mnt:
         yield mnt
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Take all of `disk` but `leave` bytes; delete the returned file to free it again."""
-    st = os.statvfs(disk)
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - leave)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def _pushed(registry: RegistryServer, lb: RegistryCLI, sizes: list[int], name: str) -> str:
@@ -85,7 +72,7 @@ def test_pull_that_fills_the_disk(
     ref = _pushed(registry, registry_cli, [8 * MB, 8 * MB, 8 * MB], "big")
     lb = registry_cli.with_store(disk / "store")
     lb.ok("images")  # creates the store
-    filler = _fill(disk, leave=12 * MB)
+    filler = fill(disk, leave=12 * MB)
     gets_before = len(registry.access_lines())
     err = _refused(lb("pull", ref))
     assert f"No space left on device: {lb.store}/ingest/" in err
@@ -217,7 +204,7 @@ def test_tag_on_a_full_disk(disk: Path) -> None:
     store = Store.open(disk / "store")
     store.refs.set("img:1", random_image(store, [1000]))
     lb = Layerbuild(disk / "store")
-    filler = _fill(disk, leave=0)
+    filler = fill(disk, leave=0)
     err = _refused(lb("tag", "img:1", "img:2"))
     assert f"No space left on device: {lb.store}/" in err
     assert f"(in the store at {lb.store})" in err and "hint: free space" in err
