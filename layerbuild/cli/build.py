@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
-    from layerbuild.sandbox.netfiles import HostEntry
     from layerbuild.store.layout import Store
 
 
@@ -102,20 +101,11 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     metavar="default|ID[=SOCKET]",
     help="SSH agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK).",
 )
-@click.option(
-    "--network",
-    type=click.Choice(["default", "none", "host"]),
-    default="default",
-    show_default=True,
-    help="Network of RUN steps: default (own namespace, outbound access), none, host.",
+@options.network_option(
+    "Network of RUN steps: default (own namespace, outbound access), none, host."
 )
-@click.option(
-    "--add-host",
-    "add_hosts",
-    multiple=True,
-    metavar="NAME:IP",
-    help="Add a line to RUN's /etc/hosts; IP host-gateway means the host (see docs/run.md).",
-    callback=lambda _ctx, _param, values: _add_hosts(values),
+@options.add_host_option(
+    "Add a line to RUN's /etc/hosts; IP host-gateway means the host (see docs/run.md)."
 )
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Set an image label.")
 @click.option(
@@ -241,16 +231,6 @@ def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
     except ContextError:
         return None
     return ListingPrefetch.start(context, ignore)
-
-
-def _add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
-    from layerbuild.errors import LayerbuildError
-    from layerbuild.sandbox.netfiles import parse_add_host
-
-    try:
-        return tuple(parse_add_host(v) for v in values)
-    except LayerbuildError as e:
-        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--add-host") from None
 
 
 def _ssh(values: Sequence[str]) -> dict[str, Path]:

@@ -11,9 +11,9 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -21,6 +21,43 @@ if TYPE_CHECKING:
     from layerbuild.image.descriptor import Platform
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.registry.remotecache.spec import CacheSpec
+    from layerbuild.sandbox.netfiles import HostEntry
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def network_option(help: str) -> Callable[[F], F]:
+    """--network of the sandbox (build's RUN steps, run): the same modes, each command's help."""
+    return click.option(
+        "--network",
+        type=click.Choice(["default", "none", "host"]),
+        default="default",
+        show_default=True,
+        help=help,
+    )
+
+
+def add_host_option(help: str) -> Callable[[F], F]:
+    """--add-host NAME:IP (build's RUN steps, run), parsed into the sandbox's HostEntry values."""
+    return click.option(
+        "--add-host",
+        "add_hosts",
+        multiple=True,
+        metavar="NAME:IP",
+        help=help,
+        callback=lambda _ctx, _param, values: add_hosts(values),
+    )
+
+
+def add_hosts(values: Sequence[str]) -> tuple[HostEntry, ...]:
+    from layerbuild.errors import LayerbuildError
+    from layerbuild.sandbox.netfiles import parse_add_host
+
+    try:
+        return tuple(parse_add_host(v) for v in values)
+    except LayerbuildError as e:
+        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--add-host") from None
 
 
 def platform(text: str) -> Platform:

@@ -7,6 +7,7 @@ muscle memory.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,26 +15,17 @@ from layerbuild.cli import options
 from layerbuild.cli.context import Context
 from layerbuild.store import images as store_images
 
+if TYPE_CHECKING:
+    from layerbuild.sandbox.netfiles import HostEntry
+
 
 @click.command(
     "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False}
 )
 @click.option("--rm", is_flag=True, help="Accepted for docker compatibility: runs never persist.")
 @click.option("-e", "--env", "env", multiple=True, help="Set K=V (or pass K from the caller).")
-@click.option(
-    "--network",
-    type=click.Choice(["default", "none", "host"]),
-    default="default",
-    show_default=True,
-    help="default: own network namespace with outbound access (slirp4netns).",
-)
-@click.option(
-    "--add-host",
-    "add_hosts",
-    multiple=True,
-    metavar="NAME:IP",
-    help="Add a line to /etc/hosts (IP host-gateway: the host).",
-)
+@options.network_option("default: own network namespace with outbound access (slirp4netns).")
+@options.add_host_option("Add a line to /etc/hosts (IP host-gateway: the host).")
 @click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
 @click.option("-w", "--workdir", help="Working directory inside the image.")
 @click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")
@@ -45,7 +37,7 @@ def run_cmd(
     rm: bool,
     env: tuple[str, ...],
     network: str,
-    add_hosts: tuple[str, ...],
+    add_hosts: tuple[HostEntry, ...],
     user: str | None,
     workdir: str | None,
     entrypoint: str | None,

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.engine.runstep import run_env
 from layerbuild.engine.users import resolve_user
@@ -22,6 +23,9 @@ from layerbuild.image.manifest import Layer
 from layerbuild.store import images as store_images
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
+
+if TYPE_CHECKING:
+    from layerbuild.sandbox.netfiles import HostEntry
 
 
 def command_argv(
@@ -68,7 +72,7 @@ def run_image(
     workdir: str | None = None,
     network: str = "default",
     entrypoint: str | None = None,
-    add_hosts: Sequence[str] = (),
+    add_hosts: Sequence[HostEntry] = (),
     snapshotter: str | None = None,
 ) -> int:
     """Run image `name` like `docker run --rm`; the command's exit status. `snapshotter`:
@@ -94,7 +98,6 @@ def run_image(
             ids = resolve_user(spec_user, passwd, group)
         step = _step_dirs(store, snaps)
         try:
-            from layerbuild.sandbox.netfiles import parse_add_host
             from layerbuild.sandbox.runner import RunSpec, run  # not for every command
 
             spec = RunSpec(
@@ -108,7 +111,7 @@ def run_image(
                 workdir=step.work,
                 network=network,
                 stdin=None if sys.stdin.isatty() else sys.stdin.buffer.read(),
-                add_hosts=tuple(parse_add_host(h) for h in add_hosts),
+                add_hosts=tuple(add_hosts),
             )
             return run(spec, on_output=_write_stdout, snapshotter=snapshotter)
         finally:
