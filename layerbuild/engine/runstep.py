@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.lexer import heredoc_marker
 from layerbuild.engine.idhint import current_hint
+from layerbuild.engine.tlshint import tls_hint
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -295,4 +296,6 @@ def _failed(
             "space there (`layerbuild prune` removes unused images and build cache), or use "
             "a store on another file system with --root or LAYERBUILD_ROOT"
         )
-    return BuildError(message, hint=_offline_hint(network, tail) or current_hint(tail) or hint)
+    return BuildError(
+        message, hint=_offline_hint(network, tail) or current_hint(tail) or tls_hint(tail) or hint
+    )

@@ -121,9 +121,7 @@ class RunSteps:
             snapshotter=self.options.snapshotter,
         )
 
-    def _execute(
-        self, layers: list[Layer], instr: ins.Run, **more: Any
-    ) -> runstep.RunResult:
+    def _execute(self, layers: list[Layer], instr: ins.Run, **more: Any) -> runstep.RunResult:
         """`runstep.execute_run` over `layers`, those of this build's COPY layers that need a
         snapshot written first (the store unpacks only the others)."""
         self.speedups.write_snapshots(layers)

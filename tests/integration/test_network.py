@@ -83,6 +83,19 @@ def test_a_step_without_network_that_fails_to_resolve_is_told_how_to_get_one(
     assert "no network (--network none)" in hint and "--network host" in hint
 
 
+def test_a_step_that_fails_on_an_untrusted_certificate_is_told_of_the_ca_secret(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    # what npm prints behind a TLS-intercepting proxy (the output is what the hint reads)
+    run = "RUN echo 'npm ERR! code SELF_SIGNED_CERT_IN_CHAIN' >&2; exit 1"
+    ctx = make_context(tmp_path, {"Dockerfile": f"FROM busybox\n{run}\n"})
+    proc = lb("build", "--progress", "plain", ctx)
+    assert proc.returncode != 0
+    hint = proc.stderr[proc.stderr.index("hint:") :]
+    assert "--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt" in hint
+    assert "Traceback" not in proc.stderr
+
+
 def test_a_killed_build_leaves_no_network_helper(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
     build = lb.spawn("build", "--progress", "plain", ctx)
