@@ -112,7 +112,7 @@ def cache_prune_cmd(
     )
     click.echo(
         f"removed {result.records} cache records and {result.blobs} blobs, "
-        f"freed {human_size(result.freed)}"
+        f"freed {human_size(result.freed)} ({result.freed} bytes)"
     )
 
 
@@ -140,4 +140,4 @@ def prune_cmd(ctx: Context, timeout: float) -> None:
     """Remove blobs and snapshots no image and no cache record needs."""
 
     removed, freed = collect(ctx.store(), timeout=timeout)
-    click.echo(f"removed {len(removed)} blobs, freed {human_size(freed)}")
+    click.echo(f"removed {len(removed)} blobs, freed {human_size(freed)} ({freed} bytes)")

@@ -18,18 +18,20 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
 from layerbuild.errors import BlobNotFound, ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
 from layerbuild.store import layerentries
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.images import sniff_media_type
-from layerbuild.store.layers import LayerSnapshots
+from layerbuild.store.layers import LayerSnapshots, remove_tree
 from layerbuild.store.locking import DEFAULT_TIMEOUT, live_roots, refs_lock, store_lock
 from layerbuild.store.snapshots import EMPTY, chain_ids, tree_size
 
@@ -45,6 +47,7 @@ class _Marker:
         self.blobs: set[Digest] = set()
         self.chains: set[str] = {EMPTY}
         self.diff_ids: set[str] = set()  # hex, for the per-layer RUN snapshots
+        self.layers: dict[Digest, Descriptor] = {}  # the layer blobs among `blobs`
 
     def mark(self, digest: Digest, media_type: str | None = None) -> None:
         """Keep `digest` and, when it is a manifest or index, everything it refers to."""
@@ -67,6 +70,7 @@ class _Marker:
                 self.blobs.add(manifest.config.digest)
                 self._diff_ids(manifest.config.digest)
                 self.blobs.update(layer.digest for layer in manifest.layers)
+                self.layers.update((layer.digest, layer) for layer in manifest.layers)
                 self.chains.update(chain_ids(manifest.layers))
         except (ImageFormatError, BlobNotFound):
             # a broken image keeps what it names; gc is no place to fail on it
@@ -87,6 +91,22 @@ def tagged_blobs(store: Store) -> set[Digest]:
     return marker.blobs
 
 
+@dataclass(frozen=True)
+class ImageBlobs:
+    """What one image (a manifest or an index) keeps alive, by the rules gc marks with."""
+
+    blobs: frozenset[Digest]  # the manifest(s), config(s) and layers
+    layers: tuple[Descriptor, ...]  # the layer blobs among them
+
+
+def image_blobs(store: Store, desc: Descriptor) -> ImageBlobs:
+    """The blobs gc keeps for the image `desc` (its manifest or index) alone."""
+    marker = _Marker(store)
+    marker.mark(desc.digest, desc.media_type)
+    layers = tuple(marker.layers[d] for d in sorted(marker.layers))
+    return ImageBlobs(frozenset(marker.blobs), layers)
+
+
 def cached_layers(store: Store) -> set[Digest]:
     """The layer blobs the build cache records name."""
     return {
@@ -94,6 +114,46 @@ def cached_layers(store: Store) -> set[Digest]:
         for _, record in CacheIndex(store.root).records()
         if record.layer is not None
     }
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """What a collect would remove, with the bytes each frees (`tree_size` for directories)."""
+
+    blobs: tuple[tuple[Digest, int], ...]
+    chains: tuple[tuple[str, int], ...]  # merged snapshots (snapshots.py)
+    layer_snapshots: tuple[tuple[Path, int], ...]  # per-layer snapshots (layers.py)
+
+    @property
+    def freed(self) -> int:
+        return sum(size for _, size in (*self.blobs, *self.chains, *self.layer_snapshots))
+
+
+def plan_collect(
+    store: Store, *, extra_roots: Iterable[Digest] = (), keep_cache: bool = True
+) -> GcPlan:
+    """What `collect` with the same arguments would remove now; removes nothing. Without the
+    store lock (as `layerbuild df` calls it) a build may change the answer before gc runs."""
+    marker = _Marker(store)
+    for desc in [*store.refs.list().values(), *store.refs.unnamed()]:
+        marker.mark(desc.digest, desc.media_type)
+    records = [r for _, r in CacheIndex(store.root).records()] if keep_cache else []
+    cache = {r.layer.digest for r in records if r.layer is not None}
+    for digest in [*live_roots(store.root), *extra_roots, *cache]:
+        marker.mark(digest)
+    blobs = []
+    for digest in store.content.digests():
+        if digest not in marker.blobs:
+            with contextlib.suppress(BlobNotFound):
+                blobs.append((digest, store.content.size(digest)))
+    chains = tuple(
+        (chain, tree_size(store.snapshots.path(chain)))
+        for chain in store.snapshots.list()
+        if chain not in marker.chains
+    )
+    keep = marker.diff_ids | {r.layer.diff_id.hex for r in records if r.layer is not None}
+    layer_dirs = tuple((p, tree_size(p)) for p in LayerSnapshots(store.root).unneeded(keep))
+    return GcPlan(tuple(sorted(blobs)), chains, layer_dirs)
 
 
 def collect(
@@ -105,33 +165,20 @@ def collect(
 ) -> tuple[list[Digest], int]:
     """Remove unreferenced blobs and snapshots; returns (removed blobs, bytes freed)."""
     with store_lock(store.root, timeout=timeout), refs_lock(store.root, timeout=timeout):
-        marker = _Marker(store)
-        for desc in [*store.refs.list().values(), *store.refs.unnamed()]:
-            marker.mark(desc.digest, desc.media_type)
-        # read under the lock: a build that recorded a step has finished (or waits for us)
-        cache = cached_layers(store) if keep_cache else set()
-        for digest in [*live_roots(store.root), *extra_roots, *cache]:
-            marker.mark(digest)
+        # planned under the lock: a build that recorded a step has finished (or waits for us)
+        plan = plan_collect(store, extra_roots=extra_roots, keep_cache=keep_cache)
         removed: list[Digest] = []
         freed = 0
-        for digest in list(store.content.digests()):
-            if digest in marker.blobs:
-                continue
-            with contextlib.suppress(BlobNotFound):
-                size = store.content.size(digest)
-                if store.content.delete(digest):
-                    removed.append(digest)
-                    freed += size
-        for chain in store.snapshots.list():
-            if chain not in marker.chains:
-                freed += tree_size(store.snapshots.path(chain))
-                store.snapshots.remove(chain)
-        keep = marker.diff_ids | {
-            record.layer.diff_id.hex
-            for _, record in (CacheIndex(store.root).records() if keep_cache else ())
-            if record.layer is not None
-        }
-        freed += LayerSnapshots(store.root).prune(keep)
+        for digest, size in plan.blobs:
+            if store.content.delete(digest):
+                removed.append(digest)
+                freed += size
+        for chain, size in plan.chains:
+            if store.snapshots.remove(chain):
+                freed += size
+        for path, size in plan.layer_snapshots:
+            remove_tree(path)
+            freed += size
         if removed:
             with BlockCache(store.blocks_db, store.content.path) as blocks:
                 blocks.forget_blobs(removed)

@@ -43,7 +43,7 @@ from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
 from layerbuild.store.crashsafe import left_by_dead_processes
-from layerbuild.store.snapshots import decompressed
+from layerbuild.store.snapshots import decompressed, tree_size
 
 if TYPE_CHECKING:
     from layerbuild.store.layout import Store
@@ -198,16 +198,21 @@ class LayerSnapshots:
             # another build committed the same layer first: theirs is as good as ours
         return target
 
+    def unneeded(self, keep: set[str]) -> list[Path]:
+        """Committed snapshots whose diff_id hex is not in `keep` (what `prune` removes)."""
+        return [
+            Path(entry.path)
+            for entry in os.scandir(self.root_dir)
+            if not entry.name.startswith(_TMP_PREFIX)
+            and entry.name.removesuffix(_ROOTLESS_SUFFIX) not in keep
+        ]
+
     def prune(self, keep: set[str]) -> int:
         """Remove committed snapshots whose diff_id hex is not in `keep`; the bytes freed."""
         freed = 0
-        for entry in os.scandir(self.root_dir):
-            if entry.name.startswith(_TMP_PREFIX):
-                continue
-            if entry.name.removesuffix(_ROOTLESS_SUFFIX) in keep:
-                continue
-            freed += _tree_bytes(Path(entry.path))
-            remove_tree(Path(entry.path))
+        for path in self.unneeded(keep):
+            freed += tree_size(path)
+            remove_tree(path)
         return freed
 
     def clean_stale(self) -> list[Path]:
@@ -243,15 +248,6 @@ def _clean_xattrs(path: str, opaque_names: tuple[str, ...], both: bool) -> None:
     if opaque and both:
         for name in opaque_names:
             os.setxattr(path, name, b"y", follow_symlinks=False)
-
-
-def _tree_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
 
 
 def remove_tree(path: Path) -> None:

@@ -26,6 +26,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -102,16 +103,31 @@ def copy_tree(src: Path, dest: Path) -> None:
         ) from e
 
 
+def tree_files(path: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under `path` but directories (files, symlinks, devices), with its lstat;
+    symlinks are never followed. Unreadable directories are skipped."""
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            yield from tree_files(Path(entry.path))
+        else:
+            yield entry.path, st
+
+
 def tree_size(path: Path) -> int:
-    """Bytes used by the regular files under `path` (hard links counted once)."""
+    """Apparent bytes of everything under `path` but directories, hard links counted once:
+    what deleting it gives back in `du --apparent-size` terms (directories excluded, as their
+    size is the file system's choice). `layerbuild df` counts the store the same way."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
+    for _path, st in tree_files(path):
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total
 
 

@@ -13,8 +13,9 @@ from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Layer
 from layerbuild.store import Store
-from layerbuild.store.gc import collect
+from layerbuild.store.gc import collect, image_blobs, plan_collect
 from layerbuild.store.images import read_image, tag, write_image
+from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.snapshots import chain_ids
 from tests.support.hostile_tars import Entry, compress, make_tar
 
@@ -56,6 +57,39 @@ def test_collect_keeps_tagged_and_removes_the_rest(tmp_path: Path) -> None:
     assert {str(d) for d in store.content.digests()} == blobs_of(store, kept)
     assert store.snapshots.list() == [chain_ids(kept_manifest.layers)[-1]]
     assert collect(store) == ([], 0)
+
+
+def test_the_plan_is_what_collect_then_removes_and_frees(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    kept = image(store, b"shared", b"kept")
+    dropped = image(store, b"shared", b"dropped" * 1000)
+    tag(store, "app", kept)
+    _, dropped_manifest, _ = read_image(store, dropped)
+    store.snapshots.rootfs(store, dropped_manifest.layers)
+    stray = LayerSnapshots(tmp_path).prepare_layer()
+    (stray / "f").write_bytes(b"12345")
+    os.link(stray / "f", stray / "again")  # one file, counted once
+    LayerSnapshots(tmp_path).commit_layer(stray, sha256_bytes(b"no such layer"))
+
+    plan = plan_collect(store)
+    assert {str(d) for d, _ in plan.blobs} == blobs_of(store, dropped) - blobs_of(store, kept)
+    assert [size for _, size in plan.layer_snapshots] == [5]
+    assert len(plan.chains) == 1 and plan.chains[0][1] > 0
+    removed, freed = collect(store)
+    assert removed == [d for d, _ in plan.blobs]
+    assert freed == plan.freed
+    assert plan_collect(store).freed == 0
+
+
+def test_image_blobs_are_what_gc_keeps_for_one_image(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    inner = image(store, b"one", b"two")
+    data = Index(manifests=(inner,)).to_bytes()
+    index = Descriptor(mt.OCI_INDEX, store.content.put_bytes(data), len(data))
+    needs = image_blobs(store, index)
+    assert {str(d) for d in needs.blobs} == blobs_of(store, inner) | {str(index.digest)}
+    _, manifest, _ = read_image(store, inner)
+    assert sorted(x.digest for x in needs.layers) == sorted(x.digest for x in manifest.layers)
 
 
 def test_collect_follows_indexes_and_roots(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from layerbuild.errors import DigestMismatch, ImageFormatError
 from layerbuild.image import mediatypes as mt
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.store import Store
-from layerbuild.store.snapshots import EMPTY, chain_ids
+from layerbuild.store.snapshots import EMPTY, chain_ids, tree_size
 from tests.support.hostile_tars import Entry, compress, make_tar
 
 
@@ -139,3 +139,13 @@ def test_two_builds_prepare_the_same_chain(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert store.snapshots.list() == [chain_ids(layers)[-1]]
     assert os.listdir(store.snapshots.path(chain_ids(layers)[-1]) / "etc") == ["c"]
+
+
+def test_tree_size_counts_files_symlinks_and_hard_links_once(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_bytes(b"x" * 10)
+    os.link(root / "d" / "f", root / "g")
+    os.symlink("d", root / "to-dir")  # a symlink to a directory is an entry, not followed
+    os.symlink("d/f", root / "to-file")
+    assert tree_size(root) == 10 + len("d") + len("d/f")
