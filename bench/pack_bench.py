@@ -55,15 +55,29 @@ def text_pool(rng: random.Random, size: int) -> bytes:
 def generate(root: Path, total_mb: int) -> None:
     rng = random.Random(42)
     pool = text_pool(rng, 8 << 20)
+    small_total = generate_small(root, rng, pool, SMALL_FILES, (1024, 16 * 1024))
+    generate_large(root, pool, max(0, (total_mb << 20) - small_total))
+
+
+def generate_small(
+    root: Path, rng: random.Random, pool: bytes, count: int, sizes: tuple[int, int]
+) -> int:
+    """`count` files of sizes[0] to sizes[1] bytes cut from `pool`, in 1,400 folders; returns
+    their total size."""
     small_total = 0
-    for i in range(SMALL_FILES):
+    for i in range(count):
         directory = root / f"pkg{i % 200:03d}" / f"mod{i % 7}"
         directory.mkdir(parents=True, exist_ok=True)
-        size = rng.randint(1024, 16 * 1024)
+        size = rng.randint(*sizes)
         start = rng.randrange(len(pool) - size)
         (directory / f"file{i:05d}.txt").write_bytes(pool[start : start + size])
         small_total += size
-    large = max(0, (total_mb << 20) - small_total) // LARGE_FILES
+    return small_total
+
+
+def generate_large(root: Path, pool: bytes, total: int) -> None:
+    """LARGE_FILES files of `pool` repeated, `total` bytes in all."""
+    large = total // LARGE_FILES
     for i in range(LARGE_FILES):
         with open(root / f"large{i}.bin", "wb") as f:
             written = 0

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ ENV READY=1
 CHANGED = Path("pkg150") / "mod3" / "file00150.txt"  # one small file, read by COPY . only
 PHASES = ("cold", "no-change", "one-file")
 SETTLE_S = 10.0
+DOCKER = "/usr/bin/docker"  # Debian's client: the newer one on PATH may lack buildx
 
 
 def sh(*args: str | Path, env: dict[str, str] | None = None, check: bool = True) -> str:
@@ -76,12 +78,18 @@ def prepare(work: Path, mb: int) -> tuple[Path, Path]:
         print(f"generating a {mb} MB context of {SMALL_FILES} small files in {ctx}", flush=True)
         generate(ctx, mb)
     (ctx / "Dockerfile").write_text(DOCKERFILE)
-    base = work / "busybox"
-    if not (base / "index.json").exists():
-        sh(sys.executable, REPO / "fixtures" / "make_busybox_base.py", base)
+    base = busybox_base(work)
     # files younger than the stat cache's racy margin (2 s) are always re-hashed: let them age
     time.sleep(2.5)
     return ctx, base
+
+
+def busybox_base(work: Path) -> Path:
+    """The busybox base image as an OCI layout in `work` (made once, from Debian's package)."""
+    base = work / "busybox"
+    if not (base / "index.json").exists():
+        sh(sys.executable, REPO / "fixtures" / "make_busybox_base.py", base)
+    return base
 
 
 def run_phases(ctx: Path, build: Callable[[], object]) -> list[float]:
@@ -141,6 +149,15 @@ def buildah(work: Path, ctx: Path, base: Path) -> list[float]:
 
 
 def buildkit(work: Path, ctx: Path, base: Path, tools: Path) -> list[float]:
+    with dockerd(work, base, tools) as env:
+        build = [DOCKER, "build", "-q", "--network=none", "-t", "bench:1", str(ctx)]
+        return run_phases(ctx, lambda: sh(*build, env=env))
+
+
+@contextlib.contextmanager
+def dockerd(work: Path, base: Path, tools: Path) -> Iterator[dict[str, str]]:
+    """A dockerd of its own (started with `tools`/dockerd-start), holding the busybox base and
+    no build cache or bench image; yields the environment its client needs."""
     state = work / "dockerd"
     host = sh(tools / "dockerd-start", state).strip().splitlines()[-1]
     env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "1"}
@@ -156,11 +173,10 @@ def buildkit(work: Path, ctx: Path, base: Path, tools: Path) -> list[float]:
         )
         # the image of an earlier round goes too: its layers would spare the cold build's
         # export writing them, as layerbuild's and buildah's stores are emptied
-        sh("/usr/bin/docker", "rmi", "-f", "bench:1", env=env, check=False)
-        sh("/usr/bin/docker", "load", "-i", archive, env=env)
-        sh("/usr/bin/docker", "builder", "prune", "-af", env=env)
-        build = ["/usr/bin/docker", "build", "-q", "--network=none", "-t", "bench:1", str(ctx)]
-        return run_phases(ctx, lambda: sh(*build, env=env))
+        sh(DOCKER, "rmi", "-f", "bench:1", env=env, check=False)
+        sh(DOCKER, "load", "-i", archive, env=env)
+        sh(DOCKER, "builder", "prune", "-af", env=env)
+        yield env
     finally:
         sh(tools / "dockerd-stop", state, check=False)
 

@@ -281,6 +281,7 @@ def _build_options(kw: dict[str, Any]) -> BuildOptions:
         block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
         snapshotter=options.snapshotter(),
         statcache_stats=_path_from_env("LAYERBUILD_STATCACHE_STATS"),
+        blockcache_stats=_path_from_env("LAYERBUILD_BLOCKCACHE_STATS"),
     )
 
 

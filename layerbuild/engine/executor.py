@@ -94,7 +94,9 @@ class Executor:
         self.statcache = StatCache(store.stat_db, stats_file=options.statcache_stats)
         self.snaps = LayerSnapshots(store.root)
         self.blocks = (
-            BlockCache(store.blocks_db, store.content.path) if options.block_reuse else None
+            BlockCache(store.blocks_db, store.content.path, stats_file=options.blockcache_stats)
+            if options.block_reuse
+            else None
         )
         self.layers = LayerWriter(
             store,

@@ -57,6 +57,7 @@ class BuildOptions:
     # RUN's snapshotter: auto | overlay | fuse-overlayfs | copy (sandbox/runner.py); None: auto
     snapshotter: str | None = None
     statcache_stats: Path | None = None  # append the stat cache's counters here (benchmarks)
+    blockcache_stats: Path | None = None  # and the gzip block cache's (store/blockcache.py)
 
 
 @dataclass(frozen=True)

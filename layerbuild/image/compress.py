@@ -54,6 +54,10 @@ class BlockCache(Protocol):
     def get(self, key: bytes) -> tuple[bytes, bytes] | None:
         """(block bytes, their sha256), or None."""
 
+    def deflated(self, nbytes: int) -> None:
+        """A block of `nbytes` input bytes was not found and is deflated (counted for
+        benchmarks: what a rebuild compressed again)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BlockRecord:
@@ -122,6 +126,7 @@ class _GzipEncoder:
             cached = self._blocks.get(key)
             if cached is not None:
                 return _Block(cached[0], key, cached[1])
+            self._blocks.deflated(len(data))
         if window:
             z = isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, -15, 9, 0, window)
         else:

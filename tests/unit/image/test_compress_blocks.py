@@ -21,6 +21,10 @@ class DictCache:
     def __init__(self) -> None:
         self.blocks: dict[bytes, bytes] = {}
         self.hits = 0
+        self.deflated_bytes = 0
+
+    def deflated(self, nbytes: int) -> None:
+        self.deflated_bytes += nbytes
 
     def learn(self, blob: bytes, index: list[BlockRecord]) -> None:
         for r in index:
@@ -65,10 +69,13 @@ def test_unchanged_layer_is_all_reused_and_identical() -> None:
     cache = DictCache()
     first, index = _pack(changes, cache)
     assert first == fresh and len(index) > 5
+    assert cache.deflated_bytes == len(_tar(changes))  # an empty cache: every byte deflated
     cache.learn(first, index)
+    cache.deflated_bytes = 0
     again, _ = _pack(changes, cache)
     assert again == fresh
     assert cache.hits == len(index)
+    assert cache.deflated_bytes == 0
 
 
 def test_a_grown_file_reuses_the_blocks_away_from_it() -> None:
@@ -82,7 +89,10 @@ def test_a_grown_file_reuses_the_blocks_away_from_it() -> None:
     with old.content() as f:  # type: ignore[misc]
         data = f.read() + b" and a few more words, which shift everything after them"
     grown[middle] = _file(old.path, data)
+    cache.deflated_bytes = 0
     reused, new_index = _pack(grown, cache)
+    # the changed chunk, its neighbour and the end (chunks are at most 2 MiB)
+    assert 0 < cache.deflated_bytes <= 3 * (2 << 20) < len(_tar(grown))
     assert reused == _pack(grown, None)[0]  # reuse never changes the bytes
     assert gzip.decompress(reused) == _tar(grown)
     assert cache.hits >= len(new_index) - 3  # the changed chunk, its neighbour, and the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -78,3 +79,22 @@ def test_forgetting_a_blob_drops_its_rows(tmp_path: Path) -> None:
         cache.record(blob, [_record(b"k1", data, 10)])
         cache.forget_blobs([blob])
         assert cache.get(b"k1") is None
+
+
+def test_counters_are_appended_to_the_stats_file_once(tmp_path: Path) -> None:
+    """How benchmarks see what a build deflated again ($LAYERBUILD_BLOCKCACHE_STATS)."""
+    data = os.urandom(100)
+    stats = tmp_path / "stats.jsonl"
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    cache = BlockCache(tmp_path / "blocks.db", lambda d: blobs / d.hex, stats_file=stats)
+    cache.record(_blob(blobs, data), [_record(b"k1", data, 10)])
+    assert cache.get(b"k1") is not None
+    cache.deflated(4096)
+    cache.deflated(100)
+    cache.close()
+    cache.close()
+    lines = stats.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"hits": 1, "deflated_blocks": 2, "deflated_bytes": 4196}
+    ]
