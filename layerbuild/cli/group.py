@@ -39,6 +39,7 @@ _COMMANDS = {
     "prune": "layerbuild.cli.cache:prune_cmd",
     "fsck": "layerbuild.cli.fsck:fsck_cmd",
     "run": "layerbuild.cli.run:run_cmd",
+    "analyze": "layerbuild.cli.analyze:analyze_cmd",
 }
 
 
