@@ -71,7 +71,7 @@ def dir_shares(
     layers: Sequence[Sequence[Change]],
     hidden: Iterable[HiddenFile],
     *,
-    depth: int = 3,
+    depth: int = 4,
     width: int = 5,
 ) -> DirShare:
     """The root and, `depth` levels down, its `width` biggest directories by shipped bytes."""

@@ -110,7 +110,7 @@ def _tree(root: DirShare, style: _Style) -> Iterator[str]:
 
 
 def _tree_lines(node: DirShare, lead: str, branch: str, style: _Style) -> Iterator[str]:
-    name = "/" + node.path.rsplit("/", 1)[-1] if node.path else "/"
+    name = node.path.rsplit("/", 1)[-1] + "/" if node.path else "/"
     share = _percent(node.wasted, node.shipped)
     share = style.red(share) if node.wasted else share
     yield f"  {lead}{branch}{name}  {human_size(node.shipped)}  {share} wasted"
