@@ -45,11 +45,14 @@ class Efficiency:
         return math.inf if self.wasted_bytes else 0.0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Node:
     size: int
     is_dir: bool
-    whiteout: bool
+
+
+# dive makes a missing parent with an empty payload: size 0, not a directory
+_IMPLICIT = _Node(0, False)
 
 
 def efficiency(layers: Sequence[Sequence[Change]]) -> Efficiency:
@@ -83,14 +86,16 @@ def _layer_nodes(changes: Sequence[Change]) -> dict[tuple[str, bool], _Node]:
     for change in changes:
         if not change.path:
             continue
-        whiteout = change.kind is ChangeKind.WHITEOUT
-        for ancestor in _ancestors(change.path):
-            # dive makes a missing parent with an empty payload: size 0, not a directory
-            nodes.setdefault((ancestor, False), _Node(0, False, False))
+        # a node's parents are in `nodes` once it is: the walk up stops at the first one there
+        parent = _parent(change.path)
+        while parent and (parent, False) not in nodes:
+            nodes[(parent, False)] = _IMPLICIT
+            parent = _parent(parent)
         if change.kind is ChangeKind.OPAQUE:
-            nodes.setdefault((change.path, False), _Node(0, False, False))
+            nodes.setdefault((change.path, False), _IMPLICIT)
             continue
-        nodes[(change.path, whiteout)] = _Node(change.size, change.is_dir, whiteout)
+        whiteout = change.kind is ChangeKind.WHITEOUT
+        nodes[(change.path, whiteout)] = _Node(change.size, change.is_dir)
     return nodes
 
 
@@ -129,11 +134,6 @@ class _Stacked:
             found.append(current)
             pending.extend(self.children.get(current, ()))
         return found
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _parent(path: str) -> str:

@@ -66,7 +66,10 @@ class Waste:
         return sum(h.size for h in self.hidden)
 
 
-@dataclass
+_REMOVALS = (ChangeKind.WHITEOUT, ChangeKind.OPAQUE)
+
+
+@dataclass(slots=True)
 class _Held:
     layer: int
     size: int
@@ -100,16 +103,17 @@ class _Stack:
             parent = _parent(parent)
         for directory in reversed(missing):
             yield from self.remove(directory)
-            self._link(directory, _Held(held.layer, 0, True))
+            self.link(directory, _Held(held.layer, 0, True))
         existing = self.visible.get(path)
         if existing is not None and existing.is_dir and held.is_dir:
             self.visible[path] = held  # metadata only: the children stay
             return
         if existing is not None:
             yield from self.remove(path)
-        self._link(path, held)
+        self.link(path, held)
 
-    def _link(self, path: str, held: _Held) -> None:
+    def link(self, path: str, held: _Held) -> None:
+        """Set a path that is not there, under a directory that is."""
         self.visible[path] = held
         self.children[_parent(path)].add(path)
         if held.is_dir:
@@ -123,29 +127,8 @@ def analyze_waste(layers: Sequence[Sequence[Change]]) -> Waste:
     stats: list[tuple[int, int, int, int, int]] = []
     for index, changes in enumerate(layers):
         hid_before = len(hidden)
-        deleted = 0
-        for change in changes:
-            if change.kind is ChangeKind.WHITEOUT:
-                deleted += 1
-                dropped = list(stack.remove(change.path))
-                hidden += _hidden(dropped, index, change.path, HiddenBy.DELETED)
-            elif change.kind is ChangeKind.OPAQUE:
-                deleted += 1
-                for child in sorted(stack.children.get(change.path, ())):
-                    dropped = list(stack.remove(child))
-                    hidden += _hidden(dropped, index, change.path, HiddenBy.OPAQUE)
-        added = changed = content = 0
-        for change in changes:
-            if change.kind in (ChangeKind.WHITEOUT, ChangeKind.OPAQUE) or not change.path:
-                continue
-            content += change.size
-            if change.path in stack.visible:
-                changed += 1
-            else:
-                added += 1
-            held = _Held(index, change.size, change.kind is ChangeKind.DIR)
-            dropped = list(stack.put(change.path, held))
-            hidden += _hidden(dropped, index, change.path, HiddenBy.REPLACED)
+        deleted = _remove(stack, changes, index, hidden)
+        content, added, changed = _write(stack, changes, index, hidden)
         hides = sum(h.size for h in hidden[hid_before:])
         stats.append((content, added, changed, deleted, hides))
     wasted = [0] * len(layers)
@@ -158,6 +141,49 @@ def analyze_waste(layers: Sequence[Sequence[Change]]) -> Waste:
         ),
         hidden=tuple(hidden),
     )
+
+
+def _remove(stack: _Stack, changes: Sequence[Change], index: int, hidden: list[HiddenFile]) -> int:
+    """Apply a layer's whiteouts and opaque markers (they act on the layers below first);
+    returns how many there were."""
+    deleted = 0
+    for change in changes:
+        if change.kind is ChangeKind.WHITEOUT:
+            deleted += 1
+            dropped = list(stack.remove(change.path))
+            hidden += _hidden(dropped, index, change.path, HiddenBy.DELETED)
+        elif change.kind is ChangeKind.OPAQUE:
+            deleted += 1
+            for child in sorted(stack.children.get(change.path, ())):
+                dropped = list(stack.remove(child))
+                hidden += _hidden(dropped, index, change.path, HiddenBy.OPAQUE)
+    return deleted
+
+
+def _write(
+    stack: _Stack, changes: Sequence[Change], index: int, hidden: list[HiddenFile]
+) -> tuple[int, int, int]:
+    """Apply a layer's other entries; returns (file bytes, added, changed)."""
+    added = changed = content = 0
+    visible = stack.visible
+    for change in changes:
+        path = change.path
+        if change.kind in _REMOVALS or not path:
+            continue
+        content += change.size
+        held = _Held(index, change.size, change.kind is ChangeKind.DIR)
+        if path in visible:
+            changed += 1
+        else:
+            added += 1
+            parent = visible.get(_parent(path))
+            if parent is not None and parent.is_dir:  # the common case: nothing to hide
+                stack.link(path, held)
+                continue
+        dropped = list(stack.put(path, held))
+        if dropped:
+            hidden += _hidden(dropped, index, path, HiddenBy.REPLACED)
+    return content, added, changed
 
 
 def _hidden(

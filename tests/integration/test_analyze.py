@@ -61,9 +61,7 @@ def test_a_file_added_in_one_run_and_deleted_in_the_next_is_wasted(
     assert "error: waste:1 fails 3 CI rule(s)" in failed.stderr
 
 
-def test_the_same_file_made_and_deleted_in_one_run_passes(
-    lb: Layerbuild, tmp_path: Path
-) -> None:
+def test_the_same_file_made_and_deleted_in_one_run_passes(lb: Layerbuild, tmp_path: Path) -> None:
     lb.build(make_context(tmp_path, {"Dockerfile": ONE_RUN}), "-t", "once:1")
     proc = lb.ok("analyze", "once:1", "--ci", "--highest-wasted-bytes", "1MB")
     assert "PASS highest-wasted-bytes 1MB" in proc.stdout
