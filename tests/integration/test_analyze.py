@@ -144,3 +144,22 @@ def test_the_text_view_off_a_terminal_is_plain(lb: Layerbuild, tmp_path: Path) -
     assert "fix: do both in one RUN" in out
     assert "xxxxxxxxxxxxxxxxxxxx" in out  # layer 1's bar: all of it wasted
     assert "Dive's numbers: efficiency" in out
+
+
+def test_a_directory_emptied_and_made_again_in_one_run_hides_its_old_files(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    dockerfile = (
+        "FROM busybox\n"
+        "RUN mkdir -p /srv/d && head -c 6000 /dev/zero > /srv/d/old\n"
+        "RUN rm -rf /srv/d && mkdir /srv/d && echo hi > /srv/d/new\n"
+    )
+    lb.build(make_context(tmp_path, {"Dockerfile": dockerfile}), "-t", "opaque:1")
+    report = _analyze(lb, "opaque:1")
+    # overlayfs marks the new /srv/d opaque: the layer hides every old entry below it
+    assert [(p["path"], p["bytes"], p["how"]) for p in report["wasted_paths"]] == [
+        ("/srv/d", 6000, "opaque")
+    ]
+    assert report["layers"][2]["deleted"] == 1
+    # dive ignores opaque markers: old and new are each counted once, nothing is inefficient
+    assert (report["dive"]["efficiency"], report["dive"]["wasted_bytes"]) == (1.0, 0)
