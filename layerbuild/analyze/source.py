@@ -102,6 +102,13 @@ def _from_layout(source: ArchiveSource, platform: Platform | None) -> ImageInput
 def _pick(index: Index, label: str, platform: Platform | None) -> Descriptor:
     if len(index.manifests) == 1:
         return index.manifests[0]
+    named = {m.annotation(mt.ANNOTATION_REF_NAME): m.digest for m in index.manifests}
+    refs = {ref for ref in named if ref is not None}
+    if len(set(named.values())) > 1 and len(refs) > 1:  # several images, not several platforms
+        raise ImageFormatError(
+            f"{label} holds several images ({', '.join(sorted(refs))})",
+            hint="`layerbuild load` it, then analyze each image by name",
+        )
     chosen, available = choose_platform(index.manifests, platform)
     if chosen is None:
         raise ImageFormatError(

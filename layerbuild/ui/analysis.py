@@ -63,7 +63,10 @@ def _summary(a: Analysis) -> str:
 
 def _layers(a: Analysis, style: _Style) -> Iterator[str]:
     yield style.bold("Layers") + "  (bar: the layer's file bytes; red: bytes a later layer hides)"
-    yield f"  {'#':>2} {'COMPRESSED':>10} {'FILES':>9} {'+ADD':>6} {'~CHG':>6} {'-DEL':>5}  {'':<{_BAR}} {'WASTED':>9}  MADE BY"  # noqa: E501
+    yield (
+        f"  {'#':>2} {'COMPRESSED':>10} {'FILES':>9} {'+ADD':>6} {'~CHG':>6} {'-DEL':>5}  "
+        f"{'':<{_BAR}} {'WASTED':>9}  MADE BY"
+    )
     scale = max((row.stats.content_bytes for row in a.layers), default=0)
     for i, row in enumerate(a.layers):
         yield _layer_line(i, row, style, scale)
