@@ -355,6 +355,13 @@ class CacheError(LayerbuildError):
     exit_code = ExitCode.USAGE
 
 
+class AnalyzeLimitsExceeded(LayerbuildError):
+    """`analyze --ci`: the image breaks one of its thresholds (a result, printed first)."""
+
+    reference = "analyze-ci"
+    exit_code = ExitCode.FAILURE
+
+
 # --- option values: ValueErrors the CLI turns into usage errors ---------------------------------
 
 
@@ -368,6 +375,10 @@ class SecretSpecError(ValueError):
 
 class AnnotationSpecError(ValueError):
     """An --annotation value buildx would refuse too."""
+
+
+class ThresholdSpecError(ValueError):
+    """An `analyze --ci` threshold (option or pyproject.toml value) no rule can use."""
 
 
 # --- signals between modules, always caught, never shown to a user ------------------------------

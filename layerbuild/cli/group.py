@@ -40,6 +40,7 @@ _COMMANDS = {
     "fsck": "layerbuild.cli.fsck:fsck_cmd",
     "run": "layerbuild.cli.run:run_cmd",
     "df": "layerbuild.cli.df:df_cmd",
+    "analyze": "layerbuild.cli.analyze:analyze_cmd",
 }
 
 

@@ -81,6 +81,7 @@ UNNEEDED = (
     "layerbuild.export.oci_layout",
     "layerbuild.export.oci_tar",
     "layerbuild.export.rootfs",
+    "layerbuild.cli.analyze",
     "layerbuild.cli.cache",
     "layerbuild.cli.fsck",
     "layerbuild.cli.images",
@@ -88,6 +89,10 @@ UNNEEDED = (
     "layerbuild.cli.run",
     "layerbuild.engine.runimage",
     "layerbuild.ui.cachelisting",
+    "layerbuild.analyze",
+    "layerbuild.ui.analysis",
+    "layerbuild.image.efficiency",
+    "layerbuild.image.waste",
     # the terminal renderer (plain progress here)
     "rich",
     # heavy standard library that no part of a build uses
