@@ -28,7 +28,7 @@ from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_buil
 from layerbuild.engine import meta as m
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
 from layerbuild.engine.failures import reported, step_name
-from layerbuild.engine.filesteps import FileSteps, StageState
+from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.inputs import context_ignore, read_dockerfile
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.ops import ops_for
@@ -39,6 +39,7 @@ from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.sources import SourceResolver
 from layerbuild.engine.speedups.active import speedups_for
 from layerbuild.engine.speedups.base import Speedups
+from layerbuild.engine.state import StageState
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.errors import BuildError, UnsupportedError
 from layerbuild.image.config import ImageConfig
@@ -234,7 +235,7 @@ class Executor:
             t0 = time.monotonic()
             with self._failing(step_id, t0, state.name, instr):
                 source = copy_from.get(position) if position is not None else None
-                out = self._step(state, instr, source, index, step_id)
+                state, out = self._step(state, instr, source, index, step_id)
             seconds = time.monotonic() - t0
             self.cache.note_step(state.name, index, out.key, seconds, out.hit)
             if out.hit:
@@ -288,12 +289,13 @@ class Executor:
     def _base(self, planned: PlannedStage, name: str, step_id: int) -> tuple[StageState, CacheKey]:
         platform = self._stage_platform(planned)
         base_config: ImageConfig | None
+        layers: tuple[Layer, ...]
         inherited = None  # a stage's ARGs reach the stages built FROM it (BuildKit)
         if isinstance(planned.base, ScratchBase):
-            base_config, layers, base_key = None, [], "scratch"
+            base_config, layers, base_key = None, (), "scratch"
         elif isinstance(planned.base, StageBase):
             parent = self.results[planned.base.index]
-            base_config, layers, base_key = parent.meta.config, list(parent.layers), parent.key
+            base_config, layers, base_key = parent.meta.config, parent.layers, parent.key
             inherited = parent.scope.args()
         else:
             desc, base_config, layers = self._base_image(planned.base, platform, step_id)
@@ -311,8 +313,7 @@ class Executor:
             ]
         )
         triggers = base_config.config.on_build if base_config is not None else ()
-        state = StageState(name, m.StageMeta(config), layers, scope, key=key.digest)
-        state.triggers = triggers
+        state = StageState(name, m.StageMeta(config), layers, scope, key.digest, triggers)
         return state, key
 
     def _stage_platform(self, planned: PlannedStage) -> Platform:
@@ -326,7 +327,7 @@ class Executor:
 
     def _base_image(
         self, base: ImageBase, platform: Platform, step_id: int
-    ) -> tuple[Descriptor, ImageConfig, list[Layer]]:
+    ) -> tuple[Descriptor, ImageConfig, tuple[Layer, ...]]:
         desc = self.sources.image(base.ref, named_context=base.named_context, platform=platform)
         manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
         check_platform(config, platform, base.ref)
@@ -342,8 +343,9 @@ class Executor:
         source: StageBase | ImageBase | None,
         index: int,
         step_id: int,
-    ) -> StepOutcome:
-        """key -> hit? reuse : execute, by the op of the instruction's kind (engine/ops/)."""
+    ) -> tuple[StageState, StepOutcome]:
+        """key -> hit? reuse : execute, by the op of the instruction's kind (engine/ops/):
+        the stage's state after the step, and what to report of it."""
         op = self.ops[type(instr)]
         step = Step(state, instr, source, index, step_id, self.run_follows, self.next_instr)
         prepared = op.prepare(step)
@@ -354,10 +356,11 @@ class Executor:
         else:
             reason = self.cache.reason(state.name, index, key, prepared.files)
             done = op.execute(step, prepared, key)
-            self.cache.record(key, done.layer, state.meta.config, prepared.files)
-        state.key = key.digest
+            self.cache.record(key, done.layer, done.state.meta.config, prepared.files)
+        self.files.trees.advance(state, done.state, done.changes)
         layer = done.layer.digest if done.layer else None
-        return StepOutcome(key, record is not None, layer, reason, done.note)
+        outcome = StepOutcome(key, record is not None, layer, reason, done.note)
+        return done.state.with_key(key.digest), outcome
 
     def _lookup(self, state: StageState, inputs: Inputs) -> tuple[CacheKey, CacheRecord | None]:
         key = chain(state.key, inputs)
@@ -373,17 +376,17 @@ class StepOutcome:
     note: str = ""
 
 
-def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> list[Layer]:
+def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> tuple[Layer, ...]:
     if len(descriptors) != len(config.diff_ids):
         raise BuildError(
             f"base image is inconsistent: {len(descriptors)} layers but "
             f"{len(config.diff_ids)} diff_ids in its config",
             hint="re-create or re-load the base image",
         )
-    return [
+    return tuple(
         Layer(diff_id, d.digest, d.size, d.media_type)
         for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
-    ]
+    )
 
 
 def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:

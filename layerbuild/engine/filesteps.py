@@ -14,54 +14,20 @@ from layerbuild.context.fingerprint import selection_fingerprint
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.select import SourceFile, literal_source, select
-from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.dockerfile.scope import VarScope
 from layerbuild.engine import meta as m
 from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.stagetrees import StageTrees
+from layerbuild.engine.state import StageState
 from layerbuild.engine.users import home_of, resolve_chown, resolve_user, resolve_workdir_owner
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.manifest import Layer
 from layerbuild.image.tree import FileTree
 from layerbuild.plan.graph import ImageBase, StageBase
-from layerbuild.store.cacheindex import result_digest
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
     from layerbuild.context.prefetch import ListingPrefetch
-
-
-@dataclass
-class StageState:
-    """A stage while it is built: its config so far, its layers, and its file tree."""
-
-    name: str
-    meta: m.StageMeta
-    layers: list[Layer]
-    scope: VarScope
-    key: Digest  # the cache key of the last step: every step's key chains its parent's
-    tree: FileTree | None = None  # loaded on first need: most metadata steps never look
-    triggers: tuple[str, ...] = ()  # the base image's ONBUILD instructions, run first
-    # layers added since the tree was last brought up to date: applied when it is next read
-    # (a COPY of 20k files followed only by RUNs never pays for it)
-    unapplied: list[tuple[list[Change], Digest]] = field(default_factory=list)
-
-    def add_to_tree(self, changes: list[Change], layer: Digest) -> None:
-        """A layer's Changes, for the tree (if loaded) to take in when next read."""
-        if self.tree is not None:
-            self.unapplied.append((changes, layer))
-
-    def forget_tree(self) -> None:
-        """The tree is reloaded from the layers when next needed."""
-        self.tree = None
-        self.unapplied.clear()
-
-    def source_ref(self) -> str:
-        """What a step that reads this stage without hashing its files (a COPY --from's quick
-        path, RUN --mount from=) keys on: its key and its result, since a stage whose output is
-        not reproducible, rebuilt, has the same key and other files."""
-        return f"stage:{self.key}@{result_digest(self.meta.config)}"
 
 
 @dataclass
@@ -75,17 +41,13 @@ class FileSteps:
     scratch: Path
     now: int
     results: dict[int, StageState] = field(default_factory=dict)
+    trees: StageTrees = field(init=False)  # loaded on first need: most steps never look
+
+    def __post_init__(self) -> None:
+        self.trees = StageTrees(self.store)
 
     def tree(self, state: StageState) -> FileTree:
-        if state.tree is None:
-            from layerbuild.engine.imageread import load_tree  # not for a fully cached build
-
-            state.tree = load_tree(self.store, state.layers)
-            state.unapplied.clear()  # the layers hold them
-        for changes, layer in state.unapplied:
-            state.tree.apply(changes, layer)
-        state.unapplied.clear()
-        return state.tree
+        return self.trees.tree(state)
 
     def workdir_changes(self, state: StageState, instr: ins.Workdir) -> list[Change]:
         """The directories WORKDIR must create (none when it exists), owned by USER."""
@@ -112,9 +74,11 @@ class FileSteps:
     def _passwd_group(self, state: StageState) -> tuple[str | None, str | None]:
         # the layers added since the tree was brought up to date are left pending unless one
         # of them touched /etc: a RUN after a big COPY only wants HOME from /etc/passwd
-        tree = state.tree
-        if tree is None or any(touches(c, "etc") for c, _ in state.unapplied):
+        loaded = self.trees.loaded(state)
+        if loaded is None or any(touches(c, "etc") for c in loaded[1]):
             tree = self.tree(state)
+        else:
+            tree = loaded[0]
         texts = []
         for path in ("etc/passwd", "etc/group"):
             from layerbuild.engine.imageread import read_file

@@ -13,7 +13,7 @@ from layerbuild.context.hashing import changes_digest
 from layerbuild.context.statcache import RACY_MARGIN_NS, StatCache
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine.filesteps import StageState
+from layerbuild.engine.state import StageState
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.config import History
 from layerbuild.image.manifest import Layer
@@ -80,10 +80,9 @@ class LayerWriter:
         digest, files = changes_digest(changes, self.statcache, known=digests)
         return digest, files, packed
 
-    def history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> None:
-        """Record `instr` in the stage's history; `empty`: it made no layer."""
-        config = state.meta.config.with_history(self._entry(instr, empty=empty))
-        state.meta = replace(state.meta, config=config)
+    def history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> StageState:
+        """The stage with `instr` in its history; `empty`: it made no layer."""
+        return state.with_config(state.meta.config.with_history(self._entry(instr, empty=empty)))
 
     def _entry(self, instr: ins.Instruction, *, empty: bool) -> History:
         return History(
@@ -144,16 +143,15 @@ class LayerWriter:
         *,
         digests: bool = False,
         known: Mapping[str, Digest] | None = None,
-    ) -> Layer | None:
+    ) -> tuple[StageState, Layer | None]:
+        """The stage with `changes` packed as its next layer (`packed`: already), and that
+        layer; none, only a history entry, when there are no changes."""
         if not changes:
-            self.history(state, instr, empty=True)
-            return None
+            return self.history(state, instr, empty=True), None
         layer = packed or self.pack(changes, {} if digests else None, known)
-        state.add_to_tree(changes, layer.digest)
-        state.layers.append(layer)
         entry = self._entry(instr, empty=False)
-        state.meta = replace(state.meta, config=state.meta.config.with_layer(layer.diff_id, entry))
-        return layer
+        config = state.meta.config.with_layer(layer.diff_id, entry)
+        return state.with_layer(layer, replace(state.meta, config=config)), layer
 
 
 def file_digests(changes: list[Change], files: Mapping[str, str]) -> dict[str, Digest]:

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.digest import Digest
-from layerbuild.engine.filesteps import StageState
 from layerbuild.engine.runmounts import (
     BindMount,
     CacheMount,
@@ -39,6 +38,7 @@ from layerbuild.engine.runmounts import (
     describe,
 )
 from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.state import StageState
 from layerbuild.errors import BuildError
 from layerbuild.sandbox.mounts import Mount
 from layerbuild.sandbox.securejoin import secure_join

@@ -18,11 +18,11 @@ from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine import runmounts, runstep
 from layerbuild.engine.events import BuildEvent, Log
-from layerbuild.engine.filesteps import FileSteps, StageState
-from layerbuild.engine.ops.run import RunPrepared
+from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.options import BuildOptions
 from layerbuild.engine.sources import SourceResolver
 from layerbuild.engine.speedups.base import Speedups
+from layerbuild.engine.state import StageState
 from layerbuild.engine.stepcache import StepCache
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
@@ -32,7 +32,10 @@ from layerbuild.store.layout import Store
 if TYPE_CHECKING:
     from layerbuild.engine import runmounts_prepare
 
-AddLayer = Callable[[StageState, ins.Instruction, list[Change]], Layer | None]
+# the stage with the step's Changes as its next layer (LayerWriter.add_layer)
+AddLayer = Callable[
+    [StageState, ins.Instruction, list[Change]], tuple[StageState, Layer | None]
+]
 
 
 @dataclass
@@ -68,31 +71,35 @@ class RunSteps:
         )
 
     def run(
-        self, state: StageState, prepared: RunPrepared, step_id: int, key: Digest
-    ) -> Layer | None:
-        """Run the step (or take what run-ahead ran for `key`, its key) and add its layer."""
-        instr = prepared.instr
-        assert isinstance(instr, ins.Run)
+        self,
+        state: StageState,
+        instr: ins.Run,
+        mounts: tuple[runmounts.RunMount, ...],
+        step_id: int,
+        key: Digest,
+    ) -> tuple[StageState, Layer | None, list[Change]]:
+        """Run the step (`mounts`: its --mount flags, expanded) or take what run-ahead ran for
+        `key`, its key, and add its layer: the stage's next state, that layer, its Changes."""
         result = self.speedups.take_ahead(self, state, key, step_id)
         self.note = "ran while the layer below was packed" if result is not None else ""
         if result is None:
             from layerbuild.engine import runmounts_prepare
 
-            execute = self.executor(state, instr, prepared.mounts)
+            execute = self.executor(state, instr, mounts)
             inputs = self.mount_inputs()
-            with runmounts_prepare.prepared(prepared.mounts, inputs) as mounts:
+            with runmounts_prepare.prepared(mounts, inputs) as made:
                 result = execute(
                     log=lambda line: self.emit(Log(step_id, line)),
-                    mounts=mounts,
-                    secret_env=runmounts_prepare.secret_env(prepared.mounts, inputs.secrets),
+                    mounts=made,
+                    secret_env=runmounts_prepare.secret_env(mounts, inputs.secrets),
                 )
         try:
-            layer = self.add_layer(state, instr, result.changes)
+            after, layer = self.add_layer(state, instr, result.changes)
             if layer is not None:
                 self.snaps.commit_upper(self.store, layer, result.step.upper)
         finally:
             self.snaps.discard(result.step)
-        return layer
+        return after, layer, result.changes
 
     def executor(
         self, state: StageState, instr: ins.Run, mounts: tuple[runmounts.RunMount, ...]

@@ -8,7 +8,7 @@ mounts: engine/runmounts.py and runmounts_prepare.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
@@ -19,10 +19,8 @@ from layerbuild.engine.ops.copy import CopyOp
 from layerbuild.engine.ops.meta import ArgOp, CmdOp, EnvOp, MetaOp
 from layerbuild.engine.ops.run import RunOp
 from layerbuild.engine.ops.workdir import WorkdirOp
-
-if TYPE_CHECKING:
-    from layerbuild.engine.runsteps import RunSteps
-    from layerbuild.engine.speedups.base import Speedups
+from layerbuild.engine.runsteps import RunSteps
+from layerbuild.engine.speedups.base import Speedups
 
 _CONFIG_ONLY: tuple[type[ins.Instruction], ...] = (
     ins.Label,

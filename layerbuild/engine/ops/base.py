@@ -9,8 +9,9 @@ A step goes through its op in three parts, so that what keys it is apart from wh
   already (its quick key: `Prepared.found`).
 - `cache_inputs(state, prepared)` is pure: the named key inputs of the step, from what
   `prepare` read and the stage as it is (stepcache.chain adds the parent key).
-- `execute(step, prepared, key)` runs the step on a miss: the stage's config and layers
-  change; `reuse(step, prepared, record)` takes a cache record instead on a hit.
+- `execute(step, prepared, key)` runs the step on a miss and returns the stage's next state
+  (engine/state.py: its config and layers as the step leaves them) in `Done`;
+  `reuse(step, prepared, record)` makes that state from a cache record instead on a hit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.expand import expand
 from layerbuild.dockerfile.parser import Dockerfile
 from layerbuild.engine import meta as m
-from layerbuild.engine.filesteps import StageState
+from layerbuild.engine.state import StageState
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import ImageBase, StageBase
@@ -55,10 +56,14 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Done:
-    """What a step gave: its layer (None: config only) and the note of its progress line."""
+    """What a step gave: the stage's next state, its layer (None: config only), the note of
+    its progress line, and the Changes of that layer when known (the stage's file tree takes
+    them in: engine/stagetrees.py; None: it is loaded again when next needed)."""
 
+    state: StageState
     layer: Layer | None
     note: str = ""
+    changes: list[Change] | None = None
 
 
 P = TypeVar("P", bound=Prepared)
@@ -97,15 +102,12 @@ def take_record(
     state: StageState, record: CacheRecord, changes: list[Change] | None, *, cmd: bool = False
 ) -> Done:
     """A hit: the stage takes the record's config and layer (`cmd`: the step is a CMD, which
-    an ENTRYPOINT after it keeps)."""
-    state.meta = m.StageMeta(record.config, cmd_set=state.meta.cmd_set or cmd)
-    if record.layer is not None:
-        state.layers.append(record.layer)
-        if changes is not None:
-            state.add_to_tree(changes, record.layer.digest)
-        else:
-            state.forget_tree()
-    return Done(record.layer, files_note(changes))
+    an ENTRYPOINT after it keeps); `changes`: the layer's, when the step built them."""
+    meta = m.StageMeta(record.config, cmd_set=state.meta.cmd_set or cmd)
+    note = files_note(changes)
+    if record.layer is None:
+        return Done(state.with_meta(meta), None, note)
+    return Done(state.with_layer(record.layer, meta), record.layer, note, changes)
 
 
 def files_note(changes: list[Change] | None) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
-from layerbuild.engine.filesteps import FileSteps, StageState
+from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.layerwriter import LayerWriter, file_digests
 from layerbuild.engine.ops.base import (
     Done,
@@ -28,6 +28,7 @@ from layerbuild.engine.ops.base import (
 )
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.speedups.base import Speedups
+from layerbuild.engine.state import StageState
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.store.cacheindex import CacheRecord
@@ -86,12 +87,12 @@ class CopyOp:
             snapshot = fast.pending_snapshot()  # the next RUN may run on it meanwhile
             fast.run_ahead(self.runs, state, step.next_instr, key.digest, changes, snapshot)
         # a snapshot of the layer is checked against the packed digests: a RUN may need one
-        layer = self.layers.add_layer(
+        after, layer = self.layers.add_layer(
             state, prepared.instr, changes, prepared.packed, digests=step.run_follows, known=known
         )
         if layer is not None and changes and files is not None:
             self.speedups.offer_snapshot(state.name, step.index, layer, changes, files)
-        return Done(layer, files_note(prepared.changes))
+        return Done(after, layer, files_note(prepared.changes), changes)
 
     def reuse(self, step: Step, prepared: CopyPrepared, record: CacheRecord) -> Done:
         self.speedups.drop_pending()  # the snapshot begun while it was hashed is not needed

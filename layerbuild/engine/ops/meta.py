@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
 from layerbuild.engine import meta as m
-from layerbuild.engine.filesteps import StageState
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.ops.base import (
     Done,
@@ -19,6 +18,7 @@ from layerbuild.engine.ops.base import (
     instruction_inputs,
     take_record,
 )
+from layerbuild.engine.state import StageState
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.store.cacheindex import CacheRecord
 
@@ -36,9 +36,8 @@ class MetaOp:
         return instruction_inputs(prepared.instr)
 
     def execute(self, step: Step, prepared: Prepared, key: CacheKey) -> Done:
-        step.state.meta = m.apply_metadata(step.state.meta, prepared.instr)
-        self.layers.history(step.state, prepared.instr, empty=True)
-        return Done(None)
+        state = step.state.with_meta(m.apply_metadata(step.state.meta, prepared.instr))
+        return Done(self.layers.history(state, prepared.instr, empty=True), None)
 
     def reuse(self, step: Step, prepared: Prepared, record: CacheRecord) -> Done:
         return take_record(step.state, record, None)
@@ -77,5 +76,4 @@ class ArgOp(MetaOp):
 
     def execute(self, step: Step, prepared: Prepared, key: CacheKey) -> Done:
         # BuildKit's dispatchArg records the ARG as written (defaults unexpanded)
-        self.layers.history(step.state, prepared.instr, empty=True)
-        return Done(None)
+        return Done(self.layers.history(step.state, prepared.instr, empty=True), None)

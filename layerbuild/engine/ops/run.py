@@ -6,19 +6,16 @@ a RUN means)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine import runmounts, runstep
-from layerbuild.engine.filesteps import StageState
 from layerbuild.engine.ops.base import Done, Prepared, Step, take_record
+from layerbuild.engine.runsteps import RunSteps
+from layerbuild.engine.state import StageState
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.cacheindex import CacheRecord
-
-if TYPE_CHECKING:
-    from layerbuild.engine.runsteps import RunSteps
 
 
 @dataclass(frozen=True)
@@ -85,8 +82,12 @@ class RunOp:
         return run_inputs(state, prepared)
 
     def execute(self, step: Step, prepared: RunPrepared, key: CacheKey) -> Done:
-        layer = self.runs.run(step.state, prepared, step.step_id, key.digest)
-        return Done(layer, self.runs.note)
+        instr, runs = prepared.instr, self.runs
+        assert isinstance(instr, ins.Run)
+        state, layer, changes = runs.run(
+            step.state, instr, prepared.mounts, step.step_id, key.digest
+        )
+        return Done(state, layer, runs.note, changes)
 
     def reuse(self, step: Step, prepared: RunPrepared, record: CacheRecord) -> Done:
         return take_record(step.state, record, None)

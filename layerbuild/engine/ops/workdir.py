@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import Dockerfile
 from layerbuild.engine import meta as m
-from layerbuild.engine.filesteps import FileSteps, StageState
+from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.ops.base import (
     Done,
@@ -21,6 +21,7 @@ from layerbuild.engine.ops.base import (
     instruction_inputs,
     take_record,
 )
+from layerbuild.engine.state import StageState
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.store.cacheindex import CacheRecord
 
@@ -42,9 +43,9 @@ class WorkdirOp:
         state, instr = step.state, prepared.instr
         assert isinstance(instr, ins.Workdir)
         changes = self.files.workdir_changes(state, instr)
-        state.meta = m.apply_metadata(state.meta, instr)
-        layer = self.layers.add_layer(state, instr, changes)
-        return Done(layer, files_note(changes))
+        state = state.with_meta(m.apply_metadata(state.meta, instr))
+        state, layer = self.layers.add_layer(state, instr, changes)
+        return Done(state, layer, files_note(changes), changes)
 
     def reuse(self, step: Step, prepared: Prepared, record: CacheRecord) -> Done:
         return take_record(step.state, record, None)

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine.filesteps import FileSteps, QuickKey, StageState
+from layerbuild.engine.filesteps import FileSteps, QuickKey
 from layerbuild.engine.options import BuildOptions
 from layerbuild.engine.speedups.base import Found, NullSpeedups, Snapshot, Speedups
 from layerbuild.engine.speedups.copykeys import CopyKeys
 from layerbuild.engine.speedups.runahead import RunAheads
+from layerbuild.engine.state import StageState
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import ImageBase, StageBase

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine.filesteps import FileSteps, QuickKey, StageState
+from layerbuild.engine.filesteps import FileSteps, QuickKey
+from layerbuild.engine.state import StageState
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import ImageBase, StageBase

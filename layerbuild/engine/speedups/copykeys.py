@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 from layerbuild.childcall import call_in_child
 from layerbuild.context.statcache import StatCache
 from layerbuild.digest import Digest
-from layerbuild.engine.filesteps import QuickKey, StageState
+from layerbuild.engine.filesteps import QuickKey
 from layerbuild.engine.layerwriter import LayerWriter
+from layerbuild.engine.state import StageState
 from layerbuild.engine.stepcache import StepCache, chain
 from layerbuild.errors import ChildFailed
 from layerbuild.image.changes import Change

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine.events import Log
-from layerbuild.engine.filesteps import StageState, touches
+from layerbuild.engine.filesteps import touches
 from layerbuild.engine.ops.run import prepare_run, run_inputs
 from layerbuild.engine.runstep import RunResult
+from layerbuild.engine.state import StageState
 from layerbuild.engine.stepcache import chain
 from layerbuild.image.changes import Change
 from layerbuild.store.layers import LayerSnapshots

@@ -13,7 +13,7 @@ from layerbuild.dockerfile.parser import parse_dockerfile
 from layerbuild.dockerfile.scope import VarScope
 from layerbuild.dockerfile.source import DockerfileSource
 from layerbuild.engine import meta as m
-from layerbuild.engine.filesteps import StageState
+from layerbuild.engine.state import StageState
 
 PARENT = Digest("sha256:" + "a" * 64)
 
@@ -39,7 +39,7 @@ def _stage(
     container = replace(container, user=user, working_dir=workdir)
     config = replace(config, config=container)
     scope = VarScope.for_stage({}, build_args or {}, container.env_dict())
-    return StageState("build", m.StageMeta(config), [], scope, key=PARENT)
+    return StageState("build", m.StageMeta(config), (), scope, key=PARENT)
 
 
 @pytest.fixture

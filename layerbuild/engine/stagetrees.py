@@ -1,0 +1,81 @@
+"""The file trees of a build's stages: a cache beside the frozen StageStates, not part of them.
+
+A stage's tree (image/tree.FileTree: paths, kinds, owners, which layer holds each file) is
+loaded from its layers the first time a step needs it (WORKDIR on a miss, COPY, a RUN's user
+lookup); most metadata steps never look, and a fully cached build never loads one. Once loaded,
+the Changes of each layer the stage adds after it are kept pending and applied only when the
+tree is next read, so a COPY of 20k files followed only by RUNs never pays for applying them.
+
+Each tree is checked against the state that asks for it: it holds `layers`, and with its pending
+Changes it makes the state's layers exactly; otherwise (a layer whose Changes are not known: a
+RUN or a COPY that hit) it is loaded again from the layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from layerbuild.engine.state import StageState
+from layerbuild.image.changes import Change
+from layerbuild.image.manifest import Layer
+from layerbuild.image.tree import FileTree
+from layerbuild.store.layout import Store
+
+
+@dataclass
+class _Loaded:
+    tree: FileTree
+    layers: tuple[Layer, ...]  # what the tree holds
+    pending: list[tuple[Layer, list[Change]]] = field(default_factory=list)  # added since
+
+    def makes(self, layers: tuple[Layer, ...]) -> bool:
+        """Whether the tree and its pending Changes are the rootfs of `layers`."""
+        return self.layers + tuple(layer for layer, _ in self.pending) == layers
+
+
+class StageTrees:
+    """The loaded trees of one build's stages, by stage name."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._loaded: dict[str, _Loaded] = {}
+
+    def tree(self, state: StageState) -> FileTree:
+        """The tree of `state`'s layers, its pending Changes applied."""
+        loaded = self._loaded.get(state.name)
+        if loaded is None or not loaded.makes(state.layers):
+            from layerbuild.engine.imageread import load_tree  # not for a fully cached build
+
+            loaded = _Loaded(load_tree(self.store, state.layers), state.layers)
+            self._loaded[state.name] = loaded
+        for layer, changes in loaded.pending:
+            loaded.tree.apply(changes, layer.digest)
+        loaded.layers, loaded.pending = state.layers, []
+        return loaded.tree
+
+    def loaded(self, state: StageState) -> tuple[FileTree, list[list[Change]]] | None:
+        """The tree as last brought up to date, and the Changes pending on it, when one is
+        loaded for `state` (for a lookup that may do without applying them); else None."""
+        loaded = self._loaded.get(state.name)
+        if loaded is None or not loaded.makes(state.layers):
+            return None
+        return loaded.tree, [changes for _, changes in loaded.pending]
+
+    def advance(self, before: StageState, after: StageState, changes: list[Change] | None) -> None:
+        """A step took the stage from `before` to `after`; `changes`: those of the layer it
+        added, when known (None: the tree is loaded again when next needed)."""
+        if after.layers == before.layers:
+            return
+        loaded = self._loaded.get(before.name)
+        if loaded is None:  # nothing to keep up to date: the layers hold the Changes
+            return
+        kept, added = after.layers[: len(before.layers)], after.layers[len(before.layers) :]
+        if (
+            changes is None
+            or kept != before.layers
+            or len(added) != 1
+            or not loaded.makes(before.layers)
+        ):
+            del self._loaded[before.name]
+            return
+        loaded.pending.append((added[0], changes))
