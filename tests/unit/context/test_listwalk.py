@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild.context import listwalk
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, Share, share_of
 from layerbuild.context.listwalk import walk_share
@@ -61,7 +60,7 @@ def test_an_entry_removed_after_its_directory_was_read_is_left_out(
     def with_a_ghost(fd: int) -> list[str]:
         return [*listdir(fd), "ghost"]  # listed, then gone before its lstat
 
-    monkeypatch.setattr(listwalk.os, "listdir", with_a_ghost)
+    monkeypatch.setattr(os, "listdir", with_a_ghost)
     share = walk_share(str(root), None, 0, 1, 7)
     monkeypatch.undo()
     assert share == _reference(root, None, 0, 1)
