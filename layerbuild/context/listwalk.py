@@ -9,9 +9,12 @@ of the whole path, and each entry's record is packed as soon as it is read. The 
 exactly what ``listing.share_of(taken_ns, *select.walk_context(...))`` makes of the same tree
 (tests/unit/context/test_listwalk.py), so listing fingerprints do not change.
 
-With `.dockerignore` rules, whether an entry is listed depends on its name and on what is below
-it (an excluded directory stays when a pattern re-includes something inside), which is
-`select.walk_context`'s walk: that share comes from there.
+`.dockerignore` rules are applied as select's walk applies them (an excluded directory is
+still listed when an exception re-includes something inside it), with one shortcut:
+`IgnoreRules.matches` tests a path and each of its parents against every pattern, while here
+each directory hands down which patterns matched it or a parent, so an entry is tested against
+its own path only. The verdict is the same (last matching pattern wins); the cost per entry no
+longer grows with its depth.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from __future__ import annotations
 import os
 import stat
 from array import array
-from pathlib import Path
+from collections.abc import Sequence
 
 from layerbuild.context.fingerprint import ENTRY_STRUCT, pack_lstats
-from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.listing import Share, share_of
-from layerbuild.context.select import walk_context
+from layerbuild.context.ignore import IgnoreRules, Pattern
+from layerbuild.context.listing import Share
 from layerbuild.errors import ContextError
 from layerbuild.hosterrors import os_hint
 
@@ -38,8 +40,6 @@ def walk_share(
     """Share `part` of `parts` of the listing of the context at `root` (a real path): share 0
     starts with the root itself, and each share holds the trees of its slice of the root's
     sorted entries, as `select.walk_context` cuts them."""
-    if ignore is not None and ignore.patterns:
-        return share_of(taken_ns, *walk_context(Path(root), ignore, part, parts))
     paths: list[str] = []
     records: list[bytes] = []
     ctimes: array[int] = array("q")
@@ -57,7 +57,12 @@ def walk_share(
     try:
         names = [name for name in _names(fd, "") if _exists(fd, name)]
         size = -(-len(names) // parts)
-        _walk(fd, names[part * size : (part + 1) * size], "", paths, records, ctimes)
+        mine = names[part * size : (part + 1) * size]
+        if ignore is None or not ignore.patterns:
+            _walk(fd, mine, "", paths, records, ctimes)
+        else:
+            above = [False] * len(ignore.patterns)  # the root is never excluded
+            _walk_visible(fd, mine, "", above, ignore, paths, records, ctimes)
     finally:
         os.close(fd)
     joined = "\0".join(paths).encode("utf-8", "surrogateescape")
@@ -105,6 +110,60 @@ def _walk(
                 )
             finally:
                 os.close(below)
+
+
+def _walk_visible(
+    fd: int,
+    names: list[str],
+    prefix: str,
+    above: list[bool],
+    rules: IgnoreRules,
+    paths: list[str],
+    records: list[bytes],
+    ctimes: array[int],
+) -> None:
+    """`_walk` of what `rules` leave visible (select's `_walk`): a file unless excluded, a
+    directory unless excluded with nothing re-included below it. `above[i]`: pattern i
+    matched this directory or a parent of it."""
+    patterns = rules.patterns
+    for name in names:
+        rel = prefix + name
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise _stat_error(rel, exc) from exc
+        hits = [hit or p.match(rel) for hit, p in zip(above, patterns, strict=True)]
+        hidden = _excluded(patterns, hits)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if hidden and not (is_dir and rules.may_include_below(rel)):
+            continue
+        mark = len(paths)
+        paths.append(rel)
+        records.append(pack_lstats([st]))
+        ctimes.append(st.st_ctime_ns)
+        if not is_dir:
+            continue
+        below = _open_dir(name, fd, rel)
+        try:
+            _walk_visible(
+                below, _names(below, rel), rel + "/", hits, rules, paths, records, ctimes
+            )
+        finally:
+            os.close(below)
+        if hidden and len(paths) == mark + 1:  # nothing below came back: stays excluded
+            del paths[mark:], records[mark:], ctimes[mark:]
+
+
+def _excluded(patterns: Sequence[Pattern], hits: list[bool]) -> bool:
+    """`IgnoreRules.matches` from which patterns match the path or a parent: the last
+    matching one decides."""
+    excluded = False
+    for pattern, hit in zip(patterns, hits, strict=True):
+        if hit and pattern.exclusion == excluded:
+            excluded = not pattern.exclusion
+    return excluded
 
 
 def _names(fd: int, rel: str) -> list[str]:

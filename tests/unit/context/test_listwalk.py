@@ -5,6 +5,7 @@ names and a context that is not there."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,50 @@ def test_a_share_is_the_one_select_walks(tmp_path: Path, walkers: int, rules: st
     for part in range(walkers):
         share = walk_share(str(root), ignore, part, walkers, 7)
         assert share == _reference(root, ignore, part, walkers)
+
+
+_NAMES = ("a", "b", "a-b", "keep", "x.log", "node_modules", "sub")
+_RULES = (
+    "*.log",
+    "**/*.log",
+    "a",
+    "a/**",
+    "**/sub",
+    "keep",
+    "!keep/x.log",
+    "!**/keep",
+    "sub/",
+    "!a/sub",
+    "[ab]",
+    "!b/*/x.log",
+    "**/node_modules",
+    "!node_modules/a",
+    "a-?",
+    "*/sub/*",
+)
+
+
+def _random_tree(root: Path, rng: random.Random, depth: int = 0) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in rng.sample(_NAMES, rng.randint(1, 4)):
+        if depth < 3 and rng.random() < 0.5:
+            _random_tree(root / name, rng, depth + 1)
+        else:
+            (root / name).write_text(name)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_dockerignore_rules_leave_what_select_leaves(tmp_path: Path, seed: int) -> None:
+    """Random trees and rule sets (exceptions inside excluded directories, `**`, trailing
+    globs): the rules handed down a directory at a time exclude what `matches` excludes."""
+    rng = random.Random(seed)
+    root = tmp_path / "ctx"
+    _random_tree(root, rng)
+    ignore = IgnoreRules.parse("\n".join(rng.sample(_RULES, rng.randint(1, 5))))
+    for walkers in (1, 2):
+        for part in range(walkers):
+            share = walk_share(str(root), ignore, part, walkers, 7)
+            assert share == _reference(root, ignore, part, walkers), ignore.patterns
 
 
 def test_names_that_are_not_utf8_travel_as_select_sees_them(tmp_path: Path) -> None:
