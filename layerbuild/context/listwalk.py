@@ -24,7 +24,7 @@ import stat
 from array import array
 from collections.abc import Sequence
 
-from layerbuild.context.fingerprint import ENTRY_STRUCT, pack_lstats
+from layerbuild.context.fingerprint import ENTRY_STRUCT
 from layerbuild.context.ignore import IgnoreRules, Pattern
 from layerbuild.context.listing import Share
 from layerbuild.errors import ContextError
@@ -51,7 +51,7 @@ def walk_share(
         except OSError as exc:
             raise _stat_error(root, exc) from exc
         paths.append("")
-        records.append(pack_lstats([st]))
+        records.append(_record(st))
         ctimes.append(st.st_ctime_ns)
     fd = _open_dir(root, None, ".")
     try:
@@ -134,17 +134,20 @@ def _walk_visible(
             continue
         except OSError as exc:
             raise _stat_error(rel, exc) from exc
+        if not stat.S_ISDIR(st.st_mode):
+            if not _file_excluded(patterns, above, rel):
+                paths.append(rel)
+                records.append(_record(st))
+                ctimes.append(st.st_ctime_ns)
+            continue
         hits = [hit or p.match(rel) for hit, p in zip(above, patterns, strict=True)]
         hidden = _excluded(patterns, hits)
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if hidden and not (is_dir and rules.may_include_below(rel)):
+        if hidden and not rules.may_include_below(rel):
             continue
         mark = len(paths)
         paths.append(rel)
-        records.append(pack_lstats([st]))
+        records.append(_record(st))
         ctimes.append(st.st_ctime_ns)
-        if not is_dir:
-            continue
         below = _open_dir(name, fd, rel)
         try:
             _walk_visible(
@@ -164,6 +167,29 @@ def _excluded(patterns: Sequence[Pattern], hits: list[bool]) -> bool:
         if hit and pattern.exclusion == excluded:
             excluded = not pattern.exclusion
     return excluded
+
+
+def _file_excluded(patterns: Sequence[Pattern], above: list[bool], rel: str) -> bool:
+    """`_excluded` of a file, which hands nothing down: a pattern is matched against its
+    path only when it could change the verdict, as `IgnoreRules.matches` does."""
+    excluded = False
+    for pattern, hit in zip(patterns, above, strict=True):
+        if pattern.exclusion == excluded and (hit or pattern.match(rel)):
+            excluded = not pattern.exclusion
+    return excluded
+
+
+def _record(st: os.stat_result) -> bytes:
+    return ENTRY_STRUCT.pack(
+        st.st_dev,
+        st.st_ino,
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
 
 
 def _names(fd: int, rel: str) -> list[str]:
