@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from layerbuild.context.select import SourceFile
 
 _VERSION = b"layerbuild.selection.v1\n"
-_ENTRY = struct.Struct("<2Q3I3q")
-ENTRY_SIZE = _ENTRY.size
+# one entry's lstat fields, packed (the encoding above; context/listwalk.py packs with it too)
+ENTRY_STRUCT = struct.Struct("<2Q3I3q")
+ENTRY_SIZE = ENTRY_STRUCT.size
 _U32 = struct.Struct("<I")
 
 
@@ -59,7 +60,7 @@ def selection_fingerprint(groups: Sequence[tuple[str, Sequence[SourceFile]]]) ->
 
 def pack_lstats(stats: Sequence[os.stat_result]) -> bytes:
     """The lstat fields a fingerprint covers, packed per entry (the encoding above)."""
-    pack = _ENTRY.pack
+    pack = ENTRY_STRUCT.pack
     return b"".join(
         [
             pack(

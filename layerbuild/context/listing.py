@@ -27,7 +27,7 @@ import stat
 import struct
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from layerbuild.context.fingerprint import ENTRY_SIZE, pack_lstats
@@ -55,33 +55,52 @@ def share_of(taken_ns: int, paths: Sequence[str], stats: Sequence[os.stat_result
 @dataclass
 class ContextListing:
     taken_ns: int  # wall clock before the first lstat of any share
-    paths: list[str]
+    names: bytes  # every path, NUL-joined, as the walkers encoded them
+    count: int
     records: bytes
     ctimes: array[int]
+    # `names` decoded: only when a path below the root is looked up (a COPY of the whole
+    # context, the common case, hashes `names` as they came)
+    _paths: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def paths(self) -> list[str]:
+        if self._paths is None:
+            self._paths = self.names.decode("utf-8", "surrogateescape").split("\0")
+        return self._paths
 
     @classmethod
     def join(cls, shares: Sequence[Share]) -> ContextListing:
         """The listing of the shares, in order. ValueError for data no walker wrote."""
         taken: list[int] = []
-        paths: list[str] = []
+        names: list[bytes] = []
         records = bytearray()
         ctimes = array("q")
-        for taken_ns, count, names, recs, times in shares:
-            part = names.decode("utf-8", "surrogateescape").split("\0") if count else []
-            if len(part) != count or len(recs) != count * ENTRY_SIZE:
+        total = 0
+        for taken_ns, count, joined, recs, times in shares:
+            # count - 1 separators; a share of one path may be b"" (the root's "")
+            if count and joined.count(b"\0") != count - 1 or len(recs) != count * ENTRY_SIZE:
+                raise ValueError("a context listing share is truncated")
+            if not count and joined:
                 raise ValueError("a context listing share is truncated")
             taken.append(taken_ns)
-            paths += part
+            if count:
+                names.append(joined)
+            total += count
             records += recs
             ctimes.frombytes(times)
-        if not paths or paths[0] != "" or len(ctimes) != len(paths):
+        if not total or not names[0].startswith(b"\0") and names[0] != b"":
             raise ValueError("a context listing does not start at the root")
-        return cls(min(taken), paths, bytes(records), ctimes)
+        if len(ctimes) != total:
+            raise ValueError("a context listing share is truncated")
+        return cls(min(taken), b"\0".join(names), total, bytes(records), ctimes)
 
     def fingerprint(self, path: str) -> tuple[bytes, int] | None:
         """(sha256 of the encoding above, newest ctime in ns) of `path` and all below it.
         None when the listing cannot stand in for a walk of it: not there (absent, hidden by
         .dockerignore, or reached through a symlink), or a symlink itself (COPY follows it)."""
+        if not path:  # the root, always first: everything, its names as they came
+            return self._digest(path, 0, self.count, self.names)
         try:
             start = self.paths.index(path)  # a scan in C: cheaper than building a dict
         except ValueError:
@@ -90,15 +109,16 @@ class ContextListing:
         if stat.S_ISLNK(mode):
             return None
         end = start + 1
-        if not path:
-            end = len(self.paths)
-        elif stat.S_ISDIR(mode):
+        if stat.S_ISDIR(mode):
             prefix, paths = path + "/", self.paths
             while end < len(paths) and paths[end].startswith(prefix):
                 end += 1
+        joined = "\0".join(self.paths[start:end]).encode("utf-8", "surrogateescape")
+        return self._digest(path, start, end, joined)
+
+    def _digest(self, path: str, start: int, end: int, joined: bytes) -> tuple[bytes, int]:
         name = path.encode("utf-8", "surrogateescape")
         h = hashlib.sha256(_VERSION + _U32.pack(len(name)) + name)
-        joined = "\0".join(self.paths[start:end]).encode("utf-8", "surrogateescape")
         h.update(_U32.pack(end - start) + joined)
         h.update(self.records[start * ENTRY_SIZE : end * ENTRY_SIZE])
         return h.digest(), max(self.ctimes[start:end])

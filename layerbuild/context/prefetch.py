@@ -3,7 +3,7 @@
 A no-change rebuild costs one lstat per context entry (the quick COPY keys) on top of
 importing and planning the build, each about as long as the other. Forked before the builder
 is imported (layerbuild/childcall.py: its primitives only, so that nothing heavy is imported
-before the fork), walkers (one per share of the root's entries, `select.walk_context`) do the
+before the fork), walkers (one per share of the root's entries, `listwalk.walk_share`) do the
 first on the other core while the parent does the second; each sends its share of the
 `ContextListing` back.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from layerbuild.childcall import collect, fork_call, stop
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.listing import ContextListing, Share, share_of
-from layerbuild.context.select import walk_context
+from layerbuild.context.listing import ContextListing, Share
+from layerbuild.context.listwalk import walk_share
 from layerbuild.errors import ChildFailed
 
 
@@ -88,8 +88,7 @@ class ListingPrefetch:
 
 
 def _walk(root: str, ignore: IgnoreRules | None, share: int, walkers: int) -> Share:
-    taken = time.time_ns()
-    return share_of(taken, *walk_context(Path(root), ignore, share, walkers))
+    return walk_share(root, ignore, share, walkers, time.time_ns())
 
 
 def _patterns(ignore: IgnoreRules | None) -> tuple[object, ...]:

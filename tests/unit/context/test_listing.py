@@ -3,7 +3,9 @@ path's listing fingerprint changes with anything below it, and only with that.""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -116,3 +118,19 @@ def test_a_truncated_share_is_refused(tmp_path: Path) -> None:
         ContextListing.join([share_of(1, paths[:-1], stats)])
     with pytest.raises(ValueError):  # the root must come first
         ContextListing.join([share_of(1, paths[1:], stats[1:])])
+
+
+def test_the_whole_context_is_hashed_as_the_encoding_says(tmp_path: Path) -> None:
+    """The root's fingerprint hashes the names as the walkers sent them, never decoded: the
+    same bytes as the encoding of the decoded paths, odd names included."""
+    root = _tree(tmp_path)
+    (root / os.fsdecode(b"caf\xe9")).write_text("latin-1")
+    listing = _listing(root, walkers=3)
+    whole = listing.fingerprint("")
+    assert whole is not None
+    names = "\0".join(listing.paths).encode("utf-8", "surrogateescape")
+    h = hashlib.sha256(b"layerbuild.listing.v1\n" + struct.pack("<I", 0))
+    h.update(struct.pack("<I", len(listing.paths)) + names + listing.records)
+    newest = max(st.st_ctime_ns for st in walk_context(root, None, 0, 1)[1])
+    assert whole == (h.digest(), newest)
+    assert os.fsdecode(b"caf\xe9") in listing.paths
