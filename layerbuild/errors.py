@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     REGISTRY = 8
     HOST = 9
     FSCK_PROBLEMS = 10  # `fsck` left problems in the store
+    CHECKS = 11  # a build check warned and `# check=error=true` makes that fatal
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
@@ -109,6 +110,13 @@ class BuildError(LayerbuildError):
     def __str__(self) -> str:
         base = super().__str__()
         return f"{self.step}: {base}" if self.step else base
+
+
+class CheckViolation(LayerbuildError):
+    """Build checks warned and the check options say `error=true` (docs/checks.md)."""
+
+    reference = "check"
+    exit_code = ExitCode.CHECKS
 
 
 class UnsupportedError(BuildError):

@@ -121,6 +121,9 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 )
 @click.option("--report", type=click.Path(path_type=Path), help="Write a per-step JSON report.")
 @click.option(
+    "--check", is_flag=True, help="Only run the build checks: print warnings, exit 1 on any."
+)
+@click.option(
     "--cache-to",
     multiple=True,
     help="Export the build cache: type=local,dest=DIR[,mode=max] | type=registry,ref=REF.",
@@ -152,6 +155,9 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
             _git_context(stack, kw)
         else:
             kw["context"] = Path(kw["context"])
+        if kw["check"]:
+            _check_only(ctx, kw)
+            return
         prefetch = _prefetch(kw["context"], kw["dockerfile"])
         try:
             _build(ctx, kw, prefetch)
@@ -180,10 +186,31 @@ def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
         kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
 
 
+def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
+    """`build --check`: the checks of every stage, nothing built; exit 1 on any warning."""
+    from layerbuild.engine.buildchecks import build_checks
+    from layerbuild.engine.inputs import read_dockerfile
+
+    build_options = _build_options(kw)
+    dockerfile = read_dockerfile(build_options)
+    # base images' ENV from the store, when there is one: --check creates no store
+    store = ctx.store() if Path(ctx.store_root()).is_dir() else None
+    warnings = build_checks(dockerfile, build_options, None, store)
+    for w in warnings:
+        click.echo(f"WARN: {w.short()}")
+        click.echo(f"  {w.description}: {w.url}")
+    n = len(warnings)
+    if not n:
+        click.echo("Check complete, no warnings found.")
+        return
+    click.echo(f"Check complete, {n} warning{'s' if n != 1 else ''} found.")
+    raise SystemExit(1)
+
+
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
     from layerbuild.engine.executor import build
-    from layerbuild.engine.report import BuildReport, summary_line
+    from layerbuild.engine.report import BuildReport, summary_line, warnings_summary
     from layerbuild.export.outputs import OutputSpec, parse_output
     from layerbuild.store.cacheindex import CacheIndex
     from layerbuild.ui.progress import make_progress
@@ -216,6 +243,8 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
         index.save_report(tag, report.to_json())
     if mode != "quiet":
         click.echo(summary_line(report), err=True)
+        if report.warnings:
+            click.echo(warnings_summary(report), err=True)
     _after_build(store, result, specs, kw, registry)
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from layerbuild.dockerfile.instructions import Heredoc
 from layerbuild.dockerfile.shell import ShellLexer
@@ -68,6 +68,9 @@ class RawInstruction:
     original: str  # the logical line: continuations joined, comment lines dropped
     span: Span  # first line .. last line (heredoc terminators included)
     heredocs: tuple[Heredoc, ...] = ()
+    # the last line of the instruction when an empty line sat inside its continuation (BuildKit
+    # reports it there); None otherwise. Kept for the NoEmptyContinuation check only.
+    empty_continuation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,19 +145,24 @@ def lex(source: DockerfileSource) -> LexedDockerfile:
         text, ended = _trim_continuation("" if _is_comment(first) else first, pattern)
         if ended and text == "":
             continue
+        empty = False
         while not ended and i < len(lines):
             line = lines[i]
             i += 1
-            if _is_comment(line) or line.strip() == "":
+            if _is_comment(line):
+                continue
+            if line.strip() == "":
+                empty = True
                 continue
             part, ended = _trim_continuation(line, pattern)
             text += part
         raw = split_command(text, Span(start, i))
+        if empty:
+            raw = replace(raw, empty_continuation=i)
         if _may_hold_heredocs(raw, text):
             heredocs, i = _read_heredocs(source, text, start, i)
             if heredocs:
-                raw = RawInstruction(raw.keyword, raw.flags, raw.args, raw.original,
-                                     Span(start, i), tuple(heredocs))
+                raw = replace(raw, span=Span(start, i), heredocs=tuple(heredocs))
         out.append(raw)
     return LexedDockerfile(dict(directives.values), directives.escape, tuple(out))
 

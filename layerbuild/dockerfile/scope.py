@@ -56,7 +56,7 @@ PROXY_ARGS = frozenset(
 # BuildKit matches them in any letter case (`strings.EqualFold` in proxyEnvFromBuildArgs)
 _PROXY_NAMES = frozenset(name.lower() for name in PROXY_ARGS)
 # build args that are consumed by the builder itself rather than by an ARG: never "unused"
-BUILDER_ARGS = frozenset({"SOURCE_DATE_EPOCH"})
+BUILDER_ARGS = frozenset({"SOURCE_DATE_EPOCH", "BUILDKIT_DOCKERFILE_CHECK"})
 
 
 def platform_arg_values(

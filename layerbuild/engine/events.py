@@ -43,6 +43,20 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckWarned:
+    """A Dockerfile check's warning (layerbuild/checks), found before any step runs."""
+
+    rule: str
+    message: str
+    line: int
+    url: str
+
+    def short(self) -> str:
+        """BuildKit's form: `Rule: message (line N)`."""
+        return f"{self.rule}: {self.message} (line {self.line})"
+
+
+@dataclass(frozen=True, slots=True)
 class BuildDone:
     digest: Digest  # manifest digest
     tags: tuple[str, ...]
@@ -55,10 +69,13 @@ __all__ = [
     "BuildDone",
     "BuildEvent",
     "CacheTransfer",
+    "CheckWarned",
     "Log",
     "StepDone",
     "StepFailed",
     "StepStarted",
 ]
 
-BuildEvent = StepStarted | StepDone | StepFailed | Log | BuildDone | CacheTransfer
+BuildEvent = (
+    StepStarted | StepDone | StepFailed | Log | CheckWarned | BuildDone | CacheTransfer
+)

@@ -26,6 +26,7 @@ from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
 from layerbuild.engine import meta as m
+from layerbuild.engine.buildchecks import check_build
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
 from layerbuild.engine.failures import reported, step_name
 from layerbuild.engine.filesteps import FileSteps
@@ -125,6 +126,7 @@ class Executor:
             platform=self.options.platform,
             build_platform=host_platform(),
         )
+        check_build(dockerfile, self.options, graph, self.store, self.emit)
         self.global_args = global_arg_values(
             dockerfile,
             self.options.build_args,

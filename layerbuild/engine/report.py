@@ -14,6 +14,7 @@ from layerbuild.engine.events import (
     BuildDone,
     BuildEvent,
     CacheTransfer,
+    CheckWarned,
     StepDone,
     StepFailed,
     StepStarted,
@@ -95,6 +96,8 @@ class BuildReport:
     saved: float = 0.0  # what the cached steps took when they last ran
     cache_imports: list[CacheOutcome] = field(default_factory=list)
     cache_exports: list[CacheOutcome] = field(default_factory=list)
+    # the build checks' warnings: {"rule", "message", "line", "url"} (docs/checks.md)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: BuildEvent) -> None:
@@ -115,6 +118,10 @@ class BuildReport:
         elif isinstance(event, BuildDone):
             self.image, self.seconds = str(event.digest), event.seconds
             self.saved = event.saved
+        elif isinstance(event, CheckWarned):
+            self.warnings.append(
+                {"rule": event.rule, "message": event.message, "line": event.line,
+                 "url": event.url})
         elif isinstance(event, CacheTransfer):
             outcome = CacheOutcome(event.ref, event.status, event.records, event.reason)
             imports = event.direction == "import"
@@ -139,6 +146,7 @@ class BuildReport:
             "steps": [s.to_json() for s in self.steps],
             "cache_imports": [c.to_json() for c in self.cache_imports],
             "cache_exports": [c.to_json() for c in self.cache_exports],
+            "warnings": list(self.warnings),
         }
 
     def dumps(self) -> str:
@@ -152,7 +160,14 @@ class BuildReport:
             seconds=float(obj.get("seconds", 0.0)),
             cache_imports=[CacheOutcome.from_json(c) for c in obj.get("cache_imports") or ()],
             cache_exports=[CacheOutcome.from_json(c) for c in obj.get("cache_exports") or ()],
+            warnings=[dict(w) for w in obj.get("warnings") or ()],
         )
+
+
+def warnings_summary(report: BuildReport) -> str:
+    """The count of check warnings the build output ends with ("" when there were none)."""
+    n = len(report.warnings)
+    return f"{n} warning{'s' if n != 1 else ''} found (build checks, see above)" if n else ""
 
 
 def summary_line(report: BuildReport) -> str:

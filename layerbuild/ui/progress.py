@@ -10,7 +10,15 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepFailed, StepStarted
+from layerbuild.engine.events import (
+    BuildDone,
+    BuildEvent,
+    CheckWarned,
+    Log,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
 
 MODES = ("auto", "plain", "tty", "quiet")
 
@@ -22,6 +30,8 @@ class QuietProgress:
     def __call__(self, event: BuildEvent) -> None:
         if isinstance(event, Log) and event.message.startswith("warning:"):
             print(event.message, file=sys.stderr, flush=True)
+        elif isinstance(event, CheckWarned):
+            print(check_line(event), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
@@ -57,10 +67,17 @@ def _plain_line(event: BuildEvent) -> str:
     if isinstance(event, Log):
         prefix = f"#{event.step_id} " if event.step_id is not None else ""
         return f"{prefix}{event.message}"
+    if isinstance(event, CheckWarned):
+        return check_line(event)
     if isinstance(event, BuildDone):
         names = ", ".join(event.tags) if event.tags else "(untagged)"
         return f"built {event.digest} {names} in {event.seconds:.1f}s"
     return ""
+
+
+def check_line(event: CheckWarned) -> str:
+    """A build check's warning as BuildKit prints it: `WARN: Rule: message (line N)`."""
+    return f"WARN: {event.short()}"
 
 
 @dataclass

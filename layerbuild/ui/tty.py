@@ -9,8 +9,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from layerbuild.engine.events import BuildDone, BuildEvent, StepDone, StepFailed, StepStarted
-from layerbuild.ui.progress import _plain_line, _Row
+from layerbuild.engine.events import (
+    BuildDone,
+    BuildEvent,
+    CheckWarned,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
+from layerbuild.ui.progress import _plain_line, _Row, check_line
 
 
 class TtyProgress:
@@ -38,6 +45,8 @@ class TtyProgress:
             row.status, row.seconds = "ERROR", event.seconds
         elif isinstance(event, BuildDone):
             self.done = event
+        elif isinstance(event, CheckWarned):
+            self.console.print(Text(check_line(event), style="yellow"))
         self.live.update(self._render())
 
     def _render(self) -> Table:

@@ -13,6 +13,7 @@ PURE = [
     *sorted((PACKAGE / "dockerfile").glob("*.py")),
     *sorted((PACKAGE / "plan").glob("*.py")),
     *sorted((PACKAGE / "image").glob("*.py")),
+    *sorted((PACKAGE / "checks").glob("*.py")),
     PACKAGE / "registry" / "reference.py",
     PACKAGE / "context" / "ignore.py",
     PACKAGE / "digest.py",

@@ -7,6 +7,7 @@ import click
 from layerbuild.errors import (
     BuildError,
     CacheError,
+    CheckViolation,
     ContextError,
     DockerfileError,
     ExitCode,
@@ -36,6 +37,7 @@ def test_statuses_are_those_documented() -> None:
         "REGISTRY": 8,
         "HOST": 9,
         "FSCK_PROBLEMS": 10,
+        "CHECKS": 11,
         "INTERRUPTED": 130,
     }
 
@@ -60,6 +62,7 @@ def test_each_error_class_names_its_status() -> None:
         RegistryError: ExitCode.REGISTRY,
         FetchError: ExitCode.REGISTRY,
         HostError: ExitCode.HOST,
+        CheckViolation: ExitCode.CHECKS,
     }
     for cls, code in expected.items():
         assert isinstance(cls.exit_code, ExitCode), cls

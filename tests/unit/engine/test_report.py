@@ -21,3 +21,17 @@ def test_the_report_lists_imports_and_exports() -> None:
     assert obj["cache_exports"] == [exported]
     assert BuildReport.from_json(obj).to_json()["cache_imports"] == obj["cache_imports"]
     assert list(obj)[:4] == ["image", "seconds", "summary", "steps"]  # the older fields stay
+
+
+def test_check_warnings_are_reported_and_read_back() -> None:
+    from layerbuild.engine.events import CheckWarned
+    from layerbuild.engine.report import warnings_summary
+
+    report = BuildReport()
+    assert warnings_summary(report) == ""
+    report(CheckWarned("StageNameCasing", "Stage name 'Build' should be lowercase", 3, "u"))
+    expected = [{"rule": "StageNameCasing", "message": "Stage name 'Build' should be lowercase",
+                 "line": 3, "url": "u"}]
+    assert report.to_json()["warnings"] == expected
+    assert BuildReport.from_json(report.to_json()).warnings == expected
+    assert warnings_summary(report) == "1 warning found (build checks, see above)"

@@ -1,0 +1,1 @@
+"""BuildKit's Dockerfile build checks (lint rules), pure: see run.run_checks."""
