@@ -35,10 +35,6 @@ class CheckWarning:
         """BuildKit's one-line form: `Rule: message (line N)`."""
         return f"{self.rule}: {self.message} (line {self.line})"
 
-    def to_json(self) -> dict[str, object]:
-        return {"rule": self.rule, "message": self.message, "line": self.line,
-                "end_line": self.span.end_line, "url": self.url}
-
 
 def _rule(name: str, slug: str, description: str) -> Rule:
     return Rule(name, description, _DOCS + slug + "/")
