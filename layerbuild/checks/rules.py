@@ -75,6 +75,8 @@ RULES: dict[str, Rule] = {r.name: r for r in (
           "Default value for global ARG results in an empty or invalid base image name"),
     _rule("FromPlatformFlagConstDisallowed", "from-platform-flag-const-disallowed",
           "FROM --platform flag should not use a constant value"),
+    _rule("CopyIgnoredFile", "copy-ignored-file",
+          "Attempting to Copy file that is excluded by .dockerignore"),
     _rule("ExposeProtoCasing", "expose-proto-casing",
           "Protocol in EXPOSE instruction should be lowercase"),
     _rule("ExposeInvalidFormat", "expose-invalid-format",

@@ -21,6 +21,7 @@ from layerbuild.checks.options import (
 from layerbuild.checks.rules import CheckWarning, Finding
 from layerbuild.checks.stages import ImageEnv, stage_findings
 from layerbuild.checks.syntax import syntax_findings
+from layerbuild.context.ignore import IgnoreRules
 from layerbuild.dockerfile.lexer import lex
 from layerbuild.dockerfile.parser import Dockerfile
 from layerbuild.dockerfile.scope import global_arg_values
@@ -49,8 +50,12 @@ def run_checks(
     build_platform: Platform | None = None,
     reachable: Iterable[int] | None = None,
     image_env: ImageEnv | None = None,
+    ignore: IgnoreRules | None = None,
 ) -> tuple[CheckWarning, ...]:
-    """The warnings for `dockerfile`; DockerfileError for malformed check options."""
+    """The warnings for `dockerfile`; DockerfileError for malformed check options.
+
+    `image_env` gives a base image's ENV (None: unknown); `ignore`: the context's
+    .dockerignore rules (None: no CopyIgnoredFile check)."""
     options = check_options(dockerfile, build_args)
     if options.skip_all:
         return ()
@@ -66,7 +71,7 @@ def run_checks(
         *syntax_findings(raws),
         *from_findings(dockerfile, build_args, platform, build_platform),
         *stage_findings(dockerfile, stages, build_args, global_args,
-                        image_env or (lambda _image: None)),
+                        image_env or (lambda _image: None), ignore),
     ]
     comments = comments_above(dockerfile.source, raws)
     kept = [f for f in findings if not _skipped(f, options, comments)]

@@ -1,17 +1,20 @@
 """The rules BuildKit checks while it dispatches a stage's instructions, so only for the stages
 a build reaches (all of them for `build --check`): CMD/ENTRYPOINT in shell form, repeated
 CMD/ENTRYPOINT/HEALTHCHECK, a first relative WORKDIR, `ENV k v`, secrets in ARG/ENV names,
-EXPOSE formats and undefined variables. A stage built FROM another inherits its SHELL, WORKDIR
-and variables, as in BuildKit."""
+EXPOSE formats, undefined variables, COPY/ADD of files .dockerignore excludes. A stage built
+FROM another inherits its SHELL, WORKDIR and variables, as in BuildKit."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from layerbuild.checks.ignored import ignored_sources
 from layerbuild.checks.rules import Finding
 from layerbuild.checks.variables import UndefinedVars
+from layerbuild.context.ignore import IgnoreRules
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.lexer import split_words
 from layerbuild.dockerfile.parser import Dockerfile, Stage
@@ -24,6 +27,7 @@ _SECRET = re.compile(
     r"(?:_|$)", re.IGNORECASE)
 _NOT_SECRET = re.compile(r"(?:_|^)(?:public|file|version)(?:_|$)", re.IGNORECASE)
 _ONCE = (ins.Cmd, ins.Entrypoint, ins.Healthcheck)
+_I = TypeVar("_I", ins.Copy, ins.Add, ins.Workdir)
 
 # the environment of an image by its name; None when it is not known (then a stage on that
 # image is not checked for undefined variables rather than warned about its image's ENV)
@@ -44,6 +48,7 @@ def stage_findings(
     build_args: Mapping[str, str],
     global_args: Mapping[str, str | None],
     image_env: ImageEnv,
+    ignore: IgnoreRules | None = None,
 ) -> Iterator[Finding]:
     done: dict[int, _StageState] = {}
     env = {k: v for k, v in global_args.items() if v is not None}
@@ -66,13 +71,15 @@ def stage_findings(
             workdir_set=base.workdir_set if base else False,
             variables=variables,
         )
-        findings = list(_walk(stage, state, dockerfile.escape))
+        findings = list(_walk(stage, state, dockerfile.escape, ignore))
         done[stage.index] = state
         if stage.index in reachable:
             yield from findings
 
 
-def _walk(stage: Stage, state: _StageState, escape: str) -> Iterator[Finding]:
+def _walk(
+    stage: Stage, state: _StageState, escape: str, ignore: IgnoreRules | None
+) -> Iterator[Finding]:
     for instr in stage.instructions:
         scope = instr.span.start_line
         keyword = instr.original.split(None, 1)[0]
@@ -93,7 +100,7 @@ def _walk(stage: Stage, state: _StageState, escape: str) -> Iterator[Finding]:
             case ins.Shell():
                 state.shell_set = True
             case ins.Workdir():
-                path = state.variables.expanded_workdir(instr) if state.variables else instr.path
+                path = _expanded(instr, state).path
                 if not state.workdir_set and not path.startswith("/"):
                     yield Finding("WorkdirRelativePath", f'Relative workdir "{path}" can have '
                                   "unexpected results if the base image changes", instr.span,
@@ -107,6 +114,14 @@ def _walk(stage: Stage, state: _StageState, escape: str) -> Iterator[Finding]:
                 yield from _secrets("ARG", instr.pairs, instr.span)
             case ins.Expose():
                 yield from _expose(instr, state.variables)
+            case ins.Copy():
+                yield from ignored_sources(instr, _expanded(instr, state), ignore)
+            case ins.Add():
+                yield from ignored_sources(instr, _expanded(instr, state), ignore)
+
+
+def _expanded(instr: _I, state: _StageState) -> _I:
+    return state.variables.expanded(instr) if state.variables else instr
 
 
 def _legacy(instr: ins.Env | ins.Label, keyword: str, escape: str) -> Iterator[Finding]:
@@ -127,7 +142,7 @@ def _secrets(
 
 
 def _expose(instr: ins.Expose, variables: UndefinedVars | None) -> Iterator[Finding]:
-    ports = variables.expanded_ports(instr) if variables else instr.ports
+    ports = variables.expanded(instr).ports if variables else instr.ports
     for port in ports:
         parts = port.split(":")
         host_ip = ":".join(parts[:-2])

@@ -10,7 +10,7 @@ expands with the same scope rules as the build (dockerfile/scope.VarScope).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from layerbuild.checks.rules import Finding
 from layerbuild.checks.suggest import closest
@@ -23,6 +23,7 @@ from layerbuild.errors import DockerfileError, ShellExpansionError
 
 # build args BuildKit consumes itself and never sets in the environment
 _NON_ENV = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
+_I = TypeVar("_I", ins.Copy, ins.Add, ins.Workdir, ins.Expose)
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -107,16 +108,11 @@ class UndefinedVars:
                     value = None
             self.scope.declare_arg(name, value)
 
-    def expanded_workdir(self, instr: ins.Workdir) -> str:
-        done = self._quiet(instr)
-        return done.path if isinstance(done, ins.Workdir) else instr.path
-
-    def expanded_ports(self, instr: ins.Expose) -> tuple[str, ...]:
-        done = self._quiet(instr)
-        return done.ports if isinstance(done, ins.Expose) else instr.ports
-
-    def _quiet(self, instr: ins.Instruction) -> ins.Instruction:
+    def expanded(self, instr: _I) -> _I:
+        """`instr` expanded with the stage's variables (unchanged if that fails)."""
         try:
-            return expand(instr, self.scope.expansion_env(), escape=self.dockerfile.escape)
+            done = expand(instr, self.scope.expansion_env(), escape=self.dockerfile.escape)
         except DockerfileError:
             return instr
+        assert isinstance(done, type(instr))
+        return done

@@ -189,13 +189,13 @@ def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
 def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
     """`build --check`: the checks of every stage, nothing built; exit 1 on any warning."""
     from layerbuild.engine.buildchecks import build_checks
-    from layerbuild.engine.inputs import read_dockerfile
+    from layerbuild.engine.inputs import context_ignore, read_dockerfile
 
     build_options = _build_options(kw)
     dockerfile = read_dockerfile(build_options)
     # base images' ENV from the store, when there is one: --check creates no store
     store = ctx.store() if Path(ctx.store_root()).is_dir() else None
-    warnings = build_checks(dockerfile, build_options, None, store)
+    warnings = build_checks(dockerfile, build_options, None, store, context_ignore(build_options))
     for w in warnings:
         click.echo(f"WARN: {w.short()}")
         click.echo(f"  {w.description}: {w.url}")

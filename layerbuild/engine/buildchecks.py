@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from layerbuild.checks.rules import CheckWarning
 from layerbuild.checks.run import check_options, run_checks
+from layerbuild.context.ignore import IgnoreRules
 from layerbuild.dockerfile.parser import Dockerfile
 from layerbuild.engine.events import BuildEvent, CheckWarned
 from layerbuild.engine.options import BuildOptions
@@ -29,11 +30,12 @@ def check_build(
     options: BuildOptions,
     graph: BuildGraph,
     store: Store,
+    ignore: IgnoreRules | None,
     emit: Callable[[BuildEvent], None],
 ) -> None:
     """The checks of a build of `graph`: emitted, and fatal with `error=true`."""
     reachable = [planned.index for planned in graph.stages]
-    emit_checks(build_checks(dockerfile, options, reachable, store), dockerfile,
+    emit_checks(build_checks(dockerfile, options, reachable, store, ignore), dockerfile,
                 options.build_args, emit)
 
 
@@ -42,12 +44,13 @@ def build_checks(
     options: BuildOptions,
     reachable: Iterable[int] | None,
     store: Store | None,
+    ignore: IgnoreRules | None,
 ) -> tuple[CheckWarning, ...]:
     """The warnings for a build of the `reachable` stages (None: all, as `build --check`)."""
     return run_checks(
         dockerfile, options.build_args, platform=options.platform,
         build_platform=host_platform(), reachable=reachable,
-        image_env=_store_env(store, options.platform),
+        image_env=_store_env(store, options.platform), ignore=ignore,
     )
 
 

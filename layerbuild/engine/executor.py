@@ -126,7 +126,6 @@ class Executor:
             platform=self.options.platform,
             build_platform=host_platform(),
         )
-        check_build(dockerfile, self.options, graph, self.store, self.emit)
         self.global_args = global_arg_values(
             dockerfile,
             self.options.build_args,
@@ -134,6 +133,7 @@ class Executor:
             build_platform=host_platform(),
         )
         self.ignore = context_ignore(self.options)
+        check_build(dockerfile, self.options, graph, self.store, self.ignore, self.emit)
         self.sources = SourceResolver(
             self.store,
             self.options.context,

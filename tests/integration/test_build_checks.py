@@ -134,3 +134,17 @@ def test_undefined_var_knows_the_base_image_env(lb: Layerbuild, tmp_path: Path) 
     assert ("WARN: UndefinedVar: Usage of undefined variable '$PAHT' (did you mean $PATH?) "
             "(line 2)") in proc.stdout
     assert "'$PATH'" not in proc.stdout
+
+
+def test_copy_of_an_ignored_file_is_warned_before_it_fails(lb: Layerbuild,
+                                                            tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM scratch\nCOPY secret.txt /\n",
+                                  "secret.txt": "s", ".dockerignore": "secret.txt\n"})
+    warning = ('WARN: CopyIgnoredFile: Attempting to Copy file "secret.txt" that is excluded by '
+               ".dockerignore (line 2)")
+    checked = lb("build", "--check", ctx)
+    assert checked.returncode == 1
+    assert warning in checked.stdout
+    built = lb("build", "--progress", "plain", ctx)
+    assert built.returncode == 3  # the COPY itself fails: its source is not in the context
+    assert warning in built.stderr
