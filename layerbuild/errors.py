@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     REGISTRY = 8
     HOST = 9
     FSCK_PROBLEMS = 10  # `fsck` left problems in the store
+    WOULD_BUILD = 1  # `build --dry-run=strict`: a step would miss the cache or is unknown
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 

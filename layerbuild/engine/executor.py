@@ -36,7 +36,7 @@ from layerbuild.engine.ops.base import Step
 from layerbuild.engine.options import BuildOptions, BuildResult
 from layerbuild.engine.platforms import check_platform, host_platform
 from layerbuild.engine.runsteps import RunSteps
-from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.sources import SourceResolver, base_layers
 from layerbuild.engine.speedups.active import speedups_for
 from layerbuild.engine.speedups.base import Speedups
 from layerbuild.engine.state import StageState
@@ -114,6 +114,16 @@ class Executor:
     # -- the whole build ---------------------------------------------------------------------
 
     def build(self) -> BuildResult:
+        graph, tags = self._prepare()
+        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
+        try:
+            with self.store.lock(shared=True):
+                return self._build_graph(graph, tags)
+        finally:
+            self._close()
+
+    def _prepare(self) -> tuple[BuildGraph, tuple[str, ...]]:
+        """Read the Dockerfile, plan it, and make the parts the steps run with."""
         dockerfile = read_dockerfile(self.options)
         self.dockerfile = dockerfile
         tags = tuple(normalize_tag(t) for t in self.options.tags)
@@ -138,6 +148,7 @@ class Executor:
             self.options.build_contexts,
             self.options.platform,
             self.options.registry,
+            read_only=self.options.dry_run,
         )
         opts = self.options
         identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
@@ -147,18 +158,20 @@ class Executor:
             disabled=opts.no_cache,
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
             warn=lambda message: self.emit(Log(None, f"warning: {message}")),
+            read_only=opts.dry_run,
         )
         parts = (self.statcache, self.cache, self.layers, self.snaps)
         self.speedups = speedups_for(opts, parts, self.prefetch)
-        scratch = _scratch_dir(self.store.tmp_dir)
+        self.scratch = _scratch_dir(None if opts.dry_run else self.store.tmp_dir)
         self.files = FileSteps(
             self.store,
             self.sources,
             opts.context,
             self.ignore,
-            Path(scratch.name),
+            Path(self.scratch.name),
             self.now,
             self.results,
+            read_only=opts.dry_run,
         )
         self.runs = RunSteps(
             self.store,
@@ -175,16 +188,14 @@ class Executor:
             self.speedups,
         )
         self.ops = ops_for(dockerfile, self.files, self.layers, self.runs, self.speedups)
-        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
-        try:
-            with self.store.lock(shared=True):
-                return self._build_graph(graph, tags)
-        finally:
-            self.speedups.close()
-            self.statcache.close()
-            if self.blocks is not None:
-                self.blocks.close()
-            scratch.cleanup()
+        return graph, tags
+
+    def _close(self) -> None:
+        self.speedups.close()
+        self.statcache.close()
+        if self.blocks is not None:
+            self.blocks.close()
+        self.scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
@@ -237,14 +248,13 @@ class Executor:
                 source = copy_from.get(position) if position is not None else None
                 state, out = self._step(state, instr, source, index, step_id)
             seconds = time.monotonic() - t0
-            self.cache.note_step(state.name, index, out.key, seconds, out.hit)
+            if out.key is not None:  # None: a dry run's step that cannot be keyed
+                self.cache.note_step(state.name, index, out.key, seconds, out.hit)
             if out.hit:
                 self.saved += self.cache.previous_seconds(state.name, index)
-            self.emit(
-                StepDone(
-                    step_id, seconds, out.layer, out.hit, out.note, out.key.digest, out.reason
-                )
-            )
+            key = out.key.digest if out.key is not None else None
+            done = StepDone(step_id, seconds, out.layer, out.hit, out.note, key, out.reason)
+            self.emit(replace(done, unknown=out.unknown, details=out.details))
         return state
 
     def _trigger(self, text: str, at: ins.From) -> ins.Instruction:
@@ -332,7 +342,7 @@ class Executor:
         manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
         check_platform(config, platform, base.ref)
         self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
-        return manifest_desc, config, _layers(manifest.layers, config)
+        return manifest_desc, config, base_layers(manifest.layers, config)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -369,29 +379,20 @@ class Executor:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    key: CacheKey
+    key: CacheKey | None  # None: a dry run's step that cannot be keyed without running
     hit: bool
     layer: Digest | None = None
     reason: str = ""
     note: str = ""
+    unknown: bool = False  # a dry run: only running could tell
+    details: tuple[str, ...] = ()  # a dry run's lines under the step
 
 
-def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> tuple[Layer, ...]:
-    if len(descriptors) != len(config.diff_ids):
-        raise BuildError(
-            f"base image is inconsistent: {len(descriptors)} layers but "
-            f"{len(config.diff_ids)} diff_ids in its config",
-            hint="re-create or re-load the base image",
-        )
-    return tuple(
-        Layer(diff_id, d.digest, d.size, d.media_type)
-        for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
-    )
-
-
-def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+def _scratch_dir(parent: Path | None) -> tempfile.TemporaryDirectory[str]:
     """A private work directory in the store, named after this process: one left by a killed
-    build (its pid gone) is removed by the next build."""
+    build (its pid gone) is removed by the next build. None: a dry run's, outside the store."""
+    if parent is None:
+        return tempfile.TemporaryDirectory(prefix="layerbuild-dry-run-")
     parent.mkdir(parents=True, exist_ok=True)
     for stale in left_by_dead_processes(parent, "build-"):
         shutil.rmtree(stale, ignore_errors=True)

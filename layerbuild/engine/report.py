@@ -26,13 +26,15 @@ class StepRecord:
     index: int
     line: int
     instruction: str
-    cache: str = "miss"  # "hit" | "miss" | "skipped" | "error"
+    cache: str = "miss"  # "hit" | "miss" | "unknown" (a dry run) | "skipped" | "error"
     key: str | None = None
     reason: str = ""
     seconds: float = 0.0
     layer: str | None = None
+    details: tuple[str, ...] = ()  # a dry run's: the files a missed COPY changed, hints
 
     def to_json(self) -> dict[str, Any]:
+        details = {"details": list(self.details)} if self.details else {}
         return {
             "stage": self.stage,
             "index": self.index,
@@ -43,6 +45,7 @@ class StepRecord:
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
             "layer": self.layer,
+            **details,
         }
 
     @classmethod
@@ -57,6 +60,7 @@ class StepRecord:
             reason=str(obj.get("reason", "")),
             seconds=float(obj.get("seconds", 0.0)),
             layer=obj.get("layer"),
+            details=tuple(str(d) for d in obj.get("details") or ()),
         )
 
 
@@ -95,6 +99,7 @@ class BuildReport:
     saved: float = 0.0  # what the cached steps took when they last ran
     cache_imports: list[CacheOutcome] = field(default_factory=list)
     cache_exports: list[CacheOutcome] = field(default_factory=list)
+    dry_run: bool = False  # `build --dry-run`: verdicts only, no image
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: BuildEvent) -> None:
@@ -104,7 +109,8 @@ class BuildReport:
             self.steps.append(record)
         elif isinstance(event, StepDone) and event.step_id in self._by_id:
             record = self._by_id[event.step_id]
-            record.cache = "hit" if event.cached else "miss"
+            record.cache = "hit" if event.cached else "unknown" if event.unknown else "miss"
+            record.details = event.details
             record.key = str(event.key) if event.key else None
             record.reason = event.reason
             record.seconds = event.seconds
@@ -132,7 +138,9 @@ class BuildReport:
         }
 
     def to_json(self) -> dict[str, Any]:
+        dry = {"dry_run": True} if self.dry_run else {}
         return {
+            **dry,
             "image": self.image,
             "seconds": round(self.seconds, 4),
             "summary": self.summary(),
@@ -152,6 +160,7 @@ class BuildReport:
             seconds=float(obj.get("seconds", 0.0)),
             cache_imports=[CacheOutcome.from_json(c) for c in obj.get("cache_imports") or ()],
             cache_exports=[CacheOutcome.from_json(c) for c in obj.get("cache_exports") or ()],
+            dry_run=bool(obj.get("dry_run", False)),
         )
 
 

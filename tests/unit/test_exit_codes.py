@@ -36,6 +36,7 @@ def test_statuses_are_those_documented() -> None:
         "REGISTRY": 8,
         "HOST": 9,
         "FSCK_PROBLEMS": 10,
+        "WOULD_BUILD": 1,
         "INTERRUPTED": 130,
     }
 
