@@ -189,7 +189,9 @@ class DryRun(Executor):
             line = instr.span.start_line
             why = f"follows a step that cannot be keyed without running (line {line})"
             self.gap = Gap(True, why)
-            return state, StepOutcome(None, False, reason=e.reason, unknown=True)
+            # a disabled stage misses whatever its inputs are
+            reason = self.cache.disabled_reason(state.name) or e.reason
+            return state, StepOutcome(None, False, reason=reason, unknown=not disabled)
         key, record = prepared.found or self._lookup(state, op.cache_inputs(state, prepared))
         if record is None and disabled:
             record = self.cache.peek(key, state.meta.config)
