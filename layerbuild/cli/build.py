@@ -60,21 +60,7 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     return int(raw)
 
 
-class _BuildCommand(click.Command):
-    """`--dry-run[=strict]`: a click option takes a value always or never, so the one
-    optional value is read here (`--dry-run ctx` must not take `ctx` for it)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        for arg in args:
-            if arg.startswith("--dry-run=") and arg != "--dry-run=strict":
-                raise click.BadParameter(
-                    f"{arg}: its only value is strict", param_hint="--dry-run"
-                )
-        args = ["--dry-run-strict" if a == "--dry-run=strict" else a for a in args]
-        return super().parse_args(ctx, args)
-
-
-@click.command("build", cls=_BuildCommand)
+@click.command("build", cls=options.DryRunCommand)
 @click.argument("context", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
 @click.option(
@@ -168,7 +154,7 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
     (URL#REF:SUBDIR), or - (a tar or a Dockerfile on stdin)."""
     dry = kw["dry_run"] or kw["dry_run_strict"]
     if dry:
-        _check_dry_run(kw)
+        options.refuse_with_dry_run(kw)
     with contextlib.ExitStack() as stack:
         if kw["context"] == "-":
             _stdin_context(stack, kw)
@@ -243,52 +229,21 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     _after_build(store, result, specs, kw, registry)
 
 
-def _check_dry_run(kw: dict[str, Any]) -> None:
-    """A dry run writes no image: the options that write one, or its cache, are refused."""
-    for name, option in (
-        ("cache_to", "--cache-to"),
-        ("outputs", "--output"),
-        ("push", "--push"),
-        ("iidfile", "--iidfile"),
-        ("metadata_file", "--metadata-file"),
-    ):
-        if kw[name]:
-            raise click.UsageError(
-                f"{option} cannot be used with --dry-run: a dry run makes no image and writes "
-                "no cache; drop one of them"
-            )
-
-
 def _dry_run(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     """`build --dry-run[=strict]`: the verdicts as a table on stdout (docs/dry-run.md)."""
-    import time
-
     from layerbuild.engine.dryrun import dry_run
-    from layerbuild.engine.events import Log
-    from layerbuild.engine.report import BuildReport
     from layerbuild.errors import ExitCode
-    from layerbuild.ui.cachelisting import dry_run_table
+    from layerbuild.ui.dryrunview import DryRunView
 
-    if TYPE_CHECKING:
-        from layerbuild.engine.events import BuildEvent
-
-    report = BuildReport(dry_run=True)
-
-    def emit(event: BuildEvent) -> None:
-        report(event)
-        if isinstance(event, Log) and event.step_id is None:  # warnings and notes
-            click.echo(event.message, err=True)
-
-    started = time.monotonic()
+    view = DryRunView(lambda message: click.echo(message, err=True))
     try:
-        dry_run(ctx.store(), _build_options(kw), emit, prefetch)
+        dry_run(ctx.store(), _build_options(kw), view, prefetch)
     finally:
-        report.seconds = time.monotonic() - started
         if kw["report"] is not None:
-            kw["report"].write_text(report.dumps())
+            kw["report"].write_text(view.done().dumps())
     if not kw["quiet"]:
-        click.echo(dry_run_table(report))
-    if kw["dry_run_strict"] and any(s.cache in ("miss", "unknown") for s in report.steps):
+        click.echo(view.table())
+    if kw["dry_run_strict"] and view.would_build():
         click.echo("--dry-run=strict: some steps would be built", err=True)
         sys.exit(ExitCode.WOULD_BUILD)
 
