@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -293,11 +294,15 @@ def store_listing(store: Path) -> list[tuple[str, int, int]]:
 
 
 def test_nothing_is_written_to_the_store(lb: Layerbuild, tmp_path: Path) -> None:
+    """Misses of every kind: a COPY (its parent's file tree read), a WORKDIR that would make a
+    directory, a disabled stage, a COPY --from a stage that would be rebuilt."""
     ctx = make_context(
         tmp_path,
         {
-            "Dockerfile": "FROM busybox AS a\nCOPY a/ /a/\nWORKDIR /new/dir\nRUN cat /a/f > /o\n"
-            "FROM busybox\nCOPY --from=a /o /o\nCOPY . /ctx/\nENV X=1\n",
+            "Dockerfile": "FROM busybox AS a\nCOPY a/ /a/\nRUN cat /a/f > /o\n"
+            "FROM busybox\nCOPY --from=a /o /o\n"
+            "FROM busybox\nARG D=/new/dir\nWORKDIR $D\nCOPY . /ctx/\nENV X=1\n"
+            "COPY --from=1 /o /o\n",
             "a/f": "a\n",
             "README.md": "r\n",
         },
@@ -306,10 +311,12 @@ def test_nothing_is_written_to_the_store(lb: Layerbuild, tmp_path: Path) -> None
     (ctx / "a" / "f").write_text("A\n")
     (ctx / "README.md").write_text("R\n")
     (ctx / "new.txt").write_text("new\n")
+    shutil.rmtree(lb.store / "cache" / "entries")  # a cache a build would write again
     before = store_listing(lb.store)
-    dry = dry_run(lb, ctx, "-t", "other:1", "--no-cache-filter", "a")
-    assert "miss" in caches(dry["steps"])
-    assert store_listing(lb.store) == before
+    for args in (("--build-arg", "D=/other"), ("--no-cache-filter", "a")):
+        dry = dry_run(lb, ctx, "-t", "other:1", *args)
+        assert "miss" in caches(dry["steps"]) and "unknown" in caches(dry["steps"])
+        assert store_listing(lb.store) == before
     assert "other" not in lb.ok("images").stdout
 
 
