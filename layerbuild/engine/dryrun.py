@@ -36,7 +36,7 @@ from layerbuild.context.filesource import FileSource
 from layerbuild.context.gitref import is_git_url
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.dockerfile.scope import VarScope
+from layerbuild.dockerfile.scope import VarScope, unused_build_args
 from layerbuild.engine import dryrunhints as hints
 from layerbuild.engine import meta as m
 from layerbuild.engine.events import BuildEvent, Log, StepDone
@@ -116,6 +116,10 @@ class DryRun(Executor):
             self.planned = planned
             self.results[planned.index] = self._run_stage(planned, graph)
             self.gaps[planned.index] = self.gap
+        unused = unused_build_args(self.dockerfile, self.options.build_args)
+        if unused:
+            names = ", ".join(unused)
+            self.emit(Log(None, f"warning: build args not consumed by any ARG: {names}"))
 
     # -- FROM ----------------------------------------------------------------------------------
 

@@ -178,6 +178,19 @@ def test_sibling_stage_unchanged(lb: Layerbuild, tmp_path: Path) -> None:
     assert dry[8]["reason"] == "reads stage a, which would be rebuilt"
 
 
+def test_a_stage_from_a_changed_stage(lb: Layerbuild, tmp_path: Path) -> None:
+    """FROM a stage whose keys change: its root key is that stage's last key, so its FROM
+    and every step after it miss."""
+    dockerfile = "FROM busybox AS gen\nCOPY a /a\nFROM gen\nENV B=1\nRUN cat /a > /b\n"
+    ctx = make_context(tmp_path, {"Dockerfile": dockerfile, "a": "a\n"})
+    build(lb, ctx)
+    (ctx / "a").write_text("A\n")
+    dry, _ = assert_dry_run_matches(lb, ctx)
+    assert caches(dry) == ["hit", "miss", "miss", "miss", "miss"]
+    assert dry[2]["reason"] == "stage gen would be rebuilt with new keys"
+    assert dry[4]["reason"] == "parent step missed"
+
+
 DEP = (
     "FROM busybox AS dep\nRUN echo dep > /d\n"
     "FROM busybox\nCOPY --from=dep /d /d\nRUN cat /d > /e\n"
