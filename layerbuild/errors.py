@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     HOST = 9
     FSCK_PROBLEMS = 10  # `fsck` left problems in the store
     CHECKS = 11  # a build check warned and `# check=error=true` makes that fatal
+    WOULD_BUILD = 1  # `build --dry-run=strict`: a step would miss the cache or is unknown
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 

@@ -60,7 +60,7 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     return int(raw)
 
 
-@click.command("build")
+@click.command("build", cls=options.DryRunCommand)
 @click.argument("context", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
 @click.option(
@@ -124,6 +124,13 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     "--check", is_flag=True, help="Only run the build checks: print warnings, exit 1 on any."
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Key every step and say hit, miss (why) or unknown; run none, write no image. "
+    "--dry-run=strict: exit 1 if a step would miss or is unknown.",
+)
+@click.option("--dry-run-strict", is_flag=True, hidden=True)
+@click.option(
     "--cache-to",
     multiple=True,
     help="Export the build cache: type=local,dest=DIR[,mode=max] | type=registry,ref=REF.",
@@ -148,6 +155,9 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 def build_cmd(ctx: Context, /, **kw: Any) -> None:
     """Build an image from a Dockerfile and a context: a directory, a git URL
     (URL#REF:SUBDIR), or - (a tar or a Dockerfile on stdin)."""
+    dry = kw["dry_run"] or kw["dry_run_strict"]
+    if dry:
+        options.refuse_with_dry_run(kw)
     with contextlib.ExitStack() as stack:
         if kw["context"] == "-":
             _stdin_context(stack, kw)
@@ -160,7 +170,7 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
             return
         prefetch = _prefetch(kw["context"], kw["dockerfile"])
         try:
-            _build(ctx, kw, prefetch)
+            (_dry_run if dry else _build)(ctx, kw, prefetch)
         finally:
             if prefetch is not None:
                 prefetch.close()
@@ -246,6 +256,25 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
         if report.warnings:
             click.echo(warnings_summary(report), err=True)
     _after_build(store, result, specs, kw, registry)
+
+
+def _dry_run(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
+    """`build --dry-run[=strict]`: the verdicts as a table on stdout (docs/dry-run.md)."""
+    from layerbuild.engine.dryrun import dry_run
+    from layerbuild.errors import ExitCode
+    from layerbuild.ui.dryrunview import DryRunView
+
+    view = DryRunView(lambda message: click.echo(message, err=True))
+    try:
+        dry_run(ctx.store(), _build_options(kw), view, prefetch)
+    finally:
+        if kw["report"] is not None:
+            kw["report"].write_text(view.done().dumps())
+    if not kw["quiet"]:
+        click.echo(view.table())
+    if kw["dry_run_strict"] and view.would_build():
+        click.echo("--dry-run=strict: some steps would be built", err=True)
+        sys.exit(ExitCode.WOULD_BUILD)
 
 
 def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -147,3 +147,34 @@ def snapshotter() -> str | None:
     """RUN's snapshotter from $LAYERBUILD_SNAPSHOTTER (docs/run.md, "Snapshotters"): the
     sandbox takes it as an argument; None lets it choose (auto)."""
     return os.environ.get("LAYERBUILD_SNAPSHOTTER") or None
+
+
+class DryRunCommand(click.Command):
+    """`build --dry-run[=strict]`: a click option takes a value always or never, so the one
+    optional value is read here (`--dry-run ctx` must not take `ctx` for it)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for arg in args:
+            if arg.startswith("--dry-run=") and arg != "--dry-run=strict":
+                raise click.BadParameter(
+                    f"{arg}: its only value is strict", param_hint="--dry-run"
+                )
+        args = ["--dry-run-strict" if a == "--dry-run=strict" else a for a in args]
+        return super().parse_args(ctx, args)
+
+
+def refuse_with_dry_run(kw: dict[str, Any]) -> None:
+    """A dry run writes no image: the build options that write one, or its cache, are
+    refused."""
+    for name, option in (
+        ("cache_to", "--cache-to"),
+        ("outputs", "--output"),
+        ("push", "--push"),
+        ("iidfile", "--iidfile"),
+        ("metadata_file", "--metadata-file"),
+    ):
+        if kw[name]:
+            raise click.UsageError(
+                f"{option} cannot be used with --dry-run: a dry run makes no image and writes "
+                "no cache; drop one of them"
+            )

@@ -27,6 +27,8 @@ class StepDone:
     note: str = ""
     key: Digest | None = None
     reason: str = ""  # why a step missed the cache
+    unknown: bool = False  # a dry run: only running the build could tell hit from miss
+    details: tuple[str, ...] = ()  # a dry run's lines under the step (changed files, hints)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,6 @@ it wrote are complete (the store commits them atomically) and unreferenced until
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -37,7 +34,7 @@ from layerbuild.engine.ops.base import Step
 from layerbuild.engine.options import BuildOptions, BuildResult
 from layerbuild.engine.platforms import check_platform, host_platform
 from layerbuild.engine.runsteps import RunSteps
-from layerbuild.engine.sources import SourceResolver
+from layerbuild.engine.sources import SourceResolver, base_layers
 from layerbuild.engine.speedups.active import speedups_for
 from layerbuild.engine.speedups.base import Speedups
 from layerbuild.engine.state import StageState
@@ -54,7 +51,7 @@ from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
-from layerbuild.store.crashsafe import left_by_dead_processes
+from layerbuild.store.crashsafe import scratch_dir
 from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
@@ -115,6 +112,16 @@ class Executor:
     # -- the whole build ---------------------------------------------------------------------
 
     def build(self) -> BuildResult:
+        graph, tags = self._prepare()
+        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
+        try:
+            with self.store.lock(shared=True):
+                return self._build_graph(graph, tags)
+        finally:
+            self._close()
+
+    def _prepare(self) -> tuple[BuildGraph, tuple[str, ...]]:
+        """Read the Dockerfile, plan it, and make the parts the steps run with."""
         dockerfile = read_dockerfile(self.options)
         self.dockerfile = dockerfile
         tags = tuple(normalize_tag(t) for t in self.options.tags)
@@ -140,6 +147,7 @@ class Executor:
             self.options.build_contexts,
             self.options.platform,
             self.options.registry,
+            read_only=self.options.dry_run,
         )
         opts = self.options
         identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
@@ -149,18 +157,20 @@ class Executor:
             disabled=opts.no_cache,
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
             warn=lambda message: self.emit(Log(None, f"warning: {message}")),
+            read_only=opts.dry_run,
         )
         parts = (self.statcache, self.cache, self.layers, self.snaps)
         self.speedups = speedups_for(opts, parts, self.prefetch)
-        scratch = _scratch_dir(self.store.tmp_dir)
+        self.scratch = scratch_dir(None if opts.dry_run else self.store.tmp_dir, "build-")
         self.files = FileSteps(
             self.store,
             self.sources,
             opts.context,
             self.ignore,
-            Path(scratch.name),
+            Path(self.scratch.name),
             self.now,
             self.results,
+            read_only=opts.dry_run,
         )
         self.runs = RunSteps(
             self.store,
@@ -177,16 +187,14 @@ class Executor:
             self.speedups,
         )
         self.ops = ops_for(dockerfile, self.files, self.layers, self.runs, self.speedups)
-        # shared: other builds run alongside; gc (exclusive) waits until this build has tagged
-        try:
-            with self.store.lock(shared=True):
-                return self._build_graph(graph, tags)
-        finally:
-            self.speedups.close()
-            self.statcache.close()
-            if self.blocks is not None:
-                self.blocks.close()
-            scratch.cleanup()
+        return graph, tags
+
+    def _close(self) -> None:
+        self.speedups.close()
+        self.statcache.close()
+        if self.blocks is not None:
+            self.blocks.close()
+        self.scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
@@ -239,14 +247,13 @@ class Executor:
                 source = copy_from.get(position) if position is not None else None
                 state, out = self._step(state, instr, source, index, step_id)
             seconds = time.monotonic() - t0
-            self.cache.note_step(state.name, index, out.key, seconds, out.hit)
+            if out.key is not None:  # None: a dry run's step that cannot be keyed
+                self.cache.note_step(state.name, index, out.key, seconds, out.hit)
             if out.hit:
                 self.saved += self.cache.previous_seconds(state.name, index)
-            self.emit(
-                StepDone(
-                    step_id, seconds, out.layer, out.hit, out.note, out.key.digest, out.reason
-                )
-            )
+            key = out.key.digest if out.key is not None else None
+            done = StepDone(step_id, seconds, out.layer, out.hit, out.note, key, out.reason)
+            self.emit(replace(done, unknown=out.unknown, details=out.details))
         return state
 
     def _trigger(self, text: str, at: ins.From) -> ins.Instruction:
@@ -334,7 +341,7 @@ class Executor:
         manifest_desc, manifest, config = images.read_image(self.store, desc, platform)
         check_platform(config, platform, base.ref)
         self.emit(Log(step_id, f"base {base.ref} {manifest_desc.digest}"))
-        return manifest_desc, config, _layers(manifest.layers, config)
+        return manifest_desc, config, base_layers(manifest.layers, config)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -371,30 +378,10 @@ class Executor:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    key: CacheKey
+    key: CacheKey | None  # None: a dry run's step that cannot be keyed without running
     hit: bool
     layer: Digest | None = None
     reason: str = ""
     note: str = ""
-
-
-def _layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> tuple[Layer, ...]:
-    if len(descriptors) != len(config.diff_ids):
-        raise BuildError(
-            f"base image is inconsistent: {len(descriptors)} layers but "
-            f"{len(config.diff_ids)} diff_ids in its config",
-            hint="re-create or re-load the base image",
-        )
-    return tuple(
-        Layer(diff_id, d.digest, d.size, d.media_type)
-        for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
-    )
-
-
-def _scratch_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
-    """A private work directory in the store, named after this process: one left by a killed
-    build (its pid gone) is removed by the next build."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for stale in left_by_dead_processes(parent, "build-"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=parent)
+    unknown: bool = False  # a dry run: only running could tell
+    details: tuple[str, ...] = ()  # a dry run's lines under the step

@@ -41,10 +41,11 @@ class FileSteps:
     scratch: Path
     now: int
     results: dict[int, StageState] = field(default_factory=dict)
+    read_only: bool = False  # a dry run: the layers' entries are not kept in the store
     trees: StageTrees = field(init=False)  # loaded on first need: most steps never look
 
     def __post_init__(self) -> None:
-        self.trees = StageTrees(self.store)
+        self.trees = StageTrees(self.store, keep_entries=not self.read_only)
 
     def tree(self, state: StageState) -> FileTree:
         return self.trees.tree(state)

@@ -22,12 +22,12 @@ from layerbuild.store.layout import Store
 _MAX_FILE = 16 << 20
 
 
-def load_tree(store: Store, layers: Sequence[Layer]) -> FileTree:
+def load_tree(store: Store, layers: Sequence[Layer], *, keep: bool = True) -> FileTree:
     """The metadata tree of the rootfs that `layers` make, in order (each layer's entries
     parsed from its blob once per store: store/layerentries.py)."""
     tree = FileTree()
     for layer in layers:
-        tree.apply(layer_entries(store, layer), layer.digest)
+        tree.apply(layer_entries(store, layer, keep=keep), layer.digest)
     return tree
 
 

@@ -58,6 +58,7 @@ class BuildOptions:
     snapshotter: str | None = None
     statcache_stats: Path | None = None  # append the stat cache's counters here (benchmarks)
     blockcache_stats: Path | None = None  # and the gzip block cache's (store/blockcache.py)
+    dry_run: bool = False  # key every step, run none, write nothing but the stat cache
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ class StepRecord:
     index: int
     line: int
     instruction: str
-    cache: str = "miss"  # "hit" | "miss" | "skipped" | "error"
+    cache: str = "miss"  # "hit" | "miss" | "unknown" (a dry run) | "skipped" | "error"
     key: str | None = None
     reason: str = ""
     seconds: float = 0.0
     layer: str | None = None
+    details: tuple[str, ...] = ()  # a dry run's: the files a missed COPY changed, hints
 
     def to_json(self) -> dict[str, Any]:
+        details = {"details": list(self.details)} if self.details else {}
         return {
             "stage": self.stage,
             "index": self.index,
@@ -44,6 +46,7 @@ class StepRecord:
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
             "layer": self.layer,
+            **details,
         }
 
     @classmethod
@@ -58,6 +61,7 @@ class StepRecord:
             reason=str(obj.get("reason", "")),
             seconds=float(obj.get("seconds", 0.0)),
             layer=obj.get("layer"),
+            details=tuple(str(d) for d in obj.get("details") or ()),
         )
 
 
@@ -98,6 +102,7 @@ class BuildReport:
     cache_exports: list[CacheOutcome] = field(default_factory=list)
     # the build checks' warnings: {"rule", "message", "line", "url"} (docs/checks.md)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False  # `build --dry-run`: verdicts only, no image
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: BuildEvent) -> None:
@@ -107,7 +112,8 @@ class BuildReport:
             self.steps.append(record)
         elif isinstance(event, StepDone) and event.step_id in self._by_id:
             record = self._by_id[event.step_id]
-            record.cache = "hit" if event.cached else "miss"
+            record.cache = "hit" if event.cached else "unknown" if event.unknown else "miss"
+            record.details = event.details
             record.key = str(event.key) if event.key else None
             record.reason = event.reason
             record.seconds = event.seconds
@@ -139,7 +145,9 @@ class BuildReport:
         }
 
     def to_json(self) -> dict[str, Any]:
+        dry = {"dry_run": True} if self.dry_run else {}
         return {
+            **dry,
             "image": self.image,
             "seconds": round(self.seconds, 4),
             "summary": self.summary(),
@@ -161,6 +169,7 @@ class BuildReport:
             cache_imports=[CacheOutcome.from_json(c) for c in obj.get("cache_imports") or ()],
             cache_exports=[CacheOutcome.from_json(c) for c in obj.get("cache_exports") or ()],
             warnings=[dict(w) for w in obj.get("warnings") or ()],
+            dry_run=bool(obj.get("dry_run", False)),
         )
 
 

@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from layerbuild.errors import ContextError, ImageNotFound, RegistryError
+from layerbuild.errors import BuildError, ContextError, ImageNotFound, RegistryError
+from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.image.manifest import Layer
 from layerbuild.registry.options import RegistryOptions
@@ -29,6 +30,14 @@ _IMAGE = "docker-image://"
 _TAG_RE = re.compile(r"^(?P<path>.+?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
 
 
+class Unavailable(Exception):
+    """A dry run needs what only a build gets or writes: a pull, an import, a snapshot."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class SourceResolver:
     def __init__(
         self,
@@ -37,7 +46,10 @@ class SourceResolver:
         named: Mapping[str, str],
         platform: Platform,
         registry: RegistryOptions | None = None,  # None: never pull a missing image
+        *,
+        read_only: bool = False,  # a dry run: raise Unavailable instead of writing the store
     ) -> None:
+        self.read_only = read_only
         self.registry = registry
         self.store = store
         self.context = context
@@ -54,6 +66,10 @@ class SourceResolver:
         try:
             return images.resolve(self.store, ref if "@" in ref else normalize_tag(ref))
         except ImageNotFound:
+            if self.read_only:
+                raise Unavailable(
+                    f"image {ref} is not in the store: a build would pull it"
+                ) from None
             if self.registry is None:
                 raise ImageNotFound(
                     f"image {ref!r} is not in the local store (and pulling is off)",
@@ -91,6 +107,8 @@ class SourceResolver:
         path, tag = (m.group("path"), m.group("tag")) if m else (spec, None)
         if not Path(path).is_dir() and Path(spec).is_dir():
             path, tag = spec, None  # a colon that is part of the directory name
+        if self.read_only:
+            raise Unavailable(f"build context {name} is an OCI layout: a build would import it")
         from layerbuild.export.load import import_image  # tar and codecs: only when used
 
         return import_image(self.store, Path(path), tag=tag, digest=digest, label=name)
@@ -109,7 +127,7 @@ class SourceResolver:
 
     def stage_rootfs(self, layers: Sequence[Layer]) -> Path:
         """A directory holding the merged filesystem of a stage (a cached store snapshot)."""
-        return self.store.snapshots.rootfs(self.store, [x.descriptor for x in layers])
+        return self._rootfs([x.descriptor for x in layers], "that stage")
 
     def rootfs_of(self, ref: str, *, named_context: bool = False) -> Path:
         """The filesystem of an image (or a named directory context) for COPY --from."""
@@ -117,4 +135,28 @@ class SourceResolver:
             return directory
         desc = self.image(ref, named_context=named_context)
         _, manifest, _ = images.read_image(self.store, desc, self.platform)
-        return self.store.snapshots.rootfs(self.store, list(manifest.layers))
+        return self._rootfs(list(manifest.layers), ref)
+
+    def _rootfs(self, layers: list[Descriptor], what: str) -> Path:
+        if self.read_only and layers:
+            from layerbuild.store.snapshots import chain_ids
+
+            kept = self.store.snapshots.path(chain_ids(layers)[-1])
+            if not kept.is_dir():
+                raise Unavailable(f"reads the files of {what}: a build would unpack them")
+            return kept
+        return self.store.snapshots.rootfs(self.store, layers)
+
+
+def base_layers(descriptors: tuple[Descriptor, ...], config: ImageConfig) -> tuple[Layer, ...]:
+    """A base image's layers from its manifest's descriptors and its config's diff_ids."""
+    if len(descriptors) != len(config.diff_ids):
+        raise BuildError(
+            f"base image is inconsistent: {len(descriptors)} layers but "
+            f"{len(config.diff_ids)} diff_ids in its config",
+            hint="re-create or re-load the base image",
+        )
+    return tuple(
+        Layer(diff_id, d.digest, d.size, d.media_type)
+        for d, diff_id in zip(descriptors, config.diff_ids, strict=True)
+    )

@@ -36,8 +36,9 @@ class _Loaded:
 class StageTrees:
     """The loaded trees of one build's stages, by stage name."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, keep_entries: bool = True) -> None:
         self.store = store
+        self.keep_entries = keep_entries  # False: a dry run (store/layerentries.py)
         self._loaded: dict[str, _Loaded] = {}
 
     def tree(self, state: StageState) -> FileTree:
@@ -46,7 +47,8 @@ class StageTrees:
         if loaded is None or not loaded.makes(state.layers):
             from layerbuild.engine.imageread import load_tree  # not for a fully cached build
 
-            loaded = _Loaded(load_tree(self.store, state.layers), state.layers)
+            tree = load_tree(self.store, state.layers, keep=self.keep_entries)
+            loaded = _Loaded(tree, state.layers)
             self._loaded[state.name] = loaded
         for layer, changes in loaded.pending:
             loaded.tree.apply(changes, layer.digest)

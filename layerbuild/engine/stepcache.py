@@ -51,6 +51,7 @@ class StepCache:
     # key -> the parent result it was last looked up on: what `record` links the record to
     parents: dict[Digest, Digest] = field(default_factory=dict)
     dropped: dict[Digest, str] = field(default_factory=dict)  # key -> why its record was dropped
+    read_only: bool = False  # a dry run: no record is touched or removed
 
     def __post_init__(self) -> None:
         self.index = CacheIndex(self.store.root)
@@ -69,6 +70,12 @@ class StepCache:
         self.parents[key.digest] = result_digest(parent)
         if self.disabled or stage in self.disabled_stages:
             return None
+        return self.peek(key, parent)
+
+    def peek(self, key: CacheKey, parent: ImageConfig) -> CacheRecord | None:
+        """`lookup`, --no-cache or not: a dry run follows a disabled stage's records to key
+        what comes after it."""
+        self.parents[key.digest] = result_digest(parent)
         try:
             record = self.index.fetch(key.digest, self.parents[key.digest])
         except DamagedRecord as e:
@@ -83,12 +90,16 @@ class StepCache:
             return None
         if record.layer is not None and not self.store.content.has(record.layer.digest):
             return None
-        self.index.touch(path)  # last used: what `cache prune` drops first is the oldest
+        if not self.read_only:
+            self.index.touch(path)  # last used: what `cache prune` drops first is the oldest
         return record
 
     def _drop(self, key: Digest, path: Path, why: str) -> None:
-        self.warn(f"dropped the cache record {path} ({why}); the step runs again")
         self.dropped[key] = why
+        if self.read_only:
+            self.warn(f"the cache record {path} is damaged ({why}); a build drops it")
+            return
+        self.warn(f"dropped the cache record {path} ({why}); the step runs again")
         self.index.remove(path)
 
     def known(self, key: CacheKey) -> bool:
@@ -116,7 +127,7 @@ class StepCache:
     ) -> str:
         """Why `key` missed, against the same step of the previous build."""
         if self.disabled or stage in self.disabled_stages:
-            return "cache disabled (--no-cache)" if self.disabled else "cache disabled for stage"
+            return self.disabled_reason(stage)
         if key.digest in self.dropped:
             return f"its cache record was dropped: {self.dropped[key.digest]}"
         parent = self.parents.get(key.digest)
@@ -133,6 +144,12 @@ class StepCache:
             old = self.previous_record(stage, index)
             old_files = old.files if old is not None else {}
         return explain(prev.inputs, key.inputs, files_old=old_files, files_new=files or {})
+
+    def disabled_reason(self, stage: str) -> str:
+        """Why every step of `stage` misses, or "" when its cache is not disabled."""
+        if self.disabled:
+            return "cache disabled (--no-cache)"
+        return "cache disabled for stage" if stage in self.disabled_stages else ""
 
     def previous_record(self, stage: str, index: int) -> CacheRecord | None:
         """The cache record of the same step in the previous build, if still cached."""

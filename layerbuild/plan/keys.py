@@ -96,14 +96,22 @@ def explain(
 
 
 def _files_reason(old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    changed = changed_files(old, new)
+    return changed[0] if changed else "source files changed"
+
+
+def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Every file that differs between two per-file summaries of a COPY, in path order:
+    `/path added`, `/path removed` or `/path changed`."""
+    out = []
     for path in sorted(set(old) | set(new)):
         if path not in old:
-            return f"/{path} added"
-        if path not in new:
-            return f"/{path} removed"
-        if old[path] != new[path]:
-            return f"/{path} changed"
-    return "source files changed"
+            out.append(f"/{path} added")
+        elif path not in new:
+            out.append(f"/{path} removed")
+        elif old[path] != new[path]:
+            out.append(f"/{path} changed")
+    return out
 
 
 def _env_reason(old: str | None, new: str) -> str:

@@ -8,6 +8,8 @@ next process over the same store removes those whose writer is dead (`left_by_de
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -45,3 +47,15 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def scratch_dir(parent: Path | None, prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A private work directory under `parent` (the store's tmp), named after this process:
+    one a killed process left (its pid gone) is removed first. None: one outside the store
+    (a dry run writes nothing there)."""
+    if parent is None:
+        return tempfile.TemporaryDirectory(prefix=f"layerbuild-{prefix}")
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in left_by_dead_processes(parent, prefix):
+        shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=parent)

@@ -37,8 +37,9 @@ def entries_dir(store_root: Path) -> Path:
     return store_root / "cache" / "entries"
 
 
-def layer_entries(store: Store, layer: Layer) -> list[Change]:
-    """The Changes of `layer`'s blob, in archive order, without content."""
+def layer_entries(store: Store, layer: Layer, *, keep: bool = True) -> list[Change]:
+    """The Changes of `layer`'s blob, in archive order, without content; `keep`: write them
+    beside the blob when they were not (a dry run writes nothing but the stat cache)."""
     path = entries_dir(store.root) / layer.digest.hex
     cached = _load(path)
     if cached is not None:
@@ -46,8 +47,9 @@ def layer_entries(store: Store, layer: Layer) -> list[Change]:
     with store.content.open(layer.digest) as blob:
         stream = open_layer(blob, layer_compression(layer.media_type))
         changes = [_bare(c) for c in read_changes(stream)]
-    with contextlib.suppress(OSError):  # a read-only or full store still builds, slower
-        _write(path, changes)
+    if keep:
+        with contextlib.suppress(OSError):  # a read-only or full store still builds, slower
+            _write(path, changes)
     return changes
 
 

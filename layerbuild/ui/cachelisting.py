@@ -86,10 +86,10 @@ def compare_reports(a: BuildReport, b: BuildReport) -> str:
     for step in b.steps:
         old = by_step_a.get((step.stage, step.index))
         seen.add((step.stage, step.index))
-        rows.append(_row(step, old.cache if old else "-", step.cache, step.reason))
+        rows.append(row(step, old.cache if old else "-", step.cache, step.reason))
     for step in a.steps:
         if (step.stage, step.index) not in seen:
-            rows.append(_row(step, step.cache, "-", "not in B"))
+            rows.append(row(step, step.cache, "-", "not in B"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
@@ -105,7 +105,8 @@ def compare_reports(a: BuildReport, b: BuildReport) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _row(step: StepRecord, a: str, b: str, reason: str) -> tuple[str, ...]:
+def row(step: StepRecord, a: str, b: str, reason: str) -> tuple[str, ...]:
+    """A step as `cache compare` shows it: stage, line, the instruction cut to 40, A, B, why."""
     text = step.instruction if len(step.instruction) <= 40 else step.instruction[:37] + "..."
     return (step.stage, str(step.line), text, a, b, reason if b == "miss" else reason or "")
 

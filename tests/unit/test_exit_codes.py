@@ -38,6 +38,7 @@ def test_statuses_are_those_documented() -> None:
         "HOST": 9,
         "FSCK_PROBLEMS": 10,
         "CHECKS": 11,
+        "WOULD_BUILD": 1,
         "INTERRUPTED": 130,
     }
 

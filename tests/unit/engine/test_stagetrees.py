@@ -36,7 +36,7 @@ CONTENT = {_layer(n).digest: _file(f"f{n}") for n in range(4)}
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     counts: list[int] = []
 
-    def load_tree(store: Store, layers: Sequence[Layer]) -> FileTree:
+    def load_tree(store: Store, layers: Sequence[Layer], *, keep: bool = True) -> FileTree:
         counts.append(len(layers))
         tree = FileTree()
         for layer in layers:
