@@ -377,6 +377,10 @@ class AnnotationSpecError(ValueError):
     """An --annotation value buildx would refuse too."""
 
 
+class OutputSpecError(ValueError):
+    """An --output value, key or option value the named output type does not take."""
+
+
 class ThresholdSpecError(ValueError):
     """An `analyze --ci` threshold (option or pyproject.toml value) no rule can use."""
 

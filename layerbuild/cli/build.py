@@ -28,9 +28,10 @@ from layerbuild.ui.progress import MODES
 PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
+    from layerbuild.digest import Digest
     from layerbuild.engine.options import BuildOptions, BuildResult
     from layerbuild.export.outputs import OutputSpec
-    from layerbuild.image.descriptor import Platform
+    from layerbuild.image.descriptor import Descriptor, Platform
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.store.layout import Store
 
@@ -84,7 +85,8 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     "outputs",
     multiple=True,
     help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D "
-    "| type=tar,dest=F | type=registry",
+    "| type=tar,dest=F | type=registry | type=image; image types also take compression=, "
+    "compression-level=, force-compression=, oci-mediatypes=, annotation[-TYPE].K=V",
 )
 @click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
@@ -139,7 +141,8 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @click.option(
     "--metadata-file",
     type=click.Path(path_type=Path),
-    help="Write build metadata (digest, tags) as JSON here.",
+    help="Write build metadata (buildx's keys: digest, config digest, descriptor, names, "
+    "build ref) as JSON here.",
 )
 @click.pass_obj
 def build_cmd(ctx: Context, /, **kw: Any) -> None:
@@ -182,9 +185,10 @@ def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
 
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
+    from layerbuild.digest import Digest
     from layerbuild.engine.executor import build
     from layerbuild.engine.report import BuildReport, summary_line
-    from layerbuild.export.outputs import OutputSpec, parse_output
+    from layerbuild.export.outputs import OutputSpec
     from layerbuild.store.cacheindex import CacheIndex
     from layerbuild.ui.progress import make_progress
 
@@ -193,7 +197,7 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
 
     build_options = _build_options(kw)
     registry = build_options.registry or options.registry_options((), None)
-    specs = [parse_output(o) for o in kw["outputs"]]
+    specs = _output_specs(kw["outputs"], build_options.platform)
     if kw["push"]:
         specs.append(OutputSpec("registry"))
     mode = "quiet" if kw["quiet"] else kw["progress"]
@@ -214,9 +218,20 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     index = CacheIndex(store.root)
     for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
         index.save_report(tag, report.to_json())
-    if mode != "quiet":
+    if mode not in ("quiet", "rawjson"):
         click.echo(summary_line(report), err=True)
-    _after_build(store, result, specs, kw, registry)
+    built = frozenset(Digest(s.layer) for s in report.steps if s.layer)
+    _after_build(store, result, specs, kw, registry, built)
+
+
+def _output_specs(values: Sequence[str], plat: Platform) -> list[OutputSpec]:
+    from layerbuild.errors import OutputSpecError
+    from layerbuild.export.outputs import parse_output
+
+    try:
+        return [parse_output(v, plat) for v in values]
+    except OutputSpecError as e:
+        raise click.BadParameter(str(e), param_hint="'-o' / '--output'") from None
 
 
 def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
@@ -322,50 +337,59 @@ def _after_build(
     specs: list[OutputSpec],
     kw: dict[str, Any],
     registry: RegistryOptions,
+    built: frozenset[Digest],
 ) -> None:
-    from layerbuild.export.outputs import write_output
+    if specs:
+        from layerbuild.export.imagerewrite import apply_image_options
+        from layerbuild.export.outputs import IMAGE_TYPES, write_output
 
     quiet = kw["quiet"]
     stdout_used = any(s.dest == "-" for s in specs)
+    exported: Descriptor | None = None
     for spec in specs:
-        if spec.type == "registry":
-            note = _push_tags(store, result, registry)
-        else:
-            note = write_output(store, result.descriptor, spec, result.tags)
-        if not quiet:
-            click.echo(note, err=True)
-    if kw["iidfile"] is not None:
-        _write_file(kw["iidfile"], str(result.digest), "--iidfile")
-    if kw["metadata_file"] is not None:
-        metadata = {
-            "containerimage.digest": str(result.digest),
-            "containerimage.config.digest": str(result.config.digest),
-            "image.name": ",".join(result.tags),
-            "containerimage.descriptor": result.descriptor.to_json(),
-        }
-        _write_file(kw["metadata_file"], json.dumps(metadata, indent=2) + "\n", "--metadata-file")
+        # shared: gc must not take converted layers before they are written or pushed
+        with store.lock(shared=True):
+            desc = apply_image_options(store, result.descriptor, spec.image, built)
+            if spec.type == "registry":
+                note = _push_tags(store, result.tags, desc, registry)
+            elif spec.type == "image" and desc != result.descriptor:
+                note = _retag(store, result.tags, desc)
+            else:
+                note = write_output(store, desc, spec, result.tags)
+        if spec.type in IMAGE_TYPES and exported is None:
+            exported = desc  # as buildx, the metadata names what the image exporter made
+        if quiet:
+            continue
+        if kw["progress"] == "rawjson":  # stderr stays one JSON object a line
+            note = json.dumps({"event": "Log", "step_id": None, "message": note})
+        click.echo(note, err=True)
+    if kw["iidfile"] is not None or kw["metadata_file"] is not None:
+        from layerbuild.export.metadata import build_metadata, write_build_file
+
+        if kw["iidfile"] is not None:
+            write_build_file(kw["iidfile"], str(result.digest), "--iidfile")
+        if kw["metadata_file"] is not None:
+            text = build_metadata(result, exported or result.descriptor)
+            write_build_file(kw["metadata_file"], text, "--metadata-file")
     if quiet:
         # the digest goes to stderr when stdout carries an exported tarball
         click.echo(str(result.digest), err=stdout_used)
 
 
-def _write_file(path: Path, text: str, option: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as e:
-        raise ExportError(
-            f"cannot write {option} {path}: {e.strerror or e}",
-            hint="choose a path in an existing, writable directory",
-        ) from None
+def _retag(store: Store, tags: Sequence[str], desc: Descriptor) -> str:
+    from layerbuild.store.images import tag
+
+    for name in tags:
+        tag(store, name, desc)
+    return f"image {desc.digest} kept in the store" + (f" as {', '.join(tags)}" if tags else "")
 
 
-def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:
-    if not result.tags:
+def _push_tags(
+    store: Store, tags: Sequence[str], desc: Descriptor, registry: RegistryOptions
+) -> str:
+    if not tags:
         raise ExportError("--push needs a name to push to", hint="add -t REGISTRY/REPOSITORY:TAG")
     from layerbuild.registry.push import push  # http.client and ssl: only to push
 
-    pushed = [
-        f"{tag}@{push(store, result.descriptor, tag, options=registry).digest}"
-        for tag in result.tags
-    ]
+    pushed = [f"{tag}@{push(store, desc, tag, options=registry).digest}" for tag in tags]
     return "pushed " + ", ".join(pushed)
