@@ -82,7 +82,7 @@ def parse_output(spec: str, platform: Platform | None = None) -> OutputSpec:
 
 def _csv_fields(spec: str) -> list[str]:
     try:
-        return next(csv.reader([spec]), [])
+        return next(csv.reader([spec], strict=True), [])
     except csv.Error as e:
         raise _bad(spec, f"not comma-separated values: {e}") from None
 
