@@ -379,3 +379,5 @@ def _write_stats(stats: StatCacheStats, target: Path | None) -> None:
     line = json.dumps(dataclasses.asdict(stats)) + "\n"
     with contextlib.suppress(OSError), open(target, "a", encoding="ascii") as f:
         f.write(line)
+
+

@@ -51,24 +51,8 @@ from layerbuild.dockerfile.source import DockerfileSource
 from layerbuild.errors import DockerfileError, NotStringArray
 
 KEYWORDS = (
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 )
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 _NETWORK_MODES = ("default", "none", "host")
@@ -91,9 +75,8 @@ class _Req:
         return self.source.error(f"{self.keyword}: {message}", self.raw.span, hint=hint)
 
     def flags(self, *specs: fl.FlagSpec) -> fl.ParsedFlags:
-        return fl.parse_flags(
-            self.raw.flags, specs, keyword=self.keyword, source=self.source, span=self.raw.span
-        )
+        return fl.parse_flags(self.raw.flags, specs, keyword=self.keyword,
+                              source=self.source, span=self.raw.span)
 
     def json_or_none(self) -> list[str] | None:
         try:
@@ -116,13 +99,10 @@ def _from(req: _Req) -> From:
         if not _STAGE_NAME.match(name):
             raise req.error(
                 f"invalid stage name {args[2]!r}",
-                "a stage name starts with a letter and has only letters, digits, '-', '_', '.'",
-            )
+                "a stage name starts with a letter and has only letters, digits, '-', '_', '.'")
     elif len(args) != 1:
-        raise req.error(
-            "expected FROM <image> or FROM <image> AS <name>",
-            "a stage name is introduced with AS, e.g. FROM alpine AS build",
-        )
+        raise req.error("expected FROM <image> or FROM <image> AS <name>",
+                        "a stage name is introduced with AS, e.g. FROM alpine AS build")
     return From(req.raw.span, req.raw.original, args[0], name, flags.string("platform"))
 
 
@@ -137,26 +117,16 @@ def _run(req: _Req) -> Run:
     flags = req.flags(fl.strings("mount"), fl.string("network"), fl.string("security"))
     network, security = flags.string("network"), flags.string("security")
     if network is not None and network not in _NETWORK_MODES:
-        raise req.error(
-            f"unsupported --network={network}", f"use one of: {', '.join(_NETWORK_MODES)}"
-        )
+        raise req.error(f"unsupported --network={network}",
+                        f"use one of: {', '.join(_NETWORK_MODES)}")
     if security is not None and security not in _SECURITY_MODES:
-        raise req.error(
-            f"unsupported --security={security}", f"use one of: {', '.join(_SECURITY_MODES)}"
-        )
-    command, shell_form = _command(req, 'RUN <command>  or  RUN ["executable", "arg"]')
+        raise req.error(f"unsupported --security={security}",
+                        f"use one of: {', '.join(_SECURITY_MODES)}")
+    command, shell_form = _command(req, "RUN <command>  or  RUN [\"executable\", \"arg\"]")
     if not shell_form and not command:
         raise req.error("the command is empty", "give at least the executable to run")
-    return Run(
-        req.raw.span,
-        req.raw.original,
-        command,
-        shell_form,
-        req.raw.heredocs,
-        flags.strings("mount"),
-        network,
-        security,
-    )
+    return Run(req.raw.span, req.raw.original, command, shell_form, req.raw.heredocs,
+               flags.strings("mount"), network, security)
 
 
 def _cmd(req: _Req) -> Cmd:
@@ -177,13 +147,10 @@ def _sources_dest(req: _Req) -> tuple[tuple[str, ...], str]:
     if len(words) < 2:
         raise req.error(
             "needs at least one source and a destination",
-            f"write it as: {req.keyword} <src>... <dest>  (e.g. {req.keyword} app.py /app/)",
-        )
+            f"write it as: {req.keyword} <src>... <dest>  (e.g. {req.keyword} app.py /app/)")
     if array is None and heredoc_marker(words[-1]) is not None:
-        raise req.error(
-            "a heredoc cannot be the destination",
-            f"put the heredoc before the destination: {req.keyword} <<EOF /path",
-        )
+        raise req.error("a heredoc cannot be the destination",
+                        f"put the heredoc before the destination: {req.keyword} <<EOF /path")
     sources = []
     for word in words[:-1]:
         doc = heredoc_marker(word) if array is None else None
@@ -191,52 +158,29 @@ def _sources_dest(req: _Req) -> tuple[tuple[str, ...], str]:
     return tuple(sources), words[-1]
 
 
-_COPY_FLAGS = (fl.string("chown"), fl.string("chmod"), fl.boolean("link"), fl.strings("exclude"))
+_COPY_FLAGS = (fl.string("chown"), fl.string("chmod"), fl.boolean("link"),
+               fl.strings("exclude"))
 
 
 def _copy(req: _Req) -> Copy:
     flags = req.flags(fl.string("from"), fl.boolean("parents"), *_COPY_FLAGS)
     sources, dest = _sources_dest(req)
-    return Copy(
-        req.raw.span,
-        req.raw.original,
-        sources,
-        dest,
-        flags.string("from"),
-        flags.string("chown"),
-        flags.string("chmod"),
-        bool(flags.boolean("link")),
-        flags.strings("exclude"),
-        bool(flags.boolean("parents")),
-        req.raw.heredocs,
-    )
+    return Copy(req.raw.span, req.raw.original, sources, dest, flags.string("from"),
+                flags.string("chown"), flags.string("chmod"), bool(flags.boolean("link")),
+                flags.strings("exclude"), bool(flags.boolean("parents")), req.raw.heredocs)
 
 
 def _add(req: _Req) -> Add:
     if any(f.startswith("--from") for f in req.raw.flags):
-        raise req.error(
-            "--from is not a flag of ADD", "use COPY --from=<stage> to copy from a stage"
-        )
-    flags = req.flags(
-        fl.string("checksum"), fl.boolean("keep-git-dir"), fl.boolean("unpack"), *_COPY_FLAGS
-    )
+        raise req.error("--from is not a flag of ADD",
+                        "use COPY --from=<stage> to copy from a stage")
+    flags = req.flags(fl.string("checksum"), fl.boolean("keep-git-dir"), fl.boolean("unpack"),
+                      *_COPY_FLAGS)
     sources, dest = _sources_dest(req)
-    return Add(
-        req.raw.span,
-        req.raw.original,
-        sources,
-        dest,
-        None,
-        flags.string("chown"),
-        flags.string("chmod"),
-        bool(flags.boolean("link")),
-        flags.strings("exclude"),
-        False,
-        req.raw.heredocs,
-        flags.string("checksum"),
-        bool(flags.boolean("keep-git-dir")),
-        flags.boolean("unpack"),
-    )
+    return Add(req.raw.span, req.raw.original, sources, dest, None, flags.string("chown"),
+               flags.string("chmod"), bool(flags.boolean("link")), flags.strings("exclude"),
+               False, req.raw.heredocs, flags.string("checksum"),
+               bool(flags.boolean("keep-git-dir")), flags.boolean("unpack"))
 
 
 def _pairs(req: _Req) -> tuple[tuple[str, str], ...]:
@@ -313,9 +257,8 @@ def _volume(req: _Req) -> Volume:
     array = req.json_or_none()
     paths = array if array is not None else split_whitespace(req.raw.args)
     if not paths or any(not p.strip() for p in paths):
-        raise req.error(
-            "a volume path is empty", 'write it as: VOLUME /data  or  VOLUME ["/data"]'
-        )
+        raise req.error("a volume path is empty",
+                        'write it as: VOLUME /data  or  VOLUME ["/data"]')
     return Volume(req.raw.span, req.raw.original, tuple(p.strip() for p in paths))
 
 
@@ -323,9 +266,8 @@ def _shell(req: _Req) -> Shell:
     req.flags()
     array = req.json_or_none()
     if array is None:
-        raise req.error(
-            "the arguments must be a JSON array", 'write it as: SHELL ["/bin/sh", "-c"]'
-        )
+        raise req.error("the arguments must be a JSON array",
+                        'write it as: SHELL ["/bin/sh", "-c"]')
     if not array:
         raise req.error("the shell is empty", 'write it as: SHELL ["/bin/sh", "-c"]')
     return Shell(req.raw.span, req.raw.original, tuple(array))
@@ -336,36 +278,23 @@ def _healthcheck(req: _Req) -> Healthcheck:
     kind, rest = (re.split(r"\s+", text, maxsplit=1) + [""])[:2]
     if kind.upper() == "NONE":
         if rest.strip() or req.raw.flags:
-            raise req.error(
-                "HEALTHCHECK NONE takes no arguments or options", "write just: HEALTHCHECK NONE"
-            )
+            raise req.error("HEALTHCHECK NONE takes no arguments or options",
+                            "write just: HEALTHCHECK NONE")
         return Healthcheck(req.raw.span, req.raw.original, None, 0, 0, 0, 0, 0)
     specs = [fl.string(n) for n in ("interval", "timeout", "start-period", "start-interval")]
     flags = req.flags(*specs, fl.string("retries"))
     if kind.upper() != "CMD":
         raise req.error(f"unknown type {kind!r}", "write HEALTHCHECK [options] CMD <command>")
-    sub = _Req(
-        RawInstruction(req.raw.keyword, (), rest.strip(), req.raw.original, req.raw.span),
-        req.source,
-        req.escape,
-    )
+    sub = _Req(RawInstruction(req.raw.keyword, (), rest.strip(), req.raw.original,
+                              req.raw.span), req.source, req.escape)
     array = sub.json_or_none()
     if (array is None and not rest.strip()) or array == []:
         raise req.error("missing command after CMD", "write HEALTHCHECK CMD <command>")
     test = ("CMD", *array) if array is not None else ("CMD-SHELL", rest.strip())
     interval, timeout, start_period, start_interval = (
-        _duration(req, s.name, flags.string(s.name)) for s in specs
-    )
-    return Healthcheck(
-        req.raw.span,
-        req.raw.original,
-        test,
-        interval,
-        timeout,
-        start_period,
-        start_interval,
-        _retries(req, flags.string("retries")),
-    )
+        _duration(req, s.name, flags.string(s.name)) for s in specs)
+    return Healthcheck(req.raw.span, req.raw.original, test, interval, timeout, start_period,
+                       start_interval, _retries(req, flags.string("retries")))
 
 
 def _duration(req: _Req, name: str, value: str | None) -> int:
@@ -374,10 +303,8 @@ def _duration(req: _Req, name: str, value: str | None) -> int:
     try:
         ns = parse_duration(value)
     except ValueError:
-        raise req.error(
-            f"--{name}={value} is not a duration",
-            "use a number with a unit: 30s, 1m30s, 500ms, 2h",
-        ) from None
+        raise req.error(f"--{name}={value} is not a duration",
+                        "use a number with a unit: 30s, 1m30s, 500ms, 2h") from None
     if 0 < ns < 1_000_000 or ns < 0:
         raise req.error(f"--{name}={value} is less than 1ms", "use at least 1ms, or 0 for default")
     return ns
@@ -399,38 +326,21 @@ def _onbuild(req: _Req) -> Onbuild:
     trigger = split_command(text, req.raw.span)
     keyword = trigger.keyword.upper()
     if keyword == "ONBUILD":
-        raise req.error(
-            "chaining ONBUILD via ONBUILD ONBUILD isn't allowed",
-            "use a single ONBUILD with the trigger instruction",
-        )
+        raise req.error("chaining ONBUILD via ONBUILD ONBUILD isn't allowed",
+                        "use a single ONBUILD with the trigger instruction")
     if keyword in ("FROM", "MAINTAINER"):
-        raise req.error(
-            f"{keyword} isn't allowed as an ONBUILD trigger",
-            "ONBUILD triggers can be any instruction except FROM and MAINTAINER",
-        )
+        raise req.error(f"{keyword} isn't allowed as an ONBUILD trigger",
+                        "ONBUILD triggers can be any instruction except FROM and MAINTAINER")
     # parse the trigger now so that mistakes are reported here, not in a downstream build
     build_instruction(trigger, req.source, req.escape)
     return Onbuild(req.raw.span, req.raw.original, text)
 
 
 _BUILDERS: dict[str, Callable[[_Req], Instruction]] = {
-    "ADD": _add,
-    "ARG": _arg,
-    "CMD": _cmd,
-    "COPY": _copy,
-    "ENTRYPOINT": _entrypoint,
-    "ENV": _env,
-    "EXPOSE": _expose,
-    "FROM": _from,
-    "HEALTHCHECK": _healthcheck,
-    "LABEL": _label,
-    "MAINTAINER": _maintainer,
-    "ONBUILD": _onbuild,
-    "RUN": _run,
-    "SHELL": _shell,
-    "STOPSIGNAL": _stopsignal,
-    "USER": _user,
-    "VOLUME": _volume,
+    "ADD": _add, "ARG": _arg, "CMD": _cmd, "COPY": _copy, "ENTRYPOINT": _entrypoint,
+    "ENV": _env, "EXPOSE": _expose, "FROM": _from, "HEALTHCHECK": _healthcheck,
+    "LABEL": _label, "MAINTAINER": _maintainer, "ONBUILD": _onbuild, "RUN": _run,
+    "SHELL": _shell, "STOPSIGNAL": _stopsignal, "USER": _user, "VOLUME": _volume,
     "WORKDIR": _workdir,
 }
 
@@ -441,14 +351,9 @@ def build_instruction(raw: RawInstruction, source: DockerfileSource, escape: str
     builder = _BUILDERS.get(req.keyword)
     if builder is None:
         close = difflib.get_close_matches(req.keyword, KEYWORDS, n=1, cutoff=0.5)
-        hint = (
-            f"did you mean {close[0]}?" if close else f"known instructions: {', '.join(KEYWORDS)}"
-        )
+        hint = (f"did you mean {close[0]}?" if close
+                else f"known instructions: {', '.join(KEYWORDS)}")
         col = source.line(raw.span.start_line).find(raw.keyword)
-        raise source.error(
-            f"unknown instruction {raw.keyword}",
-            raw.span,
-            column=col + 1 if col >= 0 else None,
-            hint=hint,
-        )
+        raise source.error(f"unknown instruction {raw.keyword}", raw.span,
+                           column=col + 1 if col >= 0 else None, hint=hint)
     return builder(req)

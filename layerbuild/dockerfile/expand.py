@@ -128,9 +128,8 @@ def _expand_copy_like(instr: _CopyLike, w: _Words) -> _CopyLike:
         try:
             expand_heredoc(doc, w.env)
         except ShellExpansionError as exc:
-            raise ShellExpansionError(
-                f"<<{doc.name}", f"in its body: {exc.reason}", hint=exc.hint
-            ) from None
+            raise ShellExpansionError(f"<<{doc.name}", f"in its body: {exc.reason}",
+                                      hint=exc.hint) from None
     sources = tuple(s if s in heredoc_sources else w.one(s) for s in instr.sources)
     return replace(
         instr,

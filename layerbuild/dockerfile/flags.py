@@ -69,11 +69,8 @@ class _Where:
         # the column of the flag in the instruction's first line, when it is on that line
         col = self.source.line(self.span.start_line).find(flag_text)
         return self.source.error(
-            f"{self.keyword}: {message}",
-            self.span,
-            column=col + 1 if col >= 0 else None,
-            hint=hint,
-        )
+            f"{self.keyword}: {message}", self.span,
+            column=col + 1 if col >= 0 else None, hint=hint)
 
 
 def parse_flags(
@@ -93,26 +90,21 @@ def parse_flags(
         name, has_value, value = body.partition("=")
         spec = by_name.get(name)
         if spec is None:
-            raise where.error(
-                f"unknown flag --{name}", f"--{name}", _unknown_hint(name, by_name, where.keyword)
-            )
+            raise where.error(f"unknown flag --{name}", f"--{name}",
+                              _unknown_hint(name, by_name, where.keyword))
         if spec.kind is FlagKind.BOOL:
             values[name] = _bool_value(where, name, value if has_value else None)
             continue
         if not has_value:
-            raise where.error(
-                f"flag --{name} needs a value", f"--{name}", f"write it as --{name}=<value>"
-            )
+            raise where.error(f"flag --{name} needs a value", f"--{name}",
+                              f"write it as --{name}=<value>")
         if spec.kind is FlagKind.STRINGS:
             previous = values.get(name, ())
             assert isinstance(previous, tuple)
             values[name] = (*previous, value)
         elif name in values:
-            raise where.error(
-                f"flag --{name} is given more than once",
-                f"--{name}",
-                f"keep a single --{name}=... on this instruction",
-            )
+            raise where.error(f"flag --{name} is given more than once", f"--{name}",
+                              f"keep a single --{name}=... on this instruction")
         else:
             values[name] = value
     return ParsedFlags(values)
@@ -123,11 +115,8 @@ def _bool_value(where: _Where, name: str, value: str | None) -> bool:
         return True
     if value.lower() == "false":
         return False
-    raise where.error(
-        f"flag --{name} expects true or false, not {value!r}",
-        f"--{name}",
-        f"write --{name} (true) or --{name}=false",
-    )
+    raise where.error(f"flag --{name} expects true or false, not {value!r}", f"--{name}",
+                      f"write --{name} (true) or --{name}=false")
 
 
 def _unknown_hint(name: str, known: dict[str, FlagSpec], keyword: str) -> str:

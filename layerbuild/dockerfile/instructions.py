@@ -263,12 +263,9 @@ def _copy_flags(instr: Copy | Add) -> list[str]:
 
 
 def _health_flags(instr: Healthcheck) -> list[str]:
-    durations = (
-        ("interval", instr.interval_ns),
-        ("timeout", instr.timeout_ns),
-        ("start-period", instr.start_period_ns),
-        ("start-interval", instr.start_interval_ns),
-    )
+    durations = (("interval", instr.interval_ns), ("timeout", instr.timeout_ns),
+                 ("start-period", instr.start_period_ns),
+                 ("start-interval", instr.start_interval_ns))
     words = [f"--{name}={format_duration(ns)}" for name, ns in durations if ns]
     return words + ([f"--retries={instr.retries}"] if instr.retries else [])
 

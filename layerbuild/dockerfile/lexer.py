@@ -52,11 +52,8 @@ _LINE_LEXER = ShellLexer(raw_quotes=True, raw_escapes=True, skip_unset=True)
 _NAME_LEXER = ShellLexer(skip_unset=True)
 _RAW_NAME_LEXER = ShellLexer(raw_quotes=True, skip_unset=True)
 # Go's unicode.IsSpace, which BuildKit trims before looking for "["; str.isspace also has \x1c-\x1f
-_GO_SPACE = (
-    "\t\n\v\f\r \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + ("\u2028\u2029\u202f\u205f\u3000")
-)
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 
@@ -100,17 +97,13 @@ class _Directives:
         span = Span(lineno, lineno)
         if name in self.values:
             raise self.source.error(
-                f"only one {name} parser directive can be used",
-                span,
-                hint="remove the repeated directive line",
-            )
+                f"only one {name} parser directive can be used", span,
+                hint="remove the repeated directive line")
         value = match.group(2)
         if name == "escape" and value not in ("\\", "`"):
             raise self.source.error(
-                f"invalid escape token {value!r}: it must be \\ or `",
-                span,
-                hint="use '# escape=\\' (the default) or '# escape=`'",
-            )
+                f"invalid escape token {value!r}: it must be \\ or `", span,
+                hint="use '# escape=\\' (the default) or '# escape=`'")
         self.values[name] = value
         if name == "escape":
             self.escape = value
@@ -160,9 +153,8 @@ def lex(source: DockerfileSource) -> LexedDockerfile:
         if _may_hold_heredocs(raw, text):
             heredocs, i = _read_heredocs(source, text, start, i)
             if heredocs:
-                raw = RawInstruction(
-                    raw.keyword, raw.flags, raw.args, raw.original, Span(start, i), tuple(heredocs)
-                )
+                raw = RawInstruction(raw.keyword, raw.flags, raw.args, raw.original,
+                                     Span(start, i), tuple(heredocs))
         out.append(raw)
     return LexedDockerfile(dict(directives.values), directives.escape, tuple(out))
 
@@ -340,9 +332,8 @@ def _read_heredocs(
         try:
             doc = parse_heredoc(word)
         except ShellExpansionError as exc:
-            raise source.error(
-                f"heredoc {word}: {exc.reason}", Span(start, start), hint=exc.hint
-            ) from None
+            raise source.error(f"heredoc {word}: {exc.reason}", Span(start, start),
+                               hint=exc.hint) from None
         if doc is not None:
             doc, i = _read_body(source, doc, start, i)
             docs.append(doc)
@@ -359,8 +350,7 @@ def _read_body(source: DockerfileSource, doc: Heredoc, start: int, i: int) -> tu
                 f"unterminated heredoc <<{doc.name} (opened on line {start})",
                 Span(start, start),
                 hint=f"end the heredoc with a line containing only {doc.name} "
-                f"(the body started on line {opened_at + 1})",
-            )
+                f"(the body started on line {opened_at + 1})")
         line = lines[i]
         i += 1
         if (line.lstrip("\t") if doc.chomp else line) == doc.name:

@@ -46,9 +46,8 @@ def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
     """Lex, type and group into stages; DockerfileError (with file and line) on any mistake."""
     lexed = lex(source)
     if not lexed.instructions:
-        raise source.error(
-            "the Dockerfile has no instructions", None, hint="start it with FROM <image>"
-        )
+        raise source.error("the Dockerfile has no instructions", None,
+                           hint="start it with FROM <image>")
     global_args: list[Arg] = []
     stages: list[tuple[From, list[Instruction]]] = []
     names: dict[str, Span] = {}
@@ -58,11 +57,9 @@ def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
             if instr.stage_name is not None:
                 if instr.stage_name in names:
                     raise source.error(
-                        f"duplicate stage name {instr.stage_name!r}",
-                        instr.span,
+                        f"duplicate stage name {instr.stage_name!r}", instr.span,
                         hint=f"line {names[instr.stage_name].start_line} already uses it; "
-                        "give each stage a unique name",
-                    )
+                        "give each stage a unique name")
                 names[instr.stage_name] = instr.span
             stages.append((instr, []))
         elif stages:
@@ -71,22 +68,14 @@ def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
             global_args.append(instr)
         else:
             raise source.error(
-                f"{instr.keyword} comes before the first FROM",
-                instr.span,
-                hint="only ARG may come before FROM; start the stage with FROM <image>",
-            )
+                f"{instr.keyword} comes before the first FROM", instr.span,
+                hint="only ARG may come before FROM; start the stage with FROM <image>")
     if not stages:
-        raise source.error(
-            "the Dockerfile has no FROM instruction",
-            global_args[-1].span,
-            hint="add FROM <image> after the global ARGs",
-        )
+        raise source.error("the Dockerfile has no FROM instruction", global_args[-1].span,
+                           hint="add FROM <image> after the global ARGs")
     return Dockerfile(
-        source,
-        dict(lexed.directives),
-        tuple(global_args),
-        tuple(Stage(i, f.stage_name, f, tuple(body)) for i, (f, body) in enumerate(stages)),
-    )
+        source, dict(lexed.directives), tuple(global_args),
+        tuple(Stage(i, f.stage_name, f, tuple(body)) for i, (f, body) in enumerate(stages)))
 
 
 def parse_trigger(text: str, span: Span, source: DockerfileSource, escape: str) -> Instruction:

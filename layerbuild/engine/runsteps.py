@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from layerbuild.engine import runmounts_prepare
 
 # the stage with the step's Changes as its next layer (LayerWriter.add_layer)
-AddLayer = Callable[[StageState, ins.Instruction, list[Change]], tuple[StageState, Layer | None]]
+AddLayer = Callable[
+    [StageState, ins.Instruction, list[Change]], tuple[StageState, Layer | None]
+]
 
 
 @dataclass

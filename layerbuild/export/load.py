@@ -346,3 +346,4 @@ def _read_json(source: ArchiveSource, name: str) -> Any:
         return json.loads(source.read_bytes(name, _MAX_JSON))
     except ValueError as e:
         raise ImageFormatError(f"{source.label}: {name} is not valid JSON: {e}") from e
+

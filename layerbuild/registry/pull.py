@@ -186,7 +186,9 @@ def usable(
     instead of being kept as "Already exists" and failing every build on it."""
     if not store.content.has(blob.digest):
         return False
-    wrong = store.content.check(blob.digest, blob.size, verify=verify or blob.size <= VERIFY_LIMIT)
+    wrong = store.content.check(
+        blob.digest, blob.size, verify=verify or blob.size <= VERIFY_LIMIT
+    )
     if wrong is None:
         if on_progress is not None:
             on_progress(Event(EXISTS, blob.digest, blob.size))

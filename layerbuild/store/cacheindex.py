@@ -178,7 +178,9 @@ class _Sidecar(Mapping[str, str]):
     def _load(self) -> dict[str, str]:
         if self._data is None:
             obj = _read_json(self._path)
-            self._data = {str(k): str(v) for k, v in obj.items()} if isinstance(obj, dict) else {}
+            self._data = (
+                {str(k): str(v) for k, v in obj.items()} if isinstance(obj, dict) else {}
+            )
         return self._data
 
     def __getitem__(self, path: str) -> str:
