@@ -154,6 +154,21 @@ def test_bad_option_is_a_usage_error(
     assert "bad:1" not in lb.image_names()
 
 
+def test_type_image_with_options_retags_the_converted_image(
+    lb: Layerbuild, tmp_path: Path
+) -> None:
+    """-o type=image,compression=zstd moves the -t names to the image as converted."""
+    ctx = make_context(tmp_path, FILES)
+    proc = lb.ok("build", "-q", "-t", "i:1", "-o", "type=image,compression=zstd", ctx)
+    built = proc.stdout.strip()
+    tagged = lb.inspect("i:1")["Digest"]
+    assert tagged != built
+    out = tmp_path / "i.tar"
+    lb.ok("save", "i:1", "-o", out)
+    layers = OciImage(out).manifest()["layers"]
+    assert [layer["mediaType"] for layer in layers] == [GZIP, ZSTD, ZSTD]
+
+
 def test_image_options_on_a_rootfs_output_are_refused(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\n"})
     proc = lb("build", "-o", f"type=local,dest={tmp_path / 'r'},compression=zstd", ctx)
