@@ -2,8 +2,7 @@
 
 Every error a user can cause or meet derives from LayerbuildError and carries a message that says
 what was wrong, where, and what to do. This module imports nothing from layerbuild so that every
-package, pure or not, can raise these. An OSError of the machine's making becomes a HostError in
-hosterrors.py.
+package, pure or not, can raise these (an OSError of the machine's making: hosterrors.py).
 """
 
 from __future__ import annotations
@@ -384,6 +383,10 @@ class SecretSpecError(ValueError):
 
 class AnnotationSpecError(ValueError):
     """An --annotation value buildx would refuse too."""
+
+
+class OutputSpecError(ValueError):
+    """An --output value, key or option value the named output type does not take."""
 
 
 class ThresholdSpecError(ValueError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from layerbuild.cli import options
+from layerbuild.cli import buildoptions, options
 from layerbuild.cli.context import Context
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.prefetch import ListingPrefetch
@@ -28,36 +28,12 @@ from layerbuild.ui.progress import MODES
 PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
-    from layerbuild.engine.options import BuildOptions, BuildResult
+    from layerbuild.digest import Digest
+    from layerbuild.engine.options import BuildResult
     from layerbuild.export.outputs import OutputSpec
-    from layerbuild.image.descriptor import Platform
+    from layerbuild.image.descriptor import Descriptor
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.store.layout import Store
-
-
-def _pairs(values: Sequence[str], what: str, *, from_env: bool = False) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep:
-            if from_env and key in os.environ:
-                val = os.environ[key]  # docker build --build-arg NAME takes it from the env
-            elif from_env:
-                continue
-            else:
-                raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint=what)
-        out[key] = val
-    return out
-
-
-def _epoch(build_args: dict[str, str]) -> int | None:
-    raw = build_args.get("SOURCE_DATE_EPOCH", os.environ.get("SOURCE_DATE_EPOCH"))
-    if raw in (None, ""):
-        return None
-    assert raw is not None
-    if not raw.isdigit():
-        raise click.BadParameter(f"SOURCE_DATE_EPOCH={raw!r} is not a whole number of seconds")
-    return int(raw)
 
 
 @click.command("build", cls=options.DryRunCommand)
@@ -84,7 +60,8 @@ def _epoch(build_args: dict[str, str]) -> int | None:
     "outputs",
     multiple=True,
     help="type=oci,dest=F | type=oci,dest=D,tar=false | type=docker,dest=F | type=local,dest=D "
-    "| type=tar,dest=F | type=registry",
+    "| type=tar,dest=F | type=registry | type=image; image types also take compression=, "
+    "compression-level=, force-compression=, oci-mediatypes=, annotation[-TYPE].K=V",
 )
 @click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
@@ -149,7 +126,8 @@ def _epoch(build_args: dict[str, str]) -> int | None:
 @click.option(
     "--metadata-file",
     type=click.Path(path_type=Path),
-    help="Write build metadata (digest, tags) as JSON here.",
+    help="Write build metadata (buildx's keys: digest, config digest, descriptor, names, "
+    "build ref) as JSON here.",
 )
 @click.pass_obj
 def build_cmd(ctx: Context, /, **kw: Any) -> None:
@@ -201,7 +179,7 @@ def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
     from layerbuild.engine.buildchecks import build_checks
     from layerbuild.engine.inputs import context_ignore, read_dockerfile
 
-    build_options = _build_options(kw)
+    build_options = buildoptions.build_options(kw)
     dockerfile = read_dockerfile(build_options)
     # base images' ENV from the store, when there is one: --check creates no store
     store = ctx.store() if Path(ctx.store_root()).is_dir() else None
@@ -219,18 +197,19 @@ def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
 
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
+    from layerbuild.digest import Digest
     from layerbuild.engine.executor import build
     from layerbuild.engine.report import BuildReport, summary_line, warnings_summary
-    from layerbuild.export.outputs import OutputSpec, parse_output
+    from layerbuild.export.outputs import OutputSpec
     from layerbuild.store.cacheindex import CacheIndex
     from layerbuild.ui.progress import make_progress
 
     if TYPE_CHECKING:
         from layerbuild.engine.events import BuildEvent
 
-    build_options = _build_options(kw)
+    build_options = buildoptions.build_options(kw)
     registry = build_options.registry or options.registry_options((), None)
-    specs = [parse_output(o) for o in kw["outputs"]]
+    specs = buildoptions.output_specs(kw["outputs"], build_options.platform)
     if kw["push"]:
         specs.append(OutputSpec("registry"))
     mode = "quiet" if kw["quiet"] else kw["progress"]
@@ -251,11 +230,12 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     index = CacheIndex(store.root)
     for tag in result.tags:  # what `cache compare TAG_A TAG_B` compares
         index.save_report(tag, report.to_json())
-    if mode != "quiet":
+    if mode not in ("quiet", "rawjson"):
         click.echo(summary_line(report), err=True)
         if report.warnings:
             click.echo(warnings_summary(report), err=True)
-    _after_build(store, result, specs, kw, registry)
+    built = frozenset(Digest(s.layer) for s in report.steps if s.layer)
+    _after_build(store, result, specs, kw, registry, built)
 
 
 def _dry_run(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
@@ -266,7 +246,7 @@ def _dry_run(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None)
 
     view = DryRunView(lambda message: click.echo(message, err=True))
     try:
-        dry_run(ctx.store(), _build_options(kw), view, prefetch)
+        dry_run(ctx.store(), buildoptions.build_options(kw), view, prefetch)
     finally:
         if kw["report"] is not None:
             kw["report"].write_text(view.done().dumps())
@@ -291,139 +271,65 @@ def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
     return ListingPrefetch.start(context, ignore)
 
 
-def _ssh(values: Sequence[str]) -> dict[str, Path]:
-    if not values:
-        return {}  # the agent forwarder (sockets, threads) is imported only for --ssh
-    from layerbuild.engine.sshforward import parse_ssh
-    from layerbuild.errors import LayerbuildError
-
-    try:
-        return parse_ssh(values, os.environ)
-    except LayerbuildError as e:
-        raise click.BadParameter(f"{e.message} ({e.hint})", param_hint="--ssh") from None
-
-
-def _build_options(kw: dict[str, Any]) -> BuildOptions:
-    from layerbuild.engine.options import BuildOptions
-
-    args = _pairs(kw["build_args"], "--build-arg", from_env=True)
-    plat = options.platform(kw["platform"])
-    dockerfile = kw["dockerfile"]
-    registry = options.registry_options(kw["insecure_registry"], kw["registry_ca"])
-    return BuildOptions(
-        context=kw["context"],
-        dockerfile=Path(dockerfile) if dockerfile and dockerfile != "-" else None,
-        tags=kw["tags"],
-        target=kw["target"],
-        build_args=args,
-        build_contexts=_pairs(kw["build_contexts"], "--build-context"),
-        platform=plat,
-        compression=kw["compression"],
-        source_date_epoch=_epoch(args),
-        dockerfile_text=kw.get("stdin_dockerfile")
-        or (sys.stdin.read() if dockerfile == "-" else None),
-        no_cache=kw["no_cache"],
-        no_cache_filter=kw["no_cache_filter"],
-        registry=registry if kw["pull"] else None,
-        secrets=options.secrets(kw["secrets"]),
-        ssh=_ssh(kw["ssh"]),
-        network=kw["network"],
-        add_hosts=kw["add_hosts"],
-        cache_to=options.cache_specs(kw["cache_to"], "to"),
-        cache_from=options.cache_specs(kw["cache_from"], "from"),
-        **_image_and_limits(kw, plat),
-        quick_keys=_speedup("LAYERBUILD_QUICK_KEYS"),
-        speculative_packing=_speedup("LAYERBUILD_SPECULATIVE_PACKING"),
-        snapshots_ahead=_speedup("LAYERBUILD_SNAPSHOTS_AHEAD"),
-        run_ahead=_speedup("LAYERBUILD_RUN_AHEAD"),
-        block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
-        snapshotter=options.snapshotter(),
-        statcache_stats=_path_from_env("LAYERBUILD_STATCACHE_STATS"),
-        blockcache_stats=_path_from_env("LAYERBUILD_BLOCKCACHE_STATS"),
-    )
-
-
-def _path_from_env(variable: str) -> Path | None:
-    value = os.environ.get(variable)
-    return Path(value) if value else None
-
-
-def _speedup(variable: str) -> bool:
-    """Whether a speed-up is on: "0" turns it off (docs/cache.md, "Speed-ups"), to show that
-    it changes no result. The variables are read here only, as BuildOptions fields."""
-    return os.environ.get(variable) != "0"
-
-
-def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
-    """--label, --annotation (image metadata), --shm-size and --ulimit (RUN's resources)."""
-    from layerbuild.errors import AnnotationSpecError, LimitSpecError
-    from layerbuild.image.annotations import parse_annotations
-    from layerbuild.sandbox.limits import parse_size, parse_ulimits
-
-    out: dict[str, Any] = {"labels": _pairs(kw["labels"], "--label")}
-    for name, parse in (
-        ("annotations", lambda: parse_annotations(kw["annotations"], plat)),
-        ("shm_size", lambda: parse_size(kw["shm_size"]) or None if kw["shm_size"] else None),
-        ("ulimits", lambda: parse_ulimits(kw["ulimits"])),
-    ):
-        try:
-            out[name] = parse()
-        except (AnnotationSpecError, LimitSpecError) as e:
-            option = "--" + name.rstrip("s").replace("_", "-")
-            raise click.BadParameter(str(e), param_hint=option) from None
-    return out
-
-
 def _after_build(
     store: Store,
     result: BuildResult,
     specs: list[OutputSpec],
     kw: dict[str, Any],
     registry: RegistryOptions,
+    built: frozenset[Digest],
 ) -> None:
-    from layerbuild.export.outputs import write_output
+    if specs:
+        from layerbuild.export.imagerewrite import apply_image_options
+        from layerbuild.export.outputs import IMAGE_TYPES, write_output
 
     quiet = kw["quiet"]
     stdout_used = any(s.dest == "-" for s in specs)
+    exported: Descriptor | None = None
     for spec in specs:
-        if spec.type == "registry":
-            note = _push_tags(store, result, registry)
-        else:
-            note = write_output(store, result.descriptor, spec, result.tags)
-        if not quiet:
-            click.echo(note, err=True)
-    if kw["iidfile"] is not None:
-        _write_file(kw["iidfile"], str(result.digest), "--iidfile")
-    if kw["metadata_file"] is not None:
-        metadata = {
-            "containerimage.digest": str(result.digest),
-            "containerimage.config.digest": str(result.config.digest),
-            "image.name": ",".join(result.tags),
-            "containerimage.descriptor": result.descriptor.to_json(),
-        }
-        _write_file(kw["metadata_file"], json.dumps(metadata, indent=2) + "\n", "--metadata-file")
+        # shared: gc must not take converted layers before they are written or pushed
+        with store.lock(shared=True):
+            desc = apply_image_options(store, result.descriptor, spec.image, built)
+            if spec.type == "registry":
+                note = _push_tags(store, result.tags, desc, registry)
+            elif spec.type == "image" and desc != result.descriptor:
+                note = _retag(store, result.tags, desc)
+            else:
+                note = write_output(store, desc, spec, result.tags)
+        if spec.type in IMAGE_TYPES and exported is None:
+            exported = desc  # as buildx, the metadata names what the image exporter made
+        if quiet:
+            continue
+        if kw["progress"] == "rawjson":  # stderr stays one JSON object a line
+            note = json.dumps({"event": "Log", "step_id": None, "message": note})
+        click.echo(note, err=True)
+    if kw["iidfile"] is not None or kw["metadata_file"] is not None:
+        from layerbuild.export.metadata import build_metadata, write_build_file
+
+        if kw["iidfile"] is not None:
+            write_build_file(kw["iidfile"], str(result.digest), "--iidfile")
+        if kw["metadata_file"] is not None:
+            text = build_metadata(result, exported or result.descriptor)
+            write_build_file(kw["metadata_file"], text, "--metadata-file")
     if quiet:
         # the digest goes to stderr when stdout carries an exported tarball
         click.echo(str(result.digest), err=stdout_used)
 
 
-def _write_file(path: Path, text: str, option: str) -> None:
-    try:
-        path.write_text(text)
-    except OSError as e:
-        raise ExportError(
-            f"cannot write {option} {path}: {e.strerror or e}",
-            hint="choose a path in an existing, writable directory",
-        ) from None
+def _retag(store: Store, tags: Sequence[str], desc: Descriptor) -> str:
+    from layerbuild.store.images import tag
+
+    for name in tags:
+        tag(store, name, desc)
+    return f"image {desc.digest} kept in the store" + (f" as {', '.join(tags)}" if tags else "")
 
 
-def _push_tags(store: Store, result: BuildResult, registry: RegistryOptions) -> str:
-    if not result.tags:
+def _push_tags(
+    store: Store, tags: Sequence[str], desc: Descriptor, registry: RegistryOptions
+) -> str:
+    if not tags:
         raise ExportError("--push needs a name to push to", hint="add -t REGISTRY/REPOSITORY:TAG")
     from layerbuild.registry.push import push  # http.client and ssl: only to push
 
-    pushed = [
-        f"{tag}@{push(store, result.descriptor, tag, options=registry).digest}"
-        for tag in result.tags
-    ]
+    pushed = [f"{tag}@{push(store, desc, tag, options=registry).digest}" for tag in tags]
     return "pushed " + ", ".join(pushed)

@@ -85,7 +85,7 @@ class _Block(NamedTuple):
     sha256: bytes  # of data, with a cache
 
 
-class _Encoder(Protocol):
+class Encoder(Protocol):
     def compress(self, data: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
     def close(self) -> None: ...
@@ -193,7 +193,7 @@ class _Identity:
         return b""
 
 
-def _encoder(compression: str, level: int | None, blocks: BlockCache | None) -> _Encoder:
+def make_encoder(compression: str, level: int | None, blocks: BlockCache | None) -> Encoder:
     if compression == "gzip":
         level = GZIP_DEFAULT_LEVEL if level is None else level
         if level not in GZIP_LEVELS:
@@ -335,7 +335,7 @@ def pack_layer(
     (e.g. LayerContentError) are re-raised here; the sink then holds a partial blob that the
     caller must discard (a store ingest that is not committed).
     """
-    encoder = _encoder(compression, level, blocks)
+    encoder = make_encoder(compression, level, blocks)
     producer = _Producer(changes, source_date_epoch, digests, known)
     # a sink that hashes what it is given (a store ingest) spares hashing the blob twice
     sink_hash = getattr(sink, "running_hash", None)

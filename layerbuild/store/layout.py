@@ -10,8 +10,9 @@
     <root>/locks/              flock files (locking.py)
     <root>/roots/              GC roots of running builds (locking.py)
     <root>/cache/              the build cache index (cacheindex.py), the stat cache
-                               (stat.db), the gzip block cache (blocks.db) and the
-                               directories of RUN --mount=type=cache (mounts/)
+                               (stat.db), the gzip block cache (blocks.db), the
+                               directories of RUN --mount=type=cache (mounts/) and the
+                               layers converted for exports (conversions/)
     <root>/sources/            where each blob was seen on registries (registry/sources.py)
     <root>/tmp/                scratch directories of running builds
 
@@ -126,6 +127,11 @@ class Store:
     def cache_mounts_dir(self) -> Path:
         """The persistent directories of ``RUN --mount=type=cache``, one per cache id."""
         return self.root / "cache" / "mounts"
+
+    @property
+    def conversions_dir(self) -> Path:
+        """Which blob a layer became in another compression (conversions.py)."""
+        return self.root / "cache" / "conversions"
 
     @property
     def sources_dir(self) -> Path:

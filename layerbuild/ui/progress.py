@@ -1,4 +1,5 @@
-"""Renderers of the build event stream: a live rich view on terminals, plain lines in CI, quiet.
+"""Renderers of the build event stream: a live rich view on terminals, plain lines in CI, quiet,
+and rawjson (one JSON object per event, for programs).
 
 The executor emits events and never prints; a renderer is a callable taking one event. Progress
 goes to stderr so that stdout stays free for what scripts read (the digest with --quiet).
@@ -6,9 +7,11 @@ goes to stderr so that stdout stays free for what scripts read (the digest with 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from layerbuild.engine.events import (
     BuildDone,
@@ -20,7 +23,7 @@ from layerbuild.engine.events import (
     StepStarted,
 )
 
-MODES = ("auto", "plain", "tty", "quiet")
+MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
 
 class QuietProgress:
@@ -50,6 +53,34 @@ class PlainProgress:
 
     def close(self) -> None:
         pass
+
+
+class RawJsonProgress:
+    """One JSON object per event and line: `{"event": CLASS, FIELD: VALUE, ...}`, the fields
+    of engine/events.py (digests as strings). buildx's rawjson prints BuildKit's solve status
+    objects instead; ours are the events the engine has, under their own names."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def __call__(self, event: BuildEvent) -> None:
+        print(json.dumps(event_json(event)), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def event_json(event: BuildEvent) -> dict[str, Any]:
+    """An event as rawjson prints it."""
+    out: dict[str, Any] = {"event": type(event).__name__}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif not (value is None or isinstance(value, int | float | bool)):
+            value = str(value)
+        out[f.name] = value
+    return out
 
 
 def _plain_line(event: BuildEvent) -> str:
@@ -104,6 +135,8 @@ def make_progress(mode: str, *, stderr_is_tty: bool | None = None) -> Renderer:
         mode = "tty" if tty else "plain"
     if mode == "quiet":
         return QuietProgress()
+    if mode == "rawjson":
+        return RawJsonProgress()
     if mode == "tty":
         from layerbuild.ui.tty import TtyProgress  # rich costs start-up time: only for a tty
 

@@ -3,6 +3,7 @@ against the real Distribution registry."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,31 @@ def test_output_type_registry_pushes_too(
     lb.build(ctx, "-t", ref, "-o", "type=registry")
     out = run_tool("skopeo", "inspect", "--tls-verify=false", f"docker://{ref}")
     assert json.loads(out)["Digest"] == lb.inspect(ref)["Digest"]
+
+
+def test_output_type_registry_with_options_pushes_the_converted_image(
+    registry: RegistryServer, lb: Layerbuild, tmp_path: Path
+) -> None:
+    """-o type=registry,compression=zstd,oci-mediatypes=false pushes the converted layers
+    under Docker media types; the config is the one built; --metadata-file names what was
+    pushed."""
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM busybox\nCOPY a /a\n", "a": "a\n"})
+    ref, meta = f"{registry.host}/team/zstd:1", tmp_path / "meta.json"
+    spec = "type=registry,compression=zstd,oci-mediatypes=false,annotation.org.example.k=v"
+    lb.build(ctx, "-t", ref, "-o", spec, "--metadata-file", meta)
+    # skopeo 1.9 reads the raw manifest only: its parser predates the Docker zstd layer type
+    text = run_tool("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    raw = json.loads(text)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert [layer["mediaType"] for layer in raw["layers"]] == [
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",  # busybox's, kept
+        "application/vnd.docker.image.rootfs.diff.tar.zstd",
+    ]
+    assert raw["annotations"] == {"org.example.k": "v"}
+    assert raw["config"]["digest"] == lb.inspect(ref)["ConfigDigest"]
+    pushed = "sha256:" + hashlib.sha256(text.rstrip("\n").encode()).hexdigest()
+    assert json.loads(meta.read_text())["containerimage.digest"] == pushed
+    assert pushed != lb.inspect(ref)["Digest"]
 
 
 def test_push_without_a_name_is_a_clear_error(lb: Layerbuild, tmp_path: Path) -> None:
