@@ -13,12 +13,9 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     """The exit status of `layerbuild`, one per error category (docs/commands.md, "Exit codes").
 
-    2 is shared on purpose, as docker and click have it: a Dockerfile error (DockerfileError,
-    `error: FILE:LINE: ...`), a usage error that click reports (`Usage: ...` then `Error: ...`:
-    an unknown option, a malformed option value) and a malformed value of our own parsers that is
-    usage all the same (an InvalidReference, a bad --cache-to/--cache-from; `error: ...`). The
-    stderr text tells them apart; USAGE is DOCKERFILE's alias so that code can say which it means.
-    """
+    2 is shared on purpose, as docker and click have it: a Dockerfile error (`error: FILE:LINE:`),
+    a usage error click reports (`Usage: ...`) and a malformed value of our own parsers (an
+    InvalidReference, a bad --cache-to; `error: ...`). USAGE is DOCKERFILE's alias."""
 
     OK = 0
     FAILURE = 1  # a LayerbuildError of no other category; also a bug's traceback
@@ -33,6 +30,7 @@ class ExitCode(IntEnum):
     HOST = 9
     FSCK_PROBLEMS = 10  # `fsck` left problems in the store
     CHECKS = 11  # a build check warned and `# check=error=true` makes that fatal
+    NOT_CACHED = 12  # `build --expect-cached`: a step would have run
     WOULD_BUILD = 1  # `build --dry-run=strict`: a step would miss the cache or is unknown
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
@@ -117,6 +115,12 @@ class CheckViolation(LayerbuildError):
 
     reference = "check"
     exit_code = ExitCode.CHECKS
+
+
+class NotCached(BuildError):
+    """`build --expect-cached`: a step missed the cache; the build stopped before running it."""
+
+    exit_code = ExitCode.NOT_CACHED
 
 
 class UnsupportedError(BuildError):
@@ -228,11 +232,8 @@ class HostError(LayerbuildError):
 
 
 class ShellExpansionError(LayerbuildError):
-    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v).
-
-    `word` is the word as written and `reason` what is wrong with it; callers that know the
-    Dockerfile line wrap this in a DockerfileError.
-    """
+    """A word could not be expanded (bad `${...}`, unbalanced quote, `${v:?}` on an unset v):
+    `word` as written, `reason` what is wrong; callers that know the line wrap it."""
 
     def __init__(self, word: str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(
@@ -259,11 +260,8 @@ class BadPattern(ValueError):
 
 
 class SandboxError(BuildError):
-    """Namespaces, mounts or the exec could not be prepared for a RUN step.
-
-    The message names what failed (the syscall and its path); the hint says what to change on
-    the host (kernel feature, permission, package to install).
-    """
+    """Namespaces, mounts or the exec could not be prepared for a RUN step: the message names
+    the syscall and its path, the hint what to change on the host."""
 
     reference = "sandbox"
 
@@ -321,8 +319,7 @@ class UnmappedOwnerError(StoreError):
 
 
 class SymlinkLoopError(ImageFormatError):
-    """Resolving a path in an image met more than image/tree.py's MAX_SYMLINKS
-    symbolic links."""
+    """Resolving a path in an image met more than image/tree.py's MAX_SYMLINKS symlinks."""
 
 
 class LayerContentError(LayerbuildError):

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from layerbuild.store.layout import Store
 
 
-@click.command("build", cls=options.DryRunCommand)
+@click.command("build", cls=options.BuildCommand)
 @click.argument("context", default=".")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
 @click.option(
@@ -107,6 +107,11 @@ if TYPE_CHECKING:
     "--dry-run=strict: exit 1 if a step would miss or is unknown.",
 )
 @click.option("--dry-run-strict", is_flag=True, hidden=True)
+@click.option(
+    "--expect-cached",
+    metavar="[=STAGE,...]",
+    help="Fail (exit 12) at the first step that would run, of any stage or of those named.",
+)
 @click.option(
     "--cache-to",
     multiple=True,

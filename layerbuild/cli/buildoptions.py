@@ -105,6 +105,7 @@ def build_options(kw: dict[str, Any]) -> BuildOptions:
         snapshotter=options.snapshotter(),
         statcache_stats=_path_from_env("LAYERBUILD_STATCACHE_STATS"),
         blockcache_stats=_path_from_env("LAYERBUILD_BLOCKCACHE_STATS"),
+        expect_cached=options.expect_cached(kw["expect_cached"], kw["no_cache"]),
     )
 
 

@@ -149,9 +149,10 @@ def snapshotter() -> str | None:
     return os.environ.get("LAYERBUILD_SNAPSHOTTER") or None
 
 
-class DryRunCommand(click.Command):
-    """`build --dry-run[=strict]`: a click option takes a value always or never, so the one
-    optional value is read here (`--dry-run ctx` must not take `ctx` for it)."""
+class BuildCommand(click.Command):
+    """`build --dry-run[=strict]` and `--expect-cached[=STAGE,...]`: a click option takes a value
+    always or never, so their optional values are read here (`--dry-run ctx` must not take
+    `ctx` for its value)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         for arg in args:
@@ -159,8 +160,23 @@ class DryRunCommand(click.Command):
                 raise click.BadParameter(
                     f"{arg}: its only value is strict", param_hint="--dry-run"
                 )
-        args = ["--dry-run-strict" if a == "--dry-run=strict" else a for a in args]
-        return super().parse_args(ctx, args)
+        rewritten = {
+            "--dry-run=strict": "--dry-run-strict",
+            "--expect-cached": "--expect-cached=*",
+        }
+        return super().parse_args(ctx, [rewritten.get(a, a) for a in args])
+
+
+def expect_cached(value: str | None, no_cache: bool) -> frozenset[str]:
+    """--expect-cached's stages, lower case ("*": all); empty without the option."""
+    if value is None:
+        return frozenset()
+    if no_cache:
+        raise click.UsageError("--expect-cached cannot be used with --no-cache: drop one of them")
+    stages = frozenset(s.strip().lower() for s in value.split(",") if s.strip())
+    if not stages:
+        raise click.BadParameter("name at least one stage", param_hint="--expect-cached")
+    return stages
 
 
 def refuse_with_dry_run(kw: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_buil
 from layerbuild.engine import meta as m
 from layerbuild.engine.buildchecks import check_build
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
-from layerbuild.engine.failures import reported, step_name
+from layerbuild.engine.failures import expect_cached, reported, step_name
 from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.inputs import context_ignore, read_dockerfile
 from layerbuild.engine.layerwriter import LayerWriter
@@ -364,6 +364,7 @@ class Executor:
             done = op.reuse(step, prepared, record)
         else:
             reason = self.cache.reason(state.name, index, key, prepared.files)
+            expect_cached(self.options.expect_cached, state.name, reason)
             done = op.execute(step, prepared, key)
             self.cache.record(key, done.layer, done.state.meta.config, prepared.files)
         self.files.trees.advance(state, done.state, done.changes)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.engine.events import BuildEvent, StepFailed
-from layerbuild.errors import BuildError, HostError, LayerbuildError
+from layerbuild.errors import BuildError, HostError, LayerbuildError, NotCached
 from layerbuild.hosterrors import host_error
 
 
@@ -46,3 +46,14 @@ def step_name(dockerfile: str, stage: str, instr: ins.Instruction) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{dockerfile}:{line} (stage {stage}) {text}"
+
+
+def expect_cached(stages: frozenset[str], stage: str, reason: str) -> None:
+    """`build --expect-cached[=STAGE,...]`: a step of such a stage missed the cache, so the build
+    stops before running it (the step is named by `reported`, around it)."""
+    if "*" in stages or stage.lower() in stages:
+        raise NotCached(
+            f"--expect-cached: the step is not cached ({reason or 'no cache record'})",
+            hint="the build stopped before running it; `layerbuild build --dry-run` shows every "
+            "step that would run, and `cache compare` what changed since the last build",
+        )

@@ -59,6 +59,8 @@ class BuildOptions:
     statcache_stats: Path | None = None  # append the stat cache's counters here (benchmarks)
     blockcache_stats: Path | None = None  # and the gzip block cache's (store/blockcache.py)
     dry_run: bool = False  # key every step, run none, write nothing but the stat cache
+    # --expect-cached: stop at the first step of these stages that would run ("*": any stage)
+    expect_cached: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from layerbuild.errors import (
     ImageFormatError,
     InvalidReference,
     LayerbuildError,
+    NotCached,
     RegistryError,
     StoreError,
     UnsupportedError,
@@ -38,6 +39,7 @@ def test_statuses_are_those_documented() -> None:
         "HOST": 9,
         "FSCK_PROBLEMS": 10,
         "CHECKS": 11,
+        "NOT_CACHED": 12,
         "WOULD_BUILD": 1,
         "INTERRUPTED": 130,
     }
@@ -64,6 +66,7 @@ def test_each_error_class_names_its_status() -> None:
         FetchError: ExitCode.REGISTRY,
         HostError: ExitCode.HOST,
         CheckViolation: ExitCode.CHECKS,
+        NotCached: ExitCode.NOT_CACHED,
     }
     for cls, code in expected.items():
         assert isinstance(cls.exit_code, ExitCode), cls
