@@ -41,9 +41,10 @@ from layerbuild.store.cacheindex import CacheRecord
 def _collections_paused() -> Iterator[None]:
     """No cyclic garbage collection while a COPY's Changes are built and digested. They, their
     lstats and the stat cache's rows are hundreds of thousands of objects made in one go and
-    holding no cycles, so the collections their allocation triggers find nothing; each of the
-    full ones walked every object alive (a fifth of a 100,000-file rebuild's CPU). Collection
-    resumes right after: anything cyclic made meanwhile is freed then."""
+    holding no cycles, so the collections their allocation triggers find nothing, and the full
+    ones walk every object alive: at 100,000 files, 1.6 s of the 4.2 s a one-file-changed
+    rebuild spent collecting. Collection resumes right after: anything cyclic made meanwhile
+    is freed then."""
     if not gc.isenabled():
         yield
         return
