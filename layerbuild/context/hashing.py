@@ -39,6 +39,10 @@ _VERSION = b"layerbuild.changes.v1\n"
 _INTS = struct.Struct("<6Q")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+# a FILE's record after its kind when it has no link and no xattrs: the six ints, u32le(0) for
+# the empty link, u32le(0) xattrs, then the content digest's length
+_PLAIN_FILE = struct.Struct("<6Q3I")
+_FILE = ChangeKind.FILE
 _EMPTY = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
 
 
@@ -59,9 +63,20 @@ def changes_digest(
     contents = _file_digests(changes, statcache, known or {})
     records = [_VERSION]
     summary: dict[str, str] = {}
+    append, u32, plain, file_kind = records.append, _U32.pack, _PLAIN_FILE.pack, _KINDS[_FILE]
     for i, change in enumerate(changes):
         content = contents.get(i, "")
-        records.append(_encode(change, content))
+        if change.kind is _FILE and not change.xattrs and not change.link:
+            # the bulk of a big COPY, written out: `_encode` and `_describe` of such a file
+            path = change.path.encode("utf-8", "surrogateescape")
+            digest = content.encode()
+            mode, uid, gid = change.mode, change.uid, change.gid
+            size, major, minor = change.size, change.devmajor, change.devminor
+            ints = plain(mode, uid, gid, size, major, minor, 0, 0, len(digest))
+            append(b"".join((u32(len(path)), path, file_kind, ints, digest)))
+            summary[change.path] = f"{content} {mode:04o} {uid}:{gid}"
+            continue
+        append(_encode(change, content))
         summary[change.path] = _describe(change, content)
     records.append(_U64.pack(len(changes)))
     return Digest.from_hash(hashlib.sha256(b"".join(records))), summary

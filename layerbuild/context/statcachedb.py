@@ -11,8 +11,9 @@ import contextlib
 import os
 import sqlite3
 import struct
+import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,7 +21,7 @@ from layerbuild.context.filesource import FilePath
 
 BUSY_TIMEOUT_S = 10.0
 _SCHEMA_VERSION = 1
-_FIELDS = struct.Struct("<9q")
+FIELDS = struct.Struct("<9q")
 CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _SCHEMA = """
@@ -80,8 +81,20 @@ def db_key(path: FilePath) -> bytes:
     return os.fsencode(text if text.startswith("/") else os.path.abspath(text))
 
 
+def db_keys(items: Sequence[tuple[FilePath, object]]) -> list[bytes]:
+    """`db_key` of each item's path; an absolute str (what a walk of the context gives) is
+    encoded as os.fsencode would, without its call per path."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return [
+        path.encode(encoding, errors)
+        if isinstance(path, str) and path.startswith("/")
+        else db_key(path)
+        for path, _ in items
+    ]
+
+
 def crc(path: bytes, key: Key, digest: bytes, recorded_ns: int) -> int:
-    return zlib.crc32(digest, zlib.crc32(_FIELDS.pack(*key, recorded_ns), zlib.crc32(path)))
+    return zlib.crc32(digest, zlib.crc32(FIELDS.pack(*key, recorded_ns), zlib.crc32(path)))
 
 
 def connect(db_path: Path) -> sqlite3.Connection:

@@ -289,31 +289,39 @@ class _Draft:
         self._store(change, None)
 
     def put(self, path: str, src: SourceFile) -> None:
-        self.ensure_dir(posixpath.dirname(path))
+        parent = posixpath.dirname(path)
+        self.ensure_dir(parent)
         change = entry_change(src, path, self.meta)
         if change is None:
             return  # sockets cannot be stored in a layer
-        self._store(change, src.st)
+        self._store(change, src.st, parent)
 
-    def _store(self, change: Change, st: os.stat_result | None) -> None:
-        existing = self.kind_at(change.path)
-        if change.is_dir and existing not in (None, ChangeKind.DIR):
+    def _store(self, change: Change, st: os.stat_result | None, parent: str | None = None) -> None:
+        """Put `change` in the layer; `parent`: its path's dirname, when the caller has it
+        (`kind_at` of each of a big COPY's entries, written out for the common case)."""
+        path = change.path
+        if path and path not in self.entries and parent is not None and parent in self.fresh:
+            existing = None
+        else:
+            existing = self.kind_at(path)
+        is_dir = change.kind is ChangeKind.DIR
+        if is_dir and existing not in (None, ChangeKind.DIR):
             raise BuildError(
-                f"cannot copy directory to /{change.path}: a {existing.value} is there "
+                f"cannot copy directory to /{path}: a {existing.value} is there "
                 f"(cannot copy to non-directory)",
                 hint="copy to another destination, or remove that path in an earlier step",
             )
-        if not change.is_dir and existing is ChangeKind.DIR:
+        if not is_dir and existing is ChangeKind.DIR:
             raise BuildError(
-                f"cannot replace directory /{change.path} with a {change.kind.value}",
+                f"cannot replace directory /{path} with a {change.kind.value}",
                 hint="end the destination with '/' to copy into the directory",
             )
-        if change.is_dir and existing is None:
-            self.fresh.add(change.path)
-        self.entries[change.path] = change
-        self.inodes.pop(change.path, None)
+        if is_dir and existing is None:
+            self.fresh.add(path)
+        self.entries[path] = change
+        self.inodes.pop(path, None)
         if st is not None and change.kind is ChangeKind.FILE and st.st_nlink > 1:
-            self.inodes[change.path] = (self.source, st.st_dev, st.st_ino)
+            self.inodes[path] = (self.source, st.st_dev, st.st_ino)
 
     def finish(self) -> list[Change]:
         """Changes in layer order; later copies of a hard-linked inode become HARDLINKs to the

@@ -47,11 +47,12 @@ class LayerWriter:
         by the stat cache (a context built for the first time), the layer is packed first and
         the file digests come from that one read, instead of reading everything twice, unless
         not to `speculate` (a speed-up: Speedups.speculative_packing)."""
-        on_disk = [
-            (c.content.path, c.content.st)
+        files = [
+            (c.path, c.content)
             for c in changes
             if c.kind is ChangeKind.FILE and isinstance(c.content, FileSource)
         ]
+        on_disk = [(source.path, source.st) for _, source in files]
         known, unseen = self.statcache.probe(on_disk)
         unknown_bytes = sum(st.st_size for (_, st), d in zip(on_disk, known, strict=True) if not d)
         if (
@@ -60,14 +61,10 @@ class LayerWriter:
             or unseen * 2 < len(on_disk)
             or unknown_bytes < _SPECULATE_BYTES
         ):
-            trusted = {p: d for (p, _), d in zip(on_disk, known, strict=True) if d is not None}
-            by_layer_path = {
-                c.path: trusted[c.content.path]
-                for c in changes
-                if isinstance(c.content, FileSource) and c.content.path in trusted
-            }
-            digest, files = changes_digest(changes, self.statcache, known=by_layer_path)
-            return digest, files, None
+            # by Change, not by file read: two Changes of one file may hold two lstats of it
+            trusted = {path: d for (path, _), d in zip(files, known, strict=True) if d}
+            digest, summary = changes_digest(changes, self.statcache, known=trusted)
+            return digest, summary, None
         if on_speculate is not None:
             on_speculate()
         started = time.time_ns()
@@ -77,8 +74,8 @@ class LayerWriter:
         self.statcache.remember_later(
             [(p, st, digests[by_path[p]]) for p, st in on_disk if by_path[p] in digests], started
         )
-        digest, files = changes_digest(changes, self.statcache, known=digests)
-        return digest, files, packed
+        digest, summary = changes_digest(changes, self.statcache, known=digests)
+        return digest, summary, packed
 
     def history(self, state: StageState, instr: ins.Instruction, *, empty: bool) -> StageState:
         """The stage with `instr` in its history; `empty`: it made no layer."""

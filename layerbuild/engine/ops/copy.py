@@ -10,7 +10,10 @@ of them happens, and the step gives the same key and layer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from layerbuild.dockerfile import instructions as ins
@@ -32,6 +35,24 @@ from layerbuild.engine.state import StageState
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.store.cacheindex import CacheRecord
+
+
+@contextlib.contextmanager
+def _collections_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a COPY's Changes are built and digested. They, their
+    lstats and the stat cache's rows are hundreds of thousands of objects made in one go and
+    holding no cycles, so the collections their allocation triggers find nothing, and the full
+    ones walk every object alive: at 100,000 files, 1.6 s of the 4.2 s a one-file-changed
+    rebuild spent collecting. Collection resumes right after: anything cyclic made meanwhile
+    is freed then."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -58,13 +79,14 @@ class CopyOp:
         found = fast.quick_hit(state, quick, inputs) if quick is not None else None
         if found is not None:
             return CopyPrepared(instr, found=found)
-        changes, source_key = self.files.copy_changes(state, instr, step.source, quick)
-        ahead = functools.partial(
-            fast.start_snapshot, state.name, step.index, changes, None, None
-        )  # a context packed before its key: its snapshot is written meanwhile
-        digest, files, packed = self.layers.sources_digest(
-            changes, ahead if step.run_follows else None, speculate=fast.speculative_packing
-        )
+        with _collections_paused():
+            changes, source_key = self.files.copy_changes(state, instr, step.source, quick)
+            ahead = functools.partial(
+                fast.start_snapshot, state.name, step.index, changes, None, None
+            )  # a context packed before its key: its snapshot is written meanwhile
+            digest, files, packed = self.layers.sources_digest(
+                changes, ahead if step.run_follows else None, speculate=fast.speculative_packing
+            )
         if quick is not None:
             fast.remember(quick, digest)
         return CopyPrepared(instr, changes, files, None, source_key, str(digest), packed)

@@ -4,11 +4,14 @@ meanwhile) is not an input."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
+
+import pytest
 
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine.ops.copy import CopyOp, CopyPrepared
+from layerbuild.engine.ops.copy import CopyOp, CopyPrepared, _collections_paused
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.manifest import Layer
 from tests.unit.engine.ops.conftest import MakeStage, parse
@@ -54,3 +57,20 @@ def test_the_stage_is_not_an_input(stage: MakeStage) -> None:
     prepared = _prepared()
     other = stage(env={"A": "1"}, user="app", workdir="/srv")
     assert CopyOp.cache_inputs(other, prepared) == CopyOp.cache_inputs(stage(), prepared)
+
+
+def test_collections_pause_while_changes_are_built_and_resume() -> None:
+    assert gc.isenabled()
+    with _collections_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _collections_paused():
+        raise RuntimeError  # a failed COPY turns collection back on too
+    assert gc.isenabled()
+    gc.disable()  # someone else's pause is left as it was
+    try:
+        with _collections_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
