@@ -45,7 +45,6 @@ from layerbuild.context.statcachedb import (
     BUSY,
     COLUMNS,
     CORRUPT,
-    FIELDS,
     Entry,
     Key,
     RowCorrupt,
@@ -54,15 +53,14 @@ from layerbuild.context.statcachedb import (
     db_key,
     db_keys,
     remove_db,
+    scan,
     stat_key,
     transaction,
+    trusted_rows,
 )
 from layerbuild.digest import Digest
 
 RACY_MARGIN_NS = 2_000_000_000
-_LOOKUP_CHUNK = 500  # bound parameters per SELECT ... IN (...)
-_RANGE_MIN = 2000  # from this many paths on, one range scan of their common directory
-_SIGNED, _WRAP = 1 << 63, 1 << 64  # st_dev and st_ino as stored (statcachedb._i64)
 _WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
 
 log = logging.getLogger(__name__)
@@ -275,43 +273,13 @@ class StatCache:
 
     def _trusted(self, wanted: dict[bytes, os.stat_result]) -> tuple[dict[bytes, Digest], int]:
         """`_lookup` and the rules of `digests` in one pass over the rows, for a big COPY's
-        probe: (the digests of the paths whose row matches their lstat and is not racy, how
-        many of the paths have a row at all). No Entry per row: at 100,000 files the probe
-        was a tenth of a rebuild."""
-        trusted: dict[bytes, Digest] = {}
-        seen = 0
-        margin, fields, crc32, new_digest = self._margin, FIELDS.pack, zlib.crc32, str.__new__
+        probe (statcachedb.trusted_rows)."""
         with self._guard():
             if self._conn is None:
-                return trusted, 0
-            for row in self._scan(wanted.keys()):
-                path: bytes = row[0]
-                st = wanted.get(path)
-                if st is None:
-                    continue
-                seen += 1
-                key: Key = row[1:9]
-                digest: bytes = row[9]
-                recorded_ns: int = row[10]
-                # `crc` and `stat_key` written out: they were half of the loop's cost
-                check = crc32(digest, crc32(fields(*key, recorded_ns), crc32(path)))
-                if check != row[11] or len(digest) != 32:
-                    raise RowCorrupt(path)
-                if max(key[6], key[7]) >= recorded_ns - margin:
-                    continue  # racy
-                dev, ino = st.st_dev, st.st_ino
-                if key == (
-                    dev - _WRAP if dev >= _SIGNED else dev,
-                    ino - _WRAP if ino >= _SIGNED else ino,
-                    st.st_mode,
-                    st.st_uid,
-                    st.st_gid,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                ):
-                    trusted[path] = new_digest(Digest, "sha256:" + digest.hex())
-            return trusted, seen
+                return {}, 0
+            found, seen = trusted_rows(self._scan(wanted.keys()), wanted, self._margin)
+            new_digest = str.__new__  # the hex of a checked row: Digest's parse is per-row cost
+            return {p: new_digest(Digest, "sha256:" + d.hex()) for p, d in found.items()}, seen
         return {}, 0  # the guard swallowed a failure: everything is a miss
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, Entry]:
@@ -337,29 +305,8 @@ class StatCache:
                 yield row
 
     def _scan(self, wanted: Collection[bytes]) -> Iterable[tuple[Any, ...]]:
-        """The rows of the `wanted` paths, and maybe others. Many paths below one directory
-        (a big COPY) are read with one range scan of that directory, cheaper than binding
-        them all."""
         assert self._conn is not None
-        if len(wanted) >= _RANGE_MIN:
-            lo, hi = min(wanted), max(wanted)  # sorted, so their common prefix is everyone's
-            n = 0
-            while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
-                n += 1
-            top = lo[: lo.rfind(b"/", 0, n) + 1]
-            if len(top) > 1:
-                query = f"SELECT {COLUMNS} FROM stat WHERE path >= ? AND path < ?"
-                # every path below `top` sorts between "top/" and "top0" ("0" follows "/")
-                return self._conn.execute(query, (top, top[:-1] + b"0"))
-        return self._chunks(list(wanted))
-
-    def _chunks(self, unique: list[bytes]) -> Iterator[tuple[Any, ...]]:
-        assert self._conn is not None
-        for start in range(0, len(unique), _LOOKUP_CHUNK):
-            chunk = unique[start : start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT {COLUMNS} FROM stat WHERE path IN ({marks})"
-            yield from self._conn.execute(query, chunk)
+        return scan(self._conn, wanted)
 
     def _record(self, results: list[tuple[bytes, FileDigest]], recorded_ns: int) -> None:
         rows = []
