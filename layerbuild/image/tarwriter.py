@@ -31,6 +31,7 @@ from layerbuild.digest import Digest
 from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import Change, ChangeKind, sorted_changes
 from layerbuild.image.tarheader import BLOCK, entry_header, padding
+from layerbuild.image.tarsplice import EntryLog, Splice
 
 CHUNK = 1 << 20  # file data is copied in 1 MiB reads
 _EMPTY_DIGEST = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
@@ -50,6 +51,8 @@ def write_tar(
     source_date_epoch: int | None = None,
     digests: dict[str, Digest] | None = None,
     known: Mapping[str, Digest] | None = None,
+    splice: Splice | None = None,
+    log: EntryLog | None = None,
 ) -> None:
     """Write ``changes`` as a layer tar to ``out``, in ``sorted_changes`` order.
 
@@ -60,6 +63,8 @@ def write_tar(
     COPY gets its cache key from the same single read that packs it. A file whose digest is
     `known` (the stat cache vouched for it) is not hashed again: it is read with its lstat
     checked after the read instead (``FileSource.chunks(settled=True)``), and given that digest.
+    With ``splice``, a file entry the previous layer holds byte for byte is copied from there
+    (tarsplice.py); ``log`` learns where each entry lies, for a later pack to splice from.
     """
     write = out.write
     # an output that cuts its stream into blocks may cut where an entry starts (compress.py)
@@ -71,12 +76,16 @@ def write_tar(
         if change.kind is not ChangeKind.FILE:
             write(header)
         elif change.size > 0:
-            _write_content(change, header, write, digests, known)
+            _write_content(change, header, write, digests, known, splice)
         else:
             write(header)
             if digests is not None:
                 digests[change.path] = _EMPTY_DIGEST
+        if log is not None:
+            log.entry(change, header, digests.get(change.path) if digests is not None else None)
     write(END_OF_ARCHIVE)
+    if splice is not None:
+        splice.finish()
 
 
 def _write_content(
@@ -85,6 +94,7 @@ def _write_content(
     write: Callable[[bytes], object],
     digests: dict[str, Digest] | None,
     known: Mapping[str, Digest] | None = None,
+    splice: Splice | None = None,
 ) -> None:
     """The header, the data and its padding; a small file goes out as one write."""
     content = change.content
@@ -95,6 +105,10 @@ def _write_content(
         )
     chunks: Callable[..., Iterable[bytes]] | None = getattr(content, "chunks", None)
     trusted = known.get(change.path) if known is not None and chunks is not None else None
+    # only a file read in pieces is spliced: its data reaches `write` in the same pieces
+    reused = splice.take(change, header) if splice is not None and chunks is not None else None
+    if reused is not None:
+        chunks, trusted = reused.chunks, reused.digest
     h = hashlib.sha256() if digests is not None and trusted is None else None
     try:
         if chunks is None:
