@@ -1,14 +1,16 @@
 """Splicing a layer tar: file entries that are byte for byte entries of a layer packed before
 are copied from that layer's tar stream instead of being read from their files again.
 
-A file entry's bytes are its header, its data and the padding. The header is a function of
-the Change's metadata (tarheader.py); the data is the file's content. So an entry of the new
-layer equals an entry of the previous one when the header bytes are equal and so are the
-content digests: the new one from the COPY's key (what the stat cache vouched for, or what was
-hashed for the key), the old one from the `EntryIndex` recorded while the old layer was packed
-(each digest taken from the very read that packed those bytes). The tar writer asks `Splice`
-about every file entry in layer order; old entries lie in the same order, so the old stream
-is read once, forward, never held in memory, and what is not spliced is skipped.
+A file entry's bytes are its header, its data and the padding. A plain file's header is a
+function of its path, mode, owner, size and (clamped) mtime (tarheader.py, as of
+HEADER_FORMAT); the data is the file's content. So an entry of the new layer equals an entry
+of the previous one when those fields are equal and so are the content digests: the new one
+from the COPY's key (what the stat cache vouched for, or what was hashed for the key), the old
+one from the `EntryIndex` recorded while the old layer was packed (each digest taken from the
+very read that packed those bytes). Such an entry costs no header encoding and no file: its
+header and data are read from the old stream. The tar writer asks `Splice` about every entry
+in layer order; old entries lie in the same order, so the old stream is read once, forward,
+never held in memory, and what is not spliced is skipped.
 
 The spliced data is handed to the tar writer in the pieces a file would give it, so the
 stream and its chunking (compress.py's content-defined cuts) are exactly a cold pack's and
@@ -19,6 +21,7 @@ the files instead.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -26,10 +29,11 @@ from typing import BinaryIO
 
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change, ChangeKind
-from layerbuild.image.tarheader import BLOCK
+from layerbuild.image.tarheader import BLOCK, header_mtime
 
-DIGEST_SIZE = 32  # raw sha256
 _READ = 1 << 20
+_META = 5  # per entry in EntryIndex.meta: mode, uid, gid, size, header mtime
+_META_ROW = struct.Struct(f"={_META}q")
 
 
 class SpliceSourceError(Exception):
@@ -39,22 +43,24 @@ class SpliceSourceError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class EntryIndex:
-    """Where the non-empty file entries of a layer tar lie, in layer order: the offset of each
-    one's header in the uncompressed stream, the header's length (its data follows) and the
-    raw sha256 of its data. Arrays, not an object per entry: a 100,000-file layer's index is
-    a few MB and loads in milliseconds."""
+    """Where the non-empty plain file entries (no xattrs) of a layer tar lie, in layer order:
+    the offset of each one's header in the uncompressed stream, the header's length (its data
+    follows), what the header encodes besides the path (`meta`: mode, uid, gid, size, mtime as
+    written) and the digest of its data ("sha256:..."). Arrays and lists of strings, not an
+    object per entry: a 100,000-file layer's index is a few MB and loads in milliseconds."""
 
     paths: list[str]
     offsets: array[int]  # 'Q'
     header_sizes: array[int]  # 'L'
-    digests: bytes  # DIGEST_SIZE bytes per entry
+    meta: array[int]  # 'q', _META per entry
+    digests: list[str]
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.paths, list) and isinstance(self.digests, bytes)):
-            raise TypeError("an entry index holds a list of paths and the digests' bytes")
+        if not (isinstance(self.paths, list) and isinstance(self.digests, list)):
+            raise TypeError("an entry index holds lists of paths and digests")
         n = len(self.paths)
-        sizes = (len(self.offsets), len(self.header_sizes), len(self.digests))
-        if sizes != (n, n, n * DIGEST_SIZE):
+        sizes = (len(self.offsets), len(self.header_sizes), len(self.meta), len(self.digests))
+        if sizes != (n, n, n * _META, n):
             raise ValueError("entry index arrays of different lengths")
 
 
@@ -66,21 +72,34 @@ class EntryLog:
         self._paths: list[str] = []
         self._offsets = array("Q")
         self._header_sizes = array("L")
-        self._digests = bytearray()
+        self._meta = array("q")
+        self._digests: list[str] = []
 
-    def entry(self, change: Change, header: bytes, digest: Digest | None) -> None:
-        """`change` was written with `header`; `digest`: its data's, when it was hashed or
-        vouched for by the read that packed it (an entry without one is never spliced)."""
+    def entry(
+        self, change: Change, header: bytes, digest: Digest | None, epoch: int | None
+    ) -> None:
+        """`change` was written with `header` (SOURCE_DATE_EPOCH `epoch`); `digest`: its data's,
+        when it was hashed or vouched for by the read that packed it (an entry without one
+        is never spliced)."""
         size = change.size if change.kind is ChangeKind.FILE else 0
-        if size > 0 and digest is not None:
-            self._paths.append(change.path)
-            self._offsets.append(self.offset)
-            self._header_sizes.append(len(header))
-            self._digests += bytes.fromhex(digest.hex)
+        if size > 0 and digest is not None and not change.xattrs:
+            mtime = header_mtime(change.mtime, epoch)
+            try:
+                row = _META_ROW.pack(change.mode & 0o7777, change.uid, change.gid, size, mtime)
+            except struct.error:
+                row = b""  # a number past 64 bits: such an entry is never spliced
+            if row:
+                self._paths.append(change.path)
+                self._offsets.append(self.offset)
+                self._header_sizes.append(len(header))
+                self._meta.frombytes(row)
+                self._digests.append(str(digest))  # a plain str: what marshal keeps
         self.offset += len(header) + size + (-size % BLOCK)
 
     def index(self) -> EntryIndex:
-        return EntryIndex(self._paths, self._offsets, self._header_sizes, bytes(self._digests))
+        return EntryIndex(
+            self._paths, self._offsets, self._header_sizes, self._meta, self._digests
+        )
 
 
 class _OldStream:
@@ -136,15 +155,17 @@ class _OldStream:
             raise SpliceSourceError(f"cannot read the previous layer: {e}") from e
 
 
-class _Reused:
-    """An entry's data from the previous layer, as ``FileSource.chunks`` would give it."""
+class Reused:
+    """An entry from the previous layer: its header, and its data as ``FileSource.chunks``
+    would give it."""
 
-    __slots__ = ("_old", "_size", "digest")
+    __slots__ = ("_old", "_size", "digest", "header")
 
-    def __init__(self, old: _OldStream, size: int, digest: Digest) -> None:
+    def __init__(self, old: _OldStream, size: int, digest: Digest, header: bytes) -> None:
         self._old = old
         self._size = size
         self.digest = digest
+        self.header = header
 
     def chunks(self, size: int, *, settled: bool = False) -> Generator[bytes, None, None]:
         left = self._size
@@ -170,10 +191,12 @@ class Splice:
         self.written = 0
         self.read_bytes = 0
 
-    def take(self, change: Change, header: bytes) -> _Reused | None:
-        """The data of `change` (written with `header`) from the previous layer, or None: the
-        entry is not there as it is now, and its file is read."""
-        reused = self._find(change, header)
+    def take(self, change: Change, epoch: int | None) -> Reused | None:
+        """The entry of `change` (SOURCE_DATE_EPOCH `epoch`) from the previous layer, or None:
+        it is no non-empty file, or not there as it is now (its file is then read)."""
+        if change.kind is not ChangeKind.FILE or change.size <= 0:
+            return None
+        reused = self._find(change, epoch)
         if reused is None:
             self.written += 1
             self.read_bytes += change.size
@@ -181,21 +204,28 @@ class Splice:
             self.spliced += 1
         return reused
 
-    def _find(self, change: Change, header: bytes) -> _Reused | None:
+    def _find(self, change: Change, epoch: int | None) -> Reused | None:
         i = self._where.get(change.path)
         digest = self._known.get(change.path)
-        if i is None or digest is None:
+        # only a file read in pieces is spliced: its data reaches the writer in the same pieces
+        if i is None or digest is None or change.xattrs or not hasattr(change.content, "chunks"):
             return None
-        index, old = self._index, self._old
+        index, old, m = self._index, self._old, i * _META
+        meta = index.meta
+        if (
+            meta[m] != change.mode & 0o7777
+            or meta[m + 1] != change.uid
+            or meta[m + 2] != change.gid
+            or meta[m + 3] != change.size
+            or meta[m + 4] != header_mtime(change.mtime, epoch)
+            or index.digests[i] != digest
+        ):
+            return None
         offset = index.offsets[i]
         if offset < old.position:
             return None  # behind what was read: the layers order it differently
-        if index.digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE] != bytes.fromhex(digest.hex):
-            return None
         old.skip_to(offset)
-        if old.read(index.header_sizes[i]) != header:
-            return None
-        return _Reused(old, change.size, digest)
+        return Reused(old, change.size, digest, old.read(index.header_sizes[i]))
 
     def finish(self) -> None:
         """The tar is written: read the previous layer to its end (see _OldStream.drain)."""

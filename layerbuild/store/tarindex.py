@@ -18,11 +18,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from layerbuild.digest import Digest
+from layerbuild.image.tarheader import HEADER_FORMAT
 from layerbuild.image.tarsplice import EntryIndex
 from layerbuild.store.cacheindex import write_cache_file
 from layerbuild.store.layout import Store
 
-_FORMAT = 1  # bump when the layout below changes: old files are then ignored
+# bump the first when the layout below changes; the second is the tar header encoding the
+# index vouches for: old files are then ignored
+_FORMAT = (3, HEADER_FORMAT)
 _CRC = struct.Struct("<I")
 
 
@@ -32,17 +35,18 @@ def index_path(store: Store, blob: Digest) -> Path:
 
 def save(store: Store, blob: Digest, index: EntryIndex) -> None:
     """Keep `index` for the stored blob `blob`; a store that cannot take it builds on, slower."""
-    payload = marshal.dumps(
-        (
-            _FORMAT,
-            str(blob),
-            index.paths,
-            index.offsets.tobytes(),
-            index.header_sizes.tobytes(),
-            index.digests,
-        )
+    fields = (
+        _FORMAT,
+        str(blob),
+        index.paths,
+        index.offsets.tobytes(),
+        index.header_sizes.tobytes(),
+        index.meta.tobytes(),
+        index.digests,
     )
-    with contextlib.suppress(OSError):
+    # ValueError: a str subclass among the paths, which marshal refuses (no index, no splice)
+    with contextlib.suppress(OSError, ValueError):
+        payload = marshal.dumps(fields)
         write_cache_file(index_path(store, blob), _CRC.pack(zlib.crc32(payload)) + payload)
 
 
@@ -55,10 +59,13 @@ def load(store: Store, blob: Digest) -> EntryIndex | None:
     if len(data) < _CRC.size or _CRC.unpack_from(data)[0] != zlib.crc32(data[_CRC.size :]):
         return None
     try:
-        version, owner, paths, offsets, header_sizes, digests = marshal.loads(data[_CRC.size :])
+        fields = marshal.loads(data[_CRC.size :])
+        version, owner, paths, offsets, header_sizes, meta, digests = fields
         if version != _FORMAT or owner != str(blob):
             return None
-        return EntryIndex(paths, _array("Q", offsets), _array("L", header_sizes), digests)
+        return EntryIndex(
+            paths, _array("Q", offsets), _array("L", header_sizes), _array("q", meta), digests
+        )
     except (ValueError, EOFError, TypeError):
         return None
 

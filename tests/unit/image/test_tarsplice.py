@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from layerbuild.context.filesource import FileSource
+from layerbuild.digest import Digest
 from layerbuild.errors import ContextError
 from layerbuild.image.changes import Change, ChangeKind
 from layerbuild.image.compress import pack_layer
@@ -162,7 +163,8 @@ def test_a_wrong_digest_in_the_index_only_costs_a_read(tmp_path: Path) -> None:
     random_tree(tmp_path, random.Random(8), files=20)
     changes = tree_changes(tmp_path)
     blob, index = pack(changes, "none")
-    damaged = EntryIndex(index.paths, index.offsets, index.header_sizes, bytes(len(index.digests)))
+    wrong = [f"sha256:{'0' * 64}"] * len(index.digests)
+    damaged = EntryIndex(index.paths, index.offsets, index.header_sizes, index.meta, wrong)
     splice = Splice(damaged, io.BytesIO(blob), file_digests(changes))
     assert pack(changes, "none", splice)[0] == blob
     assert splice.spliced == 0
@@ -172,4 +174,41 @@ def test_entry_index_arrays_must_agree() -> None:
     log = EntryLog()
     index = log.index()
     with pytest.raises(ValueError, match="different lengths"):
-        EntryIndex(["a"], index.offsets, index.header_sizes, b"")
+        EntryIndex(["a"], index.offsets, index.header_sizes, index.meta, [])
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_mtimes_clamped_to_the_epoch(tmp_path: Path, compression: str) -> None:
+    """With SOURCE_DATE_EPOCH, an mtime past it is written as the epoch: a file touched after
+    it still has the same header, and is spliced; one moved before it is not."""
+    random_tree(tmp_path, random.Random(10), files=30)
+    epoch = 1_600_000_010
+    before = tree_changes(tmp_path)
+    out, log = io.BytesIO(), EntryLog()
+    pack_layer(before, out, compression=compression, digests={}, log=log, source_date_epoch=epoch)
+    os.utime(tmp_path / "big.bin", (1_800_000_000, 1_800_000_000))  # still clamped
+    first = sorted(tmp_path.rglob("*.txt"))[0]
+    os.utime(first, (1_500_000_000, 1_500_000_000))  # below the epoch: another header
+    after = tree_changes(tmp_path)
+    splice = splice_of(out.getvalue(), log.index(), compression, after)
+    spliced, cold = io.BytesIO(), io.BytesIO()
+    pack_layer(after, spliced, compression=compression, splice=splice, source_date_epoch=epoch)
+    pack_layer(after, cold, compression=compression, source_date_epoch=epoch)
+    assert spliced.getvalue() == cold.getvalue()
+    assert splice.written == (1 if first.stat().st_size else 0)
+
+
+def test_entries_the_index_cannot_hold_are_left_out() -> None:
+    """xattrs (PAX records the index does not describe) and numbers past 64 bits: such an
+    entry is read from its file on the next pack."""
+    log, digest = EntryLog(), Digest("sha256:" + "0" * 64)
+    log.entry(Change("a", ChangeKind.FILE, size=5), b"h" * 512, digest, None)
+    big = Change("b", ChangeKind.FILE, uid=1 << 70, size=5)
+    log.entry(big, b"h" * 1536, digest, None)
+    xattr = Change("c", ChangeKind.FILE, size=5, xattrs=(("user.x", b"1"),))
+    log.entry(xattr, b"h" * 1536, digest, None)
+    log.entry(Change("d", ChangeKind.FILE, size=5), b"h" * 512, None, None)  # no digest
+    log.entry(Change("e", ChangeKind.FILE, size=5), b"h" * 512, digest, None)
+    index = log.index()
+    assert index.paths == ["a", "e"]
+    assert list(index.offsets) == [0, 1024 * 2 + 1536 * 2 + 1024]
