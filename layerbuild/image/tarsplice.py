@@ -34,6 +34,7 @@ from layerbuild.image.tarheader import BLOCK, header_mtime
 _READ = 1 << 20
 _META = 5  # per entry in EntryIndex.meta: mode, uid, gid, size, header mtime
 _META_ROW = struct.Struct(f"={_META}q")
+_SHA256 = 32
 
 
 class SpliceSourceError(Exception):
@@ -46,21 +47,21 @@ class EntryIndex:
     """Where the non-empty plain file entries (no xattrs) of a layer tar lie, in layer order:
     the offset of each one's header in the uncompressed stream, the header's length (its data
     follows), what the header encodes besides the path (`meta`: mode, uid, gid, size, mtime as
-    written) and the digest of its data ("sha256:..."). Arrays and lists of strings, not an
-    object per entry: a 100,000-file layer's index is a few MB and loads in milliseconds."""
+    written) and the sha256 of its data (raw, _SHA256 bytes each). Arrays, not an object per
+    entry: a 100,000-file layer's index is a few MB and loads in milliseconds."""
 
     paths: list[str]
     offsets: array[int]  # 'Q'
     header_sizes: array[int]  # 'L'
     meta: array[int]  # 'q', _META per entry
-    digests: list[str]
+    sha256s: bytes
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.paths, list) and isinstance(self.digests, list)):
-            raise TypeError("an entry index holds lists of paths and digests")
+        if not (isinstance(self.paths, list) and isinstance(self.sha256s, bytes)):
+            raise TypeError("an entry index holds a list of paths and the digests' bytes")
         n = len(self.paths)
-        sizes = (len(self.offsets), len(self.header_sizes), len(self.meta), len(self.digests))
-        if sizes != (n, n, n * _META, n):
+        sizes = (len(self.offsets), len(self.header_sizes), len(self.meta), len(self.sha256s))
+        if sizes != (n, n, n * _META, n * _SHA256):
             raise ValueError("entry index arrays of different lengths")
 
 
@@ -73,7 +74,7 @@ class EntryLog:
         self._offsets = array("Q")
         self._header_sizes = array("L")
         self._meta = array("q")
-        self._digests: list[str] = []
+        self._sha256s = bytearray()
 
     def entry(
         self, change: Change, header: bytes, digest: Digest | None, epoch: int | None
@@ -82,7 +83,7 @@ class EntryLog:
         when it was hashed or vouched for by the read that packed it (an entry without one
         is never spliced)."""
         size = change.size if change.kind is ChangeKind.FILE else 0
-        if size > 0 and digest is not None and not change.xattrs:
+        if size > 0 and digest is not None and not change.xattrs and digest[:7] == "sha256:":
             mtime = header_mtime(change.mtime, epoch)
             try:
                 row = _META_ROW.pack(change.mode & 0o7777, change.uid, change.gid, size, mtime)
@@ -93,12 +94,12 @@ class EntryLog:
                 self._offsets.append(self.offset)
                 self._header_sizes.append(len(header))
                 self._meta.frombytes(row)
-                self._digests.append(str(digest))  # a plain str: what marshal keeps
+                self._sha256s += bytes.fromhex(digest[7:])
         self.offset += len(header) + size + (-size % BLOCK)
 
     def index(self) -> EntryIndex:
         return EntryIndex(
-            self._paths, self._offsets, self._header_sizes, self._meta, self._digests
+            self._paths, self._offsets, self._header_sizes, self._meta, bytes(self._sha256s)
         )
 
 
@@ -218,7 +219,7 @@ class Splice:
             or meta[m + 2] != change.gid
             or meta[m + 3] != change.size
             or meta[m + 4] != header_mtime(change.mtime, epoch)
-            or index.digests[i] != digest
+            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != _raw_sha256(digest)
         ):
             return None
         offset = index.offsets[i]
@@ -230,3 +231,11 @@ class Splice:
     def finish(self) -> None:
         """The tar is written: read the previous layer to its end (see _OldStream.drain)."""
         self._old.drain()
+
+
+def _raw_sha256(digest: Digest) -> bytes:
+    """The digest's bytes; b"" (matching no entry) for another algorithm or a malformed one."""
+    try:
+        return bytes.fromhex(digest[7:]) if digest[:7] == "sha256:" else b""
+    except ValueError:
+        return b""

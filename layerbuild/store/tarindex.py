@@ -25,7 +25,7 @@ from layerbuild.store.layout import Store
 
 # bump the first when the layout below changes; the second is the tar header encoding the
 # index vouches for: old files are then ignored
-_FORMAT = (3, HEADER_FORMAT)
+_FORMAT = (4, HEADER_FORMAT)
 _CRC = struct.Struct("<I")
 
 
@@ -42,7 +42,7 @@ def save(store: Store, blob: Digest, index: EntryIndex) -> None:
         index.offsets.tobytes(),
         index.header_sizes.tobytes(),
         index.meta.tobytes(),
-        index.digests,
+        index.sha256s,
     )
     # ValueError: a str subclass among the paths, which marshal refuses (no index, no splice)
     with contextlib.suppress(OSError, ValueError):
@@ -60,11 +60,11 @@ def load(store: Store, blob: Digest) -> EntryIndex | None:
         return None
     try:
         fields = marshal.loads(data[_CRC.size :])
-        version, owner, paths, offsets, header_sizes, meta, digests = fields
+        version, owner, paths, offsets, header_sizes, meta, sha256s = fields
         if version != _FORMAT or owner != str(blob):
             return None
         return EntryIndex(
-            paths, _array("Q", offsets), _array("L", header_sizes), _array("q", meta), digests
+            paths, _array("Q", offsets), _array("L", header_sizes), _array("q", meta), sha256s
         )
     except (ValueError, EOFError, TypeError):
         return None

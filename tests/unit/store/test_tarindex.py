@@ -17,8 +17,8 @@ OTHER = Digest("sha256:" + "cd" * 32)
 
 def _index() -> EntryIndex:
     meta = array("q", [0o644, 0, 0, 10, 1_700_000_000, 0o755, 1000, 1000, 1 << 40, -1])
-    digests = [f"sha256:{'1' * 64}"] * 2
-    return EntryIndex(["a", "b/c"], array("Q", [0, 2048]), array("L", [512, 1024]), meta, digests)
+    sha256s = bytes(range(64))
+    return EntryIndex(["a", "b/c"], array("Q", [0, 2048]), array("L", [512, 1024]), meta, sha256s)
 
 
 def test_an_index_reads_back_as_written(tmp_path: Path) -> None:
