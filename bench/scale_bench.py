@@ -18,10 +18,12 @@ with no network (RUN needs none), BuildKit through Debian's dockerd and /usr/bin
 
 Printed per phase, medians over the rounds: wall seconds of each tool, layerbuild/BuildKit,
 and for layerbuild the files it hashed again (stat cache misses, $LAYERBUILD_STATCACHE_STATS),
-the tar bytes it deflated again (gzip block cache misses, $LAYERBUILD_BLOCKCACHE_STATS) and
-its peak RSS. The RSS is wait4's ru_maxrss for the `layerbuild build` process: the largest of
-that process and the descendants it waited for (the sandbox's helpers and the RUN commands,
-busybox here, all far smaller than the builder). Ends with a markdown table per context.
+the tar bytes it deflated again (gzip block cache misses, $LAYERBUILD_BLOCKCACHE_STATS), its
+peak RSS, and the file entries its COPY layers took from their previous layers instead of
+reading the files ($LAYERBUILD_SPLICE_STATS). The RSS is wait4's ru_maxrss for the
+`layerbuild build` process: the largest of that process and the descendants it waited for
+(the sandbox's helpers and the RUN commands, busybox here, all far smaller than the builder).
+Ends with a markdown table per context.
 
     python bench/scale_bench.py [--files 20000,100000,300000] [--big-gb 5] [--runs 3]
         [--work /tmp/scale-bench] [--tools buildkit,layerbuild] [--dockerd-tools DIR]
@@ -96,6 +98,7 @@ class Measurement:
     hashed: int | None = None  # files layerbuild hashed again
     deflated: int | None = None  # tar bytes layerbuild deflated again
     rss: int | None = None  # peak RSS in bytes
+    spliced: int | None = None  # file entries layerbuild copied from the previous layer
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,13 @@ def layerbuild(work: Path, base: Path) -> Iterator[Build]:
     shutil.rmtree(store, ignore_errors=True)
     compileall.compile_dir(REPO / "layerbuild", quiet=1)  # as `pip install .` leaves it
     stats, blocks, log = work / "statcache.jsonl", work / "blockcache.jsonl", work / "lb.log"
+    splices = work / "splice.jsonl"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "LAYERBUILD_STATCACHE_STATS": str(stats),
         "LAYERBUILD_BLOCKCACHE_STATS": str(blocks),
+        "LAYERBUILD_SPLICE_STATS": str(splices),
     }
     env.pop("SOURCE_DATE_EPOCH", None)
     cmd = [sys.executable, "-m", "layerbuild", "--root", str(store)]
@@ -188,13 +193,14 @@ def layerbuild(work: Path, base: Path) -> Iterator[Build]:
     def build(ctx: Path, flags: tuple[str, ...]) -> Measurement:
         stats.unlink(missing_ok=True)
         blocks.unlink(missing_ok=True)
+        splices.unlink(missing_ok=True)
         argv = [*cmd, "build", "-q", "--network", "none", *flags, "-t", "bench:1", str(ctx)]
         seconds, status, rss = _wait4(argv, env, log)
         if status != 0:
             raise SystemExit(f"layerbuild build failed ({status}):\n{log.read_text()}")
-        return Measurement(
-            seconds, _counter(stats, "misses"), _counter(blocks, "deflated_bytes"), rss
-        )
+        deflated = _counter(blocks, "deflated_bytes")
+        spliced = _counter(splices, "spliced")
+        return Measurement(seconds, _counter(stats, "misses"), deflated, rss, spliced)
 
     yield build
 
@@ -270,6 +276,7 @@ def median(ms: list[Measurement]) -> Measurement:
         mid([m.hashed for m in ms]),
         mid([m.deflated for m in ms]),
         mid([m.rss for m in ms]),
+        mid([m.spliced for m in ms]),
     )
 
 
@@ -289,7 +296,7 @@ def print_phases(ctx: Context, results: dict[str, list[Measurement]]) -> None:
     print(f"{'phase':<11}" + "".join(f"{t:>12}" for t in results), end="")
     both = "buildkit" in results and "layerbuild" in results
     print(f"{'lb/bk':>8}" if both else "", end="")
-    counters = f"{'re-hashed':>11}{'re-deflated':>13}{'peak RSS':>11}"
+    counters = f"{'re-hashed':>11}{'re-deflated':>13}{'peak RSS':>11}{'spliced':>10}"
     print(counters if "layerbuild" in results else "")
     for i, phase in enumerate(PHASES):
         row = f"{phase:<11}" + "".join(f"{r[i].seconds:>11.3f}s" for r in results.values())
@@ -297,6 +304,7 @@ def print_phases(ctx: Context, results: dict[str, list[Measurement]]) -> None:
             row += f"{results['layerbuild'][i].seconds / results['buildkit'][i].seconds:>8.2f}"
         if (lb := results.get("layerbuild")) is not None:
             row += f"{_num(lb[i].hashed):>11}{_mb(lb[i].deflated):>13}{_mb(lb[i].rss):>11}"
+            row += f"{_num(lb[i].spliced):>10}"
         print(row)
 
 
@@ -320,6 +328,7 @@ def markdown(ctx: Context, results: dict[str, list[Measurement]], runs: int) -> 
         lines.append(_row("layerbuild files re-hashed", [_num(m.hashed) for m in lb]))
         lines.append(_row("layerbuild bytes re-compressed", [_mb(m.deflated) for m in lb]))
         lines.append(_row("layerbuild peak RSS", [_mb(m.rss) for m in lb]))
+        lines.append(_row("layerbuild files spliced", [_num(m.spliced) for m in lb]))
     return "\n".join(lines)
 
 

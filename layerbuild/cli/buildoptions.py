@@ -102,9 +102,11 @@ def build_options(kw: dict[str, Any]) -> BuildOptions:
         snapshots_ahead=_speedup("LAYERBUILD_SNAPSHOTS_AHEAD"),
         run_ahead=_speedup("LAYERBUILD_RUN_AHEAD"),
         block_reuse=_speedup("LAYERBUILD_BLOCK_REUSE"),
+        splice=_speedup("LAYERBUILD_SPLICE"),
         snapshotter=options.snapshotter(),
         statcache_stats=_path_from_env("LAYERBUILD_STATCACHE_STATS"),
         blockcache_stats=_path_from_env("LAYERBUILD_BLOCKCACHE_STATS"),
+        splice_stats=_path_from_env("LAYERBUILD_SPLICE_STATS"),
         expect_cached=options.expect_cached(kw["expect_cached"], kw["no_cache"]),
     )
 

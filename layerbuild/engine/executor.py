@@ -104,6 +104,7 @@ class Executor:
             options.source_date_epoch,
             self.created,
             blocks=self.blocks,
+            splice=options.splice, splice_stats=options.splice_stats,
         )
         self.speedups: Speedups  # set with the step cache, once the Dockerfile is read
         self.run_follows = False  # whether a RUN comes after the current step in its stage
@@ -194,6 +195,7 @@ class Executor:
         self.statcache.close()
         if self.blocks is not None:
             self.blocks.close()
+        self.layers.close()
         self.scratch.cleanup()
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:

@@ -47,13 +47,14 @@ class BuildOptions:
     shm_size: int | None = None  # --shm-size in bytes; None: 64 MiB (in RUN keys when set)
     ulimits: tuple[Ulimit, ...] = ()  # --ulimit of every RUN (in RUN keys when set)
     # Speed-ups that change no result, each turned off only to show that (docs/cache.md,
-    # "Speed-ups"); cli/build.py sets them from the environment. With the first four off the
-    # build runs with engine/speedups/base.NullSpeedups, the reference behaviour.
+    # "Speed-ups"); cli/build.py sets them from the environment. With all but block_reuse off
+    # the build runs with engine/speedups/base.NullSpeedups, the reference behaviour.
     quick_keys: bool = True  # a COPY keyed from names + lstat (engine/filesteps.quick_key)
     speculative_packing: bool = True  # a cold COPY packed before its key (engine/layerwriter)
     snapshots_ahead: bool = True  # a COPY's snapshot written from Changes (speedups/copykeys)
     run_ahead: bool = True  # the RUN after a missed COPY run while it packs (speedups/runahead)
     block_reuse: bool = True  # gzip blocks of stored layers copied, not deflated again
+    splice: bool = True  # a COPY layer's unchanged entries copied from its last build's layer
     # RUN's snapshotter: auto | overlay | fuse-overlayfs | copy (sandbox/runner.py); None: auto
     snapshotter: str | None = None
     statcache_stats: Path | None = None  # append the stat cache's counters here (benchmarks)
@@ -61,6 +62,7 @@ class BuildOptions:
     dry_run: bool = False  # key every step, run none, write nothing but the stat cache
     # --expect-cached: stop at the first step of these stages that would run ("*": any stage)
     expect_cached: frozenset[str] = frozenset()
+    splice_stats: Path | None = None  # and the splice's (store/splicesource.py)
 
 
 @dataclass(frozen=True)

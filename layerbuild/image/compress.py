@@ -31,6 +31,7 @@ from layerbuild.digest import Digest
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_media_type
+from layerbuild.image.tarsplice import EntryLog, Splice
 from layerbuild.image.tarwriter import CHUNK, Writable, write_tar
 
 GZIP_DEFAULT_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
@@ -283,6 +284,8 @@ class _Producer(threading.Thread):
         source_date_epoch: int | None,
         digests: dict[str, Digest] | None = None,
         known: Mapping[str, Digest] | None = None,
+        splice: Splice | None = None,
+        log: EntryLog | None = None,
     ) -> None:
         super().__init__(name="layer-tar", daemon=True)
         self.chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
@@ -293,6 +296,8 @@ class _Producer(threading.Thread):
         self._epoch = source_date_epoch
         self._digests = digests
         self._known = known
+        self._splice = splice
+        self._log = log
 
     def run(self) -> None:
         try:
@@ -302,6 +307,8 @@ class _Producer(threading.Thread):
                 source_date_epoch=self._epoch,
                 digests=self._digests,
                 known=self._known,
+                splice=self._splice,
+                log=self._log,
             )
             self.pipe.flush()
         except _Cancelled:
@@ -325,18 +332,20 @@ def pack_layer(
     known: Mapping[str, Digest] | None = None,
     blocks: BlockCache | None = None,
     index: list[BlockRecord] | None = None,
+    splice: Splice | None = None,
+    log: EntryLog | None = None,
 ) -> Layer:
     """Write ``changes`` as a compressed layer blob to ``sink`` and describe it.
 
     ``compression`` is 'gzip' (isal levels 0-3, default 2), 'zstd' (default level 3) or 'none'.
     For gzip, ``blocks`` lends deflate blocks packed before and ``index`` receives where each
     block of this blob lies (for the caller to add to its cache once the blob is stored).
-    ``digests`` and ``known``: as for ``tarwriter.write_tar``. Errors of the tar writer
-    (e.g. LayerContentError) are re-raised here; the sink then holds a partial blob that the
-    caller must discard (a store ingest that is not committed).
+    ``digests``, ``known``, ``splice`` and ``log``: as for ``tarwriter.write_tar``. Errors of
+    the tar writer (e.g. LayerContentError, tarsplice.SpliceSourceError) are re-raised here;
+    the sink then holds a partial blob that the caller must discard (an uncommitted ingest).
     """
     encoder = make_encoder(compression, level, blocks)
-    producer = _Producer(changes, source_date_epoch, digests, known)
+    producer = _Producer(changes, source_date_epoch, digests, known, splice, log)
     # a sink that hashes what it is given (a store ingest) spares hashing the blob twice
     sink_hash = getattr(sink, "running_hash", None)
     digest = _NoHash() if sink_hash is not None else hashlib.sha256()

@@ -20,6 +20,9 @@ from layerbuild.image.changes import (
 )
 
 BLOCK = 512
+# Bump when the header written for the same Change changes: a layer spliced from an older one
+# takes its unchanged entries' headers from there (tarsplice.py), so their indexes must go.
+HEADER_FORMAT = 1
 _NAME_SIZE = 100
 _PREFIX_SIZE = 155
 # name mode uid gid size mtime chksum type linkname magic version uname gname major minor prefix
@@ -53,9 +56,7 @@ def entry_header(change: Change, source_date_epoch: int | None = None) -> bytes:
     kind = change.kind
     if kind is ChangeKind.WHITEOUT or kind is ChangeKind.OPAQUE:
         return _header(_marker_name(change), b"0", 0, 0, 0, 0, 0, b"", 0, 0, ())
-    mtime = change.mtime
-    if source_date_epoch is not None and mtime > source_date_epoch:
-        mtime = source_date_epoch
+    mtime = header_mtime(change.mtime, source_date_epoch)
     name = _encode(change.path) + b"/" if kind is ChangeKind.DIR else _encode(change.path)
     if not name or name == b"/":
         name = b"./"  # the layer root itself, as `tar -C root .` names it
@@ -82,6 +83,13 @@ def entry_header(change: Change, source_date_epoch: int | None = None) -> bytes:
         devminor,
         change.xattrs,
     )
+
+
+def header_mtime(mtime: int, source_date_epoch: int | None) -> int:
+    """The mtime a header states: clamped to SOURCE_DATE_EPOCH when that is set."""
+    if source_date_epoch is not None and mtime > source_date_epoch:
+        return source_date_epoch
+    return mtime
 
 
 def _plain_ustar(

@@ -31,6 +31,7 @@ from layerbuild.digest import Digest
 from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import Change, ChangeKind, sorted_changes
 from layerbuild.image.tarheader import BLOCK, entry_header, padding
+from layerbuild.image.tarsplice import EntryLog, Reused, Splice
 
 CHUNK = 1 << 20  # file data is copied in 1 MiB reads
 _EMPTY_DIGEST = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
@@ -50,6 +51,8 @@ def write_tar(
     source_date_epoch: int | None = None,
     digests: dict[str, Digest] | None = None,
     known: Mapping[str, Digest] | None = None,
+    splice: Splice | None = None,
+    log: EntryLog | None = None,
 ) -> None:
     """Write ``changes`` as a layer tar to ``out``, in ``sorted_changes`` order.
 
@@ -60,23 +63,34 @@ def write_tar(
     COPY gets its cache key from the same single read that packs it. A file whose digest is
     `known` (the stat cache vouched for it) is not hashed again: it is read with its lstat
     checked after the read instead (``FileSource.chunks(settled=True)``), and given that digest.
+    With ``splice``, a file entry the previous layer holds byte for byte is copied from there
+    (tarsplice.py); ``log`` learns where each entry lies, for a later pack to splice from.
     """
     write = out.write
     # an output that cuts its stream into blocks may cut where an entry starts (compress.py)
     entry_start: Callable[[bytes], object] | None = getattr(out, "entry_start", None)
     for change in sorted_changes(changes):
-        header = entry_header(change, source_date_epoch)
+        reused = splice.take(change, source_date_epoch) if splice is not None else None
+        if reused is not None:
+            header = reused.header
+        else:
+            header = entry_header(change, source_date_epoch)
         if entry_start is not None:
             entry_start(header)
         if change.kind is not ChangeKind.FILE:
             write(header)
         elif change.size > 0:
-            _write_content(change, header, write, digests, known)
+            _write_content(change, header, write, digests, known, reused)
         else:
             write(header)
             if digests is not None:
                 digests[change.path] = _EMPTY_DIGEST
+        if log is not None:
+            digest = digests.get(change.path) if digests is not None else None
+            log.entry(change, header, digest, source_date_epoch)
     write(END_OF_ARCHIVE)
+    if splice is not None:
+        splice.finish()
 
 
 def _write_content(
@@ -85,8 +99,10 @@ def _write_content(
     write: Callable[[bytes], object],
     digests: dict[str, Digest] | None,
     known: Mapping[str, Digest] | None = None,
+    reused: Reused | None = None,
 ) -> None:
-    """The header, the data and its padding; a small file goes out as one write."""
+    """The header, the data and its padding; a small file goes out as one write. `reused`:
+    the entry comes from a previous layer (tarsplice.py), its data in the same pieces."""
     content = change.content
     if content is None:
         raise LayerContentError(
@@ -95,6 +111,8 @@ def _write_content(
         )
     chunks: Callable[..., Iterable[bytes]] | None = getattr(content, "chunks", None)
     trusted = known.get(change.path) if known is not None and chunks is not None else None
+    if reused is not None:
+        chunks, trusted = reused.chunks, reused.digest
     h = hashlib.sha256() if digests is not None and trusted is None else None
     try:
         if chunks is None:

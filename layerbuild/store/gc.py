@@ -27,7 +27,7 @@ from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
-from layerbuild.store import layerentries
+from layerbuild.store import layerentries, tarindex
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.images import sniff_media_type
@@ -183,6 +183,7 @@ def collect(
             with BlockCache(store.blocks_db, store.content.path) as blocks:
                 blocks.forget_blobs(removed)
             layerentries.forget(store.root, removed)
+            tarindex.forget(store, removed)
         store.snapshots.clean_stale()
         store.content.clean_stale_ingests()
     return sorted(removed), freed

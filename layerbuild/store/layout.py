@@ -124,6 +124,11 @@ class Store:
         return self.root / "cache" / "blocks.db"
 
     @property
+    def tar_index_dir(self) -> Path:
+        """Where each stored layer's file entries lie in its tar, for splicing (tarindex.py)."""
+        return self.root / "cache" / "tarindex"
+
+    @property
     def cache_mounts_dir(self) -> Path:
         """The persistent directories of ``RUN --mount=type=cache``, one per cache id."""
         return self.root / "cache" / "mounts"

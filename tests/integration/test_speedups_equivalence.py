@@ -14,6 +14,8 @@ engine/speedups/active.ActiveSpeedups:
   store/materialize.py, childcall.py), else unpacked from its blob: LAYERBUILD_SNAPSHOTS_AHEAD;
 - run-ahead (engine/speedups/runahead.py): LAYERBUILD_RUN_AHEAD;
 - reused gzip blocks (store/blockcache.py): LAYERBUILD_BLOCK_REUSE;
+- a missed COPY's layer spliced from the same step's previous layer (image/tarsplice.py):
+  LAYERBUILD_SPLICE;
 - RUN's snapshotter (sandbox/runner.py): LAYERBUILD_SNAPSHOTTER=copy (the full copy) or overlay;
 - the stat cache's digests (context/statcache.py) have no switch: off, every entry of the
   context gets a new ctime just before each build, so no lstat may vouch for a recorded
@@ -62,6 +64,7 @@ SWITCHES = (
     "LAYERBUILD_SNAPSHOTS_AHEAD",
     "LAYERBUILD_RUN_AHEAD",
     "LAYERBUILD_BLOCK_REUSE",
+    "LAYERBUILD_SPLICE",
 )
 OFF = Mode({**dict.fromkeys(SWITCHES, "0"), "LAYERBUILD_SNAPSHOTTER": "copy"}, aged=False)
 ON = Mode({**dict.fromkeys(SWITCHES, "1"), "LAYERBUILD_SNAPSHOTTER": "overlay"}, aged=True)
@@ -117,6 +120,7 @@ class Observed:
     """What one build did: each mode checks its own."""
 
     stats: dict[str, int]
+    spliced: int  # file entries copied from a previous layer
     progress: str
     imported: frozenset[str]
 
@@ -146,7 +150,12 @@ def settle(ctx: Path, mode: Mode) -> None:
 
 def build(lb: WatchedLayerbuild, ctx: Path, mode: Mode, n: int) -> tuple[Built, Observed]:
     stats, report = ctx.parent / f"stats-{n}.jsonl", ctx.parent / f"report-{n}.json"
-    env = {**mode.env, "LAYERBUILD_STATCACHE_STATS": str(stats)}
+    splices = ctx.parent / f"splices-{n}.jsonl"
+    env = {
+        **mode.env,
+        "LAYERBUILD_STATCACHE_STATS": str(stats),
+        "LAYERBUILD_SPLICE_STATS": str(splices),
+    }
     epoch = f"SOURCE_DATE_EPOCH={EPOCH}"
     proc = lb.build(ctx, "-t", "eq:1", "--build-arg", epoch, "--report", report, env=env)
     imported = lb.imports().imported
@@ -156,7 +165,9 @@ def build(lb: WatchedLayerbuild, ctx: Path, mode: Mode, n: int) -> tuple[Built, 
     image = lb.inspect("eq:1")
     counters = [json.loads(line) for line in stats.read_text().splitlines()]
     total = {k: sum(c[k] for c in counters) for k in counters[0]}
-    return Built(image["Digest"], image["Layers"], steps), Observed(total, proc.stderr, imported)
+    spliced = sum(json.loads(line)["spliced"] for line in splices.read_text().splitlines())
+    built = Built(image["Digest"], image["Layers"], steps)
+    return built, Observed(total, spliced, proc.stderr, imported)
 
 
 def run_builds(
@@ -182,6 +193,7 @@ def check_off(observed: list[Observed]) -> None:
         assert (o.stats["listed"], o.stats["selections"]) == (0, 0), o.stats  # no quick keys
         assert AHEAD not in o.progress
         assert MATERIALIZE not in o.imported  # every lower unpacked from its blob
+        assert o.spliced == 0  # every file of a layer read from its file
     # the unchanged rebuild read its files again: no lstat could vouch for them
     assert observed[1].stats["misses"] > 0 and observed[1].stats["racy"] > 0, observed[1].stats
 
@@ -194,6 +206,8 @@ def check_on(observed: list[Observed]) -> None:
     # speculatively instead, with no run-ahead after it)
     assert AHEAD in observed[2].progress, observed[2].progress
     assert MATERIALIZE in observed[0].imported and MATERIALIZE in observed[2].imported
+    # the COPYs the changed file made miss took their unchanged files from their last layers
+    assert observed[2].spliced > 0
 
 
 @pytest.mark.parametrize("dockerfile", [STAGES, WHOLE_CONTEXT], ids=["stages", "whole-context"])

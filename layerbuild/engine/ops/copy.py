@@ -101,16 +101,27 @@ class CopyOp:
 
     def execute(self, step: Step, prepared: CopyPrepared, key: CacheKey) -> Done:
         state, changes, files = step.state, prepared.changes or [], prepared.files
+        fast = self.speedups
         known = None  # the files' digests the key read: what the snapshot and pack check
-        if changes and files is not None and prepared.packed is None and step.run_follows:
-            known = file_digests(changes, files)
-            fast = self.speedups
-            fast.start_snapshot(state.name, step.index, changes, files, known)
-            snapshot = fast.pending_snapshot()  # the next RUN may run on it meanwhile
-            fast.run_ahead(self.runs, state, step.next_instr, key.digest, changes, snapshot)
+        # the last build's layer of this step, whose unchanged entries the new one copies
+        previous = fast.splice_from(state.name, step.index) if prepared.packed is None else None
+        if changes and files is not None and prepared.packed is None:
+            if step.run_follows or previous is not None:
+                known = file_digests(changes, files)
+            if step.run_follows:
+                fast.start_snapshot(state.name, step.index, changes, files, known)
+                snapshot = fast.pending_snapshot()  # the next RUN may run on it meanwhile
+                fast.run_ahead(self.runs, state, step.next_instr, key.digest, changes, snapshot)
         # a snapshot of the layer is checked against the packed digests: a RUN may need one
         after, layer = self.layers.add_layer(
-            state, prepared.instr, changes, prepared.packed, digests=step.run_follows, known=known
+            state,
+            prepared.instr,
+            changes,
+            prepared.packed,
+            digests=step.run_follows,
+            known=known,
+            previous=previous,
+            indexed=True,
         )
         if layer is not None and changes and files is not None:
             self.speedups.offer_snapshot(state.name, step.index, layer, changes, files)

@@ -44,6 +44,7 @@ def speedups_for(
         or options.speculative_packing
         or options.snapshots_ahead
         or options.run_ahead
+        or options.splice
     ):
         return NullSpeedups()
     copies = CopyKeys(*parts, ahead=options.snapshots_ahead)
@@ -53,6 +54,7 @@ def speedups_for(
         quick_keys=options.quick_keys,
         speculative_packing=options.speculative_packing,
         run_ahead_on=options.run_ahead,
+        splice_on=options.splice,
     )
 
 
@@ -63,6 +65,7 @@ class ActiveSpeedups:
     quick_keys: bool = True
     speculative_packing: bool = True
     run_ahead_on: bool = True
+    splice_on: bool = True
 
     def __post_init__(self) -> None:
         self._ahead = RunAheads(self.copies)
@@ -106,6 +109,12 @@ class ActiveSpeedups:
 
     def drop_pending(self) -> None:
         self.copies.drop_pending()
+
+    def splice_from(self, stage: str, index: int) -> Layer | None:
+        if not self.splice_on:
+            return None
+        record = self.copies.cache.previous_record(stage, index)
+        return record.layer if record is not None else None
 
     def run_ahead(
         self,

@@ -84,6 +84,11 @@ class Speedups(Protocol):
         """The COPY hit after all: a snapshot begun for it is not needed."""
         ...
 
+    def splice_from(self, stage: str, index: int) -> Layer | None:
+        """The layer the COPY at (`stage`, `index`) made in the last build, for its new layer
+        to copy the unchanged entries' bytes from (image/tarsplice.py); None: read them all."""
+        ...
+
     def run_ahead(
         self,
         runs: RunSteps,
@@ -155,6 +160,9 @@ class NullSpeedups:
 
     def drop_pending(self) -> None:
         pass
+
+    def splice_from(self, stage: str, index: int) -> Layer | None:
+        return None
 
     def run_ahead(
         self,

@@ -13,7 +13,7 @@ from layerbuild.engine.options import BuildOptions
 from layerbuild.engine.speedups.active import ActiveSpeedups, speedups_for
 from layerbuild.engine.speedups.base import NullSpeedups, Speedups
 
-SWITCHES = ("quick_keys", "speculative_packing", "snapshots_ahead", "run_ahead")
+SWITCHES = ("quick_keys", "speculative_packing", "snapshots_ahead", "run_ahead", "splice")
 ALL_OFF = BuildOptions(Path("."), **dict.fromkeys(SWITCHES, False))
 NONE = cast(Any, None)
 PARTS = (NONE, NONE, NONE, NONE)  # the build's stat cache, step cache, ...: only kept here
@@ -34,6 +34,7 @@ def test_one_speedup_on_is_the_active_one_with_that_part(switch: str) -> None:
         "speculative_packing": chosen.speculative_packing,
         "snapshots_ahead": chosen.copies.ahead,
         "run_ahead": chosen.run_ahead_on,
+        "splice": chosen.splice_on,
     }
     assert {k for k, on in parts.items() if on} == {switch}
 
@@ -45,3 +46,4 @@ def test_the_null_implementation_offers_nothing() -> None:
     assert null.quick_hit(none, none, []) is None
     assert null.pending_snapshot() is None
     assert null.take_ahead(none, none, none, 0) is None
+    assert null.splice_from("stage", 1) is None

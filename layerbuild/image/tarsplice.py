@@ -1,0 +1,241 @@
+"""Splicing a layer tar: file entries that are byte for byte entries of a layer packed before
+are copied from that layer's tar stream instead of being read from their files again.
+
+A file entry's bytes are its header, its data and the padding. A plain file's header is a
+function of its path, mode, owner, size and (clamped) mtime (tarheader.py, as of
+HEADER_FORMAT); the data is the file's content. So an entry of the new layer equals an entry
+of the previous one when those fields are equal and so are the content digests: the new one
+from the COPY's key (what the stat cache vouched for, or what was hashed for the key), the old
+one from the `EntryIndex` recorded while the old layer was packed (each digest taken from the
+very read that packed those bytes). Such an entry costs no header encoding and no file: its
+header and data are read from the old stream. The tar writer asks `Splice` about every entry
+in layer order; old entries lie in the same order, so the old stream is read once, forward,
+never held in memory, and what is not spliced is skipped.
+
+The spliced data is handed to the tar writer in the pieces a file would give it, so the
+stream and its chunking (compress.py's content-defined cuts) are exactly a cold pack's and
+the blob is byte-identical. Reading the old blob through to its end lets the store check its
+digest: a damaged old blob fails the splice (`SpliceSourceError`), and the caller packs from
+the files instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from layerbuild.digest import Digest
+from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.tarheader import BLOCK, header_mtime
+
+_READ = 1 << 20
+_META = 5  # per entry in EntryIndex.meta: mode, uid, gid, size, header mtime
+_META_ROW = struct.Struct(f"={_META}q")
+_SHA256 = 32
+
+
+class SpliceSourceError(Exception):
+    """The previous layer's stream is shorter than its index says, or cannot be read: the
+    layer must be packed from its files (never shown to a user)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryIndex:
+    """Where the non-empty plain file entries (no xattrs) of a layer tar lie, in layer order:
+    the offset of each one's header in the uncompressed stream, the header's length (its data
+    follows), what the header encodes besides the path (`meta`: mode, uid, gid, size, mtime as
+    written) and the sha256 of its data (raw, _SHA256 bytes each). Arrays, not an object per
+    entry: a 100,000-file layer's index is a few MB and loads in milliseconds."""
+
+    paths: list[str]
+    offsets: array[int]  # 'Q'
+    header_sizes: array[int]  # 'L'
+    meta: array[int]  # 'q', _META per entry
+    sha256s: bytes
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.paths, list) and isinstance(self.sha256s, bytes)):
+            raise TypeError("an entry index holds a list of paths and the digests' bytes")
+        n = len(self.paths)
+        sizes = (len(self.offsets), len(self.header_sizes), len(self.meta), len(self.sha256s))
+        if sizes != (n, n, n * _META, n * _SHA256):
+            raise ValueError("entry index arrays of different lengths")
+
+
+class EntryLog:
+    """Builds the EntryIndex of a tar as the tar writer writes it (``entry`` per entry)."""
+
+    def __init__(self) -> None:
+        self.offset = 0  # of the next entry in the uncompressed stream
+        self._paths: list[str] = []
+        self._offsets = array("Q")
+        self._header_sizes = array("L")
+        self._meta = array("q")
+        self._sha256s = bytearray()
+
+    def entry(
+        self, change: Change, header: bytes, digest: Digest | None, epoch: int | None
+    ) -> None:
+        """`change` was written with `header` (SOURCE_DATE_EPOCH `epoch`); `digest`: its data's,
+        when it was hashed or vouched for by the read that packed it (an entry without one
+        is never spliced)."""
+        size = change.size if change.kind is ChangeKind.FILE else 0
+        if size > 0 and digest is not None and not change.xattrs and digest[:7] == "sha256:":
+            mtime = header_mtime(change.mtime, epoch)
+            try:
+                row = _META_ROW.pack(change.mode & 0o7777, change.uid, change.gid, size, mtime)
+            except struct.error:
+                row = b""  # a number past 64 bits: such an entry is never spliced
+            if row:
+                self._paths.append(change.path)
+                self._offsets.append(self.offset)
+                self._header_sizes.append(len(header))
+                self._meta.frombytes(row)
+                self._sha256s += bytes.fromhex(digest[7:])
+        self.offset += len(header) + size + (-size % BLOCK)
+
+    def index(self) -> EntryIndex:
+        return EntryIndex(
+            self._paths, self._offsets, self._header_sizes, self._meta, bytes(self._sha256s)
+        )
+
+
+class _OldStream:
+    """The previous layer's uncompressed tar, read forward only."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.position = 0
+        self._buffer = b""
+        self._at = 0  # in _buffer
+
+    def _fill(self) -> None:
+        try:
+            data = self._stream.read(_READ)
+        except Exception as e:  # any decoder's or the store's error: pack from the files
+            raise SpliceSourceError(f"cannot read the previous layer: {e}") from e
+        if not data:
+            raise SpliceSourceError("the previous layer ends before its index says")
+        self._buffer, self._at = data, 0
+
+    def skip_to(self, offset: int) -> None:
+        while self.position < offset:
+            if self._at == len(self._buffer):
+                self._fill()
+            step = min(offset - self.position, len(self._buffer) - self._at)
+            self._at += step
+            self.position += step
+
+    def read(self, size: int) -> bytes:
+        if self._at + size <= len(self._buffer):  # the common case: one slice
+            data = self._buffer[self._at : self._at + size]
+            self._at += size
+            self.position += size
+            return data
+        parts = []
+        while size > 0:
+            if self._at == len(self._buffer):
+                self._fill()
+            part = self._buffer[self._at : self._at + size]
+            self._at += len(part)
+            self.position += len(part)
+            size -= len(part)
+            parts.append(part)
+        return b"".join(parts)
+
+    def drain(self) -> None:
+        """Read to the end, so that the reader below checks what it read (the store's
+        digest check of the blob; gzip's and zstd's own checksums)."""
+        try:
+            while self._stream.read(_READ):
+                pass
+        except Exception as e:  # as in _fill
+            raise SpliceSourceError(f"cannot read the previous layer: {e}") from e
+
+
+class Reused:
+    """An entry from the previous layer: its header, and its data as ``FileSource.chunks``
+    would give it."""
+
+    __slots__ = ("_old", "_size", "digest", "header")
+
+    def __init__(self, old: _OldStream, size: int, digest: Digest, header: bytes) -> None:
+        self._old = old
+        self._size = size
+        self.digest = digest
+        self.header = header
+
+    def chunks(self, size: int, *, settled: bool = False) -> Generator[bytes, None, None]:
+        left = self._size
+        while left > 0:
+            data = self._old.read(min(size, left))
+            left -= len(data)
+            yield data
+
+
+class Splice:
+    """What the tar writer asks, per file entry, whether the previous layer holds it.
+
+    `known`: the content digest of each new file the step's key vouches for, by layer path.
+    Counts what it spliced and what had to be read from files (`spliced`, `written`,
+    `read_bytes`)."""
+
+    def __init__(self, index: EntryIndex, old: BinaryIO, known: Mapping[str, Digest]) -> None:
+        self._index = index
+        self._where = {path: i for i, path in enumerate(index.paths)}
+        self._old = _OldStream(old)
+        self._known = known
+        self.spliced = 0
+        self.written = 0
+        self.read_bytes = 0
+
+    def take(self, change: Change, epoch: int | None) -> Reused | None:
+        """The entry of `change` (SOURCE_DATE_EPOCH `epoch`) from the previous layer, or None:
+        it is no non-empty file, or not there as it is now (its file is then read)."""
+        if change.kind is not ChangeKind.FILE or change.size <= 0:
+            return None
+        reused = self._find(change, epoch)
+        if reused is None:
+            self.written += 1
+            self.read_bytes += change.size
+        else:
+            self.spliced += 1
+        return reused
+
+    def _find(self, change: Change, epoch: int | None) -> Reused | None:
+        i = self._where.get(change.path)
+        digest = self._known.get(change.path)
+        # only a file read in pieces is spliced: its data reaches the writer in the same pieces
+        if i is None or digest is None or change.xattrs or not hasattr(change.content, "chunks"):
+            return None
+        index, old, m = self._index, self._old, i * _META
+        meta = index.meta
+        if (
+            meta[m] != change.mode & 0o7777
+            or meta[m + 1] != change.uid
+            or meta[m + 2] != change.gid
+            or meta[m + 3] != change.size
+            or meta[m + 4] != header_mtime(change.mtime, epoch)
+            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != _raw_sha256(digest)
+        ):
+            return None
+        offset = index.offsets[i]
+        if offset < old.position:
+            return None  # behind what was read: the layers order it differently
+        old.skip_to(offset)
+        return Reused(old, change.size, digest, old.read(index.header_sizes[i]))
+
+    def finish(self) -> None:
+        """The tar is written: read the previous layer to its end (see _OldStream.drain)."""
+        self._old.drain()
+
+
+def _raw_sha256(digest: Digest) -> bytes:
+    """The digest's bytes; b"" (matching no entry) for another algorithm or a malformed one."""
+    try:
+        return bytes.fromhex(digest[7:]) if digest[:7] == "sha256:" else b""
+    except ValueError:
+        return b""
