@@ -1,0 +1,189 @@
+"""Dry-run and no-change bench: what "would this rebuild hit?" costs at 20,000 files.
+
+Issue 13 asks a dry run of an unchanged 20,000-file context to cost under 0.3 s. This bench
+times, for each scenario, `layerbuild build --dry-run` and the real no-change `layerbuild build`
+after one untimed build, and beside them, in the same run, buildah's no-change rebuild
+(`buildah bud --layers`, chroot isolation) as the reference: no builder has a dry run, and
+BuildKit (Debian's dockerd 20.10) fails most builds on this machine (see docs/cache.md).
+
+Two scenarios, so a figure is not tuned for one:
+- `flat`: bench/scale_bench.py's 20,000 small files plus four big ones (200 MB), its 7-step
+  Dockerfile (RUN, `COPY . /ctx/`, RUN du, RUN find, RUN, ENV);
+- `monorepo`: 20,000 files of 64 B to 16 KiB five levels deep under src/, docs/ and assets/,
+  a manifest and a lock file, and a 10-step Dockerfile that copies the manifest first, then
+  each tree on its own, with ARG, WORKDIR and ENV between.
+
+Each layerbuild command runs as a user runs it: a fresh `python -m layerbuild` process, its
+modules byte-compiled as `pip install .` leaves them, the context aged past the stat cache's
+racy margin. Medians of --runs.
+
+    python bench/dryrun_bench.py [--runs 5] [--work /tmp/dryrun-bench] [--tools layerbuild,buildah]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.pack_bench import generate_large, generate_small, text_pool  # noqa: E402
+from bench.rebuild_bench import busybox_base, sh  # noqa: E402
+
+FLAT_DOCKERFILE = """\
+FROM busybox
+RUN echo start > /started
+COPY . /ctx/
+RUN du -s /ctx > /du
+RUN find /ctx | wc -l > /count
+RUN echo done > /done
+ENV READY=1
+"""
+MONOREPO_DOCKERFILE = """\
+FROM busybox
+ARG APP=/srv/app
+WORKDIR $APP
+COPY manifest.json lock.json ./
+RUN wc -c manifest.json lock.json > /deps
+COPY src ./src
+RUN find src -type f | wc -l > /src-count
+COPY assets ./assets
+COPY docs ./docs
+ENV APP_HOME=$APP MODE=release
+"""
+FILES = 20_000
+RACY_S = 2.5  # the stat cache's racy margin is 2 s
+
+
+def flat(ctx: Path) -> None:
+    rng = random.Random(42)
+    pool = text_pool(rng, 8 << 20)
+    generate_small(ctx, rng, pool, FILES, (256, 2048))
+    generate_large(ctx, pool, 200 << 20)
+    (ctx / "Dockerfile").write_text(FLAT_DOCKERFILE)
+
+
+def monorepo(ctx: Path) -> None:
+    rng = random.Random(7)
+    pool = text_pool(rng, 8 << 20)
+    trees = (("src", 14_000), ("docs", 4_000), ("assets", FILES - 18_000))
+    for top, count in trees:
+        for i in range(count):
+            parts = [f"d{(i >> shift) % 6}" for shift in (0, 3, 6, 9)]
+            directory = ctx.joinpath(top, *parts)
+            directory.mkdir(parents=True, exist_ok=True)
+            size = int(rng.lognormvariate(7, 1.2)) % (16 << 10) + 64
+            start = rng.randrange(len(pool) - size)
+            (directory / f"f{i:05d}.dat").write_bytes(pool[start : start + size])
+    (ctx / "manifest.json").write_text('{"name": "app", "version": "1.0.0"}\n')
+    (ctx / "lock.json").write_text('{"lockfileVersion": 3}\n')
+    (ctx / "Dockerfile").write_text(MONOREPO_DOCKERFILE)
+
+
+SCENARIOS: dict[str, Callable[[Path], None]] = {"flat": flat, "monorepo": monorepo}
+
+
+def scenario(work: Path, name: str) -> Path:
+    ctx = work / f"ctx-{name}"
+    done = work / f"ctx-{name}.done"
+    if not done.exists():
+        shutil.rmtree(ctx, ignore_errors=True)
+        ctx.mkdir(parents=True)
+        print(f"generating {ctx} ...", flush=True)
+        SCENARIOS[name](ctx)
+        done.touch()
+    return ctx
+
+
+def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+    return seconds
+
+
+def layerbuild(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[float]]:
+    store = work / "lb-store"
+    shutil.rmtree(store, ignore_errors=True)
+    compileall.compile_dir(REPO / "layerbuild", quiet=1)  # as `pip install .` leaves it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    cmd = [sys.executable, "-m", "layerbuild", "--root", str(store)]
+    sh(*cmd, "load", base, "-t", "busybox:latest", env=env)
+    build = [*cmd, "build", "-q", "--network", "none", "-t", "bench:1", str(ctx)]
+    wall(build, env)
+    time.sleep(RACY_S)
+    wall(build, env)  # settles the stat cache past the margin, as a user's second build does
+    times: dict[str, list[float]] = {"dry-run": [], "no-change": []}
+    for _ in range(runs):
+        times["dry-run"].append(wall([*build[:6], "--dry-run", *build[6:]], env))
+        times["no-change"].append(wall(build, env))
+    return times
+
+
+def buildah(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[float]]:
+    sh("buildah", "rmi", "--all", "--force", check=False)
+    sh("skopeo", "copy", "-q", f"oci:{base}:latest", "containers-storage:localhost/busybox:latest")
+    build = ["buildah", "bud", "--isolation", "chroot", "--layers", "--pull-never", "-q"]
+    build += ["-t", "localhost/bench:1", str(ctx)]
+    wall(build)
+    return {"no-change": [wall(build) for _ in range(runs)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/dryrun-bench"))
+    parser.add_argument("--tools", default="layerbuild,buildah")
+    parser.add_argument("--scenarios", default="flat,monorepo")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    base = busybox_base(args.work)
+    tools = args.tools.split(",")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    rows = []
+    for name in args.scenarios.split(","):
+        ctx = scenario(args.work, name)
+        times: dict[str, dict[str, list[float]]] = {}
+        if "layerbuild" in tools:
+            times["layerbuild"] = layerbuild(args.work, ctx, base, args.runs)
+        if "buildah" in tools:
+            times["buildah"] = buildah(args.work, ctx, base, args.runs)
+        for tool, phases in times.items():
+            for phase, values in phases.items():
+                print(f"{name:<9} {tool:<10} {phase:<9} " + " ".join(f"{v:.3f}" for v in values))
+        med = {(t, p): statistics.median(v) for t, ph in times.items() for p, v in ph.items()}
+        rows.append((name, med))
+    print(f"load average at end: {os.getloadavg()[0]:.2f}\n")
+    print("| 20,000 files | layerbuild --dry-run | layerbuild no-change | buildah no-change "
+          "| dry-run / buildah | no-change / buildah |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, med in rows:
+        dry, same = med.get(("layerbuild", "dry-run")), med.get(("layerbuild", "no-change"))
+        ref = med.get(("buildah", "no-change"))
+        cells = [_s(dry), _s(same), _s(ref), _ratio(dry, ref), _ratio(same, ref)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+if __name__ == "__main__":
+    main()
