@@ -82,6 +82,8 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     _rule("ExposeInvalidFormat", "expose-invalid-format",
           "IP address and host-port mapping should not be used in EXPOSE instruction. This will "
           "become an error in a future release"),
+    _rule("InvalidBaseImagePlatform", "invalid-base-image-platform",
+          "Base image platform does not match expected target platform"),
 )}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from layerbuild.checks.basestages import ImagePlatform, base_platforms, duplicate_names
 from layerbuild.checks.comments import comments_above
 from layerbuild.checks.fromline import from_findings
 from layerbuild.checks.options import (
@@ -51,11 +52,13 @@ def run_checks(
     reachable: Iterable[int] | None = None,
     image_env: ImageEnv | None = None,
     ignore: IgnoreRules | None = None,
+    image_platform: ImagePlatform | None = None,
 ) -> tuple[CheckWarning, ...]:
     """The warnings for `dockerfile`; DockerfileError for malformed check options.
 
     `image_env` gives a base image's ENV (None: unknown); `ignore`: the context's
-    .dockerignore rules (None: no CopyIgnoredFile check)."""
+    .dockerignore rules (None: no CopyIgnoredFile check); `image_platform` a base image's
+    platform (None: unknown; no InvalidBaseImagePlatform check)."""
     options = check_options(dockerfile, build_args)
     if options.skip_all:
         return ()
@@ -69,7 +72,10 @@ def run_checks(
         frozenset(reachable))
     findings = [
         *syntax_findings(raws),
+        *duplicate_names(dockerfile),
         *from_findings(dockerfile, build_args, platform, build_platform),
+        *base_platforms(dockerfile, stages, global_args, platform,
+                        image_platform or (lambda _image: None)),
         *stage_findings(dockerfile, stages, build_args, global_args,
                         image_env or (lambda _image: None), ignore),
     ]

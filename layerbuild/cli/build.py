@@ -185,7 +185,7 @@ def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
     from layerbuild.engine.inputs import context_ignore, read_dockerfile
 
     build_options = buildoptions.build_options(kw)
-    dockerfile = read_dockerfile(build_options)
+    dockerfile = read_dockerfile(build_options, unique_stage_names=False)  # DuplicateStageName
     # base images' ENV from the store, when there is one: --check creates no store
     store = ctx.store() if Path(ctx.store_root()).is_dir() else None
     warnings = build_checks(dockerfile, build_options, None, store, context_ignore(build_options))

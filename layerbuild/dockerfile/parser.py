@@ -42,8 +42,12 @@ class Dockerfile:
         return next((s for s in self.stages if s.name == wanted), None)
 
 
-def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
-    """Lex, type and group into stages; DockerfileError (with file and line) on any mistake."""
+def parse_dockerfile(source: DockerfileSource, *, unique_stage_names: bool = True) -> Dockerfile:
+    """Lex, type and group into stages; DockerfileError (with file and line) on any mistake.
+
+    Two stages of one name are a mistake for a build (which one would `--from` mean?); the
+    build checks (`build --check`) parse with `unique_stage_names=False` and report them as
+    BuildKit's DuplicateStageName instead."""
     lexed = lex(source)
     if not lexed.instructions:
         raise source.error("the Dockerfile has no instructions", None,
@@ -55,12 +59,12 @@ def parse_dockerfile(source: DockerfileSource) -> Dockerfile:
         instr = build_instruction(raw, source, lexed.escape)
         if isinstance(instr, From):
             if instr.stage_name is not None:
-                if instr.stage_name in names:
+                if unique_stage_names and instr.stage_name in names:
                     raise source.error(
                         f"duplicate stage name {instr.stage_name!r}", instr.span,
                         hint=f"line {names[instr.stage_name].start_line} already uses it; "
                         "give each stage a unique name")
-                names[instr.stage_name] = instr.span
+                names.setdefault(instr.stage_name, instr.span)
             stages.append((instr, []))
         elif stages:
             stages[-1][1].append(instr)

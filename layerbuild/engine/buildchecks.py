@@ -18,6 +18,7 @@ from layerbuild.engine.events import BuildEvent, CheckWarned
 from layerbuild.engine.options import BuildOptions
 from layerbuild.engine.platforms import host_platform
 from layerbuild.errors import CheckViolation, LayerbuildError
+from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Platform
 from layerbuild.plan.graph import BuildGraph
 from layerbuild.registry.reference import normalize_tag
@@ -51,6 +52,7 @@ def build_checks(
         dockerfile, options.build_args, platform=options.platform,
         build_platform=host_platform(), reachable=reachable,
         image_env=_store_env(store, options.platform), ignore=ignore,
+        image_platform=_store_platform(store, options.platform),
     )
 
 
@@ -75,13 +77,31 @@ def _store_env(
     store: Store | None, platform: Platform
 ) -> Callable[[str], Mapping[str, str] | None]:
     def image_env(ref: str) -> Mapping[str, str] | None:
-        if store is None:
-            return None
-        try:
-            desc = images.resolve(store, ref if "@" in ref else normalize_tag(ref))
-            config = images.read_image(store, desc, platform)[2]
-        except (LayerbuildError, OSError, ValueError):
-            return None  # not in the store (or not readable): not checked
-        return config.config.env_dict()
+        config = _stored_config(store, ref, platform)
+        return config.config.env_dict() if config is not None else None
 
     return image_env
+
+
+def _store_platform(store: Store | None, platform: Platform) -> Callable[[str], Platform | None]:
+    """The platform of a base image in the store, as the build would pick it (an index's entry
+    for `platform`, else the one image there is); None when it names none."""
+
+    def image_platform(ref: str) -> Platform | None:
+        config = _stored_config(store, ref, platform)
+        if config is None or not (config.os and config.architecture):
+            return None
+        return Platform(os=config.os, architecture=config.architecture,
+                        variant=config.variant or None)
+
+    return image_platform
+
+
+def _stored_config(store: Store | None, ref: str, platform: Platform) -> ImageConfig | None:
+    if store is None:
+        return None
+    try:
+        desc = images.resolve(store, ref if "@" in ref else normalize_tag(ref))
+        return images.read_image(store, desc, platform)[2]
+    except (LayerbuildError, OSError, ValueError):
+        return None  # not in the store (or not readable): not checked

@@ -12,7 +12,7 @@ from layerbuild.engine.options import BuildOptions
 from layerbuild.errors import ContextError
 
 
-def read_dockerfile(opts: BuildOptions) -> Dockerfile:
+def read_dockerfile(opts: BuildOptions, *, unique_stage_names: bool = True) -> Dockerfile:
     """The parsed Dockerfile: `-f PATH`, the text given inline, or CONTEXT/Dockerfile.
 
     As BuildKit reads it (frontend/dockerui/config.go: a snapshot of the Dockerfile's
@@ -20,7 +20,8 @@ def read_dockerfile(opts: BuildOptions) -> Dockerfile:
     followed inside its own directory only: a link that leaves it names nothing."""
     path = opts.dockerfile or opts.context / "Dockerfile"
     if opts.dockerfile_text is not None:
-        return parse_dockerfile(DockerfileSource("Dockerfile", opts.dockerfile_text))
+        return parse_dockerfile(DockerfileSource("Dockerfile", opts.dockerfile_text),
+                                unique_stage_names=unique_stage_names)
     try:
         data = read_in_root(path.parent, path.name)
         if data is None:
@@ -32,7 +33,8 @@ def read_dockerfile(opts: BuildOptions) -> Dockerfile:
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ContextError(f"cannot read the Dockerfile {path}: {e}") from None
-    return parse_dockerfile(DockerfileSource(str(path), text))
+    return parse_dockerfile(DockerfileSource(str(path), text),
+                            unique_stage_names=unique_stage_names)
 
 
 def context_ignore(opts: BuildOptions) -> IgnoreRules | None:

@@ -148,3 +148,38 @@ def test_copy_of_an_ignored_file_is_warned_before_it_fails(lb: Layerbuild,
     built = lb("build", "--progress", "plain", ctx)
     assert built.returncode == 3  # the COPY itself fails: its source is not in the context
     assert warning in built.stderr
+
+
+def test_duplicate_stage_name_is_warned_by_check_and_fails_a_build(lb: Layerbuild,
+                                                                   tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "FROM scratch AS base\nCOPY a.txt /\nFROM scratch AS base\n")
+    checked = lb("build", "--check", ctx)
+    assert checked.returncode == 1, checked.stderr
+    assert ('WARN: DuplicateStageName: Duplicate stage name "base", stage names should be '
+            "unique (line 3)") in checked.stdout
+    built = lb("build", ctx)
+    assert built.returncode == 2
+    assert "duplicate stage name 'base'" in built.stderr
+    unique = lb("build", "--check", _context(tmp_path / "u", CLEAN))
+    assert unique.returncode == 0, unique.stdout
+
+
+def test_base_image_of_another_platform_is_warned(lb: Layerbuild, tmp_path: Path) -> None:
+    """InvalidBaseImagePlatform: the base's platform read from the store, compared with the
+    platform its stage builds for (the target, or FROM --platform)."""
+    arm = lb("build", "--platform", "linux/arm64", "-t", "armonly:1",
+             _context(tmp_path / "arm", "FROM scratch\nCOPY a.txt /\n"))
+    assert arm.returncode == 0, arm.stderr
+    warning = ('WARN: InvalidBaseImagePlatform: Base image armonly:1 was pulled with platform '
+               '"linux/arm64", expected "linux/amd64" for current build (line 1)')
+    ctx = _context(tmp_path, "FROM armonly:1\nCOPY a.txt /b.txt\n")
+    checked = lb("build", "--check", ctx)
+    assert checked.returncode == 1
+    assert warning in checked.stdout
+    built = lb("build", "--progress", "plain", ctx)
+    assert built.returncode != 0  # a base of another platform is an error for the build
+    assert warning in built.stderr
+    for same in (("--platform", "linux/arm64"), ()):
+        text = "FROM armonly:1\n" if same else "FROM --platform=linux/arm64 armonly:1 AS x_arm64\n"
+        fine = lb("build", "--check", *same, _context(tmp_path / f"ok{len(same)}", text))
+        assert fine.returncode == 0, fine.stdout

@@ -132,6 +132,37 @@ FROM scratch AS a
 FROM scratch AS b1
 FROM scratch AS b2
 """, {}, []),
+    ("DuplicateStageName", """
+FROM scratch AS b
+FROM scratch AS b
+""", {}, [("DuplicateStageName", 3, 'Duplicate stage name "b", stage names should be unique')]),
+    ("DuplicateStageName-case", """
+FROM scratch AS base
+FROM scratch AS other
+FROM scratch AS Base
+""", {}, [("DuplicateStageName", 4, 'Duplicate stage name "base", stage names should be unique'),
+          ("StageNameCasing", 4, "Stage name 'Base' should be lowercase")]),
+    ("InvalidBaseImagePlatform", """
+FROM armonly:1 AS a
+FROM alpine
+COPY --from=a /x /x
+""", {}, [("InvalidBaseImagePlatform", 2, 'Base image armonly:1 was pulled with platform '
+           '"linux/arm64", expected "linux/amd64" for current build')]),
+    ("InvalidBaseImagePlatform-flag", """
+ARG BUILDPLATFORM
+FROM --platform=linux/arm64 armonly:1 AS build_arm64
+FROM --platform=$BUILDPLATFORM alpine AS tools
+FROM --platform=$BUILDPLATFORM armonly:1 AS wrong
+FROM alpine
+COPY --from=build_arm64 /x /x
+COPY --from=tools /y /y
+COPY --from=wrong /z /z
+""", {}, [("InvalidBaseImagePlatform", 5, 'Base image armonly:1 was pulled with platform '
+           '"linux/arm64", expected "linux/amd64" for current build')]),
+    ("InvalidBaseImagePlatform-unreached", """
+FROM armonly:1 AS unused
+FROM alpine
+""", {}, []),
     ("JSONArgsRecommended-CMD", """
 FROM scratch
 CMD mycommand
@@ -502,20 +533,28 @@ CHECK_OPTIONS: list[tuple[str, str | None, Expected]] = [
     ("skip=all", "skip=ConsistentInstructionCasing;error=true", [FROM_AS]),
     ("error=true", "skip=all", []),
 ]
-PLATFORM = Platform("linux", "amd64")
+PLATFORM = Platform(os="linux", architecture="amd64")
 
 
 def _image_env(image: str) -> Mapping[str, str] | None:
     return IMAGES.get(image.partition(":")[0])
 
 
+def _image_platform(image: str) -> Platform | None:
+    name = image.partition(":")[0]
+    if name == "armonly":
+        return Platform(os="linux", architecture="arm64", variant="v8")
+    return Platform(os="linux", architecture="amd64") if name in IMAGES else None
+
+
 def _check(text: str, build_args: Mapping[str, str]) -> Expected:
-    dockerfile = parse_dockerfile(DockerfileSource("Dockerfile", text))
+    dockerfile = parse_dockerfile(DockerfileSource("Dockerfile", text), unique_stage_names=False)
     # the stages a build of the last one reaches, as BuildKit's tests build it
     graph = plan(dockerfile, target=None, build_args=build_args, named_contexts=(),
                  platform=PLATFORM, build_platform=PLATFORM)
     warnings = run_checks(dockerfile, build_args, platform=PLATFORM, build_platform=PLATFORM,
-                          reachable={s.index for s in graph.stages}, image_env=_image_env)
+                          reachable={s.index for s in graph.stages}, image_env=_image_env,
+                          image_platform=_image_platform)
     return [(w.rule, w.line, w.message) for w in warnings]
 
 
