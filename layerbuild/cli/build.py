@@ -63,6 +63,13 @@ if TYPE_CHECKING:
     "| type=tar,dest=F | type=registry | type=image; image types also take compression=, "
     "compression-level=, force-compression=, oci-mediatypes=, annotation[-TYPE].K=V",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run up to N independent stages at once (default: the number of cores; 1: one "
+    "after another, in the Dockerfile's order).",
+)
 @click.option("--push", is_flag=True, help="Push the tags to their registries after the build.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse cached steps (still record them).")
 @click.option("--no-cache-filter", multiple=True, help="Do not reuse cached steps of STAGE.")

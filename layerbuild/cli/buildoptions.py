@@ -108,6 +108,7 @@ def build_options(kw: dict[str, Any]) -> BuildOptions:
         blockcache_stats=_path_from_env("LAYERBUILD_BLOCKCACHE_STATS"),
         splice_stats=_path_from_env("LAYERBUILD_SPLICE_STATS"),
         expect_cached=options.expect_cached(kw["expect_cached"], kw["no_cache"]),
+        jobs=kw.get("jobs") or len(os.sched_getaffinity(0)),
     )
 
 

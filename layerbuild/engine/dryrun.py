@@ -185,7 +185,7 @@ class DryRun(Executor):
             unknown = self.gap.unknown and not disabled
             return state, StepOutcome(None, False, reason=reason, unknown=unknown)
         op = self.ops[type(instr)]
-        step = Step(state, instr, source, index, step_id, self.run_follows, self.next_instr)
+        step = Step(state, instr, source, index, step_id, self.at.run_follows, self.at.next_instr)
         try:
             self._check_inputs(instr, source)
             prepared = op.prepare(step)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from layerbuild.digest import Digest
@@ -66,6 +68,18 @@ class BuildDone:
     saved: float = 0.0  # seconds cached steps took when they last ran
 
 
+def serialized(emit: Callable[[BuildEvent], None]) -> Callable[[BuildEvent], None]:
+    """`emit`, called by one thread at a time: a build's stages run on threads of their own
+    (engine/scheduler.py) and a progress view draws one event after the other."""
+    lock = threading.Lock()
+
+    def one_at_a_time(event: BuildEvent) -> None:
+        with lock:
+            emit(event)
+
+    return one_at_a_time
+
+
 # CacheTransfer is made where the transfers are (registry/remotecache) and is one of the events
 __all__ = [
     "BuildDone",
@@ -73,6 +87,7 @@ __all__ = [
     "CacheTransfer",
     "CheckWarned",
     "Log",
+    "serialized",
     "StepDone",
     "StepFailed",
     "StepStarted",

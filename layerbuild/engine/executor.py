@@ -9,6 +9,8 @@ it wrote are complete (the store commits them atomically) and unreferenced until
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -22,6 +24,7 @@ from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.parser import parse_trigger
 from layerbuild.dockerfile.scope import VarScope, global_arg_values, unused_build_args
+from layerbuild.engine import events
 from layerbuild.engine import meta as m
 from layerbuild.engine.buildchecks import check_build
 from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepStarted
@@ -82,14 +85,14 @@ class Executor:
         self.prefetch = prefetch
         # absolute: the sandbox resolves bind sources from another working directory
         self.options = replace(options, context=options.context.absolute())
-        self.emit = emit
+        self.emit = events.serialized(emit)  # stages run on threads (engine/scheduler.py)
         self.started = time.monotonic()
         epoch = options.source_date_epoch
         self.now = epoch if epoch is not None else int(time.time())
         self.created = datetime.fromtimestamp(self.now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.step_ids = 0
+        self.step_ids = itertools.count(1)
         self.results: dict[int, StageState] = {}
-        self.saved = 0.0  # seconds the cache saved, by the previous build's step times
+        self.saved: list[float] = []  # seconds the cache saved, by the previous build's times
         self.statcache = StatCache(store.stat_db, stats_file=options.statcache_stats)
         self.snaps = LayerSnapshots(store.root)
         self.blocks = (
@@ -107,8 +110,7 @@ class Executor:
             splice=options.splice, splice_stats=options.splice_stats,
         )
         self.speedups: Speedups  # set with the step cache, once the Dockerfile is read
-        self.run_follows = False  # whether a RUN comes after the current step in its stage
-        self.next_instr: ins.Instruction | None = None  # the step after the current one
+        self.at = threading.local()  # a stage's thread: run_follows, next_instr of its step
 
     # -- the whole build ---------------------------------------------------------------------
 
@@ -201,8 +203,7 @@ class Executor:
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
         import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
-        for planned in graph.stages:
-            self.results[planned.index] = self._run_stage(planned, graph)
+        self._run_stages(graph)
         final = self.results[graph.target]
         # the image is as old as its newest step: a fully cached rebuild is the same image
         history = final.meta.config.history
@@ -223,8 +224,16 @@ class Executor:
                 Log(None, f"warning: build args not consumed by any ARG: {', '.join(unused)}")
             )
         seconds = time.monotonic() - self.started
-        self.emit(BuildDone(desc.digest, tags, seconds, saved=self.saved))
+        self.emit(BuildDone(desc.digest, tags, seconds, saved=sum(self.saved)))
         return BuildResult(desc, config, tags, seconds)
+
+    def _run_stages(self, graph: BuildGraph) -> None:
+        run = functools.partial(self._run_stage, graph=graph)
+        if self.options.jobs > 1 and len(graph.stages) > 1:
+            from layerbuild.engine.scheduler import build_stages
+            return build_stages(graph.stages, run, self.results, self.runs, self.cache)
+        for planned in graph.stages:  # one after another, on this thread
+            self.results[planned.index] = run(planned)
 
     # -- one stage -----------------------------------------------------------------------------
 
@@ -242,8 +251,8 @@ class Executor:
         total += len(state.triggers)
         for index, (position, instr) in enumerate(steps, start=2):
             step_id = self._start(state.name, index, total, instr)
-            self.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
-            self.next_instr = steps[index - 1][1] if index - 1 < len(steps) else None
+            self.at.run_follows = any(isinstance(i, ins.Run) for _, i in steps[index - 1 :])
+            self.at.next_instr = steps[index - 1][1] if index - 1 < len(steps) else None
             t0 = time.monotonic()
             with self._failing(step_id, t0, state.name, instr):
                 source = copy_from.get(position) if position is not None else None
@@ -252,7 +261,7 @@ class Executor:
             if out.key is not None:  # None: a dry run's step that cannot be keyed
                 self.cache.note_step(state.name, index, out.key, seconds, out.hit)
             if out.hit:
-                self.saved += self.cache.previous_seconds(state.name, index)
+                self.saved.append(self.cache.previous_seconds(state.name, index))
             key = out.key.digest if out.key is not None else None
             done = StepDone(step_id, seconds, out.layer, out.hit, out.note, key, out.reason)
             self.emit(replace(done, unknown=out.unknown, details=out.details))
@@ -274,10 +283,11 @@ class Executor:
         return reported(self.emit, step_id, t0, name, str(self.store.root))
 
     def _start(self, stage: str, index: int, total: int, instr: ins.Instruction) -> int:
-        self.step_ids += 1
-        text = " ".join(instr.original.split())
-        self.emit(StepStarted(self.step_ids, stage, index, total, instr.span.start_line, text))
-        return self.step_ids
+        if self.runs.cancel is not None and self.runs.cancel.cancelled:
+            raise BuildError("cancelled: another stage of the build failed")
+        step_id, text = next(self.step_ids), " ".join(instr.original.split())
+        self.emit(StepStarted(step_id, stage, index, total, instr.span.start_line, text))
+        return step_id
 
     def _from(self, planned: PlannedStage, total: int) -> StageState:
         stage = planned.stage
@@ -358,7 +368,7 @@ class Executor:
         """key -> hit? reuse : execute, by the op of the instruction's kind (engine/ops/):
         the stage's state after the step, and what to report of it."""
         op = self.ops[type(instr)]
-        step = Step(state, instr, source, index, step_id, self.run_follows, self.next_instr)
+        step = Step(state, instr, source, index, step_id, self.at.run_follows, self.at.next_instr)
         prepared = op.prepare(step)
         key, record = prepared.found or self._lookup(state, op.cache_inputs(state, prepared))
         reason = ""

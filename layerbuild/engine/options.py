@@ -63,6 +63,8 @@ class BuildOptions:
     # --expect-cached: stop at the first step of these stages that would run ("*": any stage)
     expect_cached: frozenset[str] = frozenset()
     splice_stats: Path | None = None  # and the splice's (store/splicesource.py)
+    # independent stages built at once (engine/scheduler.py); the CLI's default: the cores
+    jobs: int = 1
 
 
 @dataclass(frozen=True)

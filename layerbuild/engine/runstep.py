@@ -29,6 +29,7 @@ from layerbuild.store.layers import MAX_LOWERS, LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
+    from layerbuild.sandbox.cancel import Cancel
     from layerbuild.sandbox.mounts import Mount
 
 # BuildKit gives a RUN this PATH when the image sets none
@@ -180,6 +181,7 @@ def execute_run(
     shm_size: int | None = None,
     ulimits: tuple[Ulimit, ...] = (),
     snapshotter: str | None = None,
+    cancel: Cancel | None = None,
 ) -> RunResult:
     """Run `instr` over `layers`; the caller packs `changes` and commits or discards `step`.
 
@@ -187,7 +189,8 @@ def execute_run(
     they need are taken out of the upper dir by the sandbox, so they never reach the layer.
     `secret_env`: variables of ``type=secret,env=`` mounts, over those of `env`.
     `top`: the tree of one more layer above `layers`, not yet packed (speedups/runahead.py).
-    `snapshotter`: how the sandbox makes the rootfs (sandbox/runner.py; None: auto)."""
+    `snapshotter`: how the sandbox makes the rootfs (sandbox/runner.py; None: auto).
+    `cancel`: kills the step when the build stops (sandbox/cancel.py; None: never)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
     if secret_env:
         env = with_secrets(env, secret_env)
@@ -218,7 +221,7 @@ def execute_run(
             shm_size=shm_size,
             ulimits=ulimits,
         )
-        code = run(spec, on_output=output, snapshotter=snapshotter)
+        code = run(spec, on_output=output, snapshotter=snapshotter, cancel=cancel)
         output.flush()
         if code != 0:
             raise _failed(

@@ -31,6 +31,7 @@ from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
     from layerbuild.engine import runmounts_prepare
+    from layerbuild.sandbox.cancel import Cancel
 
 # the stage with the step's Changes as its next layer (LayerWriter.add_layer)
 AddLayer = Callable[
@@ -52,7 +53,8 @@ class RunSteps:
     add_layer: AddLayer
     cache: StepCache
     speedups: Speedups  # what may have run the step already (run-ahead)
-    note: str = ""  # for the progress line of the last RUN: whether it ran ahead
+    # kills the build's running steps when one of its stages failed (engine/scheduler.py)
+    cancel: Cancel | None = None
 
     def network(self, instr: ins.Run) -> str:
         return instr.network if instr.network not in (None, "default") else self.options.network
@@ -77,11 +79,12 @@ class RunSteps:
         mounts: tuple[runmounts.RunMount, ...],
         step_id: int,
         key: Digest,
-    ) -> tuple[StageState, Layer | None, list[Change]]:
+    ) -> tuple[StageState, Layer | None, list[Change], str]:
         """Run the step (`mounts`: its --mount flags, expanded) or take what run-ahead ran for
-        `key`, its key, and add its layer: the stage's next state, that layer, its Changes."""
+        `key`, its key, and add its layer: the stage's next state, that layer, its Changes,
+        and the note of its progress line (whether it ran ahead)."""
         result = self.speedups.take_ahead(self, state, key, step_id)
-        self.note = "ran while the layer below was packed" if result is not None else ""
+        note = "ran while the layer below was packed" if result is not None else ""
         if result is None:
             from layerbuild.engine import runmounts_prepare
 
@@ -99,7 +102,7 @@ class RunSteps:
                 self.snaps.commit_upper(self.store, layer, result.step.upper)
         finally:
             self.snaps.discard(result.step)
-        return after, layer, result.changes
+        return after, layer, result.changes, note
 
     def executor(
         self, state: StageState, instr: ins.Run, mounts: tuple[runmounts.RunMount, ...]
@@ -126,6 +129,7 @@ class RunSteps:
             shm_size=self.options.shm_size,
             ulimits=self.options.ulimits,
             snapshotter=self.options.snapshotter,
+            cancel=self.cancel,
         )
 
     def _execute(self, layers: list[Layer], instr: ins.Run, **more: Any) -> runstep.RunResult:

@@ -13,6 +13,7 @@ An image that is not in the store is pulled from its registry (Docker Hub naming
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,12 +56,18 @@ class SourceResolver:
         self.context = context
         self.named = {k.lower(): v for k, v in named.items()}
         self.platform = platform
+        # stages run at once (engine/scheduler.py): two FROM the same missing image pull it once
+        self._resolving = threading.Lock()
 
     def image(
         self, ref: str, *, named_context: bool = False, platform: Platform | None = None
     ) -> Descriptor:
         """The manifest (or index) descriptor for a FROM / COPY --from image reference; a
         pull fetches `platform` (FROM --platform), else the build's."""
+        with self._resolving:
+            return self._image(ref, named_context, platform)
+
+    def _image(self, ref: str, named_context: bool, platform: Platform | None) -> Descriptor:
         if named_context:
             return self._named_image(ref)
         try:

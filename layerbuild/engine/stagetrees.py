@@ -6,6 +6,9 @@ lookup); most metadata steps never look, and a fully cached build never loads on
 the Changes of each layer the stage adds after it are kept pending and applied only when the
 tree is next read, so a COPY of 20k files followed only by RUNs never pays for applying them.
 
+Stages run on threads of their own (engine/scheduler.py): one stage's thread advances its tree
+while others may read the trees of finished stages (COPY --from), so each call holds a lock.
+
 Each tree is checked against the state that asks for it: it holds `layers`, and with its pending
 Changes it makes the state's layers exactly; otherwise (a layer whose Changes are not known: a
 RUN or a COPY that hit) it is loaded again from the layers.
@@ -13,6 +16,7 @@ RUN or a COPY that hit) it is loaded again from the layers.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from layerbuild.engine.state import StageState
@@ -40,9 +44,14 @@ class StageTrees:
         self.store = store
         self.keep_entries = keep_entries  # False: a dry run (store/layerentries.py)
         self._loaded: dict[str, _Loaded] = {}
+        self._lock = threading.RLock()
 
     def tree(self, state: StageState) -> FileTree:
         """The tree of `state`'s layers, its pending Changes applied."""
+        with self._lock:
+            return self._tree(state)
+
+    def _tree(self, state: StageState) -> FileTree:
         loaded = self._loaded.get(state.name)
         if loaded is None or not loaded.makes(state.layers):
             from layerbuild.engine.imageread import load_tree  # not for a fully cached build
@@ -58,6 +67,10 @@ class StageTrees:
     def loaded(self, state: StageState) -> tuple[FileTree, list[list[Change]]] | None:
         """The tree as last brought up to date, and the Changes pending on it, when one is
         loaded for `state` (for a lookup that may do without applying them); else None."""
+        with self._lock:
+            return self._loaded_for(state)
+
+    def _loaded_for(self, state: StageState) -> tuple[FileTree, list[list[Change]]] | None:
         loaded = self._loaded.get(state.name)
         if loaded is None or not loaded.makes(state.layers):
             return None
@@ -66,6 +79,12 @@ class StageTrees:
     def advance(self, before: StageState, after: StageState, changes: list[Change] | None) -> None:
         """A step took the stage from `before` to `after`; `changes`: those of the layer it
         added, when known (None: the tree is loaded again when next needed)."""
+        with self._lock:
+            self._advance(before, after, changes)
+
+    def _advance(
+        self, before: StageState, after: StageState, changes: list[Change] | None
+    ) -> None:
         if after.layers == before.layers:
             return
         loaded = self._loaded.get(before.name)

@@ -109,6 +109,7 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
     try:
         for fd in fds.parent_ends:
             os.close(fd)  # else the step would never see EOF on its stdin
+        _close_others(fds)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != builder:
             os._exit(code)  # the builder died before PDEATHSIG was armed
@@ -127,6 +128,18 @@ def outer_main(plan: ChildPlan, fds: ChildFds, builder: int) -> NoReturn:
         _report_failure(fds.report_w, e)
     finally:
         os._exit(code)
+
+
+def _close_others(fds: ChildFds) -> None:
+    """Close what other threads of the builder had open when it forked (the pipes of a step of
+    another stage, engine/scheduler.py): held here, they would keep that step from seeing the
+    end of its output, or its stdin from ending."""
+    own = (fds.out_w, fds.report_w, fds.lifeline_r, fds.lifeline_w, fds.stdin_r)
+    low = 3
+    for fd in sorted(fd for fd in (*own, fds.netns_w, fds.net_go_r) if fd is not None):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _network_wired(fds: ChildFds) -> bool:

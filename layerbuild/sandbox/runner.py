@@ -32,6 +32,7 @@ from typing import Any
 from layerbuild import privilege
 from layerbuild.errors import RootfsError, SandboxError
 from layerbuild.sandbox import copyroot, linux, netfiles
+from layerbuild.sandbox.cancel import Cancel
 from layerbuild.sandbox.child import ChildPlan
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.mounts import (
@@ -113,6 +114,7 @@ def run(
     rootless: bool | None = None,
     snapshotter: str | None = None,
     on_warning: Callable[[str], None] = _warn_once,
+    cancel: Cancel | None = None,
 ) -> int:
     """Run `spec`; its exit status. SandboxError when the sandbox itself cannot be set up.
 
@@ -123,7 +125,7 @@ def run(
     step and is re-raised. `snapshotter` (None: "auto"; the CLI passes
     $LAYERBUILD_SNAPSHOTTER) picks how the rootfs is made; auto falls back from overlay to
     fuse-overlayfs to copy when the rootfs cannot be mounted (before anything ran), calling
-    `on_warning` when it does.
+    `on_warning` when it does. `cancel` kills the step when its build stops (cancel.py).
     """
     _check_spec(spec)
     if os.geteuid() != 0:
@@ -136,7 +138,7 @@ def run(
     order = snapshotter_order(snapshotter)
     for i, mode in enumerate(order):
         try:
-            status = _run_with(spec, mode, rootless, on_output)
+            status = _run_with(spec, mode, rootless, on_output, cancel)
         except RootfsError as e:
             if i + 1 == len(order):
                 raise SandboxError(e.message, hint=e.hint) from None
@@ -168,7 +170,13 @@ def _check_spec(spec: RunSpec) -> None:
             )
 
 
-def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[bytes], None]) -> int:
+def _run_with(
+    spec: RunSpec,
+    mode: str,
+    rootless: bool,
+    on_output: Callable[[bytes], None],
+    cancel: Cancel | None,
+) -> int:
     rundir = Path(tempfile.mkdtemp(prefix=".run-", dir=spec.upperdir.parent))
     try:
         copy = rundir / "copy"
@@ -180,7 +188,7 @@ def _run_with(spec: RunSpec, mode: str, rootless: bool, on_output: Callable[[byt
             if spec.network == "default"
             else None
         )
-        status, reports = execute(plan, spec.stdin, on_output, net_plan)
+        status, reports = execute(plan, spec.stdin, on_output, net_plan, cancel)
         errors = [r for r in reports if "error" in r]
         if errors and errors[0].get("rootfs"):
             hint = errors[0].get("hint")

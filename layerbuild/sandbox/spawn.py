@@ -17,8 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from layerbuild.errors import SandboxError
 from layerbuild.sandbox import usernet
+from layerbuild.sandbox.cancel import Cancel
 from layerbuild.sandbox.child import ChildFds, ChildPlan, outer_main
+
+# stages run on threads (engine/scheduler.py): a step forked while another opens its pipes would
+# inherit the other's child ends, and the other would never see the end of its output
+_FORKING = threading.Lock()
 
 
 @dataclass
@@ -96,17 +102,21 @@ def execute(
     stdin: bytes | None,
     on_output: Callable[[bytes], None],
     usernet_plan: UserNetPlan | None = None,
+    cancel: Cancel | None = None,
 ) -> tuple[int, list[dict[str, object]]]:
     """Fork the children, wire up the default network, feed stdin, stream output; (exit
-    status, the children's reports)."""
-    pipes = _Pipes.open(stdin is not None, usernet_plan is not None)
-    builder = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        outer_main(plan, pipes.child_fds(), builder)
+    status, the children's reports). `cancel`: kills the step when the build stops."""
+    with _FORKING:
+        pipes = _Pipes.open(stdin is not None, usernet_plan is not None)
+        builder = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            outer_main(plan, pipes.child_fds(), builder)
+        pipes.close_child_ends()
     net: usernet.UserNet | None = None
     try:
-        pipes.close_child_ends()
+        if cancel is not None and not cancel.enter(pid):
+            raise SandboxError("cancelled: another stage of the build failed")
         if usernet_plan is not None:
             net = _wire_network(pipes, pid, usernet_plan)
         if stdin is not None and pipes.stdin_w is not None:
@@ -114,12 +124,18 @@ def execute(
             pipes.stdin_w = None
         while chunk := os.read(pipes.out_r, 65536):
             on_output(chunk)
+        if cancel is not None:
+            cancel.leave(pid)
         _, status = os.waitpid(pid, 0)
         pid = 0
+        if cancel is not None and cancel.cancelled:
+            raise SandboxError("cancelled: another stage of the build failed")
         code = os.waitstatus_to_exitcode(status)
         return (code if code >= 0 else 128 - code), _read_reports(pipes.report_r)
     finally:
         if pid:
+            if cancel is not None:
+                cancel.leave(pid)
             # cancelled (Ctrl-C, an error in on_output): killing the outer process kills PID 1
             # through PDEATHSIG, and the PID namespace with it
             os.kill(pid, signal.SIGKILL)

@@ -1,8 +1,13 @@
-"""The live step table of `--progress tty`, drawn with rich (imported only for a terminal)."""
+"""The live step table of `--progress tty`, drawn with rich (imported only for a terminal).
+
+Independent stages run at once (engine/scheduler.py), so several steps may be running: each
+running step shows its last lines of output under it, as BuildKit's view does, and loses them
+when it is done (a failed step keeps them, beside its error)."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rich.console import Console
 from rich.live import Live
@@ -13,11 +18,14 @@ from layerbuild.engine.events import (
     BuildDone,
     BuildEvent,
     CheckWarned,
+    Log,
     StepDone,
     StepFailed,
     StepStarted,
 )
 from layerbuild.ui.progress import _plain_line, _Row, check_line
+
+TAIL_LINES = 6  # of a running step's output (BuildKit's tty view shows as many)
 
 
 class TtyProgress:
@@ -27,6 +35,7 @@ class TtyProgress:
         self.console = console or Console(stderr=True)
         self.rows: dict[int, _Row] = {}
         self.done: BuildDone | None = None
+        self.tails: dict[int, deque[str]] = {}  # step id -> its last lines, while it runs
         self.live = Live(
             self._render(), console=self.console, refresh_per_second=8, transient=False
         )
@@ -40,6 +49,10 @@ class TtyProgress:
             row = self.rows[event.step_id]
             row.status = "CACHED" if event.cached else "DONE"
             row.seconds, row.note = event.seconds, event.note
+            self.tails.pop(event.step_id, None)
+        elif isinstance(event, Log) and event.step_id in self.rows:
+            tail = self.tails.setdefault(event.step_id, deque(maxlen=TAIL_LINES))
+            tail.extend(event.message.splitlines() or [""])
         elif isinstance(event, StepFailed) and event.step_id in self.rows:
             row = self.rows[event.step_id]
             row.status, row.seconds = "ERROR", event.seconds
@@ -65,6 +78,8 @@ class TtyProgress:
                 Text(row.status, style=styles[row.status]),
                 f"{seconds:.1f}s",
             )
+            for line in self.tails.get(step_id, ()):
+                table.add_row("", Text(line[:120], style="dim", overflow="ellipsis"), "", "")
         if self.done is not None:
             table.add_row("", Text(_plain_line(self.done), style="bold"), "", "")
         return table

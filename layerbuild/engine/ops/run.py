@@ -84,10 +84,10 @@ class RunOp:
     def execute(self, step: Step, prepared: RunPrepared, key: CacheKey) -> Done:
         instr, runs = prepared.instr, self.runs
         assert isinstance(instr, ins.Run)
-        state, layer, changes = runs.run(
+        state, layer, changes, note = runs.run(
             step.state, instr, prepared.mounts, step.step_id, key.digest
         )
-        return Done(state, layer, runs.note, changes)
+        return Done(state, layer, note, changes)
 
     def reuse(self, step: Step, prepared: RunPrepared, record: CacheRecord) -> Done:
         return take_record(step.state, record, None)

@@ -137,5 +137,5 @@ class ActiveSpeedups:
         self.copies.write_snapshots(layers)
 
     def close(self) -> None:
-        self._ahead.drop()
+        self._ahead.close()
         self.copies.close()

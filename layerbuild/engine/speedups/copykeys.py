@@ -59,13 +59,26 @@ class CopyKeys:
     layers: LayerWriter
     snaps: LayerSnapshots
     ahead: bool = True  # False: a RUN's lower is always unpacked from the COPY's blob
-    _pending: _Pending | None = None
+    # thread id -> the snapshot of the step at hand: each stage runs on its own thread
+    # (engine/scheduler.py), one step at a time
+    _pendings: dict[int, _Pending] = field(default_factory=dict)
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
     _adopted: set[Digest] = field(default_factory=set)  # diff_ids given a snapshot from here
     # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY layer
     # materialized from its Changes); `write_snapshots` runs it when a RUN needs the layer
     _writers: dict[Digest, Callable[[Path], bool]] = field(default_factory=dict)
+
+    @property
+    def _pending(self) -> _Pending | None:
+        return self._pendings.get(threading.get_ident())
+
+    @_pending.setter
+    def _pending(self, pending: _Pending | None) -> None:
+        if pending is None:
+            self._pendings.pop(threading.get_ident(), None)
+        else:
+            self._pendings[threading.get_ident()] = pending
 
     def quick_hit(
         self, state: StageState, quick: QuickKey, inputs: list[tuple[str, str]]
@@ -165,9 +178,9 @@ class CopyKeys:
         store does not have yet, from their Changes: the store unpacks the others when a RUN
         asks it for its lower directories."""
         for layer in layers:
-            if layer.diff_id not in self._writers or self.snaps.find(layer.diff_id) is not None:
+            write = self._writers.pop(layer.diff_id, None)  # taken by one stage's RUN only
+            if write is None or self.snaps.find(layer.diff_id) is not None:
                 continue
-            write = self._writers.pop(layer.diff_id)
             tree = self.snaps.prepare_layer()
             try:
                 if write(tree):
@@ -196,6 +209,9 @@ class CopyKeys:
 
     def close(self) -> None:
         """Stop snapshots still being written and remove those no RUN adopted."""
+        for pending in self._pendings.values():  # a stage stopped before its layer was known
+            self._set_aside(pending)
+        self._pendings.clear()
         for pending in self._unused:
             pending.cancel.set()
         for pending in self._unused:

@@ -95,7 +95,20 @@ class RunAheads:
 
     def __init__(self, copies: CopyKeys) -> None:
         self._copies = copies
-        self._ahead: RunAhead | None = None
+        # thread id -> its run-ahead: "one at a time" is per stage, each on its own thread
+        # (engine/scheduler.py)
+        self._aheads: dict[int, RunAhead] = {}
+
+    @property
+    def _ahead(self) -> RunAhead | None:
+        return self._aheads.get(threading.get_ident())
+
+    @_ahead.setter
+    def _ahead(self, ahead: RunAhead | None) -> None:
+        if ahead is None:
+            self._aheads.pop(threading.get_ident(), None)
+        else:
+            self._aheads[threading.get_ident()] = ahead
 
     def start(
         self,
@@ -148,3 +161,9 @@ class RunAheads:
         if self._ahead is not None:
             self._ahead.drop()
             self._ahead = None
+
+    def close(self) -> None:
+        """Drop every stage's run-ahead (the build ends)."""
+        for ahead in self._aheads.values():
+            ahead.drop()
+        self._aheads.clear()
