@@ -19,6 +19,8 @@ _INDENT = "      "
 def render(diff: ImageDiff, *, limit: int) -> str:
     """The comparison; at most `limit` files listed per section."""
     parts = [_summary(diff)]
+    if diff.identical:
+        return parts[0]
     if diff.config:
         fields = (_config_line(c.field, c.a, c.b) for c in diff.config)
         parts.append("\n".join(["config:", *fields]))
