@@ -7,8 +7,9 @@ exists in one image only. Layers without history are matched by their diff_id.
 
 Why a pair differs, judged from the images alone (a build's record would know more):
 - `instruction`: the history texts differ: the step itself changed;
-- `parent`: the same step on another parent: a layer below it differs in more than mtimes, or
-  an earlier step without a layer (ENV, ARG, ...) does;
+- `parent`: the same step on another parent: a layer below it differs in more than mtimes
+  (the nearest such layer is named), or an earlier step does (ENV, ARG, ... or a step whose
+  layer holds the same files);
 - `mtime-only`: the same step on the same parent wrote the same files with other mtimes (it
   ran at another time; SOURCE_DATE_EPOCH clamps them). A parent that differs only so is not
   counted as a different parent, so the step above it that really differs is the one named;
@@ -107,14 +108,17 @@ class FilesDiffer:
 def judge(matched: Sequence[Matched], files: Sequence[FilesDiffer]) -> list[LayerPair]:
     """Each pair's verdict, bottom first; `files`: what its layers' entries differ in."""
     out: list[LayerPair] = []
+    parents: list[LayerPair] = []  # pairs below whose files differ in more than mtimes
     for (x, y), found in zip(matched, files, strict=True):
-        verdict, reason = _verdict(x, y, found, out)
+        verdict, reason = _verdict(x, y, found, parents)
         out.append(LayerPair(x, y, verdict, reason))
+        if x is None or y is None or (x.diff_id != y.diff_id and found.beyond_mtime):
+            parents.append(out[-1])
     return out
 
 
 def _verdict(
-    a: LayerSide | None, b: LayerSide | None, files: FilesDiffer, below: Sequence[LayerPair]
+    a: LayerSide | None, b: LayerSide | None, files: FilesDiffer, parents: Sequence[LayerPair]
 ) -> tuple[str, str]:
     if a is None:
         return ONLY_B, "a layer only the second image has"
@@ -126,9 +130,8 @@ def _verdict(
         return RECOMPRESSED, "the same files in another blob (compression)"
     if a.origin.created_by != b.origin.created_by:
         return INSTRUCTION, "the instruction differs"
-    changed = [p for p in below if p.differs and p.verdict != MTIME_ONLY]
-    if changed:
-        return PARENT, f"its parent differs: {_describe(changed[0])}"
+    if parents:
+        return PARENT, f"its parent differs: {_describe(parents[-1])}"
     earlier = _first_difference(a.steps_before, b.steps_before)
     if earlier:
         return PARENT, f"an earlier step differs: {earlier}"

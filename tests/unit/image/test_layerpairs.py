@@ -75,7 +75,15 @@ def test_a_parent_that_differs_only_in_mtimes_does_not_count() -> None:
     a = [BASE, ("RUN echo hi > /hello", "h1"), ("RUN date > /stamp", "s1")]
     b = [BASE, ("RUN echo hi > /hello", "h2"), ("RUN date > /stamp", "s2")]
     assert [v[0] for v in verdicts(a, b, {1: MTIMES})] == [SAME, MTIME_ONLY, NOT_REPRODUCIBLE]
-    assert [v[0] for v in verdicts(a, b, {1: NONE})] == [SAME, TAR_ONLY, PARENT]
+    assert [v[0] for v in verdicts(a, b, {1: NONE})] == [SAME, TAR_ONLY, NOT_REPRODUCIBLE]
+
+
+def test_above_an_env_change_whose_layer_only_got_new_mtimes() -> None:
+    a = [BASE, ("ENV A=1", None), ("RUN mkdir /app", "m1"), ("RUN date > /app/s", "s1")]
+    b = [BASE, ("ENV A=2", None), ("RUN mkdir /app", "m2"), ("RUN date > /app/s", "s2")]
+    pairs = _judge(a, b, {1: MTIMES})
+    assert [p.verdict for p in pairs] == [SAME, PARENT, PARENT]
+    assert pairs[2].reason == "an earlier step differs: `ENV A=1` / `ENV A=2`"
 
 
 def test_an_instruction_change_then_its_children() -> None:
