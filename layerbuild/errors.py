@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     CHECKS = 11  # a build check warned and `# check=error=true` makes that fatal
     NOT_CACHED = 12  # `build --expect-cached`: a step would have run
     WOULD_BUILD = 1  # `build --dry-run=strict`: a step would miss the cache or is unknown
+    DIFFERENT = 1  # `diff`: the two images differ (as diff(1) exits)
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 

@@ -8,15 +8,17 @@ archive is streamed through the decompressor and the tar reader, and nothing is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from gzip import BadGzipFile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import zstandard
 
-from layerbuild.digest import Digest
+from layerbuild.digest import Digest, sha256_bytes
 from layerbuild.errors import ImageFormatError
 from layerbuild.export.archivemembers import ArchiveSource, open_source
 from layerbuild.image import mediatypes as mt
@@ -52,25 +54,43 @@ def from_store(store: Store, name: str, platform: Platform | None = None) -> Ima
     """An image of the store, by name, digest or digest prefix."""
     desc = store_images.resolve(store, name)
     _, manifest, config = store_images.read_image(store, desc, platform)
-    layers = _layers(manifest, config, name)
+    layers = manifest_layers(manifest, config, name)
     return ImageInput(name, layers, [layer_entries(store, layer) for layer in layers], config)
 
 
 def from_path(path: Path, platform: Platform | None = None) -> ImageInput:
     """The image of an OCI layout (directory or tar) or of a docker-archive."""
     with open_source(path) as source:
-        if source.has(_INDEX):
-            return _from_layout(source, platform)
-        if source.has(_DOCKER_MANIFEST):
-            return _from_docker(source)
+        found = locate(source, platform)
+        entries = [_read_entries(source, member) for member in found.members]
+        return ImageInput(source.label, found.layers, entries, found.config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Located:
+    """An image found in an archive: its layers (bottom first), config, and the archive member
+    that holds each layer's blob."""
+
+    layers: list[Layer]
+    config: ImageConfig
+    config_digest: Digest
+    members: list[str]
+
+
+def locate(source: ArchiveSource, platform: Platform | None = None) -> Located:
+    """The image of an OCI layout or a docker-archive, nothing of its layers read yet."""
+    if source.has(_INDEX):
+        return _from_layout(source, platform)
+    if source.has(_DOCKER_MANIFEST):
+        return _from_docker(source)
     raise ImageFormatError(
-        f"{path}: has neither {_INDEX} nor {_DOCKER_MANIFEST}: "
+        f"{source.label}: has neither {_INDEX} nor {_DOCKER_MANIFEST}: "
         "not an OCI image layout or a docker-archive",
         hint="give an image name from `layerbuild images`, an OCI layout or a `docker save` tar",
     )
 
 
-def _layers(manifest: Manifest, config: ImageConfig, where: str) -> list[Layer]:
+def manifest_layers(manifest: Manifest, config: ImageConfig, where: str) -> list[Layer]:
     if len(manifest.layers) != len(config.diff_ids):
         raise ImageFormatError(
             f"{where}: the manifest has {len(manifest.layers)} layers, the config's "
@@ -82,7 +102,7 @@ def _layers(manifest: Manifest, config: ImageConfig, where: str) -> list[Layer]:
     ]
 
 
-def _from_layout(source: ArchiveSource, platform: Platform | None) -> ImageInput:
+def _from_layout(source: ArchiveSource, platform: Platform | None) -> Located:
     index = Index.from_bytes(source.read_bytes(_INDEX, _MAX_JSON))
     desc = _pick(index, source.label, platform)
     for _ in range(_MAX_NESTING):
@@ -93,10 +113,11 @@ def _from_layout(source: ArchiveSource, platform: Platform | None) -> ImageInput
     else:
         raise ImageFormatError(f"{source.label}: indexes nested more than {_MAX_NESTING} deep")
     manifest = Manifest.from_bytes(data, desc.media_type)
-    config = ImageConfig.from_bytes(source.read_bytes(_blob(manifest.config.digest), _MAX_JSON))
-    layers = _layers(manifest, config, source.label)
-    entries = [_read_entries(source, _blob(layer.digest)) for layer in layers]
-    return ImageInput(source.label, layers, entries, config)
+    config_bytes = source.read_bytes(_blob(manifest.config.digest), _MAX_JSON)
+    config = ImageConfig.from_bytes(config_bytes)
+    layers = manifest_layers(manifest, config, source.label)
+    members = [_blob(layer.digest) for layer in layers]
+    return Located(layers, config, sha256_bytes(config_bytes), members)
 
 
 def _pick(index: Index, label: str, platform: Platform | None) -> Descriptor:
@@ -118,7 +139,7 @@ def _pick(index: Index, label: str, platform: Platform | None) -> Descriptor:
     return chosen
 
 
-def _from_docker(source: ArchiveSource) -> ImageInput:
+def _from_docker(source: ArchiveSource) -> Located:
     items: Any = json.loads(source.read_bytes(_DOCKER_MANIFEST, _MAX_JSON))
     if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
         raise ImageFormatError(
@@ -128,34 +149,41 @@ def _from_docker(source: ArchiveSource) -> ImageInput:
     config_name, layer_names = items[0].get("Config"), items[0].get("Layers")
     if not isinstance(config_name, str) or not isinstance(layer_names, list):
         raise ImageFormatError(f"{source.label}: {_DOCKER_MANIFEST}: entry without Config/Layers")
-    config = ImageConfig.from_bytes(source.read_bytes(config_name, _MAX_JSON))
+    config_bytes = source.read_bytes(config_name, _MAX_JSON)
+    config = ImageConfig.from_bytes(config_bytes)
     if len(layer_names) != len(config.diff_ids):
         raise ImageFormatError(
             f"{source.label}: {_DOCKER_MANIFEST} lists {len(layer_names)} layers, the config's "
             f"rootfs.diff_ids {len(config.diff_ids)}"
         )
     layers: list[Layer] = []
-    entries: list[list[Change]] = []
     for name, diff_id in zip(layer_names, config.diff_ids, strict=True):
         with source.open(str(name)) as blob:
             size = blob.seek(0, 2) if blob.seekable() else 0
         layers.append(Layer(diff_id, diff_id, size, mt.OCI_LAYER))
-        entries.append(_read_entries(source, str(name)))
-    return ImageInput(source.label, layers, entries, config)
+    members = [str(name) for name in layer_names]
+    return Located(layers, config, sha256_bytes(config_bytes), members)
 
 
-def _read_entries(source: ArchiveSource, member: str) -> list[Change]:
-    """A layer's entries, streamed; their content is not kept (the analysis reads sizes)."""
+@contextlib.contextmanager
+def layer_stream(source: ArchiveSource, member: str) -> Iterator[BinaryIO]:
+    """The uncompressed bytes of the layer blob `member`, whatever its compression; a blob
+    that does not decompress is an ImageFormatError naming it."""
     with source.open(member) as blob:
         compression = detect_compression(blob.read(6))
     try:
         with source.open(member) as blob:
-            return [
-                dataclasses.replace(c, content=None) if c.content else c
-                for c in read_changes(open_layer(blob, compression))
-            ]
+            yield open_layer(blob, compression)
     except (EOFError, zstandard.ZstdError, BadGzipFile) as e:
         raise ImageFormatError(f"{source.label}: {member}: cannot decompress ({e})") from e
+
+
+def _read_entries(source: ArchiveSource, member: str) -> list[Change]:
+    """A layer's entries, streamed; their content is not kept (the analysis reads sizes)."""
+    with layer_stream(source, member) as stream:
+        return [
+            dataclasses.replace(c, content=None) if c.content else c for c in read_changes(stream)
+        ]
 
 
 def _blob(digest: Digest) -> str:

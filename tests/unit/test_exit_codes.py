@@ -41,6 +41,7 @@ def test_statuses_are_those_documented() -> None:
         "CHECKS": 11,
         "NOT_CACHED": 12,
         "WOULD_BUILD": 1,
+        "DIFFERENT": 1,
         "INTERRUPTED": 130,
     }
 

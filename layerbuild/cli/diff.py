@@ -1,0 +1,47 @@
+"""`layerbuild diff A B`: why two images differ, as diff(1) exits: 0 identical, 1 different."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from layerbuild.cli import options
+from layerbuild.cli.context import Context
+from layerbuild.errors import ExitCode
+
+
+@click.command("diff")
+@click.argument("image_a", metavar="A")
+@click.argument("image_b", metavar="B")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Files to list per layer and for the whole filesystem (text).")  # fmt: skip
+@click.option("--platform", "platform_text", help="os/arch[/variant] of multi-platform images.")
+@click.pass_obj
+def diff_cmd(
+    ctx: Context, image_a: str, image_b: str, fmt: str, limit: int, platform_text: str | None
+) -> None:
+    """Show why images A and B differ: config fields, layers paired with the step that made
+    each and why it differs, and the files, biggest first.
+
+    A and B are images in the store (name:tag, digest or digest prefix), or paths of OCI
+    layout directories, OCI tarballs or docker-archives (a path that exists is read as a path).
+    Exits 0 when they are identical, 1 when they differ.
+    """
+    from layerbuild.diff.compare import compare  # codecs, tar readers
+    from layerbuild.diff.targets import Resolving, resolve
+    from layerbuild.image.imagediff import to_json
+    from layerbuild.ui.difflisting import render
+
+    platform = options.platform(platform_text) if platform_text else None
+    with contextlib.ExitStack() as stack:
+        how = Resolving(ctx.store, platform, stack)
+        result = compare(resolve(image_a, how), resolve(image_b, how))
+    if fmt == "json":
+        click.echo(json.dumps(to_json(result), indent=2))
+    else:
+        click.echo(render(result, limit=limit))
+    sys.exit(ExitCode.OK if result.identical else ExitCode.DIFFERENT)
