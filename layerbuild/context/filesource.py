@@ -18,7 +18,6 @@ import io
 import os
 import stat
 from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
@@ -219,6 +218,8 @@ def hash_files(
     large = [i for i, (_, st) in enumerate(items) if st.st_size >= _PARALLEL_MIN]
     if workers < 2 or not large:
         return [hash_file(path, st) for path, st in items]
+    from concurrent.futures import ThreadPoolExecutor  # here: a no-change build never needs it
+
     out: list[FileDigest | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
         futures = [(i, pool.submit(hash_file, *items[i])) for i in large]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -63,7 +62,6 @@ from layerbuild.digest import Digest
 RACY_MARGIN_NS = 2_000_000_000
 _WRITE_CHUNK = 2000  # rows per write transaction, so no build holds the write lock for long
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +96,7 @@ class StatCache:
         self._stats_file = stats_file  # where close() appends this instance's counters
         self._margin = racy_margin_ns
         self._workers = workers
-        self._note = note or log.warning
+        self._note = note or _log_warning
         self._lock = threading.Lock()
         self._stats = StatCacheStats()
         self._conn: sqlite3.Connection | None = None
@@ -387,3 +385,9 @@ def _write_stats(stats: StatCacheStats, target: Path | None) -> None:
     line = json.dumps(dataclasses.asdict(stats)) + "\n"
     with contextlib.suppress(OSError), open(target, "a", encoding="ascii") as f:
         f.write(line)
+
+
+def _log_warning(message: str) -> None:
+    import logging  # only when there is something to say: start-up pays every import
+
+    logging.getLogger(__name__).warning(message)

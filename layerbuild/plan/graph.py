@@ -27,7 +27,6 @@ stage index is a topological order that keeps Dockerfile order.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -310,6 +309,8 @@ class _Planner:
 
 def _mount_from(mount: str) -> str | None:
     """The `from=` value of a RUN --mount spec (CSV, as BuildKit reads it), if any."""
+    import csv  # here: most Dockerfiles have no RUN --mount, and start-up pays every import
+
     for field in next(csv.reader([mount]), []):
         key, has_eq, value = field.partition("=")
         if has_eq and key.strip().lower() == "from":

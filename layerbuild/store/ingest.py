@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import io
 import os
-import secrets
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ class Ingest(io.BufferedIOBase):
     def __init__(self, store: ContentStore) -> None:
         super().__init__()
         self._store = store
-        self._tmp = store.ingest_dir / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        self._tmp = store.ingest_dir / f"{os.getpid()}-{os.urandom(8).hex()}.tmp"
         # read-write: commit reads the file back after a failed write
         self._fd = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._hash = hashlib.sha256()

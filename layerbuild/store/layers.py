@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,7 +186,7 @@ class LayerSnapshots:
         return dirs
 
     def _tmp(self) -> Path:
-        return self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        return self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
 
     def _commit(self, src: Path, target: Path) -> Path:
         try:

@@ -21,7 +21,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -125,7 +124,7 @@ class GcRoot:
     def __init__(self, root: Path, digests: Iterable[Digest] = ()) -> None:
         roots_dir = root / "roots"
         roots_dir.mkdir(parents=True, exist_ok=True)
-        self.path = roots_dir / f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.path = roots_dir / f"{os.getpid()}-{os.urandom(6).hex()}"
         self.path.touch(mode=0o644, exist_ok=False)
         self.add(*digests)
 

@@ -17,7 +17,6 @@ import builtins
 import contextlib
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ def empty_index() -> dict[str, Any]:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Replace `path` with the JSON of `obj` so that readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     data = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

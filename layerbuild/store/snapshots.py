@@ -24,7 +24,6 @@ import builtins
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 import stat
 import subprocess
@@ -169,7 +168,7 @@ class Snapshots:
         if target.is_dir():
             return target
         base = next((i for i in range(len(chains) - 2, -1, -1) if self.has(chains[i])), -1)
-        tmp = self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        tmp = self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
         try:
             if base >= 0:
                 copy_tree(self.path(chains[base]), tmp)
@@ -199,7 +198,7 @@ class Snapshots:
     def remove(self, chain: str) -> bool:
         """Delete a committed snapshot; renamed away first so no reader sees it half-deleted."""
         path = self.path(chain)
-        doomed = self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-rm-{secrets.token_hex(6)}"
+        doomed = self.root_dir / f"{_TMP_PREFIX}{os.getpid()}-rm-{os.urandom(6).hex()}"
         try:
             os.rename(path, doomed)
         except FileNotFoundError:
