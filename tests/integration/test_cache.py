@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cachecases import SIBLING_STAGES
 from tests.support.cli import Layerbuild, hash_blobs, make_context, running, stray_files
 
 DOCKERFILE = """\
@@ -128,16 +129,7 @@ def test_an_earlier_step_change_misses_everything_after(lb: Layerbuild, built: P
 
 
 def test_a_sibling_stage_unchanged_still_hits(lb: Layerbuild, tmp_path: Path) -> None:
-    ctx = make_context(
-        tmp_path,
-        {
-            "Dockerfile": "FROM busybox AS a\nCOPY a/ /a/\nRUN cat /a/f > /out\n"
-            "FROM busybox AS b\nCOPY b/ /b/\nRUN cat /b/f > /out\n"
-            "FROM busybox\nCOPY --from=b /out /b.out\nCOPY --from=a /out /a.out\n",
-            "a/f": "a\n",
-            "b/f": "b\n",
-        },
-    )
+    ctx = make_context(tmp_path, SIBLING_STAGES)
     build(lb, ctx)
     (ctx / "a" / "f").write_text("A\n")
     by_stage: dict[str, list[str]] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cachecases import SIBLING_STAGES
 from tests.support.cli import Layerbuild, make_context
 
 DOCKERFILE = """\
@@ -151,16 +152,7 @@ def test_earlier_step_changed(lb: Layerbuild, built: Path) -> None:
 
 
 def test_sibling_stage_unchanged(lb: Layerbuild, tmp_path: Path) -> None:
-    ctx = make_context(
-        tmp_path,
-        {
-            "Dockerfile": "FROM busybox AS a\nCOPY a/ /a/\nRUN cat /a/f > /out\n"
-            "FROM busybox AS b\nCOPY b/ /b/\nRUN cat /b/f > /out\n"
-            "FROM busybox\nCOPY --from=b /out /b.out\nCOPY --from=a /out /a.out\n",
-            "a/f": "a\n",
-            "b/f": "b\n",
-        },
-    )
+    ctx = make_context(tmp_path, SIBLING_STAGES)
     build(lb, ctx)
     (ctx / "a" / "f").write_text("A\n")
     dry, _ = assert_dry_run_matches(lb, ctx)
