@@ -41,6 +41,7 @@ _COMMANDS = {
     "run": "layerbuild.cli.run:run_cmd",
     "df": "layerbuild.cli.df:df_cmd",
     "analyze": "layerbuild.cli.analyze:analyze_cmd",
+    "binfmt": "layerbuild.cli.binfmt:binfmt_cmd",
 }
 
 
