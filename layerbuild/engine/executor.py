@@ -152,6 +152,8 @@ class Executor:
         )
         opts = self.options
         identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
+        if opts.platform != Platform():  # each platform of a multi-platform build: its own
+            identity += f"|{opts.platform}"
         self.cache = StepCache(
             self.store,
             identity,

@@ -55,8 +55,10 @@ class Handler:
 
 
 def needs_emulation(architecture: str, host_architecture: str) -> bool:
-    """Whether binaries of `architecture` need an interpreter on a `host_architecture` host."""
-    return architecture not in _NATIVE.get(host_architecture, frozenset({host_architecture}))
+    """Whether binaries of `architecture` need an interpreter on a `host_architecture` host
+    (an image that names no architecture is taken as the host's)."""
+    native = _NATIVE.get(host_architecture, frozenset({host_architecture}))
+    return bool(architecture) and architecture not in native
 
 
 def handler_name(architecture: str) -> str:
