@@ -98,7 +98,12 @@ def build_platforms(
             # the context walkers' listing serves the first run; the others list it themselves
             results.append(build(store, run, relay, prefetch if n == 0 else None))
             offset += relay.last_id
-        desc = write_index(store, [r.descriptor for r in results], notes)
+        # each entry names the platform asked for, as BuildKit's exporter does (a base's
+        # config may spell it otherwise: arm64/v8 for arm64)
+        entries = [
+            replace(r.descriptor, platform=p) for r, p in zip(results, platforms, strict=True)
+        ]
+        desc = write_index(store, entries, notes)
         for tag in tags:
             images.tag(store, tag, desc)
     seconds = time.monotonic() - started
