@@ -8,10 +8,11 @@ forking needs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,12 @@ if TYPE_CHECKING:
     multiple=True,
     help="Named context NAME=oci-layout://PATH[:TAG] | docker-image://REF | DIR.",
 )
-@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option(
+    "--platform",
+    default="linux/amd64",
+    show_default=True,
+    help="OS/ARCH[/VARIANT], or several, comma-separated: an image index of one image each.",
+)
 @click.option(
     "--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True
 )
@@ -148,6 +154,8 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
     dry = kw["dry_run"] or kw["dry_run_strict"]
     if dry:
         options.refuse_with_dry_run(kw)
+        if "," in kw["platform"]:
+            raise click.UsageError("--dry-run takes one --platform")
     with contextlib.ExitStack() as stack:
         if kw["context"] == "-":
             _stdin_context(stack, kw)
@@ -210,7 +218,7 @@ def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
     from layerbuild.digest import Digest
-    from layerbuild.engine.executor import build
+    from layerbuild.engine import executor
     from layerbuild.engine.report import BuildReport, summary_line, warnings_summary
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.store.cacheindex import CacheIndex
@@ -224,6 +232,13 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     specs = buildoptions.output_specs(kw["outputs"], build_options.platform)
     if kw["push"]:
         specs.append(OutputSpec("registry"))
+    platforms = options.platforms(kw["platform"])
+    build: Callable[..., BuildResult] = executor.build
+    if len(platforms) > 1:
+        buildoptions.refuse_single_platform_outputs(specs)
+        from layerbuild.engine.multiplatform import build_platforms
+
+        build = functools.partial(build_platforms, platforms=platforms)
     mode = "quiet" if kw["quiet"] else kw["progress"]
     renderer = make_progress(mode)
     report = BuildReport()

@@ -72,7 +72,7 @@ def build_options(kw: dict[str, Any]) -> BuildOptions:
     from layerbuild.engine.options import BuildOptions
 
     args = _pairs(kw["build_args"], "--build-arg", from_env=True)
-    plat = options.platform(kw["platform"])
+    plat = options.platforms(kw["platform"])[0]  # a build of several: cli/build.py
     dockerfile = kw["dockerfile"]
     registry = options.registry_options(kw["insecure_registry"], kw["registry_ca"])
     return BuildOptions(
@@ -141,3 +141,19 @@ def _image_and_limits(kw: dict[str, Any], plat: Platform) -> dict[str, Any]:
             option = "--" + name.rstrip("s").replace("_", "-")
             raise click.BadParameter(str(e), param_hint=option) from None
     return out
+
+
+def refuse_single_platform_outputs(specs: Sequence[OutputSpec]) -> None:
+    """Outputs that hold one platform's image cannot take a build of several (as in buildx)."""
+    for spec in specs:
+        if spec.type == "docker":
+            raise click.BadParameter(
+                "type=docker cannot export an image of several platforms (a docker-archive "
+                "holds one image per name): use type=oci, or build one --platform",
+                param_hint="'-o' / '--output'",
+            )
+        if spec.type in ("local", "tar"):
+            raise click.BadParameter(
+                f"type={spec.type} writes one root filesystem: build one --platform for it",
+                param_hint="'-o' / '--output'",
+            )

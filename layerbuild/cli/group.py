@@ -42,6 +42,7 @@ _COMMANDS = {
     "df": "layerbuild.cli.df:df_cmd",
     "analyze": "layerbuild.cli.analyze:analyze_cmd",
     "diff": "layerbuild.cli.diff:diff_cmd",
+    "binfmt": "layerbuild.cli.binfmt:binfmt_cmd",
 }
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from layerbuild.cli import options
 from layerbuild.cli.context import Context
 from layerbuild.errors import LayerbuildError
 from layerbuild.export.outputs import OutputSpec, write_output
@@ -29,24 +30,29 @@ def images_cmd(ctx: Context, digests: bool, fmt: str) -> None:
 @click.argument("name")
 @click.option("--raw", is_flag=True, help="Print the manifest as stored.")
 @click.option("--config", "config", is_flag=True, help="Print the image config as stored.")
+@click.option("--platform", help="The image of this OS/ARCH[/VARIANT] of an image index.")
 @click.pass_obj
-def inspect_cmd(ctx: Context, name: str, raw: bool, config: bool) -> None:
-    """Show an image's digest, config and layers as JSON (like skopeo inspect)."""
+def inspect_cmd(ctx: Context, name: str, raw: bool, config: bool, platform: str | None) -> None:
+    """Show an image's digest, config and layers as JSON (like skopeo inspect); --raw shows
+    an image index as stored."""
 
     store = ctx.store()
+    plat = options.platform(platform) if platform else None
     if raw or config:
-        click.echo(listing.raw(store, name, config=config))
+        click.echo(listing.raw(store, name, config=config, platform=plat))
     else:
-        click.echo(json.dumps(listing.inspect(store, name), indent=4))
+        click.echo(json.dumps(listing.inspect(store, name, plat), indent=4))
 
 
 @click.command("history")
 @click.argument("name")
 @click.option("--no-trunc", is_flag=True, help="Do not shorten the CREATED BY column.")
+@click.option("--platform", help="The image of this OS/ARCH[/VARIANT] of an image index.")
 @click.pass_obj
-def history_cmd(ctx: Context, name: str, no_trunc: bool) -> None:
+def history_cmd(ctx: Context, name: str, no_trunc: bool, platform: str | None) -> None:
     """Show the steps that made an image."""
-    click.echo(listing.history(ctx.store(), name, trunc=not no_trunc))
+    plat = options.platform(platform) if platform else None
+    click.echo(listing.history(ctx.store(), name, trunc=not no_trunc, platform=plat))
 
 
 @click.command("save")

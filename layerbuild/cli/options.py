@@ -70,6 +70,19 @@ def platform(text: str) -> Platform:
         raise click.BadParameter(str(e), param_hint="--platform") from None
 
 
+def platforms(text: str) -> tuple[Platform, ...]:
+    """build's --platform: os/arch[/variant] or a comma-separated list of them, each
+    normalized as BuildKit does (`linux/arm64/v8` is `linux/arm64`), duplicates dropped."""
+    from layerbuild.image.platformmatch import normalize
+
+    found: list[Platform] = []
+    for part in text.split(","):
+        plat = normalize(platform(part))
+        if plat not in found:
+            found.append(plat)
+    return tuple(found)
+
+
 def registry_options(insecure: Sequence[str], ca_file: Path | None) -> RegistryOptions:
     """--insecure-registry and --registry-ca, over the environment's settings (build, pull,
     push, login)."""

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 @click.option("-u", "--user", help="Run as USER[:GROUP] (names from the image's /etc/passwd).")
 @click.option("-w", "--workdir", help="Working directory inside the image.")
 @click.option("--entrypoint", help="Replace the image's ENTRYPOINT ('' clears it).")
+@click.option(
+    "--platform", help="The image of this OS/ARCH[/VARIANT] of an image index (QEMU if foreign)."
+)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -41,6 +44,7 @@ def run_cmd(
     user: str | None,
     workdir: str | None,
     entrypoint: str | None,
+    platform: str | None,
     image: str,
     command: tuple[str, ...],
 ) -> None:
@@ -65,6 +69,7 @@ def run_cmd(
             entrypoint=entrypoint,
             add_hosts=add_hosts,
             snapshotter=options.snapshotter(),
+            platform=options.platform(platform) if platform else None,
         ),
         lambda m: click.secho(f"warning: {m}", fg="yellow", err=True),
     )

@@ -41,7 +41,7 @@ from layerbuild.engine.sources import SourceResolver, base_layers
 from layerbuild.engine.speedups.active import speedups_for
 from layerbuild.engine.speedups.base import Speedups
 from layerbuild.engine.state import StageState
-from layerbuild.engine.stepcache import StepCache, chain
+from layerbuild.engine.stepcache import StepCache, build_identity, chain
 from layerbuild.errors import BuildError, UnsupportedError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
@@ -153,10 +153,9 @@ class Executor:
             read_only=self.options.dry_run,
         )
         opts = self.options
-        identity = f"{(opts.dockerfile or opts.context / 'Dockerfile').absolute()}|{opts.target}"
         self.cache = StepCache(
             self.store,
-            identity,
+            build_identity(opts.dockerfile, opts.context, opts.target, opts.platform),
             disabled=opts.no_cache,
             disabled_stages=frozenset(n.lower() for n in opts.no_cache_filter),
             warn=lambda message: self.emit(Log(None, f"warning: {message}")),

@@ -7,6 +7,7 @@ import os
 from layerbuild.errors import BuildError
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Platform
+from layerbuild.image.platformmatch import match_rank
 
 
 def host_platform() -> Platform:
@@ -19,11 +20,14 @@ def host_platform() -> Platform:
 
 
 def check_platform(config: ImageConfig, platform: Platform, ref: str) -> None:
-    """A single-platform base must match the requested platform (no emulation here)."""
-    have = (config.os, config.architecture)
-    if all(have) and have != (platform.os, platform.architecture):
+    """A single-platform base must serve the requested platform (containerd's matcher rules:
+    image/platformmatch); its config names the platform it was built for."""
+    if not (config.os and config.architecture):
+        return  # an image that does not say: taken as it is, as BuildKit does
+    have = Platform(architecture=config.architecture, os=config.os, variant=config.variant)
+    if match_rank(have, platform) is None:
         raise BuildError(
-            f"base image {ref} is {config.os}/{config.architecture}, not {platform}",
-            hint=f"build with --platform {config.os}/{config.architecture}, or use a base "
-            f"image for {platform}",
+            f"base image {ref} is {have}, not {platform}",
+            hint=f"build with --platform {have}, or use a base image for {platform} "
+            "(a multi-platform image index has one)",
         )

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from layerbuild.engine.platforms import host_platform
 from layerbuild.engine.runstep import run_env
 from layerbuild.engine.users import resolve_user
 from layerbuild.errors import BuildError, HostError
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Platform
 from layerbuild.image.manifest import Layer
 from layerbuild.store import images as store_images
 from layerbuild.store.layers import LayerSnapshots, StepDirs
@@ -74,11 +76,16 @@ def run_image(
     entrypoint: str | None = None,
     add_hosts: Sequence[HostEntry] = (),
     snapshotter: str | None = None,
+    platform: Platform | None = None,
 ) -> int:
     """Run image `name` like `docker run --rm`; the command's exit status. `snapshotter`:
-    how the sandbox makes the rootfs (sandbox/runner.py; None: auto)."""
+    how the sandbox makes the rootfs (sandbox/runner.py; None: auto). `platform`: the image of
+    an index to run (default: this machine's, else linux/amd64)."""
+    from layerbuild.sandbox.binfmt import require_emulation
+
     desc = store_images.resolve(store, name)
-    _, manifest, config = store_images.read_image(store, desc)
+    _, manifest, config = store_images.read_image(store, desc, platform or _host_default())
+    require_emulation(config.architecture, host_platform().architecture)
     layers = [
         Layer(diff, d.digest, d.size, d.media_type)
         for diff, d in zip(config.diff_ids, manifest.layers, strict=True)
@@ -152,3 +159,9 @@ def _step_dirs(store: Store, snaps: LayerSnapshots) -> StepDirs:
 def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def _host_default() -> Platform | None:
+    """This machine's platform, when it is not linux/amd64 (the default of an index)."""
+    host = host_platform()
+    return None if host == Platform() else host

@@ -108,7 +108,13 @@ class RunSteps:
         self, state: StageState, instr: ins.Run, mounts: tuple[runmounts.RunMount, ...]
     ) -> Callable[..., runstep.RunResult]:
         """`execute(log=..., **more)`: the RUN over the stage's layers as they are now, with
-        everything it needs from `state` read here (run-ahead calls it on another thread)."""
+        everything it needs from `state` read here (run-ahead calls it on another thread).
+        A stage of another architecture runs under QEMU: said here, before anything runs,
+        when its binfmt_misc handler is missing."""
+        from layerbuild.engine.platforms import host_platform
+        from layerbuild.sandbox.binfmt import require_emulation
+
+        require_emulation(state.meta.config.architecture, host_platform().architecture)
         ids = self.files.user_ids(state)
         step_env = dict(state.scope.run_env())
         step_env.update(runmounts.ssh_env(mounts, step_env))  # not in the key, as in BuildKit

@@ -22,6 +22,7 @@ from typing import Any
 
 from layerbuild.digest import Digest
 from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Platform
 from layerbuild.image.manifest import Layer
 from layerbuild.plan.keys import KEY_FORMAT, CacheKey, Inputs, explain
 from layerbuild.store.cacheindex import (
@@ -32,6 +33,16 @@ from layerbuild.store.cacheindex import (
     result_digest,
 )
 from layerbuild.store.layout import Store
+
+
+def build_identity(
+    dockerfile: Path | None, context: Path, target: str | None, platform: Platform
+) -> str:
+    """What "the previous build" means: the Dockerfile's path and the target, and the platform
+    unless it is the default one (each platform of a multi-platform build has its own)."""
+    identity = f"{(dockerfile or context / 'Dockerfile').absolute()}|{target}"
+    return identity if platform == Platform() else f"{identity}|{platform}"
+
 
 NOT_REPRODUCIBLE = (
     "the step before was rebuilt with a different result (its output is not reproducible)"

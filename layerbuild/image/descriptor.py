@@ -8,6 +8,7 @@ from typing import Any
 
 from layerbuild.digest import Digest
 from layerbuild.errors import ImageFormatError
+from layerbuild.image.platformmatch import match_rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +104,24 @@ DEFAULT_PLATFORM = Platform(architecture="amd64", os="linux")
 
 
 def platform_matches(have: Platform | None, want: Platform) -> bool:
-    """`want` without a variant matches any variant of its os/architecture."""
-    if have is None or (have.os, have.architecture) != (want.os, want.architecture):
-        return False
-    return want.variant is None or have.variant == want.variant
+    """An image of `have` serves `want`, by containerd's matcher rules (image/platformmatch:
+    `arm64` is `arm64/v8`, an older arm or amd64 variant is accepted)."""
+    return match_rank(have, want) is not None
 
 
 def choose_platform(
     entries: Iterable[Descriptor], platform: Platform | None
 ) -> tuple[Descriptor | None, str]:
     """The index entry for `platform` (default linux/amd64; an index of one image: that one),
-    or None, with the available platforms as text for the error the caller raises."""
+    the best match first, or None, with the available platforms as text for the error the
+    caller raises."""
     # BuildKit attestation manifests carry the platform unknown/unknown: never an image
     images = [m for m in entries if not (m.platform and m.platform.os == "unknown")]
     want = platform or DEFAULT_PLATFORM
-    for m in images:
-        if platform_matches(m.platform, want):
-            return m, ""
+    ranked = [(rank, n) for n, m in enumerate(images) if (rank := match_rank(m.platform, want))
+              is not None]
+    if ranked:
+        return images[min(ranked)[1]], ""
     if platform is None and len(images) == 1:
         return images[0], ""
     return None, ", ".join(str(m.platform) for m in images if m.platform) or "none"

@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 from layerbuild.errors import ImageNotFound
-from layerbuild.image.manifest import Manifest
+from layerbuild.image import mediatypes as mt
+from layerbuild.image.config import ImageConfig
+from layerbuild.image.descriptor import Descriptor, Platform
+from layerbuild.image.manifest import Index, Manifest
 from layerbuild.registry.reference import normalize_tag
 from layerbuild.store import images as store_images
 from layerbuild.store.layout import Store
@@ -26,11 +29,32 @@ def _image_size(manifest: Manifest) -> int:
     return manifest.config.size + sum(layer.size for layer in manifest.layers)
 
 
+def platforms(store: Store, desc: Descriptor) -> list[Platform]:
+    """The platforms of an image index (none for a single image)."""
+    if desc.media_type not in mt.INDEXES:
+        return []
+    index = Index.from_bytes(store.content.read_bytes(desc.digest))
+    return [m.platform for m in index.manifests if m.platform and m.platform.os != "unknown"]
+
+
+def read(
+    store: Store, desc: Descriptor, platform: Platform | None = None
+) -> tuple[Descriptor, Manifest, ImageConfig]:
+    """The image of `platform`; without one, an index's linux/amd64 image, else its first."""
+    try:
+        return store_images.read_image(store, desc, platform)
+    except ImageNotFound:
+        found = platforms(store, desc)
+        if platform is not None or not found:
+            raise
+        return store_images.read_image(store, desc, found[0])
+
+
 def images(store: Store, *, full: bool = False, fmt: str = "table") -> str:
     rows: list[dict[str, Any]] = []
     for name, desc in sorted(store.refs.list().items()):
         repo, _, tag = name.rpartition(":")
-        _, manifest, config = store_images.read_image(store, desc)
+        _, manifest, config = read(store, desc)
         rows.append(
             {
                 "repository": repo,
@@ -38,6 +62,7 @@ def images(store: Store, *, full: bool = False, fmt: str = "table") -> str:
                 "digest": str(desc.digest),
                 "created": config.created or "",
                 "size": _image_size(manifest),
+                "platforms": [str(p) for p in platforms(store, desc)],
             }
         )
     if fmt == "json":
@@ -52,10 +77,11 @@ def images(store: Store, *, full: bool = False, fmt: str = "table") -> str:
     return "\n".join(lines)
 
 
-def inspect(store: Store, name: str) -> dict[str, Any]:
-    """The image in skopeo-inspect's shape, plus the whole config."""
+def inspect(store: Store, name: str, platform: Platform | None = None) -> dict[str, Any]:
+    """The image (of `platform`, for an index) in skopeo-inspect's shape, plus the whole
+    config."""
     desc = store_images.resolve(store, name)
-    manifest_desc, manifest, config = store_images.read_image(store, desc)
+    manifest_desc, manifest, config = read(store, desc, platform)
     tags = sorted(n for n, d in store.refs.list().items() if d.digest == desc.digest)
     cfg = config.config
     return {
@@ -79,16 +105,24 @@ def inspect(store: Store, name: str) -> dict[str, Any]:
     }
 
 
-def raw(store: Store, name: str, *, config: bool = False) -> str:
+def raw(
+    store: Store, name: str, *, config: bool = False, platform: Platform | None = None
+) -> str:
+    """The manifest or config as stored; an index itself unless a platform or the config is
+    asked for (as `skopeo inspect --raw` shows one)."""
     desc = store_images.resolve(store, name)
-    manifest_desc, manifest, _ = store_images.read_image(store, desc)
+    if desc.media_type in mt.INDEXES and platform is None and not config:
+        return store.content.read_bytes(desc.digest).decode()
+    manifest_desc, manifest, _ = read(store, desc, platform)
     digest = manifest.config.digest if config else manifest_desc.digest
     return store.content.read_bytes(digest).decode()
 
 
-def history(store: Store, name: str, *, trunc: bool = True) -> str:
+def history(
+    store: Store, name: str, *, trunc: bool = True, platform: Platform | None = None
+) -> str:
     desc = store_images.resolve(store, name)
-    _, manifest, config = store_images.read_image(store, desc)
+    _, manifest, config = read(store, desc, platform)
     sizes = iter(layer.size for layer in manifest.layers)
     lines = [f"{'CREATED':<21} {'SIZE':>8}  CREATED BY"]
     rows = []
