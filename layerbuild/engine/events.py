@@ -71,7 +71,7 @@ class BuildDone:
 def serialized(emit: Callable[[BuildEvent], None]) -> Callable[[BuildEvent], None]:
     """`emit`, called by one thread at a time: a build's stages run on threads of their own
     (engine/scheduler.py) and a progress view draws one event after the other."""
-    lock = threading.Lock()
+    lock = threading.RLock()  # a view that emits while drawing must not wait for itself
 
     def one_at_a_time(event: BuildEvent) -> None:
         with lock:

@@ -98,7 +98,7 @@ class SourceResolver:
     def _named_image(self, name: str) -> Descriptor:
         spec = self.named[name.lower()]
         if spec.startswith(_IMAGE):
-            return self.image(spec[len(_IMAGE) :])
+            return self._image(spec[len(_IMAGE) :], False, None)  # under image()'s lock
         if spec.startswith(_LAYOUT):
             return self._layout_image(spec[len(_LAYOUT) :], name)
         raise ContextError(
