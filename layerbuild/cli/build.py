@@ -242,9 +242,17 @@ def _recorder(
     history is turned off."""
     if not options.history_on():
         return None
+    from layerbuild.digest import Digest
     from layerbuild.engine.buildrecord import start_recording
 
-    return start_recording(build_options, report, options.build_history(store.builds_dir))
+    def size(digest: str) -> int | None:
+        try:
+            return store.content.path(Digest(digest)).stat().st_size
+        except (OSError, ValueError):
+            return None
+
+    history = options.build_history(store.builds_dir)
+    return start_recording(build_options, report, history, size)
 
 
 def _build_and_output(

@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from layerbuild.engine.events import BuildEvent, Log, StepDone, StepStarted
@@ -54,9 +54,9 @@ def header(
         "id": build_id,
         "started": round(started, 3),
         "pid": pid,
-        "dockerfile": "-" if options.dockerfile_text is not None else str(path.absolute()),
+        "dockerfile": "-" if options.dockerfile_text is not None else os.path.abspath(path),
         "dockerfile_digest": dockerfile_digest,
-        "context": str(options.context.absolute()),
+        "context": os.path.abspath(options.context),
         "target": options.target,
         "platform": str(options.platform),
         "tags": list(options.tags),
@@ -96,10 +96,17 @@ class BuildRecorder:
     writes the record: "running" at the start, again after each step that ran (a killed
     build keeps what it did; a fully cached build writes only twice), whole at the end."""
 
-    def __init__(self, header: dict[str, Any], report: BuildReport, writer: Writer) -> None:
+    def __init__(
+        self,
+        header: dict[str, Any],
+        report: BuildReport,
+        writer: Writer,
+        sizes: Callable[[str], int | None] = lambda digest: None,
+    ) -> None:
         self.header = header  # id, started, pid, dockerfile, ... (`header`)
         self.report = report  # fed the same events first (the CLI's emit)
         self.writer = writer
+        self.sizes = sizes  # a stored layer's size by its digest (None: not stored)
         self._t0 = time.monotonic()
         self._written = self._t0
         self._order: list[int] = []  # step ids in the order the report lists its steps
@@ -161,6 +168,8 @@ class BuildRecorder:
         steps = body["steps"]
         for step, step_id in zip(steps, self._order, strict=False):
             step["step_id"] = step_id
+            if step["layer"]:
+                step["layer_size"] = self.sizes(step["layer"])
             if step_id in self._files:
                 step["files"] = self._files[step_id]
         logs = [
@@ -183,7 +192,12 @@ class BuildRecorder:
         }
 
 
-def start_recording(options: BuildOptions, report: BuildReport, writer: Writer) -> BuildRecorder:
+def start_recording(
+    options: BuildOptions,
+    report: BuildReport,
+    writer: Writer,
+    sizes: Callable[[str], int | None] = lambda digest: None,
+) -> BuildRecorder:
     """A recorder for the build of `options`, its "running" record written."""
     path = options.dockerfile or options.context / "Dockerfile"
     text = options.dockerfile_text
@@ -193,6 +207,6 @@ def start_recording(options: BuildOptions, report: BuildReport, writer: Writer) 
     except OSError:
         digest = None  # the build says why it cannot read it
     head = header(os.urandom(10).hex(), options, time.time(), os.getpid(), digest)
-    recorder = BuildRecorder(head, report, writer)
+    recorder = BuildRecorder(head, report, writer, sizes)
     recorder.start()
     return recorder

@@ -135,20 +135,25 @@ class BuildHistory:
     def resolve(self, ref: str, dockerfile: str | None) -> dict[str, Any]:
         """The record `ref` names: an id or a unique prefix of one, or `^N`, the Nth build
         before the latest of `dockerfile` (`^0` the latest), as buildx spells it."""
-        records = self.records()
-        if ref.startswith("^") and ref[1:].isdigit():
-            return _nth(records, int(ref[1:]), dockerfile, ref)
-        matches = [r for r in records if str(r["id"]).startswith(ref)] if ref else []
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
+        found = self.find(ref, dockerfile)
+        if found is None:
             raise LayerbuildError(
                 f"no build {ref!r} in the history",
                 hint="`layerbuild builds ls` lists the builds kept",
             )
-        raise LayerbuildError(
-            f"{ref!r} names {len(matches)} builds", hint="give more characters of the id"
-        )
+        return found
+
+    def find(self, ref: str, dockerfile: str | None) -> dict[str, Any] | None:
+        """As `resolve`, None when an id names no build (an ambiguous prefix still fails)."""
+        records = self.records()
+        if ref.startswith("^") and ref[1:].isdigit():
+            return _nth(records, int(ref[1:]), dockerfile, ref)
+        matches = [r for r in records if str(r["id"]).startswith(ref)] if ref else []
+        if len(matches) > 1:
+            raise LayerbuildError(
+                f"{ref!r} names {len(matches)} builds", hint="give more characters of the id"
+            )
+        return matches[0] if matches else None
 
 
 def _nth(
