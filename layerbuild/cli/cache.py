@@ -160,6 +160,6 @@ def prune_cmd(ctx: Context, timeout: float) -> None:
     click.echo(f"removed {len(removed)} blobs, freed {human_size(freed)} ({freed} bytes)")
     history = options.build_history(store.builds_dir)  # its bounds, as builds apply them
     history.clean()
-    dropped = history.retain()
+    dropped = history.retain(full=True)
     if dropped:
         click.echo(f"removed {len(dropped)} build records beyond the history's bounds")

@@ -27,10 +27,10 @@ def test_records_round_trip_and_foreign_files_are_not_records() -> None:
 
 
 def test_retention_keeps_the_newest_within_both_bounds() -> None:
-    files = [Kept(f"b{n}", float(n), 100) for n in range(10)]
+    files = [Kept(f"b{n}", f"{n:012x}-b{n}.json", 100) for n in range(10)]
     assert sorted(to_drop(files, 7, 10_000)) == ["b0", "b1", "b2"]
     assert sorted(to_drop(files, 100, 450)) == ["b0", "b1", "b2", "b3", "b4", "b5"]
-    assert to_drop([Kept("big", 1.0, 10**9)], 1, 10) == []  # the newest always stays
+    assert to_drop([Kept("big", "1-big.json", 10**9)], 1, 10) == []  # the newest always stays
 
 
 def test_status_of_a_running_record_whose_process_is_gone() -> None:
@@ -45,7 +45,6 @@ def _history(tmp_path: Path, max_builds: int = 200) -> BuildHistory:
         [("aa11", "/a/Dockerfile"), ("aa22", "/b/Dockerfile"), ("bb33", "/a/Dockerfile")]
     ):
         history.write({"id": build_id, "started": float(n), "dockerfile": dockerfile})
-        os.utime(history.path(build_id), (n, n))
     return history
 
 
@@ -70,5 +69,21 @@ def test_retain_removes_the_oldest_files_and_clean_the_dead_writers(tmp_path: Pa
     dead.write_text("{")
     assert history.retain() == ["aa11"]
     history.clean()
-    assert sorted(p.name for p in history.directory.iterdir()) == ["aa22.json", "bb33.json"]
+    names = sorted(p.name for p in history.directory.iterdir())
+    assert names == ["0000000003e8-aa22.json", "0000000007d0-bb33.json"]
     assert [r["id"] for r in history.records()] == ["bb33", "aa22"]
+    history.remove("aa22")
+    assert history.read("aa22") is None and history.read("bb33") is not None
+
+
+def test_the_byte_bound_when_full_or_when_the_newest_id_says(tmp_path: Path) -> None:
+    history = BuildHistory(tmp_path / "builds", max_bytes=1)
+    for n in range(9):
+        history.write({"id": f"ff{n}", "started": float(n)})
+    assert history.retain() == []  # an id from ff: the sizes are not read
+    assert len(history.retain(full=True)) == 8
+    for n in range(9, 18):
+        history.write({"id": f"ff{n}", "started": float(n)})
+    history.write({"id": "0a", "started": 99.0})  # about one id in ten starts so
+    assert len(history.retain()) == 10
+    assert [r["id"] for r in history.records()] == ["0a"]
