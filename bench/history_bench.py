@@ -19,6 +19,7 @@ Needs root (the RUN step) and the busybox base (made once under --work).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import random
 import statistics
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "history-bench")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    compileall.compile_dir(REPO / "layerbuild", quiet=1)  # as `pip install .` leaves it
     ctx = context(args.work, args.files)
     store = args.work / "store"
     if not store.exists():

@@ -140,7 +140,8 @@ def stats_cmd(ctx: Context, last: int, dockerfile: str, fmt: str) -> None:
             f"no build of {wanted} in the history",
             hint="pass -f with the Dockerfile's path; `layerbuild builds ls` lists the builds",
         )
-    stats = step_stats(records)
+    context = Path(str(records[0].get("context", "")))
+    stats = step_stats(records, lambda path: os.path.lexists(context / path))
     if fmt == "json":
         steps = [s.to_json() for s in stats]
         click.echo(json.dumps({"dockerfile": wanted, "builds": len(records), "steps": steps}))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,18 +64,33 @@ def destination(instruction: str) -> str:
     return last.strip("/") if last.startswith("/") else ""
 
 
-def cause_of(reason: str, dest: str = "") -> str:
-    """The input a miss reason names: `file:README.md`, `file:docs/` (below `dest`),
-    `arg:NAME`, `base`, `instruction`, `cascade`, `first`, or the reason itself."""
+def in_context(path: str, dest: str, exists: Callable[[str], bool]) -> str:
+    """A COPY's layer path as a path of its context: below an absolute `dest`, else the
+    shortest tail of it that `exists` in the context (a relative destination depends on
+    WORKDIR, which the record does not keep), else the path as it is."""
+    if dest and path.startswith(dest + "/"):
+        return path[len(dest) + 1 :]
+    parts = path.split("/")
+    for start in range(1, len(parts)):
+        tail = "/".join(parts[start:])
+        if exists(tail):
+            return tail
+    return path
+
+
+def cause_of(
+    reason: str, dest: str = "", exists: Callable[[str], bool] = lambda path: False
+) -> str:
+    """The input a miss reason names: `file:README.md`, `file:docs/` (a path of the
+    context: `in_context`), `arg:NAME`, `base`, `instruction`, `cascade`, `first`, or the
+    reason itself."""
     if reason in _CASCADE:
         return "cascade"
     if reason == _FIRST:
         return "first"
     match = _FILE.match(reason)
     if match:
-        path = match.group(1)
-        if dest and path.startswith(dest + "/"):
-            path = path[len(dest) + 1 :]
+        path = in_context(match.group(1), dest, exists)
         top, sep, _ = path.partition("/")
         return f"file:{top}/" if sep else f"file:{top}"
     match = _ARG.match(reason)
@@ -88,8 +103,11 @@ def cause_of(reason: str, dest: str = "") -> str:
     return reason or "unknown"
 
 
-def step_stats(records: Sequence[dict[str, Any]]) -> list[StepStats]:
-    """Per step of the newest record, over `records` (newest first, one Dockerfile)."""
+def step_stats(
+    records: Sequence[dict[str, Any]], exists: Callable[[str], bool] = lambda path: False
+) -> list[StepStats]:
+    """Per step of the newest record, over `records` (newest first, one Dockerfile);
+    `exists`: whether a path is in the build context (`in_context`)."""
     if not records:
         return []
     stats = {
@@ -107,7 +125,8 @@ def step_stats(records: Sequence[dict[str, Any]]) -> list[StepStats]:
             if step["cache"] == "hit":
                 found.hits += 1
                 continue
-            cause = cause_of(str(step.get("reason", "")), destination(found.instruction))
+            reason, dest = str(step.get("reason", "")), destination(found.instruction)
+            cause = cause_of(reason, dest, exists)
             if cause in ("cascade", "first"):
                 found.cascaded += 1
             else:

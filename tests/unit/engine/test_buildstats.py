@@ -26,6 +26,10 @@ def test_causes_are_the_inputs_reasons_name() -> None:
     assert cause_of("instruction changed (was: RUN x)") == "instruction"
     assert cause_of("parent step missed") == "cascade"
     assert cause_of("no previous build of this step") == "first"
+    in_ctx = {"README.md", "docs", "docs/x.md"}.__contains__
+    assert cause_of("/app/docs/x.md changed", "", in_ctx) == "file:docs/"  # COPY . . in /app
+    assert cause_of("/app/README.md changed", "", in_ctx) == "file:README.md"
+    assert cause_of("/app/gone.md removed", "", in_ctx) == "file:app/"  # not there: as it is
     assert destination("COPY --chown=1 . /app/") == "app"
     assert destination('COPY ["a", "/srv/x"]') == "srv/x"
     assert destination("COPY . .") == "" and destination("RUN make") == ""
