@@ -115,7 +115,8 @@ def _step_lines(step: dict[str, Any]) -> list[str]:
     )
     lines = [head]
     if step.get("cache") in ("miss", "error") and step.get("reason"):
-        lines.append(f"      why: {str(step['reason']).splitlines()[0]}")
+        label = "why" if step["cache"] == "miss" else "error"
+        lines.append(f"      {label}: {str(step['reason']).splitlines()[0]}")
     files = step.get("files")
     if files:
         split = (
