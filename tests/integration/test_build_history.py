@@ -103,6 +103,20 @@ def test_a_killed_build_is_listed_with_what_it_did(lb: Layerbuild, tmp_path: Pat
     assert "Status:     killed" in lb.ok("builds", "show", row["id"]).stdout
 
 
+def test_an_interrupted_build_says_so(lb: Layerbuild, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN sleep 8\n")
+    proc = lb.spawn("build", "--progress", "plain", ctx)
+    deadline = time.monotonic() + 60
+    while not running("sleep", "8"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the RUN step never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    (row,) = _ls(lb)
+    assert (row["status"], row["exit_code"]) == ("interrupted", 130)
+
+
 def test_ids_caret_rm_and_cache_compare(lb: Layerbuild, tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     lb.build(ctx)
