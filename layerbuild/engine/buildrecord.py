@@ -10,6 +10,7 @@ each step that ran, and whole when it ends: a killed build is listed with what i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -116,7 +117,13 @@ class BuildRecorder:
         self._chars = 0
 
     def start(self) -> None:
-        self._write("running", None)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        # the history must never fail a build: a disk that refuses this write is met, and
+        # reported, by the build's own next write; the last record written stays
+        with contextlib.suppress(OSError):
+            self._write("running", None)
 
     def finish(self, error: BaseException | None) -> None:
         """The build ended (`error`: why, None when it succeeded): the whole record."""
@@ -130,7 +137,7 @@ class BuildRecorder:
             if event.files is not None:
                 self._files[event.step_id] = event.files.to_json()
             if not event.cached or time.monotonic() - self._written > CHECKPOINT_S:
-                self._write("running", None)
+                self._checkpoint()
         elif isinstance(event, Log) and event.step_id is not None:
             self._log(event.step_id, event.message)
 

@@ -95,3 +95,21 @@ def test_step_output_is_bounded(tmp_path: Path) -> None:
     assert log["dropped"] == 52  # the two first lines and the 50 beyond the bound
     assert log["lines"][-1].startswith(f"line {buildrecord.LOG_LINES + 49} ")
     assert all(len(line) <= buildrecord.LOG_LINE_CHARS + 3 for line in log["lines"])
+
+
+class Refusing(Written):
+    def write(self, record: dict[str, Any]) -> None:
+        if record["status"] == "running":
+            raise OSError(28, "No space left on device")
+        super().write(record)
+
+
+def test_a_refused_running_record_never_fails_the_build(tmp_path: Path) -> None:
+    report, written = BuildReport(), Refusing()
+    options = BuildOptions(context=tmp_path)
+    recorder = buildrecord.start_recording(options, report, written)
+    recorder(StepStarted(1, "s", 1, 1, 1, "FROM busybox"))
+    recorder(StepDone(1, 0.1))  # a step that ran: a checkpoint, refused
+    recorder.finish(None)
+    assert [r["status"] for r in written.records] == ["completed"]
+    assert written.records[0]["dockerfile_digest"] is None  # no Dockerfile in tmp_path
