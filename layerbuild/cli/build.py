@@ -30,7 +30,10 @@ PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
     from layerbuild.digest import Digest
-    from layerbuild.engine.options import BuildResult
+    from layerbuild.engine.buildrecord import BuildRecorder
+    from layerbuild.engine.events import BuildEvent
+    from layerbuild.engine.options import BuildOptions, BuildResult
+    from layerbuild.engine.report import BuildReport
     from layerbuild.export.outputs import OutputSpec
     from layerbuild.image.descriptor import Descriptor
     from layerbuild.registry.options import RegistryOptions
@@ -158,9 +161,9 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
             raise click.UsageError("--dry-run takes one --platform")
     with contextlib.ExitStack() as stack:
         if kw["context"] == "-":
-            _stdin_context(stack, kw)
+            buildoptions.stdin_context(stack, kw)
         elif is_git_url(kw["context"]):
-            _git_context(stack, kw)
+            buildoptions.git_context(stack, kw)
         else:
             kw["context"] = Path(kw["context"])
         if kw["check"]:
@@ -172,26 +175,6 @@ def build_cmd(ctx: Context, /, **kw: Any) -> None:
         finally:
             if prefetch is not None:
                 prefetch.close()
-
-
-def _stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
-    from layerbuild.engine.stdincontext import inner_path, stdin_context
-
-    kw["context"], text = stack.enter_context(stdin_context(sys.stdin.buffer, kw["dockerfile"]))
-    if text is not None:
-        kw["stdin_dockerfile"] = text
-    elif kw["dockerfile"]:  # with an archive on stdin, -f names a file inside it (as in docker)
-        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
-
-
-def _git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
-    from layerbuild.context.gitref import parse_git_url
-    from layerbuild.engine.gitsource import git_context
-    from layerbuild.engine.stdincontext import inner_path
-
-    kw["context"] = stack.enter_context(git_context(parse_git_url(kw["context"]))).root
-    if kw["dockerfile"] and kw["dockerfile"] != "-":  # -f names a file of the repository
-        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
 
 
 def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
@@ -217,17 +200,64 @@ def _check_only(ctx: Context, kw: dict[str, Any]) -> None:
 
 def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -> None:
     # imported once the context walkers are forked, so that the two overlap
-    from layerbuild.digest import Digest
-    from layerbuild.engine import executor
-    from layerbuild.engine.report import BuildReport, summary_line, warnings_summary
-    from layerbuild.export.outputs import OutputSpec
-    from layerbuild.store.cacheindex import CacheIndex
+    from layerbuild.engine.report import BuildReport
     from layerbuild.ui.progress import make_progress
 
-    if TYPE_CHECKING:
-        from layerbuild.engine.events import BuildEvent
-
     build_options = buildoptions.build_options(kw)
+    mode = "quiet" if kw["quiet"] else kw["progress"]
+    renderer = make_progress(mode)
+    report = BuildReport()
+    store = ctx.store()
+    recorder = _recorder(store, build_options, report)
+
+    def emit(event: BuildEvent) -> None:
+        report(event)
+        renderer(event)
+        if recorder is not None:
+            recorder(event)
+
+    try:
+        _build_and_output(store, build_options, emit, prefetch, report, renderer.close, kw)
+    except BaseException as e:  # the history keeps failed and interrupted builds too
+        if recorder is not None:
+            with contextlib.suppress(OSError):  # the build's own error is the one to report
+                recorder.finish(e)
+        raise
+    if recorder is not None:
+        try:
+            recorder.finish(None)
+        except OSError as e:  # the image is built: a history that cannot be written only warns
+            click.echo(f"warning: the build history was not written: {e}", err=True)
+
+
+def _recorder(
+    store: Store, build_options: BuildOptions, report: BuildReport
+) -> BuildRecorder | None:
+    """The build's history record, written as it starts (docs/history.md); None when the
+    history is turned off."""
+    if not options.history_on():
+        return None
+    from layerbuild.engine.buildrecord import start_recording, stored_sizes
+
+    history = options.build_history(store.builds_dir)
+    return start_recording(build_options, report, history, stored_sizes(store))
+
+
+def _build_and_output(
+    store: Store,
+    build_options: BuildOptions,
+    emit: Callable[[BuildEvent], None],
+    prefetch: ListingPrefetch | None,
+    report: BuildReport,
+    close: Callable[[], None],
+    kw: dict[str, Any],
+) -> None:
+    from layerbuild.digest import Digest
+    from layerbuild.engine import executor
+    from layerbuild.engine.report import summary_line, warnings_summary
+    from layerbuild.export.outputs import OutputSpec
+    from layerbuild.store.cacheindex import CacheIndex
+
     registry = build_options.registry or options.registry_options((), None)
     specs = buildoptions.output_specs(kw["outputs"], build_options.platform)
     if kw["push"]:
@@ -240,18 +270,10 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
 
         build = functools.partial(build_platforms, platforms=platforms)
     mode = "quiet" if kw["quiet"] else kw["progress"]
-    renderer = make_progress(mode)
-    report = BuildReport()
-    store = ctx.store()
-
-    def emit(event: BuildEvent) -> None:
-        report(event)
-        renderer(event)
-
     try:
         result = build(store, build_options, emit, prefetch)
     finally:
-        renderer.close()
+        close()
         if kw["report"] is not None:
             kw["report"].write_text(report.dumps())
     index = CacheIndex(store.root)

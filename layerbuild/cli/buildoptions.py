@@ -5,6 +5,7 @@ the LAYERBUILD_* speed-up switches and stats files included (read here, in cli/,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -157,3 +158,26 @@ def refuse_single_platform_outputs(specs: Sequence[OutputSpec]) -> None:
                 f"type={spec.type} writes one root filesystem: build one --platform for it",
                 param_hint="'-o' / '--output'",
             )
+
+
+def stdin_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
+    """`build -`: the context (or the Dockerfile) read from stdin, for as long as `stack`."""
+    from layerbuild.engine.stdincontext import inner_path
+    from layerbuild.engine.stdincontext import stdin_context as read_stdin
+
+    kw["context"], text = stack.enter_context(read_stdin(sys.stdin.buffer, kw["dockerfile"]))
+    if text is not None:
+        kw["stdin_dockerfile"] = text
+    elif kw["dockerfile"]:  # with an archive on stdin, -f names a file inside it (as in docker)
+        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])
+
+
+def git_context(stack: contextlib.ExitStack, kw: dict[str, Any]) -> None:
+    """`build URL#REF:DIR`: the repository checked out, for as long as `stack`."""
+    from layerbuild.context.gitref import parse_git_url
+    from layerbuild.engine.gitsource import git_context as checkout
+    from layerbuild.engine.stdincontext import inner_path
+
+    kw["context"] = stack.enter_context(checkout(parse_git_url(kw["context"]))).root
+    if kw["dockerfile"] and kw["dockerfile"] != "-":  # -f names a file of the repository
+        kw["dockerfile"] = inner_path(kw["context"], kw["dockerfile"])

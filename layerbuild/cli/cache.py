@@ -6,11 +6,14 @@ What `cache ls` and `cache compare` print is ui/cachelisting.py's.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
+from layerbuild.cli import options
 from layerbuild.cli.context import Context
 from layerbuild.dockerfile.durations import parse_duration
 from layerbuild.store.gc import cache_usage, collect, prune_cache
@@ -117,16 +120,29 @@ def cache_prune_cmd(
 
 
 @cache_group.command("compare")
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("-f", "--file", "dockerfile", default="Dockerfile", show_default=True,
+              help="Whose builds `^N` and no argument name.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
-def compare_cmd(ctx: Context, a: str, b: str, fmt: str) -> None:
-    """Compare two builds step by step: --report files, or two image names."""
-
+def compare_cmd(ctx: Context, a: str | None, b: str | None, dockerfile: str, fmt: str) -> None:
+    """Compare two builds step by step: --report files, image names, or build ids of the
+    history (a prefix, or ^N: the Nth build before the latest of the Dockerfile). With no
+    argument: the last two builds of ./Dockerfile (-f another)."""
+    if a is None:
+        a, b = "^1", "^0"
+    elif b is None:
+        raise click.UsageError("give two builds to compare, or none (the last two)")
     root = ctx.store().root
-    report_a = cachelisting.load_report(root, a)
-    report_b = cachelisting.load_report(root, b)
+    history = options.build_history(ctx.store().builds_dir)
+    wanted = os.path.abspath(dockerfile)
+
+    def build(ref: str) -> dict[str, Any] | None:
+        return history.find(ref, wanted)
+
+    report_a = cachelisting.load_report(root, a, build)
+    report_b = cachelisting.load_report(root, b, build)
     if fmt == "json":
         click.echo(json.dumps(cachelisting.compare_json(report_a, report_b), indent=2))
     else:
@@ -139,5 +155,11 @@ def compare_cmd(ctx: Context, a: str, b: str, fmt: str) -> None:
 def prune_cmd(ctx: Context, timeout: float) -> None:
     """Remove blobs and snapshots no image and no cache record needs."""
 
-    removed, freed = collect(ctx.store(), timeout=timeout)
+    store = ctx.store()
+    removed, freed = collect(store, timeout=timeout)
     click.echo(f"removed {len(removed)} blobs, freed {human_size(freed)} ({freed} bytes)")
+    history = options.build_history(store.builds_dir)  # its bounds, as builds apply them
+    history.clean()
+    dropped = history.retain(full=True)
+    if dropped:
+        click.echo(f"removed {len(dropped)} build records beyond the history's bounds")

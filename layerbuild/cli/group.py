@@ -35,6 +35,7 @@ _COMMANDS = {
     "push": "layerbuild.cli.registry:push_cmd",
     "login": "layerbuild.cli.registry:login_cmd",
     "logout": "layerbuild.cli.registry:logout_cmd",
+    "builds": "layerbuild.cli.builds:builds_group",
     "cache": "layerbuild.cli.cache:cache_group",
     "prune": "layerbuild.cli.cache:prune_cmd",
     "fsck": "layerbuild.cli.fsck:fsck_cmd",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from layerbuild.registry.options import RegistryOptions
     from layerbuild.registry.remotecache.spec import CacheSpec
     from layerbuild.sandbox.netfiles import HostEntry
+    from layerbuild.store.buildhistory import BuildHistory
 
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -207,3 +208,32 @@ def refuse_with_dry_run(kw: dict[str, Any]) -> None:
                 f"{option} cannot be used with --dry-run: a dry run makes no image and writes "
                 "no cache; drop one of them"
             )
+
+
+HISTORY_ENV = "LAYERBUILD_HISTORY"  # "0": builds leave no record (docs/history.md)
+HISTORY_BUILDS_ENV = "LAYERBUILD_HISTORY_BUILDS"  # records kept (default 200)
+HISTORY_BYTES_ENV = "LAYERBUILD_HISTORY_BYTES"  # and at most this many bytes of them
+
+
+def history_on() -> bool:
+    return os.environ.get(HISTORY_ENV) != "0"
+
+
+def build_history(directory: Path) -> BuildHistory:
+    """The store's build history (`Store.builds_dir`) with the bounds the environment sets."""
+    from layerbuild.store.buildhistory import MAX_BUILDS, MAX_BYTES, BuildHistory
+
+    return BuildHistory(
+        directory,
+        max_builds=_count(HISTORY_BUILDS_ENV, MAX_BUILDS),
+        max_bytes=_count(HISTORY_BYTES_ENV, MAX_BYTES),
+    )
+
+
+def _count(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise click.UsageError(f"{name}={text!r}: expected a whole number above 0")
+    return int(text)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from layerbuild.digest import Digest
+from layerbuild.engine.layerfiles import LayerFiles
 from layerbuild.registry.remotecache.spec import CacheTransfer
 
 
@@ -31,6 +32,7 @@ class StepDone:
     reason: str = ""  # why a step missed the cache
     unknown: bool = False  # a dry run: only running the build could tell hit from miss
     details: tuple[str, ...] = ()  # a dry run's lines under the step (changed files, hints)
+    files: LayerFiles | None = None  # a step that ran: what its layer added, changed, removed
 
 
 @dataclass(frozen=True, slots=True)

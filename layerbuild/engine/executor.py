@@ -31,11 +31,12 @@ from layerbuild.engine.events import BuildDone, BuildEvent, Log, StepDone, StepS
 from layerbuild.engine.failures import expect_cached, reported, step_name
 from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.inputs import context_ignore, read_dockerfile
+from layerbuild.engine.layerfiles import LayerFiles, parent_lookup, summarize
 from layerbuild.engine.layerwriter import LayerWriter
 from layerbuild.engine.ops import ops_for
 from layerbuild.engine.ops.base import Step
 from layerbuild.engine.options import BuildOptions, BuildResult
-from layerbuild.engine.platforms import check_platform, host_platform
+from layerbuild.engine.platforms import check_platform, host_platform, stage_platform
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.sources import SourceResolver, base_layers
 from layerbuild.engine.speedups.active import speedups_for
@@ -263,7 +264,7 @@ class Executor:
                 self.saved.append(self.cache.previous_seconds(state.name, index))
             key = out.key.digest if out.key is not None else None
             done = StepDone(step_id, seconds, out.layer, out.hit, out.note, key, out.reason)
-            self.emit(replace(done, unknown=out.unknown, details=out.details))
+            self.emit(replace(done, unknown=out.unknown, details=out.details, files=out.files))
         return state
 
     def _trigger(self, text: str, at: ins.From) -> ins.Instruction:
@@ -337,13 +338,7 @@ class Executor:
         return state, key
 
     def _stage_platform(self, planned: PlannedStage) -> Platform:
-        """FROM --platform wins over --platform for that stage (as in BuildKit)."""
-        if not planned.platform:
-            return self.options.platform
-        try:
-            return Platform.parse(planned.platform)
-        except ValueError as e:
-            raise BuildError(f"FROM --platform: {e}") from None
+        return stage_platform(planned.platform, self.options.platform)
 
     def _base_image(
         self, base: ImageBase, platform: Platform, step_id: int
@@ -378,9 +373,12 @@ class Executor:
             expect_cached(self.options.expect_cached, state.name, reason)
             done = op.execute(step, prepared, key)
             self.cache.record(key, done.layer, done.state.meta.config, prepared.files)
+        files = None  # what the layer holds, for the build's history: only a step that ran
+        if record is None and done.layer is not None and done.changes is not None:
+            files = summarize(done.changes, parent_lookup(self.files.trees.loaded(state)))
         self.files.trees.advance(state, done.state, done.changes)
         layer = done.layer.digest if done.layer else None
-        outcome = StepOutcome(key, record is not None, layer, reason, done.note)
+        outcome = StepOutcome(key, record is not None, layer, reason, done.note, files=files)
         return done.state.with_key(key.digest), outcome
 
     def _lookup(self, state: StageState, inputs: Inputs) -> tuple[CacheKey, CacheRecord | None]:
@@ -397,3 +395,4 @@ class StepOutcome:
     note: str = ""
     unknown: bool = False  # a dry run: only running could tell
     details: tuple[str, ...] = ()  # a dry run's lines under the step
+    files: LayerFiles | None = None  # what a step that ran put in its layer

@@ -31,3 +31,14 @@ def check_platform(config: ImageConfig, platform: Platform, ref: str) -> None:
             hint=f"build with --platform {have}, or use a base image for {platform} "
             "(a multi-platform image index has one)",
         )
+
+
+def stage_platform(flag: str | None, default: Platform) -> Platform:
+    """A stage's platform: its FROM --platform (expanded) wins over the build's (as in
+    BuildKit)."""
+    if not flag:
+        return default
+    try:
+        return Platform.parse(flag)
+    except ValueError as e:
+        raise BuildError(f"FROM --platform: {e}") from None

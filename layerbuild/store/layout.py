@@ -144,6 +144,11 @@ class Store:
         return self.root / "sources"
 
     @property
+    def builds_dir(self) -> Path:
+        """The build history, one record a build (buildhistory.py)."""
+        return self.root / "builds"
+
+    @property
     def tmp_dir(self) -> Path:
         """Scratch space of running builds, on the store's file system."""
         return self.root / "tmp"

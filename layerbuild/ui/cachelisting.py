@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,11 @@ def list_records(root: Path, fmt: str) -> str:
     return "\n".join(lines)
 
 
-def load_report(root: Path, name: str) -> BuildReport:
-    """A --report file, or the last build report the store kept for the image `name`."""
+def load_report(
+    root: Path, name: str, build: Callable[[str], dict[str, Any] | None] | None = None
+) -> BuildReport:
+    """A --report file, the last build report the store kept for the image `name`, or the
+    record of the build `name` names (`build`: the history's resolver)."""
     path = Path(name)
     if path.is_file():
         try:
@@ -63,16 +67,23 @@ def load_report(root: Path, name: str) -> BuildReport:
         if not isinstance(obj, dict):
             raise LayerbuildError(f"{path} is not a --report file (not a JSON object)")
         return BuildReport.from_json(obj)
+    if build is not None and name.startswith("^"):
+        saved = build(name)
+        if saved is not None:
+            return BuildReport.from_json(saved)
     try:
         tag = normalize_tag(name)
     except LayerbuildError:
         tag = None
     saved = CacheIndex(root).load_report(tag) if tag else None
+    if saved is None and build is not None:
+        saved = build(name)
     if saved is None:
         raise LayerbuildError(
-            f"{name} is neither a report file nor an image with a kept build report",
-            hint="pass the files written by `build --report FILE`, or names of images built "
-            "(and tagged) with layerbuild",
+            f"{name} is neither a report file nor an image with a kept build report, "
+            "nor a build of the history",
+            hint="pass the files written by `build --report FILE`, names of images built "
+            "(and tagged) with layerbuild, or build ids (`layerbuild builds ls`)",
         )
     return BuildReport.from_json(saved)
 
