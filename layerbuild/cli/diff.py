@@ -20,15 +20,25 @@ from layerbuild.errors import ExitCode
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Files to list per layer and for the whole filesystem (text).")  # fmt: skip
 @click.option("--platform", "platform_text", help="os/arch[/variant] of multi-platform images.")
+@click.option("-f", "--file", "dockerfile", default="Dockerfile", show_default=True,
+              help="The Dockerfile whose builds ^N counts.")  # fmt: skip
 @click.pass_obj
 def diff_cmd(
-    ctx: Context, image_a: str, image_b: str, fmt: str, limit: int, platform_text: str | None
+    ctx: Context,
+    image_a: str,
+    image_b: str,
+    fmt: str,
+    limit: int,
+    platform_text: str | None,
+    dockerfile: str,
 ) -> None:
     """Show why images A and B differ: config fields, layers paired with the step that made
     each and why it differs, and the files, biggest first.
 
-    A and B are images in the store (name:tag, digest or digest prefix), or paths of OCI
-    layout directories, OCI tarballs or docker-archives (a path that exists is read as a path).
+    A and B are images in the store (name:tag, digest or digest prefix), paths of OCI layout
+    directories, OCI tarballs or docker-archives (a path that exists is read as a path), or
+    builds of the history: an id (or a unique prefix of one) or ^N, the Nth build before the
+    latest of ./Dockerfile (-f names another), as `layerbuild builds ls` lists them.
     Exits 0 when they are identical, 1 when they differ.
     """
     from layerbuild.diff.compare import compare  # codecs, tar readers
@@ -38,7 +48,7 @@ def diff_cmd(
 
     platform = options.platform(platform_text) if platform_text else None
     with contextlib.ExitStack() as stack:
-        how = Resolving(ctx.store, platform, stack)
+        how = Resolving(ctx.store, platform, stack, dockerfile)
         result = compare(resolve(image_a, how), resolve(image_b, how))
     if fmt == "json":
         click.echo(json.dumps(to_json(result), indent=2))

@@ -1,22 +1,26 @@
 """What the two arguments of `layerbuild diff` name, and a reader of each named image's layers.
 
 The kinds of names are tried in order, in `_KINDS`: a path that exists (an OCI layout
-directory, an OCI tarball or a docker-archive, read in place as `analyze` reads them), then an
-image of the store (name:tag, digest or digest prefix). A new kind (a build's id, once builds
-are recorded) is one more function in that list, placed before the store's: it returns a
-Target or None when the text is not one of its names.
+directory, an OCI tarball or a docker-archive, read in place as `analyze` reads them), then a
+build of the history (`^N`, the Nth build before the latest of ./Dockerfile, or a build id or
+unique prefix of one that names no image of the store: the image it built), then an image of
+the store (name:tag, digest or digest prefix). Each kind returns a Target, or None when the
+text is not one of its names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from layerbuild.analyze import source as archive
+from layerbuild.errors import LayerbuildError
 from layerbuild.export.archivemembers import open_source
 from layerbuild.image.decompress import open_layer
 from layerbuild.image.descriptor import Platform
@@ -45,6 +49,7 @@ class Resolving:
     store: Callable[[], Store]
     platform: Platform | None
     stack: contextlib.ExitStack
+    dockerfile: str = "Dockerfile"  # the one `^N` counts builds of
 
 
 Kind = Callable[[str, Resolving], "Target | None"]
@@ -69,12 +74,43 @@ def _from_path(text: str, how: Resolving) -> Target | None:
     return Target(side, lambda i: archive.layer_stream(source, found.members[i]))
 
 
-def _from_store(text: str, how: Resolving) -> Target:
+def _from_build(text: str, how: Resolving) -> Target | None:
+    from layerbuild.store.buildhistory import BuildHistory
+
+    store = how.store()
+    history = BuildHistory(store.builds_dir)
+    record: dict[str, Any] | None
+    if text.startswith("^") and text[1:].isdigit():
+        record = history.resolve(text, os.path.abspath(how.dockerfile))
+    else:
+        try:
+            record = history.find(text, None) if _HEX.fullmatch(text) else None
+        except LayerbuildError:
+            return None  # a prefix of several builds: perhaps an image's
+        if record is None or _in_store(store, text):
+            return None
+    image = record.get("image")
+    if not image:
+        raise LayerbuildError(
+            f"build {record['id']} ({record.get('status', 'unknown')}) left no image",
+            hint="`layerbuild builds show` says why; diff a build that completed")
+    return _from_store(str(image), how, label=f"build {str(record['id'])[:12]}")
+
+
+def _in_store(store: Store, text: str) -> bool:
+    try:
+        store_images.resolve(store, text)
+    except LayerbuildError:
+        return False
+    return True
+
+
+def _from_store(text: str, how: Resolving, label: str | None = None) -> Target:
     store = how.store()
     desc = store_images.resolve(store, text)
     _, manifest, config = store_images.read_image(store, desc, how.platform)
     layers = tuple(archive.manifest_layers(manifest, config, text))
-    side = ImageSide(text, manifest.config.digest, config, layers)
+    side = ImageSide(label or text, manifest.config.digest, config, layers)
 
     @contextlib.contextmanager
     def open_stored(i: int) -> Iterator[BinaryIO]:
@@ -85,4 +121,5 @@ def _from_store(text: str, how: Resolving) -> Target:
     return Target(side, open_stored)
 
 
-_KINDS: tuple[Kind, ...] = (_from_path, _from_store)
+_HEX = re.compile(r"[0-9a-f]{4,}")  # a build id or a prefix of one
+_KINDS: tuple[Kind, ...] = (_from_path, _from_build, _from_store)

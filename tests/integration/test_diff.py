@@ -295,3 +295,26 @@ def test_two_images_layerbuild_did_not_build(lb: Layerbuild, tmp_path: Path) -> 
     with tarfile.open(tarball, "w") as tar:
         tar.add(b, arcname=".")
     assert _diff(lb, a, tarball)[1]["files"] == result["files"]
+
+
+def test_builds_of_the_history_by_id_and_by_count(lb: Layerbuild, tmp_path: Path) -> None:
+    """`diff ^1 ^0` compares the last two builds of ./Dockerfile; an id prefix from `builds
+    ls` names a build too; a build that left no image is an error that says so."""
+    ctx = make_context(tmp_path, {"Dockerfile": STAMP})
+    lb.build(ctx, "-t", "stamp:1")
+    lb.build(ctx, "--no-cache", "-t", "stamp:2")
+    proc = lb("diff", "^1", "^0", "--format", "json", cwd=ctx)
+    assert proc.returncode == 1, proc.stderr
+    by_step = {p["a"]["created_by"]: p for p in json.loads(proc.stdout)["layers"]}
+    assert by_step["RUN date +%s%N > /stamp"]["verdict"] == "not reproducible"
+
+    listed = json.loads(lb("builds", "ls", "--format", "json").stdout)
+    newest, previous = (str(b["id"]) for b in listed[:2])
+    same = lb("diff", previous[:8], "stamp:1", "--format", "json")
+    assert same.returncode == 0, same.stderr
+    assert lb("diff", newest[:8], "stamp:2").returncode == 0
+
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    assert lb("build", ctx).returncode != 0
+    failed = lb("diff", "^0", "stamp:1", cwd=ctx)
+    assert failed.returncode != 0 and "left no image" in failed.stderr
