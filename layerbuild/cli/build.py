@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,7 +227,7 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
         specs.append(OutputSpec("registry"))
     mode = "quiet" if kw["quiet"] else kw["progress"]
     renderer = make_progress(mode)
-    report = BuildReport()
+    report = BuildReport(clock=time.monotonic)  # steps' starts: the HTML page's timeline
     store = ctx.store()
 
     def emit(event: BuildEvent) -> None:
