@@ -121,26 +121,34 @@ def _layers(steps: Sequence[Mapping[str, Any]]) -> str:
     with_layer = [s for s in steps if s.get("layer")]
     if not with_layer:
         return ""
-    sizes = [s.get("layer_size") for s in with_layer]
-    biggest = max([v for v in sizes if isinstance(v, int)] or [0])
+    sizes = [v for s in with_layer if isinstance(v := s.get("layer_size"), int)]
+    biggest = max(sizes or [0])
     files = any(isinstance(s.get("files"), Mapping) for s in with_layer)
     rows = []
     for step in with_layer:
-        value = step.get("layer_size")
-        width = round(200 * value / biggest) if isinstance(value, int) and biggest else 0
-        rows.append(
-            f'<tr><td class="mono">{esc(step.get("line", ""))}</td>'
-            f'<td class="mono">{esc(step.get("instruction", ""))}</td>'
-            f'<td class="mono">{esc(str(step["layer"])[:19])}</td>'
-            f'<td class="num">{esc(size(value) or "?")}</td>'
-            f'<td><span class="sizebar" style="width:{width}px"></span></td>'
-            + (f"<td>{_files(step.get('files'))}</td>" if files else "")
-            + "</tr>"
-        )
+        cells = [
+            f'<td class="mono">{esc(step.get("line", ""))}</td>',
+            f'<td class="mono">{esc(step.get("instruction", ""))}</td>',
+            f'<td class="mono">{esc(str(step["layer"])[:19])}</td>',
+        ]
+        if sizes:
+            cells.append(_size_cells(step.get("layer_size"), biggest))
+        if files:
+            cells.append(f"<td>{_files(step.get('files'))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    heads = "<th>line</th><th>step</th><th>layer</th>"
+    heads += '<th class="num">size</th><th></th>' if sizes else ""
+    heads += "<th>files</th>" if files else ""
+    # a --report names each step's layer but not its size (a history record has both)
+    note = "" if sizes else '<p class="muted">This report holds no layer sizes.</p>'
+    return f"<h2>Layers</h2>\n{note}<table><tr>{heads}</tr>{''.join(rows)}</table>"
+
+
+def _size_cells(value: object, biggest: int) -> str:
+    width = round(200 * value / biggest) if isinstance(value, int) and biggest else 0
     return (
-        "<h2>Layers</h2>\n<table><tr><th>line</th><th>step</th><th>layer</th>"
-        f'<th class="num">size</th><th></th>{"<th>files</th>" if files else ""}</tr>'
-        f"{''.join(rows)}</table>"
+        f'<td class="num">{esc(size(value) or "?")}</td>'
+        f'<td><span class="sizebar" style="width:{width}px"></span></td>'
     )
 
 

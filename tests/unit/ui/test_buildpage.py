@@ -128,3 +128,10 @@ def test_an_empty_report_still_makes_a_page() -> None:
     page = render_build_page({})
     assert page.startswith("<!DOCTYPE html>") and external_loads(page) == []
     assert "(no image)" in page_text(page)
+
+
+def test_a_report_without_layer_sizes_says_so_instead_of_a_size_column() -> None:
+    page = render_build_page(PARALLEL)
+    text = page_text(page)
+    assert "holds no layer sizes" in text and "linesteplayer2" in text  # no size column
+    assert [t for t, a in elements(page) if "sizebar" in (a.get("class") or "")] == []
