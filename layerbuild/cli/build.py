@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,7 +207,7 @@ def _build(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None) -
     build_options = buildoptions.build_options(kw)
     mode = "quiet" if kw["quiet"] else kw["progress"]
     renderer = make_progress(mode)
-    report = BuildReport()
+    report = BuildReport(clock=time.monotonic)  # steps' starts: the HTML page's timeline
     store = ctx.store()
     recorder = _recorder(store, build_options, report)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -22,6 +23,9 @@ from layerbuild.errors import ExitCode
 @click.option("--platform", "platform_text", help="os/arch[/variant] of multi-platform images.")
 @click.option("-f", "--file", "dockerfile", default="Dockerfile", show_default=True,
               help="The Dockerfile whose builds ^N counts.")  # fmt: skip
+@click.option("--html", "html_file", metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the comparison as a self-contained HTML page.")  # fmt: skip
 @click.pass_obj
 def diff_cmd(
     ctx: Context,
@@ -31,6 +35,7 @@ def diff_cmd(
     limit: int,
     platform_text: str | None,
     dockerfile: str,
+    html_file: Path | None,
 ) -> None:
     """Show why images A and B differ: config fields, layers paired with the step that made
     each and why it differs, and the files, biggest first.
@@ -50,6 +55,10 @@ def diff_cmd(
     with contextlib.ExitStack() as stack:
         how = Resolving(ctx.store, platform, stack, dockerfile)
         result = compare(resolve(image_a, how), resolve(image_b, how))
+    if html_file is not None:
+        from layerbuild.ui.diffpage import render_diff_page
+
+        html_file.write_text(render_diff_page(to_json(result)), encoding="utf-8")
     if fmt == "json":
         click.echo(json.dumps(to_json(result), indent=2))
     else:

@@ -7,6 +7,7 @@ Pure: it consumes the same events the progress view does. `--report FILE` writes
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +34,13 @@ class StepRecord:
     seconds: float = 0.0
     layer: str | None = None
     details: tuple[str, ...] = ()  # a dry run's: the files a missed COPY changed, hints
+    # seconds after the build started that the step started (None: not measured, as in
+    # reports written before it was); stages built at once (--jobs) overlap in these
+    start: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         details = {"details": list(self.details)} if self.details else {}
+        start = {"start": round(self.start, 4)} if self.start is not None else {}
         return {
             "stage": self.stage,
             "index": self.index,
@@ -46,6 +51,7 @@ class StepRecord:
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
             "layer": self.layer,
+            **start,
             **details,
         }
 
@@ -62,6 +68,7 @@ class StepRecord:
             seconds=float(obj.get("seconds", 0.0)),
             layer=obj.get("layer"),
             details=tuple(str(d) for d in obj.get("details") or ()),
+            start=float(obj["start"]) if obj.get("start") is not None else None,
         )
 
 
@@ -103,11 +110,21 @@ class BuildReport:
     # the build checks' warnings: {"rule", "message", "line", "url"} (docs/checks.md)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False  # `build --dry-run`: verdicts only, no image
+    # when given (time.monotonic), each step's start is noted, relative to the report's making:
+    # events carry durations only, and the report folds them as they happen
+    clock: Callable[[], float] | None = field(default=None, repr=False, compare=False)
     _by_id: dict[int, StepRecord] = field(default_factory=dict, repr=False)
+    _t0: float = field(default=0.0, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.clock is not None:
+            self._t0 = self.clock()
 
     def __call__(self, event: BuildEvent) -> None:
         if isinstance(event, StepStarted):
             record = StepRecord(event.stage, event.index, event.line, event.text)
+            if self.clock is not None:
+                record.start = self.clock() - self._t0
             self._by_id[event.step_id] = record
             self.steps.append(record)
         elif isinstance(event, StepDone) and event.step_id in self._by_id:

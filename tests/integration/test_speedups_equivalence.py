@@ -162,6 +162,7 @@ def build(lb: WatchedLayerbuild, ctx: Path, mode: Mode, n: int) -> tuple[Built, 
     steps = json.loads(report.read_text())["steps"]
     for step in steps:
         del step["seconds"]
+        del step["start"]  # a time, as "seconds" is
     image = lb.inspect("eq:1")
     counters = [json.loads(line) for line in stats.read_text().splitlines()]
     total = {k: sum(c[k] for c in counters) for k in counters[0]}
