@@ -68,12 +68,20 @@ def ls_cmd(
 @builds_group.command("show")
 @click.argument("ref")
 @_FILE
+@click.option("--html", "html_file", metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the build as a self-contained HTML page.")  # fmt: skip
 @click.pass_obj
-def show_cmd(ctx: Context, ref: str, dockerfile: str) -> None:
+def show_cmd(ctx: Context, ref: str, dockerfile: str, html_file: Path | None) -> None:
     """Everything a build's record holds: how it ended, each step, why each miss missed,
     and what each step that ran put in its layer."""
     record = _find(ctx, ref, dockerfile)
-    click.echo(buildlisting.show_text(record, status_of(record)))
+    status = status_of(record)
+    if html_file is not None:
+        from layerbuild.ui.buildpage import render_build_page
+
+        html_file.write_text(render_build_page({**record, "status": status}), encoding="utf-8")
+    click.echo(buildlisting.show_text(record, status))
 
 
 @builds_group.command("logs")
