@@ -1,7 +1,7 @@
 """A two-platform build (linux/amd64,linux/arm64), platforms one after another and at once,
 beside buildah's, same run.
 
-    python bench/platform_bench.py [--runs 2] [--seconds 2] [--work DIR]
+    python bench/platform_bench.py [--runs 2] [--seconds 2] [--work DIR] [--tools ...]
 
 The Dockerfile: the multi-platform busybox base (fixtures/make_multiplatform_busybox.py) and
 one CPU-bound RUN, a shell loop of about --seconds on each platform. arm64 runs under QEMU here,
@@ -10,18 +10,21 @@ architecture first (`layerbuild run --platform P`) and the RUN picks its own by 
 two platforms of equal work, the case where building them at once can save the most (about
 half, on two free cores). Every step runs (--no-cache).
 
-The reference is `buildah build --platform linux/amd64,linux/arm64 --manifest ...` (chroot
-isolation, its own storage under --work, the base loaded with skopeo, one image per
-architecture gathered into a manifest list), with its own `--jobs 1` and `--jobs 2` (buildah
-builds the platforms at once within --jobs too), through the same QEMU binfmt_misc handler.
-BuildKit is not: Debian's dockerd (20.10) has no buildx and its builder exports one platform
-per build, so it cannot make a two-platform index here.
+The references, in the same run: `buildah build --platform linux/amd64,linux/arm64 --manifest`
+(chroot isolation, its own storage under --work, the base loaded with skopeo per architecture
+and gathered into a manifest list), with its own `--jobs 1` and `--jobs 2` (buildah builds the
+platforms at once within --jobs too); and BuildKit through Debian's dockerd (20.10, started
+here on a socket of its own, no bridge), which builds arm64 here but not two platforms in one
+build (it refuses `--platform linux/amd64,linux/arm64`; no buildx): its figures are two
+single-platform builds (`FROM mbusybox-$TARGETARCH`, the base loaded per architecture), one
+after another for "--jobs 1" and from two clients at once for "--jobs 2", with no index.
+All run RUN steps of arm64 through the same QEMU binfmt_misc handler.
 
 The rounds alternate the tools and --jobs; the best of --runs of each counts, with the load
 average before each build beside it (2 cores: the --jobs 2 figures are only as good as the
 second core is free). layerbuild runs with --network none, buildah's chroot isolation with the
 host's network: neither sets up a network per RUN. Figures only: this never asserts.
-Needs root, buildah, skopeo and qemu-user-static registered (`layerbuild binfmt`).
+Needs root, buildah, skopeo, docker.io and qemu-user-static registered (`layerbuild binfmt`).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PLATFORMS = "linux/amd64,linux/arm64"
 LOOP = "i=0; while [ $i -lt {n} ]; do i=$((i+1)); done"
+DOCKER = "/usr/bin/docker"  # Debian's client, the one that goes with its dockerd
 DOCKERFILE = """\
-FROM {base}
+{preamble}FROM {base}
 ARG TARGETARCH
 RUN n={amd64}; [ "$TARGETARCH" != arm64 ] || n={arm64}; {loop} && uname -m > /arch
 """
@@ -67,13 +71,13 @@ class Layerbuild:
         sh(*self.cmd, "load", layout, "-t", "mbusybox:latest", env=self.env)
 
     def loop_seconds(self, platform: str, n: int) -> float:
-        run = [*self.cmd, "run", "--platform", platform, "mbusybox", "sh", "-c"]
-        # the sandbox's start, not the loop
-        empty = min(timed(self._sh, *run, "true") for _ in range(2))
-        return timed(self._sh, *run, LOOP.format(n=n)) - empty
-
-    def _sh(self, *args: str) -> str:
-        return sh(*args, env=self.env)
+        """The loop's seconds in a sandbox of `platform`, by its clock (/proc/uptime, in
+        hundredths): the sandbox's start, which varies by tenths, left out."""
+        read = "read t _ < /proc/uptime; echo $t"
+        script = f"{read}; {LOOP.format(n=n)}; {read}"
+        run = [*self.cmd, "run", "--platform", platform, "mbusybox", "sh", "-c", script]
+        start, end = map(float, sh(*run, env=self.env).split())
+        return end - start
 
     def build(self, ctx: Path, jobs: str) -> None:
         build = [*self.cmd, "build", "--no-cache", "--network", "none", "--progress", "quiet"]
@@ -106,15 +110,68 @@ class Buildah:
         subprocess.run([*self.cmd, "rmi", "--all", "--force"], capture_output=True)
 
 
+class BuildKit:
+    def __init__(self, work: Path, layout: Path) -> None:
+        state = work / "dockerd"
+        state.mkdir(exist_ok=True)
+        sock = state / "docker.sock"
+        argv = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none"]
+        argv += ["--data-root", str(state / "root"), "--exec-root", str(state / "exec")]
+        argv += ["-H", f"unix://{sock}", "--pidfile", str(state / "pid")]
+        with open(state / "log", "wb") as log:
+            self.daemon = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
+        for _ in range(100):
+            up = subprocess.run([DOCKER, "version"], capture_output=True, env=self.env)
+            if up.returncode == 0:
+                break
+            time.sleep(0.2)
+        for arch in ("amd64", "arm64"):  # a docker-archive holds one image per name
+            archive = work / f"mbusybox-{arch}.tar"
+            sh("skopeo", "--override-arch", arch, "copy", "-q", f"oci:{layout}:latest",
+               f"docker-archive:{archive}:mbusybox-{arch}:latest")  # fmt: skip
+            sh(DOCKER, "load", "-i", archive, env=self.env)
+
+    def build(self, ctx: Path, jobs: str) -> None:
+        builds = [
+            # 20.10 leaves TARGETARCH empty before FROM
+            [DOCKER, "build", "-q", "--no-cache", "--network=none", "--platform", f"linux/{a}",
+             "--build-arg", f"TARGETARCH={a}", "-t", f"bench:{a}", str(ctx)]
+            for a in ("amd64", "arm64")
+        ]  # fmt: skip
+        if jobs == "1":
+            for argv in builds:
+                sh(*argv, env=self.env)
+            return
+        procs = [subprocess.Popen(a, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for a in builds]  # fmt: skip
+        for argv, proc in zip(builds, procs, strict=True):
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                sys.exit(f"{' '.join(argv)} failed:\n{out.decode()}\n{err.decode()}")
+
+    def close(self) -> None:
+        self.daemon.terminate()
+        self.daemon.wait(timeout=60)
+
+
 def calibrate(lb: Layerbuild, platform: str, seconds: float) -> tuple[int, float]:
     """The loop count that takes about `seconds` on `platform`, and the seconds it took."""
     n = 10_000
     while (took := lb.loop_seconds(platform, n)) < 1.0:
         n *= 3
-    for _ in range(2):  # once more from nearer: the sandbox's start varies by a tenth
+    for _ in range(2):  # once more from nearer
         n = int(n * seconds / took)
         took = lb.loop_seconds(platform, n)
     return n, took
+
+
+BASES = {  # tool: (lines before FROM, the base)
+    "layerbuild": ("", "mbusybox"),
+    "buildah": ("", "localhost/mbusybox"),
+    "buildkit": ("ARG TARGETARCH\n", "mbusybox-$TARGETARCH"),
+}
+Tool = Layerbuild | Buildah | BuildKit
 
 
 def main() -> None:
@@ -122,49 +179,66 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--tools", default="layerbuild,buildah,buildkit")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="platform-bench-"))
     layout = work / "mbusybox"
     sh(sys.executable, REPO / "fixtures" / "make_multiplatform_busybox.py", layout)
-    lb, bah = Layerbuild(work, layout), Buildah(work, layout)
+    lb = Layerbuild(work, layout)
+    tools: dict[str, Tool] = {"layerbuild": lb}
     try:
-        counts = {}
-        for platform in ("linux/amd64", "linux/arm64"):
-            n, took = calibrate(lb, platform, args.seconds)
-            counts[platform.split("/")[1]] = n
-            print(f"{platform}: a loop of {n} iterations, {took:.2f}s", flush=True)
-        print(f"cores: {len(os.sched_getaffinity(0))}; uptime: {sh('uptime').strip()}")
-        builds = {"layerbuild": lb.build, "buildah": bah.build}
-        for tool, base in (("layerbuild", "mbusybox"), ("buildah", "localhost/mbusybox")):
-            ctx = work / f"ctx-{tool}"
-            ctx.mkdir(exist_ok=True)
-            loop = LOOP.format(n="$n")
-            (ctx / "Dockerfile").write_text(DOCKERFILE.format(base=base, loop=loop, **counts))
-        lb.build(work / "ctx-layerbuild", "1")  # the bases' snapshots unpacked once
-        best: dict[tuple[str, str], float] = {}
-        for round_ in range(1, args.runs + 1):
-            for tool, build in builds.items():
-                for jobs in ("1", "2"):
-                    load = os.getloadavg()[0]
-                    took = timed(build, work / f"ctx-{tool}", jobs)
-                    best[tool, jobs] = min(best.get((tool, jobs), took), took)
-                    line = f"round {round_} {tool:<10} --jobs {jobs}: {took:6.2f}s"
-                    print(f"{line} (load {load:.2f})", flush=True)
-        report(best)
+        for name in args.tools.split(","):
+            if name == "buildah":
+                tools[name] = Buildah(work, layout)
+            elif name == "buildkit":
+                tools[name] = BuildKit(work, layout)
+            elif name != "layerbuild":
+                sys.exit(f"unknown tool {name!r}: layerbuild, buildah or buildkit")
+        run(lb, tools, work, args)
     finally:
-        bah.close()
+        for tool in tools.values():
+            if not isinstance(tool, Layerbuild):
+                tool.close()
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def report(best: dict[tuple[str, str], float]) -> None:
+def run(lb: Layerbuild, tools: dict[str, Tool], work: Path, args: argparse.Namespace) -> None:
+    counts = {}
+    for platform in ("linux/amd64", "linux/arm64"):
+        n, took = calibrate(lb, platform, args.seconds)
+        counts[platform.split("/")[1]] = n
+        print(f"{platform}: a loop of {n} iterations, {took:.2f}s", flush=True)
+    print(f"cores: {len(os.sched_getaffinity(0))}; uptime: {sh('uptime').strip()}")
+    for name in tools:
+        (ctx := work / f"ctx-{name}").mkdir(exist_ok=True)
+        preamble, base = BASES[name]
+        text = DOCKERFILE.format(preamble=preamble, base=base, loop=LOOP.format(n="$n"), **counts)
+        (ctx / "Dockerfile").write_text(text)
+    lb.build(work / "ctx-layerbuild", "1")  # the bases' snapshots unpacked once
+    best: dict[tuple[str, str], float] = {}
+    for round_ in range(1, args.runs + 1):
+        for name, tool in tools.items():
+            for jobs in ("1", "2"):
+                load = os.getloadavg()[0]
+                took = timed(tool.build, work / f"ctx-{name}", jobs)
+                best[name, jobs] = min(best.get((name, jobs), took), took)
+                line = f"round {round_} {name:<10} --jobs {jobs}: {took:6.2f}s"
+                print(f"{line} (load {load:.2f})", flush=True)
+    report(best, list(tools))
+
+
+def report(best: dict[tuple[str, str], float], tools: list[str]) -> None:
     print(f"\n{'best of the runs':<20}{'--jobs 1':>10}{'--jobs 2':>10}{'2/1':>8}")
-    for tool in ("layerbuild", "buildah"):
+    for tool in tools:
         one, two = best[tool, "1"], best[tool, "2"]
         print(f"{tool:<20}{one:>9.2f}s{two:>9.2f}s{two / one:>8.2f}")
-    for jobs in ("1", "2"):
-        ratio = best["layerbuild", jobs] / best["buildah", jobs]
-        print(f"layerbuild/buildah --jobs {jobs}: {ratio:.2f}")
+    for other in tools[1:]:
+        for jobs in ("1", "2"):
+            ratio = best["layerbuild", jobs] / best[other, jobs]
+            print(f"layerbuild/{other} --jobs {jobs}: {ratio:.2f}")
+    if "buildkit" in tools:
+        print("(buildkit: two single-platform builds, one after another / at once; no index)")
     print(f"uptime: {sh('uptime').strip()}")
 
 
