@@ -77,3 +77,22 @@ def test_a_failing_platform_stops_the_others(
     assert stray_files(mlb.store) == []
     assert list((mlb.store / "snapshots" / "layers").glob("tmp-*")) == []
     assert "app" not in mlb.ok("images").stdout
+
+
+def test_cache_to_builds_the_platforms_one_after_another(
+    mlb: Layerbuild, make_context: MakeContext, tmp_path: Path
+) -> None:
+    """Each platform's build exports its records to the --cache-to directory; never two at
+    once (an export removes the blobs its records do not name), so the platforms are built in
+    turn, and the directory is a whole OCI layout."""
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM mbusybox\nRUN uname -m > /arch\n"})
+    dest = tmp_path / "cache"
+    args = ("--jobs", "2", "--cache-to", f"type=local,dest={dest}")
+    plain = mlb.build(ctx, *BOTH, *args).stderr
+    started = [line.split(" [", 1)[1] for line in plain.splitlines() if " [linux/" in line]
+    assert [s.split()[0] for s in started] == ["linux/amd64"] * 2 + ["linux/arm64"] * 2
+    index = json.loads((dest / "index.json").read_text())
+    blobs = dest / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    for desc in (manifest["config"], *manifest["layers"]):
+        assert (blobs / desc["digest"].split(":")[1]).is_file()
