@@ -61,6 +61,7 @@ from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
     from layerbuild.context.prefetch import ListingPrefetch
+    from layerbuild.sandbox.cancel import Cancel
 
 
 def build(
@@ -81,9 +82,9 @@ class Executor:
         options: BuildOptions,
         emit: Callable[[BuildEvent], None],
         prefetch: ListingPrefetch | None = None,
+        cancel: Cancel | None = None,  # stops its RUN steps from outside (multiplatform.py)
     ):
-        self.store = store
-        self.prefetch = prefetch
+        self.store, self.prefetch, self.cancel = store, prefetch, cancel
         # absolute: the sandbox resolves bind sources from another working directory
         self.options = replace(options, context=options.context.absolute())
         self.emit = events.serialized(emit)  # stages run on threads (engine/scheduler.py)
@@ -188,6 +189,7 @@ class Executor:
             self.layers.add_layer,
             self.cache,
             self.speedups,
+            self.cancel,
         )
         self.ops = ops_for(dockerfile, self.files, self.layers, self.runs, self.speedups)
         return graph, tags
@@ -218,11 +220,9 @@ class Executor:
         export_caches(
             self.store, opts.cache_to, steps, final.name, final.layers, registry, note, self.emit
         )
-        unused = unused_build_args(self.dockerfile, self.options.build_args)
-        if unused:
-            self.emit(
-                Log(None, f"warning: build args not consumed by any ARG: {', '.join(unused)}")
-            )
+        if unused := unused_build_args(self.dockerfile, self.options.build_args):
+            unconsumed = f"warning: build args not consumed by any ARG: {', '.join(unused)}"
+            self.emit(Log(None, unconsumed))
         seconds = time.monotonic() - self.started
         self.emit(BuildDone(desc.digest, tags, seconds, saved=sum(self.saved)))
         return BuildResult(desc, config, tags, seconds)

@@ -18,11 +18,25 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.state import StageState
 from layerbuild.engine.stepcache import StepCache
 from layerbuild.plan.graph import PlannedStage
+
+
+class Task(Protocol):
+    """What `run_stages` runs: a planned stage, or a platform's build (multiplatform.py)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def deps(self) -> Collection[int]: ...
+
+
+T = TypeVar("T", bound=Task)
 
 
 class Schedule:
@@ -64,7 +78,8 @@ def build_stages(
     `results`; a failure kills the RUN steps of the others (`runs.cancel`)."""
     from layerbuild.sandbox.cancel import Cancel
 
-    runs.cancel = cancel = Cancel()
+    # a platform run of a multi-platform build comes with the Cancel its build stops it by
+    runs.cancel = cancel = runs.cancel or Cancel()
 
     def work(planned: PlannedStage) -> None:
         results[planned.index] = run(planned)
@@ -76,8 +91,8 @@ def build_stages(
 
 
 def run_stages(
-    stages: Sequence[PlannedStage],
-    work: Callable[[PlannedStage], None],
+    stages: Sequence[T],
+    work: Callable[[T], None],
     jobs: int,
     stop: Callable[[], None],
 ) -> None:

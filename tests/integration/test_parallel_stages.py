@@ -3,13 +3,13 @@ one fails, and the image is the same whichever stage finished first."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import Layerbuild, make_context, stray_files
+from tests.support.parallel import sleeps, timed_build
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay]
 
@@ -49,37 +49,12 @@ COPY --from=right /right /right
 """
 
 
-def _timed_build(lb: Layerbuild, ctx: Path, *args: str) -> float:
-    """The build's own wall time, as it prints it (`built ... in 2.6s`): the interpreter's
-    start-up, which a loaded machine makes vary by a second, left out. No network: slirp4netns
-    is set up per RUN and is not what is measured."""
-    plain = lb.build(ctx, "--no-cache", "--network", "none", *args).stderr
-    done = next(line for line in plain.splitlines() if line.startswith("built "))
-    return float(done.rsplit(" in ", 1)[1].rstrip("s"))
-
-
-def _sleeps(seconds: str) -> set[int]:
-    """Pids of `sleep SECONDS` processes on the machine (those of a build's steps included:
-    their PID namespace is below ours)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        if cmdline.split(b"\0")[:2] == [b"sleep", seconds.encode()]:
-            found.add(int(entry))
-    return found
-
-
 def test_independent_stages_run_at_once(lb: Layerbuild, tmp_path: Path) -> None:
     """Two stages that each sleep 2 s: under 3 s with --jobs 2, 4 s or more with --jobs 1."""
     ctx = make_context(tmp_path, {"Dockerfile": TWO_SLEEPS})
     lb.build(ctx, "--jobs", "1")  # the base's layer snapshots, unpacked once for both
-    parallel = _timed_build(lb, ctx, "--jobs", "2")
-    serial = _timed_build(lb, ctx, "--jobs", "1")
+    parallel = timed_build(lb, ctx, "--jobs", "2")
+    serial = timed_build(lb, ctx, "--jobs", "1")
     assert serial >= 4.0
     figures = f"--jobs 2 took {parallel:.1f}s (--jobs 1: {serial:.1f}s)"
     assert parallel < 3.0 and parallel < serial - 1.5, figures
@@ -89,7 +64,7 @@ def test_a_failing_stage_stops_the_others(lb: Layerbuild, tmp_path: Path) -> Non
     """The first failure (exit 3) ends the build at once: the other stage's `sleep 30` is
     killed and reaped, nothing stays mounted, nothing half-written stays in the store."""
     ctx = make_context(tmp_path, {"Dockerfile": ONE_FAILS})
-    before = _sleeps("30")
+    before = sleeps("30")
     t0 = time.monotonic()
     proc = lb("build", "--progress", "plain", "--jobs", "2", ctx)
     seconds = time.monotonic() - t0
@@ -98,7 +73,7 @@ def test_a_failing_stage_stops_the_others(lb: Layerbuild, tmp_path: Path) -> Non
     error = proc.stderr.strip().splitlines()[-1]
     assert "3" in error and "sleep 1; exit 3" in proc.stderr, proc.stderr
     assert "sleep 30" not in error
-    assert _sleeps("30") - before == set()
+    assert sleeps("30") - before == set()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(lb.store) not in mounts
     assert stray_files(lb.store) == []
