@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
+from layerbuild.context.lstat import Stat
 from layerbuild.digest import Digest
 from layerbuild.errors import ContextError
 from layerbuild.hosterrors import os_hint
@@ -46,7 +47,7 @@ class FileSource:
     """``Change.content`` for a regular file read from disk; ``st`` is its lstat at selection."""
 
     path: FilePath
-    st: os.stat_result
+    st: Stat
 
     def __call__(self) -> BinaryIO:
         return io.BufferedReader(SizeGuard(self._open(), self.st.st_size, self.path))
@@ -147,11 +148,11 @@ class FileDigest:
     """
 
     digest: Digest
-    st: os.stat_result
+    st: Stat
     stable: bool
 
 
-def hash_file(path: FilePath, st: os.stat_result) -> FileDigest:
+def hash_file(path: FilePath, st: Stat) -> FileDigest:
     """sha256 of the regular file ``path`` that was lstat'ed as ``st``.
 
     ContextError if it is gone, is no longer that inode (or no longer a regular file), or
@@ -206,7 +207,7 @@ def _read_digest(fd: int, size: int, path: FilePath) -> Digest:
 
 
 def hash_files(
-    items: Sequence[tuple[FilePath, os.stat_result]], *, workers: int | None = None
+    items: Sequence[tuple[FilePath, Stat]], *, workers: int | None = None
 ) -> list[FileDigest]:
     """``hash_file`` of each item, in order.
 

@@ -24,10 +24,10 @@ with ``bytes(b)`` = ``u32le(len(b)) + b`` (names as UTF-8 with surrogateescape).
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 from collections.abc import Sequence
 
+from layerbuild.context.lstat import Stat
 from layerbuild.context.select import SourceFile
 
 _VERSION = b"layerbuild.selection.v1\n"
@@ -58,7 +58,7 @@ def selection_fingerprint(groups: Sequence[tuple[str, Sequence[SourceFile]]]) ->
     return h.digest(), newest
 
 
-def pack_lstats(stats: Sequence[os.stat_result]) -> bytes:
+def pack_lstats(stats: Sequence[Stat]) -> bytes:
     """The lstat fields a fingerprint covers, packed per entry (the encoding above)."""
     pack = ENTRY_STRUCT.pack
     return b"".join(

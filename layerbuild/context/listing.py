@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from layerbuild.context.fingerprint import ENTRY_SIZE, pack_lstats
 
 if TYPE_CHECKING:
-    import os
+    from layerbuild.context.lstat import Stat
 
 _VERSION = b"layerbuild.listing.v1\n"
 _MODE = struct.Struct("<I")
@@ -45,7 +45,7 @@ _U32 = struct.Struct("<I")
 Share = tuple[int, int, bytes, bytes, bytes]
 
 
-def share_of(taken_ns: int, paths: Sequence[str], stats: Sequence[os.stat_result]) -> Share:
+def share_of(taken_ns: int, paths: Sequence[str], stats: Sequence[Stat]) -> Share:
     """One walker's share, as it travels (marshal-able)."""
     ctimes = array("q", [st.st_ctime_ns for st in stats]).tobytes()
     joined = "\0".join(paths).encode("utf-8", "surrogateescape")

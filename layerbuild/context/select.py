@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from layerbuild.context.ignore import IgnoreRules, go_clean, go_match
+from layerbuild.context.lstat import Lstat, Stat, compact
 from layerbuild.context.rootpath import read_in_root
 from layerbuild.errors import BadPattern, ContextError
 from layerbuild.hosterrors import os_hint
@@ -39,7 +40,7 @@ class SourceFile:
 
     rel: str
     real: str  # ``path`` as a string: a Path per entry is a third of a big walk's cost
-    st: os.stat_result
+    st: Lstat
     source: str = ""
 
     @property
@@ -166,15 +167,17 @@ class _ContextView:
                 f"cannot list {rel or '.'!r}: {exc.strerror}", hint=os_hint(exc)
             ) from exc
 
-    def scan(self, rel: str) -> list[tuple[str, str, os.stat_result]]:
+    def scan(self, rel: str) -> list[tuple[str, str, Lstat]]:
         """(name, real path, lstat) of a directory's entries, sorted by name; an entry that
         vanishes while listed is left out."""
         out = []
+        stat_of = compact
         try:
             with os.scandir(f"{self._root}/{rel}" if rel else str(self.root)) as it:
                 for entry in it:
                     try:
-                        out.append((entry.name, entry.path, entry.stat(follow_symlinks=False)))
+                        st = stat_of(entry.stat(follow_symlinks=False))
+                        out.append((entry.name, entry.path, st))
                     except (FileNotFoundError, NotADirectoryError):
                         continue
                     except OSError as exc:
@@ -192,7 +195,7 @@ class _ContextView:
     def ignored(self, rel: str) -> bool:
         return self.ignore is not None and self.ignore.matches(rel)
 
-    def visible(self, rel: str, st: os.stat_result) -> bool:
+    def visible(self, rel: str, st: Stat) -> bool:
         """A path is in the context unless ignored; an ignored dir stays if a child does."""
         if not self.ignored(rel):
             return True
@@ -284,7 +287,7 @@ def _select_one(
             f"stat {pattern}: file does not exist",
             hint=_NOT_FOUND_HINT,
         )
-    top = SourceFile(rel="", real=str(view.real(real)), st=st, source=match)
+    top = SourceFile(rel="", real=str(view.real(real)), st=compact(st), source=match)
     if not stat.S_ISDIR(st.st_mode):
         return [top]
     if view.ignore is None and exclude is None:
@@ -294,7 +297,7 @@ def _select_one(
 
 def walk_context(
     root: Path, ignore: IgnoreRules | None, part: int, parts: int
-) -> tuple[list[str], list[os.stat_result]]:
+) -> tuple[list[str], list[Stat]]:
     """Share `part` of `parts` of what ``select(root, ".")`` returns, as (paths, lstats), so
     that several processes can walk one context: share 0 starts with the root itself, and
     each share holds the trees of its slice of the root's sorted entries. The shares joined
@@ -304,13 +307,13 @@ def walk_context(
     size = -(-len(entries) // parts)
     mine = entries[part * size : (part + 1) * size]
     paths: list[str] = []
-    stats: list[os.stat_result] = []
+    stats: list[Stat] = []
     if part == 0:
-        st = view.lstat("")
-        if st is None:
+        root_st = view.lstat("")
+        if root_st is None:
             raise ContextError(f"the build context {root} does not exist")
         paths.append("")
-        stats.append(st)
+        stats.append(root_st)
     if view.ignore is not None:
         files = _walk(view, "", "", ".", None, entries=mine)
         return paths + [f.rel for f in files], stats + [f.st for f in files]
@@ -322,7 +325,7 @@ def walk_context(
     return paths, stats
 
 
-def _list_all(real: str, prefix: str, paths: list[str], stats: list[os.stat_result]) -> None:
+def _list_all(real: str, prefix: str, paths: list[str], stats: list[Stat]) -> None:
     """`_walk_all` for `walk_context`, which needs only names and lstat: a lean loop, as
     it is all a no-change rebuild of a big context waits for."""
     try:
@@ -343,7 +346,7 @@ def _walk_all(
     ctx_dir: str,
     src_dir: str,
     match: str,
-    entries: list[tuple[str, str, os.stat_result]] | None = None,
+    entries: list[tuple[str, str, Lstat]] | None = None,
 ) -> list[SourceFile]:
     """`_walk` when neither .dockerignore nor --exclude can hide anything: the hot loop of a
     big COPY's selection, kept minimal."""
@@ -363,7 +366,7 @@ def _walk(
     src_dir: str,
     match: str,
     exclude: IgnoreRules | None,
-    entries: list[tuple[str, str, os.stat_result]] | None = None,
+    entries: list[tuple[str, str, Lstat]] | None = None,
 ) -> list[SourceFile]:
     """Entries below a matched directory, sorted depth-first, symlinks not followed.
 

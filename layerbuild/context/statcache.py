@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from layerbuild.context.filesource import FileDigest, FilePath, hash_files
+from layerbuild.context.lstat import Stat
 from layerbuild.context.statcachedb import (
     BUSY,
     COLUMNS,
@@ -107,11 +107,11 @@ class StatCache:
 
     # --- public ---------------------------------------------------------------------------
 
-    def digest(self, path: FilePath, st: os.stat_result) -> Digest:
+    def digest(self, path: FilePath, st: Stat) -> Digest:
         """The sha256 of the regular file ``path`` whose lstat is ``st``."""
         return self.digests([(path, st)])[0]
 
-    def digests(self, items: Sequence[tuple[FilePath, os.stat_result]]) -> list[Digest]:
+    def digests(self, items: Sequence[tuple[FilePath, Stat]]) -> list[Digest]:
         """The sha256 of each (path, lstat), in order; misses are hashed in parallel.
 
         Paths are made absolute (not resolved: the caller's path is the one read). ContextError
@@ -141,7 +141,7 @@ class StatCache:
         return [d for d in out if d is not None]
 
     def probe(
-        self, items: Sequence[tuple[FilePath, os.stat_result]]
+        self, items: Sequence[tuple[FilePath, Stat]]
     ) -> tuple[list[Digest | None], int]:
         """Cached digests that may be trusted (None where a file must be read), and how many
         of the paths this cache has never seen at all (a context never built before)."""
@@ -154,7 +154,7 @@ class StatCache:
         return [trusted.get(key) for key in keys], len(keys) - seen
 
     def _probe_each(
-        self, keys: list[bytes], items: Sequence[tuple[FilePath, os.stat_result]]
+        self, keys: list[bytes], items: Sequence[tuple[FilePath, Stat]]
     ) -> tuple[list[Digest | None], int]:
         with self._lock:
             found = self._lookup(keys)
@@ -166,7 +166,7 @@ class StatCache:
         return out, sum(1 for key in keys if key not in found)
 
     def remember(
-        self, items: Sequence[tuple[FilePath, os.stat_result, Digest]], recorded_ns: int
+        self, items: Sequence[tuple[FilePath, Stat, Digest]], recorded_ns: int
     ) -> None:
         """Record digests computed elsewhere (while packing a layer) from reads that started
         at `recorded_ns`, under the lstat taken before the read. No second lstat is needed: a
@@ -223,7 +223,7 @@ class StatCache:
             return self._stats
 
     def remember_later(
-        self, items: Sequence[tuple[FilePath, os.stat_result, Digest]], recorded_ns: int
+        self, items: Sequence[tuple[FilePath, Stat, Digest]], recorded_ns: int
     ) -> None:
         """`remember` on a background thread: the build goes on packing and keying while the
         rows are written; `close` waits for it, so nothing is lost."""
@@ -269,7 +269,7 @@ class StatCache:
 
     # --- SQLite (callers hold self._lock) -------------------------------------------------
 
-    def _trusted(self, wanted: dict[bytes, os.stat_result]) -> tuple[dict[bytes, Digest], int]:
+    def _trusted(self, wanted: dict[bytes, Stat]) -> tuple[dict[bytes, Digest], int]:
         """`_lookup` and the rules of `digests` in one pass over the rows, for a big COPY's
         probe (statcachedb.trusted_rows)."""
         with self._guard():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from layerbuild.context.filesource import FilePath
+from layerbuild.context.lstat import Stat
 
 BUSY_TIMEOUT_S = 10.0
 _SCHEMA_VERSION = 1
@@ -61,7 +62,7 @@ def _i64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def stat_key(st: os.stat_result) -> Key:
+def stat_key(st: Stat) -> Key:
     return (
         _i64(st.st_dev),
         _i64(st.st_ino),
@@ -168,7 +169,7 @@ def _chunks(conn: sqlite3.Connection, unique: list[bytes]) -> Iterator[tuple[Any
 
 
 def trusted_rows(
-    rows: Iterable[tuple[Any, ...]], wanted: Mapping[bytes, os.stat_result], margin: int
+    rows: Iterable[tuple[Any, ...]], wanted: Mapping[bytes, Stat], margin: int
 ) -> tuple[dict[bytes, bytes], int]:
     """Of `rows` (COLUMNS), the raw digests of the `wanted` paths whose row matches their lstat
     and was not racy (recorded within `margin` ns of its mtime or ctime), and how many of the

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from layerbuild.context.filesource import FileSource
 from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.lstat import Stat
 from layerbuild.context.select import SourceFile, select
 from layerbuild.engine.chmod import Chmod, parse_chmod
 from layerbuild.errors import BuildError, ContextError
@@ -296,7 +297,7 @@ class _Draft:
             return  # sockets cannot be stored in a layer
         self._store(change, src.st, parent)
 
-    def _store(self, change: Change, st: os.stat_result | None, parent: str | None = None) -> None:
+    def _store(self, change: Change, st: Stat | None, parent: str | None = None) -> None:
         """Put `change` in the layer; `parent`: its path's dirname, when the caller has it
         (`kind_at` of each of a big COPY's entries, written out for the common case)."""
         path = change.path
