@@ -39,16 +39,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.pack_bench import generate_large, generate_small, text_pool  # noqa: E402
 from bench.rebuild_bench import busybox_base, sh  # noqa: E402
+from bench.scale_bench import DOCKERFILE as FLAT_DOCKERFILE  # noqa: E402
 
-FLAT_DOCKERFILE = """\
-FROM busybox
-RUN echo start > /started
-COPY . /ctx/
-RUN du -s /ctx > /du
-RUN find /ctx | wc -l > /count
-RUN echo done > /done
-ENV READY=1
-"""
 MONOREPO_DOCKERFILE = """\
 FROM busybox
 ARG APP=/srv/app
