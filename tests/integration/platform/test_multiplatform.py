@@ -106,3 +106,30 @@ def test_docker_output_refuses_several_platforms(
     assert proc.returncode == 2
     assert "type=docker cannot export an image of several platforms" in proc.stderr
     assert not (tmp_path / "d.tar").exists()
+
+
+def test_an_index_is_removed_and_its_blobs_collected(
+    mlb: Layerbuild, make_context: MakeContext, tmp_path: Path
+) -> None:
+    """rmi of a multi-platform image and prune leave no blob of its two images (the base's
+    stay, still tagged), and fsck finds the store whole at each point."""
+    ctx = make_context(tmp_path, {"Dockerfile": "FROM mbusybox\nRUN uname -m > /arch\n"})
+    mlb.build(ctx, "--platform", BOTH, "-t", "multi:1")
+    index = json.loads(mlb.ok("inspect", "--raw", "multi:1").stdout)
+    blobs = mlb.store / "blobs" / "sha256"
+    before = {p.name for p in blobs.iterdir()}
+    own = {m["digest"].removeprefix("sha256:") for m in index["manifests"]}
+    assert own <= before
+    mlb.ok("fsck")
+    mlb.ok("rmi", "multi:1")
+    assert "multi:1" not in mlb.image_names()
+    mlb.ok("cache", "prune", "--all")
+    mlb.ok("prune")
+    after = {p.name for p in blobs.iterdir()}
+    assert not own & after  # both platforms' manifests (and what only they named) are gone
+    base = json.loads(mlb.ok("inspect", "--raw", "mbusybox:latest").stdout)
+    assert {m["digest"].removeprefix("sha256:") for m in base["manifests"]} <= after
+    mlb.ok("fsck")
+    assert mlb.ok("run", "--platform", "linux/arm64", "mbusybox", "uname", "-m").stdout == (
+        "aarch64\n"
+    )
