@@ -254,10 +254,13 @@ def run_phases(ctx: Path, build: Build, runs: int, settle: float) -> list[list[M
     path = ctx / CHANGED
     original = path.read_bytes()
     phases: list[list[Measurement]] = [[] for _ in PHASES]
-    for _ in range(runs):
+    for n in range(runs):
         phases[0].append(build(ctx, ("--no-cache",)))
         phases[1].append(build(ctx, ()))
-        path.write_bytes(bytes([original[0] ^ 1]) + original[1:])  # one byte, same size
+        # one byte, same size, and another one each round: a content seen in an earlier round
+        # would be a cache hit for BuildKit (its records key on the parent's key, not on the
+        # parent's result, which the --no-cache round rebuilt), not a change to rebuild
+        path.write_bytes(bytes([original[0] ^ (n + 1)]) + original[1:])
         try:
             phases[2].append(build(ctx, ()))
         finally:
