@@ -58,6 +58,21 @@ def selection_fingerprint(groups: Sequence[tuple[str, Sequence[SourceFile]]]) ->
     return h.digest(), newest
 
 
+def pack_lstat(st: Stat) -> bytes:
+    """One entry's lstat fields in the encoding above (`pack_lstats` inlines it per entry,
+    and so does the context walker's hot loop, context/listwalk.py)."""
+    return ENTRY_STRUCT.pack(
+        st.st_dev,
+        st.st_ino,
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
+
+
 def pack_lstats(stats: Sequence[Stat]) -> bytes:
     """The lstat fields a fingerprint covers, packed per entry (the encoding above)."""
     pack = ENTRY_STRUCT.pack

@@ -24,7 +24,7 @@ import stat
 from array import array
 from collections.abc import Sequence
 
-from layerbuild.context.fingerprint import ENTRY_STRUCT
+from layerbuild.context.fingerprint import ENTRY_STRUCT, pack_lstat
 from layerbuild.context.ignore import IgnoreRules, Pattern
 from layerbuild.context.listing import Share
 from layerbuild.errors import ContextError
@@ -51,7 +51,7 @@ def walk_share(
         except OSError as exc:
             raise _stat_error(root, exc) from exc
         paths.append("")
-        records.append(_record(st))
+        records.append(pack_lstat(st))
         ctimes.append(st.st_ctime_ns)
     fd = _open_dir(root, None, ".")
     try:
@@ -137,7 +137,7 @@ def _walk_visible(
         if not stat.S_ISDIR(st.st_mode):
             if not _file_excluded(patterns, above, rel):
                 paths.append(rel)
-                records.append(_record(st))
+                records.append(pack_lstat(st))
                 ctimes.append(st.st_ctime_ns)
             continue
         hits = [hit or p.match(rel) for hit, p in zip(above, patterns, strict=True)]
@@ -146,7 +146,7 @@ def _walk_visible(
             continue
         mark = len(paths)
         paths.append(rel)
-        records.append(_record(st))
+        records.append(pack_lstat(st))
         ctimes.append(st.st_ctime_ns)
         below = _open_dir(name, fd, rel)
         try:
@@ -177,19 +177,6 @@ def _file_excluded(patterns: Sequence[Pattern], above: list[bool], rel: str) -> 
         if pattern.exclusion == excluded and (hit or pattern.match(rel)):
             excluded = not pattern.exclusion
     return excluded
-
-
-def _record(st: os.stat_result) -> bytes:
-    return ENTRY_STRUCT.pack(
-        st.st_dev,
-        st.st_ino,
-        st.st_mode,
-        st.st_uid,
-        st.st_gid,
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-    )
 
 
 def _names(fd: int, rel: str) -> list[str]:
