@@ -22,6 +22,8 @@ _FALSE = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 
 @dataclass(frozen=True)
 class CheckOptions:
+    """What the `# check=` directive and --check options ask: rules skipped, warnings as errors."""
+
     skip_all: bool = False
     skip: frozenset[str] = frozenset()
     error: bool = False

@@ -12,6 +12,8 @@ _DOCS = "https://docs.docker.com/go/dockerfile/rule/"
 
 @dataclass(frozen=True)
 class Rule:
+    """A build check: its name, what it warns about and where BuildKit documents it."""
+
     name: str
     description: str
     url: str

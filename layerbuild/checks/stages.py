@@ -36,6 +36,8 @@ ImageEnv = Callable[[str], Mapping[str, str] | None]
 
 @dataclass
 class _StageState:
+    """What the stage checks remember of the stage they are in."""
+
     shell_set: bool = False
     workdir_set: bool = False
     variables: UndefinedVars | None = None

@@ -54,6 +54,9 @@ def share_of(taken_ns: int, paths: Sequence[str], stats: Sequence[Stat]) -> Shar
 
 @dataclass
 class ContextListing:
+    """The context's paths and packed lstat records as the walkers left them: a blob each, not
+    an object per file."""
+
     taken_ns: int  # wall clock before the first lstat of any share
     names: bytes  # every path, NUL-joined, as the walkers encoded them
     count: int

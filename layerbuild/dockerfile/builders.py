@@ -11,7 +11,6 @@ rules are many and independent of each other and of how a file is put together.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -350,6 +349,8 @@ def build_instruction(raw: RawInstruction, source: DockerfileSource, escape: str
     req = _Req(raw, source, escape)
     builder = _BUILDERS.get(req.keyword)
     if builder is None:
+        import difflib  # here: only an unknown name needs a suggestion
+
         close = difflib.get_close_matches(req.keyword, KEYWORDS, n=1, cutoff=0.5)
         hint = (f"did you mean {close[0]}?" if close
                 else f"known instructions: {', '.join(KEYWORDS)}")

@@ -7,7 +7,6 @@ Docker parses these with Go's time.ParseDuration and stores nanoseconds in the i
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 _UNIT_NS = {
     "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
@@ -24,6 +23,8 @@ def parse_duration(text: str) -> int:
         return 0
     if not body:
         raise ValueError(f"invalid duration {text!r}")
+    from decimal import Decimal  # here: only HEALTHCHECK flags need it, and it is slow to import
+
     total = Decimal(0)
     pos = 0
     while pos < len(body):

@@ -7,7 +7,6 @@ nearest known one), missing values, bad booleans and repeated single-use flags.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,6 +23,8 @@ class FlagKind(Enum):
 
 @dataclass(frozen=True)
 class FlagSpec:
+    """A `--name` flag an instruction accepts, and the kind of value it takes."""
+
     name: str
     kind: FlagKind
 
@@ -61,6 +62,8 @@ class ParsedFlags:
 
 @dataclass(frozen=True)
 class _Where:
+    """Where a flag was written, for the errors about it."""
+
     source: DockerfileSource
     span: Span
     keyword: str
@@ -122,6 +125,8 @@ def _bool_value(where: _Where, name: str, value: str | None) -> bool:
 def _unknown_hint(name: str, known: dict[str, FlagSpec], keyword: str) -> str:
     if not known:
         return f"{keyword} accepts no flags"
+    import difflib  # here: only an unknown name needs a suggestion
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
     allowed = ", ".join(f"--{n}" for n in sorted(known))
     if close:

@@ -32,6 +32,8 @@ class Heredoc:
 
 @dataclass(frozen=True)
 class _Instruction:
+    """What every instruction has: where it is in the Dockerfile and its text as written."""
+
     span: Span
     original: str
 
@@ -40,6 +42,8 @@ class _Instruction:
 
 @dataclass(frozen=True)
 class From(_Instruction):
+    """`FROM [--platform=P] IMAGE [AS NAME]`: a stage begins."""
+
     image: str
     stage_name: str | None
     platform: str | None
@@ -49,6 +53,8 @@ class From(_Instruction):
 
 @dataclass(frozen=True)
 class Run(_Instruction):
+    """`RUN`: a command run in the stage's filesystem, its changes kept as a layer."""
+
     # shell form: command == (script_text,) with heredoc markers left in; exec form: the array
     command: tuple[str, ...]
     shell_form: bool
@@ -62,6 +68,8 @@ class Run(_Instruction):
 
 @dataclass(frozen=True)
 class Cmd(_Instruction):
+    """`CMD`: the image's default command or the entrypoint's default arguments."""
+
     command: tuple[str, ...]
     shell_form: bool
 
@@ -70,6 +78,8 @@ class Cmd(_Instruction):
 
 @dataclass(frozen=True)
 class Entrypoint(_Instruction):
+    """`ENTRYPOINT`: the command the image always runs."""
+
     command: tuple[str, ...]
     shell_form: bool
 
@@ -78,6 +88,8 @@ class Entrypoint(_Instruction):
 
 @dataclass(frozen=True)
 class Copy(_Instruction):
+    """`COPY`: files from the context, a stage or an image, into the stage."""
+
     sources: tuple[str, ...]  # a heredoc source appears as "<<NAME"
     dest: str
     from_stage: str | None
@@ -93,6 +105,8 @@ class Copy(_Instruction):
 
 @dataclass(frozen=True)
 class Add(_Instruction):
+    """`ADD`: as COPY, plus URLs, git sources and local archives unpacked."""
+
     # the fields of Copy, repeated rather than inherited so that isinstance(x, Copy) is never
     # true for an ADD (the two differ in URL, archive and git handling)
     sources: tuple[str, ...]
@@ -113,6 +127,8 @@ class Add(_Instruction):
 
 @dataclass(frozen=True)
 class Env(_Instruction):
+    """`ENV`: variables set in the config and seen by the steps after it."""
+
     pairs: tuple[tuple[str, str], ...]
 
     keyword: ClassVar[str] = "ENV"
@@ -120,6 +136,8 @@ class Env(_Instruction):
 
 @dataclass(frozen=True)
 class Arg(_Instruction):
+    """`ARG`: a build argument, with its default when given."""
+
     pairs: tuple[tuple[str, str | None], ...]  # None: declared without a default
 
     keyword: ClassVar[str] = "ARG"
@@ -127,6 +145,8 @@ class Arg(_Instruction):
 
 @dataclass(frozen=True)
 class Workdir(_Instruction):
+    """`WORKDIR`: the directory later steps and the container start in."""
+
     path: str
 
     keyword: ClassVar[str] = "WORKDIR"
@@ -134,6 +154,8 @@ class Workdir(_Instruction):
 
 @dataclass(frozen=True)
 class User(_Instruction):
+    """`USER`: the user (and group) later RUNs and the container run as."""
+
     user: str
 
     keyword: ClassVar[str] = "USER"
@@ -141,6 +163,8 @@ class User(_Instruction):
 
 @dataclass(frozen=True)
 class Label(_Instruction):
+    """`LABEL`: key-value pairs in the image config."""
+
     pairs: tuple[tuple[str, str], ...]
 
     keyword: ClassVar[str] = "LABEL"
@@ -148,6 +172,8 @@ class Label(_Instruction):
 
 @dataclass(frozen=True)
 class Expose(_Instruction):
+    """`EXPOSE`: ports the image says it listens on."""
+
     ports: tuple[str, ...]
 
     keyword: ClassVar[str] = "EXPOSE"
@@ -155,6 +181,8 @@ class Expose(_Instruction):
 
 @dataclass(frozen=True)
 class Volume(_Instruction):
+    """`VOLUME`: paths the image marks as volumes."""
+
     paths: tuple[str, ...]
 
     keyword: ClassVar[str] = "VOLUME"
@@ -162,6 +190,8 @@ class Volume(_Instruction):
 
 @dataclass(frozen=True)
 class StopSignal(_Instruction):
+    """`STOPSIGNAL`: the signal that stops the container."""
+
     signal: str
 
     keyword: ClassVar[str] = "STOPSIGNAL"
@@ -169,6 +199,8 @@ class StopSignal(_Instruction):
 
 @dataclass(frozen=True)
 class Healthcheck(_Instruction):
+    """`HEALTHCHECK`: how a runtime checks the container, or NONE."""
+
     test: tuple[str, ...] | None  # None: HEALTHCHECK NONE; else ("CMD", ...) / ("CMD-SHELL", s)
     interval_ns: int  # 0: not set (the runtime default applies)
     timeout_ns: int
@@ -181,6 +213,8 @@ class Healthcheck(_Instruction):
 
 @dataclass(frozen=True)
 class Shell(_Instruction):
+    """`SHELL`: the shell later shell-form instructions run in."""
+
     command: tuple[str, ...]
 
     keyword: ClassVar[str] = "SHELL"
@@ -188,6 +222,8 @@ class Shell(_Instruction):
 
 @dataclass(frozen=True)
 class Onbuild(_Instruction):
+    """`ONBUILD`: an instruction kept in the config, run by builds FROM this image."""
+
     trigger: str  # the trigger instruction text, e.g. "RUN make"
 
     keyword: ClassVar[str] = "ONBUILD"
@@ -195,6 +231,8 @@ class Onbuild(_Instruction):
 
 @dataclass(frozen=True)
 class Maintainer(_Instruction):
+    """`MAINTAINER` (deprecated): kept as the config's author."""
+
     name: str
 
     keyword: ClassVar[str] = "MAINTAINER"

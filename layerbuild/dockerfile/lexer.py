@@ -75,6 +75,8 @@ class RawInstruction:
 
 @dataclass(frozen=True)
 class LexedDockerfile:
+    """A Dockerfile split into instructions, continuation lines joined, with its directives."""
+
     directives: dict[str, str] = field(hash=False)
     escape: str
     instructions: tuple[RawInstruction, ...]

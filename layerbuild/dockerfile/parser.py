@@ -16,6 +16,8 @@ from layerbuild.dockerfile.source import DockerfileSource, Span
 
 @dataclass(frozen=True)
 class Stage:
+    """One `FROM` and the instructions after it, up to the next `FROM`."""
+
     index: int
     name: str | None
     from_: From
@@ -24,6 +26,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Dockerfile:
+    """A parsed Dockerfile: the ARGs before the first FROM and the stages."""
+
     source: DockerfileSource
     directives: dict[str, str] = field(hash=False)  # only those present: syntax, escape, check
     global_args: tuple[Arg, ...]

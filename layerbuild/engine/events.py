@@ -13,6 +13,8 @@ from layerbuild.registry.remotecache.spec import CacheTransfer
 
 @dataclass(frozen=True, slots=True)
 class StepStarted:
+    """A step begins; `step_id` names it in the events that follow."""
+
     step_id: int  # 1-based, unique in one build
     stage: str  # stage name, or its index as text
     index: int  # 1-based position of the step within its stage
@@ -23,6 +25,8 @@ class StepStarted:
 
 @dataclass(frozen=True, slots=True)
 class StepDone:
+    """A step ended: cached or run, with why it missed and what it made."""
+
     step_id: int
     seconds: float
     layer: Digest | None = None
@@ -37,6 +41,8 @@ class StepDone:
 
 @dataclass(frozen=True, slots=True)
 class StepFailed:
+    """A step ended with an error; the build stops after it."""
+
     step_id: int
     seconds: float
     error: str
@@ -44,6 +50,8 @@ class StepFailed:
 
 @dataclass(frozen=True, slots=True)
 class Log:
+    """A line of output: a step's (its command's) or the build's own (`step_id` None)."""
+
     step_id: int | None
     message: str
 
@@ -64,6 +72,8 @@ class CheckWarned:
 
 @dataclass(frozen=True, slots=True)
 class BuildDone:
+    """The build wrote its image: the manifest digest and the tags that point at it."""
+
     digest: Digest  # manifest digest
     tags: tuple[str, ...]
     seconds: float

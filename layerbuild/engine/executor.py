@@ -50,8 +50,6 @@ from layerbuild.image.manifest import Layer
 from layerbuild.plan.graph import BuildGraph, ImageBase, PlannedStage, ScratchBase, StageBase, plan
 from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.registry.reference import normalize_tag
-from layerbuild.registry.remotecache.exporter import export_caches
-from layerbuild.registry.remotecache.importer import import_caches
 from layerbuild.store import images
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheRecord
@@ -204,7 +202,9 @@ class Executor:
 
     def _build_graph(self, graph: BuildGraph, tags: tuple[str, ...]) -> BuildResult:
         opts, note = self.options, lambda message: self.emit(Log(None, message))
-        import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
+        if opts.cache_from:  # the remote cache's modules are imported only when asked for
+            from layerbuild.registry.remotecache.importer import import_caches
+            import_caches(self.store, opts.cache_from, opts.registry, note, self.emit)
         self._run_stages(graph)
         final = self.results[graph.target]
         # the image is as old as its newest step: a fully cached rebuild is the same image
@@ -215,11 +215,10 @@ class Executor:
         for tag in tags:
             images.tag(self.store, tag, desc)
         self.cache.finish()
-        steps, registry = self.cache.steps, opts.registry
-        # after the tags: a failed export (an error unless ignore-error=true) keeps the image
-        export_caches(
-            self.store, opts.cache_to, steps, final.name, final.layers, registry, note, self.emit
-        )
+        if opts.cache_to:  # after the tags: a failed export (unless ignore-error) keeps the image
+            from layerbuild.registry.remotecache.exporter import export_caches
+            exported = (self.cache.steps, final.name, final.layers, opts.registry, note, self.emit)
+            export_caches(self.store, opts.cache_to, *exported)
         if unused := unused_build_args(self.dockerfile, self.options.build_args):
             unconsumed = f"warning: build args not consumed by any ARG: {', '.join(unused)}"
             self.emit(Log(None, unconsumed))
@@ -388,6 +387,8 @@ class Executor:
 
 @dataclass(frozen=True)
 class StepOutcome:
+    """How a step ended: its key, hit or miss and why, and the layer it left."""
+
     key: CacheKey | None  # None: a dry run's step that cannot be keyed without running
     hit: bool
     layer: Digest | None = None

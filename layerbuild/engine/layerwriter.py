@@ -33,6 +33,8 @@ _SPECULATE_BYTES = 8 << 20
 
 @dataclass
 class LayerWriter:
+    """Packs a step's changes into a layer blob in the store."""
+
     store: Store
     statcache: StatCache
     compression: str

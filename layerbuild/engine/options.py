@@ -5,19 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerbuild.digest import Digest
 from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.registry.remotecache.spec import CacheSpec
-from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
+
+if TYPE_CHECKING:  # annotations only: a build without them never imports these modules
+    from layerbuild.registry.remotecache.spec import CacheSpec
+    from layerbuild.sandbox.limits import Ulimit
 
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """Everything a build is asked to do, as the CLI parsed it."""
+
     context: Path
     dockerfile: Path | None = None  # default: <context>/Dockerfile
     tags: tuple[str, ...] = ()
@@ -69,6 +74,8 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What a build made: the image's manifest, config and tags."""
+
     descriptor: Descriptor  # the image manifest
     config: ImageConfig
     tags: tuple[str, ...]

@@ -24,6 +24,8 @@ from layerbuild.engine.events import (
 
 @dataclass
 class StepRecord:
+    """One step in `--report`."""
+
     stage: str
     index: int
     line: int
@@ -101,6 +103,8 @@ class CacheOutcome:
 
 @dataclass
 class BuildReport:
+    """What `--report` writes: the steps, their verdicts and times."""
+
     image: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     seconds: float = 0.0

@@ -75,6 +75,8 @@ SSH_TARGET = "/run/buildkit/ssh_agent.{}"
 
 @dataclass(frozen=True, slots=True)
 class CacheMount:
+    """`RUN --mount=type=cache`: a directory kept between builds."""
+
     target: str
     id: str
     sharing: str = "shared"
@@ -88,6 +90,8 @@ class CacheMount:
 
 @dataclass(frozen=True, slots=True)
 class SecretMount:
+    """`RUN --mount=type=secret`: a file handed to the RUN, never stored."""
+
     id: str
     target: str | None  # None: no file, the secret is only the variable `env`
     required: bool = False
@@ -99,6 +103,8 @@ class SecretMount:
 
 @dataclass(frozen=True, slots=True)
 class BindMount:
+    """`RUN --mount=type=bind`: a read-only view of the context or another stage."""
+
     target: str
     source: str = "/"
     from_: str | None = None
@@ -107,12 +113,16 @@ class BindMount:
 
 @dataclass(frozen=True, slots=True)
 class TmpfsMount:
+    """`RUN --mount=type=tmpfs`: an empty memory filesystem for the RUN."""
+
     target: str
     size: int | None = None  # bytes; None: the kernel's default (half of RAM)
 
 
 @dataclass(frozen=True, slots=True)
 class SshMount:
+    """`RUN --mount=type=ssh`: the host's ssh agent socket, forwarded."""
+
     id: str
     target: str
     required: bool = False
@@ -388,11 +398,3 @@ def describe(mount: RunMount) -> dict[str, object]:
         }
     return {"type": "tmpfs", "target": mount.target, "size": mount.size}
 
-
-def ssh_env(mounts: tuple[RunMount, ...], env: dict[str, str]) -> dict[str, str]:
-    """SSH_AUTH_SOCK for a step with ssh mounts (the first one's target), unless the step's
-    environment sets it already, as BuildKit does (client/llb/exec.go)."""
-    first = next((m for m in mounts if isinstance(m, SshMount)), None)
-    if first is None or "SSH_AUTH_SOCK" in env:
-        return {}
-    return {"SSH_AUTH_SOCK": first.target}

@@ -200,6 +200,16 @@ def secret_env(mounts: Sequence[RunMount], secrets: Mapping[str, Path]) -> dict[
     return env
 
 
+def ssh_env(mounts: tuple[RunMount, ...], env: dict[str, str]) -> dict[str, str]:
+    """SSH_AUTH_SOCK for a step with ssh mounts (the first one's target), unless the step's
+    environment sets it already, as BuildKit does (client/llb/exec.go)."""
+    first = next((m for m in mounts if isinstance(m, SshMount)), None)
+    if first is None or "SSH_AUTH_SOCK" in env:
+        return {}
+    return {"SSH_AUTH_SOCK": first.target}
+
+
+
 def _secret_data(mount: SecretMount, secrets: Mapping[str, Path]) -> bytes | None:
     """The secret's content; None for an optional secret that was not given."""
     src = secrets.get(mount.id)

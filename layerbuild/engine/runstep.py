@@ -132,6 +132,8 @@ def cache_inputs(
 
 @dataclass
 class RunResult:
+    """What a RUN changed, and the upper dir that holds it."""
+
     changes: list[Change]
     step: StepDirs  # the upper dir the changes read from; commit or discard it
 

@@ -41,6 +41,8 @@ AddLayer = Callable[
 
 @dataclass
 class RunSteps:
+    """Runs RUN steps in the sandbox and reads their changes back."""
+
     store: Store
     snaps: LayerSnapshots
     options: BuildOptions
@@ -112,12 +114,13 @@ class RunSteps:
         A stage of another architecture runs under QEMU: said here, before anything runs,
         when its binfmt_misc handler is missing."""
         from layerbuild.engine.platforms import host_platform
+        from layerbuild.engine.runmounts_prepare import ssh_env
         from layerbuild.sandbox.binfmt import require_emulation
 
         require_emulation(state.meta.config.architecture, host_platform().architecture)
         ids = self.files.user_ids(state)
         step_env = dict(state.scope.run_env())
-        step_env.update(runmounts.ssh_env(mounts, step_env))  # not in the key, as in BuildKit
+        step_env.update(ssh_env(mounts, step_env))  # not in the key, as in BuildKit
         env = runstep.run_env(step_env, self.files.home(state, ids[0]))
         argv, stdin = runstep.run_command(instr, state.meta.shell)
         layers = list(state.layers)

@@ -28,6 +28,8 @@ from layerbuild.store.layout import Store
 
 @dataclass
 class _Loaded:
+    """A stage's file tree and the layers it reflects, with the changes not yet applied."""
+
     tree: FileTree
     layers: tuple[Layer, ...]  # what the tree holds
     pending: list[tuple[Layer, list[Change]]] = field(default_factory=list)  # added since

@@ -51,6 +51,8 @@ NOT_REPRODUCIBLE = (
 
 @dataclass
 class StepCache:
+    """Looks steps up in the cache and says why a step missed."""
+
     store: Store
     identity: str  # what "the previous build" means: Dockerfile path + target
     disabled: bool = False  # --no-cache

@@ -26,6 +26,8 @@ from layerbuild.errors import BuildError
 
 @dataclass(frozen=True)
 class PasswdEntry:
+    """A line of the stage's /etc/passwd."""
+
     name: str
     uid: int
     gid: int
@@ -34,6 +36,8 @@ class PasswdEntry:
 
 @dataclass(frozen=True)
 class GroupEntry:
+    """A line of the stage's /etc/group."""
+
     name: str
     gid: int
 

@@ -16,6 +16,8 @@ from layerbuild.errors import ImageFormatError
 
 @dataclass(frozen=True, slots=True)
 class Healthcheck:
+    """The config's Healthcheck, in Docker's units (nanoseconds)."""
+
     test: tuple[str, ...]  # ("NONE",) disables; ("CMD", ...) or ("CMD-SHELL", cmd)
     interval: int = 0  # nanoseconds, as Docker stores them; 0 = inherit default
     timeout: int = 0
@@ -140,6 +142,8 @@ class ContainerConfig:
 
 @dataclass(frozen=True, slots=True)
 class History:
+    """One entry of the config's history: the step that made a layer, or an empty one."""
+
     created_by: str = ""
     created: str | None = None  # RFC 3339
     comment: str = ""
@@ -169,6 +173,8 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class ImageConfig:
+    """The OCI image config: the runtime settings, the layers' diff ids and history."""
+
     architecture: str = "amd64"
     os: str = "linux"
     variant: str | None = None

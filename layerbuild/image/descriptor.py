@@ -13,6 +13,8 @@ from layerbuild.image.platformmatch import match_rank
 
 @dataclass(frozen=True, slots=True)
 class Platform:
+    """An OCI platform: os, architecture and variant."""
+
     architecture: str = "amd64"
     os: str = "linux"
     variant: str | None = None
@@ -50,6 +52,8 @@ class Platform:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
+    """An OCI descriptor: what a blob is, its digest and size."""
+
     media_type: str
     digest: Digest
     size: int

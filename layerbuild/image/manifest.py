@@ -38,6 +38,8 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
+    """An OCI image manifest: the config and layers of one platform's image."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
     media_type: str = mt.OCI_MANIFEST
@@ -79,6 +81,8 @@ class Manifest:
 
 @dataclass(frozen=True, slots=True)
 class Index:
+    """An OCI image index: one manifest per platform."""
+
     manifests: tuple[Descriptor, ...]
     media_type: str = mt.OCI_INDEX
     annotations: tuple[tuple[str, str], ...] = ()

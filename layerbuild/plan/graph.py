@@ -65,6 +65,8 @@ Source = StageBase | ImageBase
 
 @dataclass(frozen=True)
 class PlannedStage:
+    """A stage the target needs, with its base and the stages it reads."""
+
     stage: Stage
     base: Base
     platform: str | None  # FROM --platform, expanded; None when not given
@@ -81,6 +83,8 @@ class PlannedStage:
 
 @dataclass(frozen=True)
 class BuildGraph:
+    """The stages a build runs, dependencies first, and which is the target."""
+
     stages: tuple[PlannedStage, ...]  # only those the target needs, dependencies first
     target: int  # index of the target stage
 

@@ -26,6 +26,8 @@ KEY_FORMAT = "2"
 
 @dataclass(frozen=True, slots=True)
 class CacheKey:
+    """A step's cache key and the inputs it was computed from (to explain misses)."""
+
     digest: Digest
     inputs: Inputs
 

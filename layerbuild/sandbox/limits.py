@@ -47,6 +47,8 @@ _INT64_MAX = (1 << 63) - 1
 
 @dataclass(frozen=True, slots=True)
 class Ulimit:
+    """A resource limit for RUN, as `--ulimit name=soft:hard` gives it."""
+
     name: str  # one of RLIMITS
     soft: int  # -1: unlimited
     hard: int

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -41,7 +40,6 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID
 """
 
-log = logging.getLogger(__name__)
 
 
 class BlockCache:
@@ -57,7 +55,7 @@ class BlockCache:
     ) -> None:
         self.db_path = db_path
         self._blob_path = blob_path
-        self._note = note or log.warning
+        self._note = note or _warn
         self._lock = threading.Lock()
         self._fds: dict[str, int] = {}
         self.hits = 0
@@ -222,3 +220,9 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _warn(message: str) -> None:
+    import logging  # here: logging is slow to import and a build without a problem never warns
+
+    logging.getLogger(__name__).warning(message)

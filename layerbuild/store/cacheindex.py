@@ -55,6 +55,8 @@ _BESIDE = "beside"  # the "files" of a record whose summary is in its sidecar
 
 @dataclass(frozen=True)
 class CacheRecord:
+    """A cached step's result: the layer it made and the stage's config after it."""
+
     key: CacheKey
     layer: Layer | None
     config: ImageConfig  # the stage's config after the step

@@ -113,6 +113,8 @@ def check_line(event: CheckWarned) -> str:
 
 @dataclass
 class _Row:
+    """One step's line in the terminal view, updated in place as the step runs."""
+
     label: str
     started: float
     status: str = "RUNNING"

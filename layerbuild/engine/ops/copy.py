@@ -57,6 +57,8 @@ def _collections_paused() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CopyPrepared(Prepared):
+    """A COPY/ADD keyed: its sources and their digest."""
+
     source_key: str = ""  # where the sources come from (FileSteps.copy_changes)
     sources: str = ""  # the digest of the Changes (context/hashing.changes_digest)
     packed: Layer | None = None  # the layer, when it was packed while its digest was taken
@@ -64,6 +66,8 @@ class CopyPrepared(Prepared):
 
 @dataclass(frozen=True)
 class CopyOp:
+    """COPY and ADD: files into the stage as a layer."""
+
     dockerfile: Dockerfile
     files: FileSteps
     layers: LayerWriter

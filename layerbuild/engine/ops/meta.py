@@ -25,6 +25,8 @@ from layerbuild.store.cacheindex import CacheRecord
 
 @dataclass(frozen=True)
 class MetaOp:
+    """Instructions that only change the config: ENV, LABEL, CMD and the like."""
+
     dockerfile: Dockerfile
     layers: LayerWriter
 

@@ -20,6 +20,8 @@ from layerbuild.store.cacheindex import CacheRecord
 
 @dataclass(frozen=True)
 class RunPrepared(Prepared):
+    """A RUN keyed: its mounts, network and hosts, as the key saw them."""
+
     mounts: tuple[runmounts.RunMount, ...] = ()  # its --mount flags, expanded as BuildKit does
     mounts_key: str = ""  # runmounts_prepare.mounts_key ("" without --mount)
     network: str = "default"  # RUN --network, else the build's
@@ -71,6 +73,8 @@ def run_inputs(state: StageState, prepared: RunPrepared) -> Inputs:
 
 @dataclass(frozen=True)
 class RunOp:
+    """RUN: a command in the sandbox, its changes kept as a layer."""
+
     runs: RunSteps
 
     def prepare(self, step: Step) -> RunPrepared:

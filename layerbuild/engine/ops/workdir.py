@@ -28,6 +28,8 @@ from layerbuild.store.cacheindex import CacheRecord
 
 @dataclass(frozen=True)
 class WorkdirOp:
+    """WORKDIR: the config's working directory, and the directory when missing."""
+
     dockerfile: Dockerfile
     files: FileSteps
     layers: LayerWriter

@@ -60,6 +60,8 @@ def speedups_for(
 
 @dataclass
 class ActiveSpeedups:
+    """The speed-ups a build has turned on, behind one interface."""
+
     copies: CopyKeys  # quick hits; snapshots written ahead unless copies.ahead is False
     prefetch: ListingPrefetch | None  # the context's listing, for quick keys of literal sources
     quick_keys: bool = True

@@ -16,7 +16,6 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +35,8 @@ from layerbuild.store.cacheindex import CacheRecord
 from layerbuild.store.layers import LayerSnapshots, StepDirs
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from layerbuild.store.materialize import Previous
 
 
@@ -54,6 +55,8 @@ class _Pending:
 
 @dataclass
 class CopyKeys:
+    """Quick COPY keys from the stat cache, and snapshots written ahead."""
+
     statcache: StatCache
     cache: StepCache
     layers: LayerWriter
@@ -137,10 +140,14 @@ class CopyKeys:
             apart = functools.partial(_write_apart, write, written is not None)
             child = call_in_child(apart, cancel)
         except OSError:
+            from concurrent.futures import ThreadPoolExecutor  # here: not needed when all hit
+
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
             done = self._pool.submit(write, written=written, cancel=cancel)
         else:
+            from concurrent.futures import Future
+
             done = Future()
             child.add_done_callback(functools.partial(_settle, done, written))
         self._pending = _Pending(dirs, digests, done, cancel)

@@ -16,8 +16,8 @@ from layerbuild.engine.runmounts import (
     describe,
     parse_mount,
     parse_mounts,
-    ssh_env,
 )
+from layerbuild.engine.runmounts_prepare import ssh_env
 from layerbuild.errors import DockerfileError
 
 
