@@ -99,6 +99,13 @@ UNNEEDED = (
     "asyncio",
     "multiprocessing",
     "xml",
+    # used only when something goes wrong or is asked for: warnings of the gzip block cache,
+    # HEALTHCHECK durations, --cache-from/--cache-to, a thread pool for snapshots
+    "logging",
+    "decimal",
+    "concurrent.futures",
+    "layerbuild.registry.remotecache.exporter",
+    "layerbuild.registry.remotecache.importer",
 )
 
 COPY_ONLY = """\
