@@ -5,6 +5,8 @@ asked: the key of such a step depends on the Changes themselves (content, modes,
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -189,15 +191,15 @@ class FileSteps:
     ) -> tuple[int, list[tuple[bytes, int]]] | None:
         """(when the walk started, each source's listing fingerprint), from the prefetched
         context listing; None unless it holds every source: each names a path literally (no
-        glob), found without and not being a symlink. Waits for the walkers only when a
-        source is the whole context, which is all they walk: for anything smaller, a walk of
-        its own may well be done first."""
+        glob), found without and not being a symlink. Waits for the walkers when a source is a
+        directory (the whole context or one in it): its own walk would do again, on the same
+        cores, much of what they are doing. A file is one lstat: no wait for it."""
         if prefetch is None or not prefetch.covers(self.context, self.ignore):
             return None
         paths = [literal_source(src) for src in sources]
         if not paths or None in paths:
             return None
-        listing = prefetch.get(wait="" in paths)
+        listing = prefetch.get(wait=any(_is_directory(self.context, p or "") for p in paths))
         if listing is None:
             return None
         prints = [listing.fingerprint(path or "") for path in paths]
@@ -271,3 +273,10 @@ def touches(changes: list[Change], top: str) -> bool:
 
 def _remote(sources: tuple[str, ...]) -> bool:
     return any(s.startswith(("http://", "https://")) or is_git_url(s) for s in sources)
+
+
+def _is_directory(root: Path, rel: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(root / rel).st_mode)
+    except OSError:
+        return False
