@@ -1,0 +1,86 @@
+"""write_snapshot: a COPY layer's snapshot from its Changes, as a delta over the previous
+build's snapshot of the same step when store/deltaplan.py allows, else as a full tree
+(store/materialize.py). A delta costs what changed: the entries that differ and their parent
+directories are written, nothing else is copied or linked, and the RUN after the COPY walks
+the previous snapshot's inodes, which the last build left warm.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from layerbuild.digest import Digest
+from layerbuild.image.changes import Change
+from layerbuild.store.deltaplan import MAX_DEPTH, plan_delta
+from layerbuild.store.materialize import Previous, materialize, mtime_ns
+
+
+def write_snapshot(
+    changes: Sequence[Change],
+    dest: Path,
+    *,
+    files: Mapping[str, str],
+    expected: Mapping[str, Digest] | None,
+    epoch: int | None,
+    previous: Previous | None,
+    written: dict[str, Digest] | None = None,
+    cancel: threading.Event | None = None,
+) -> str | None:
+    """Fill the empty directory `dest` with the snapshot of the layer of `changes` (arguments
+    as `materialize`'s). Returns the diff_id hex of the layer `dest` is a delta over (commit it
+    with that base: store/layers.LayerSnapshots.commit_layer), "" when `dest` holds the full
+    tree, None when neither could be written (`dest` is then partly written: discard it)."""
+    entries = _delta_entries(changes, files, expected, epoch, previous)
+    if entries is not None and previous is not None:
+        ok = materialize(
+            entries,
+            dest,
+            files=files,
+            expected=expected,
+            epoch=epoch,
+            previous=None,  # nothing unchanged is in a delta: each entry is written anew
+            written=written,
+            cancel=cancel,
+        )
+        return previous.hex if ok else None
+    ok = materialize(
+        changes,
+        dest,
+        files=files,
+        expected=expected,
+        epoch=epoch,
+        previous=previous,
+        written=written,
+        cancel=cancel,
+    )
+    return "" if ok else None
+
+
+def _delta_entries(
+    changes: Sequence[Change],
+    files: Mapping[str, str],
+    expected: Mapping[str, Digest] | None,
+    epoch: int | None,
+    previous: Previous | None,
+) -> list[Change] | None:
+    """What a delta over `previous` holds, or None for a full snapshot: no previous layer,
+    content not known yet (`expected` None: nothing to check the delta's files against), a
+    chain of deltas already `MAX_DEPTH` deep, or what deltaplan refuses."""
+    if previous is None or expected is None or not previous.hex:
+        return None
+    if len(previous.dirs) > MAX_DEPTH:
+        return None
+    same = functools.partial(_same_mtime, previous, epoch)
+    return plan_delta(changes, files, previous.files, same_mtime=same)
+
+
+def _same_mtime(previous: Previous, epoch: int | None, change: Change) -> bool:
+    try:
+        st = os.lstat(previous.locate(change.path))
+    except OSError:
+        return False
+    return st.st_mtime_ns == mtime_ns(change, epoch)
