@@ -2,12 +2,13 @@
 build's snapshot of the same step when store/deltaplan.py allows, else as a full tree
 (store/materialize.py). A delta costs what changed: the entries that differ and their parent
 directories are written, nothing else is copied or linked, and the RUN after the COPY walks
-the previous snapshot's inodes, which the last build left warm.
+the previous snapshot's inodes, which the last build left warm. Which entries differ is told
+by the per-path summaries and the mtimes record of the previous layer (store/layermtimes.py,
+which this writes for the next one), or its snapshot's lstat when there is no record.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change
+from layerbuild.store import layermtimes
 from layerbuild.store.deltaplan import MAX_DEPTH, plan_delta
 from layerbuild.store.materialize import Previous, materialize, mtime_ns
 
@@ -29,11 +31,13 @@ def write_snapshot(
     previous: Previous | None,
     written: dict[str, Digest] | None = None,
     cancel: threading.Event | None = None,
+    record_to: Path | None = None,
 ) -> str | None:
     """Fill the empty directory `dest` with the snapshot of the layer of `changes` (arguments
     as `materialize`'s). Returns the diff_id hex of the layer `dest` is a delta over (commit it
     with that base: store/layers.LayerSnapshots.commit_layer), "" when `dest` holds the full
-    tree, None when neither could be written (`dest` is then partly written: discard it)."""
+    tree, None when neither could be written (`dest` is then partly written: discard it).
+    `record_to`: where to write the mtimes record of the layer (store/layermtimes.py)."""
     entries = _delta_entries(changes, files, expected, epoch, previous)
     if entries is not None and previous is not None:
         ok = materialize(
@@ -46,6 +50,7 @@ def write_snapshot(
             written=written,
             cancel=cancel,
         )
+        _record(record_to, changes, epoch, ok)
         return previous.hex if ok else None
     ok = materialize(
         changes,
@@ -57,7 +62,13 @@ def write_snapshot(
         written=written,
         cancel=cancel,
     )
+    _record(record_to, changes, epoch, ok)
     return "" if ok else None
+
+
+def _record(dest: Path | None, changes: Sequence[Change], epoch: int | None, ok: bool) -> None:
+    if dest is not None and ok:
+        layermtimes.write(dest, changes, [mtime_ns(c, epoch) for c in changes])
 
 
 def _delta_entries(
@@ -74,11 +85,18 @@ def _delta_entries(
         return None
     if len(previous.dirs) > MAX_DEPTH:
         return None
-    same = functools.partial(_same_mtime, previous, epoch)
-    return plan_delta(changes, files, previous.files, same_mtime=same)
+    known = layermtimes.load(previous.mtimes, previous.files) if previous.mtimes else None
+    if known is None:
+        touched = [c.path for c in changes if not _same_mtime(previous, epoch, c)]
+    elif epoch is None:
+        touched = [c.path for c in changes if known.get(c.path) != c.mtime * 1_000_000_000]
+    else:
+        touched = [c.path for c in changes if known.get(c.path) != mtime_ns(c, epoch)]
+    return plan_delta(changes, files, previous.files, touched=touched)
 
 
 def _same_mtime(previous: Previous, epoch: int | None, change: Change) -> bool:
+    """Whether the previous snapshot's entry at `change`'s path has its mtime (an lstat)."""
     try:
         st = os.lstat(previous.locate(change.path))
     except OSError:

@@ -177,6 +177,20 @@ class LayerSnapshots:
         """Remove a directory of `prepare_layer` that was not committed (no-op if it was)."""
         remove_tree(tree)
 
+    def mtimes_path(self, diff_id: Digest) -> Path:
+        """Where the mtimes record of layer `diff_id` is kept (store/layermtimes.py)."""
+        from layerbuild.store.layermtimes import mtimes_dir
+
+        return mtimes_dir(self.root_dir.parent.parent) / diff_id.hex
+
+    def keep_mtimes(self, record: Path, diff_id: Digest) -> None:
+        """Keep the mtimes record a snapshot writer left at `record` (if it did) for layer
+        `diff_id`, whose snapshot it wrote."""
+        if record.is_file():
+            from layerbuild.store.layermtimes import keep
+
+            keep(self.root_dir.parent.parent, record, diff_id.hex)
+
     def prepare_step(self) -> StepDirs:
         """Fresh, empty upper and work directories for one RUN step."""
         tmp = self._tmp()
@@ -238,6 +252,11 @@ class LayerSnapshots:
         names = [n for n in os.listdir(self.root_dir) if not n.startswith(_TMP_PREFIX)]
         needed = snapnames.needed(names, keep)
         return [self.root_dir / n for n in names if n not in needed]
+
+    def layer_hexes(self) -> set[str]:
+        """The diff_id hex of every layer with a committed snapshot (of either flavour)."""
+        names = (snapnames.parse(n) for n in os.listdir(self.root_dir))
+        return {parsed.hex for parsed in names if parsed is not None}
 
     def prune(self, keep: set[str]) -> int:
         """Remove committed snapshots whose diff_id hex is not in `keep`; the bytes freed."""

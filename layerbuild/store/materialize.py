@@ -49,6 +49,7 @@ class Previous:
     files: Mapping[str, str]
     hex: str = ""
     deltas: tuple[Path, ...] = ()
+    mtimes: Path | None = None  # its entries' mtimes record (store/layermtimes.py), if any
     # the paths each delta holds, listed when first needed
     _held: list[frozenset[str]] = field(default_factory=list, compare=False, repr=False)
 

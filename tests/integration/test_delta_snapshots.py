@@ -1,7 +1,8 @@
 """After a small change, the COPY layer's overlay lower is a delta stacked above the previous
 build's snapshot (store/deltaplan.py): the RUN after it sees exactly what a cold build in a
 fresh store sees, for a changed, an added and a removed file and a directory replaced by a
-file; gc keeps a delta's base for as long as the delta is needed, and fsck finds it sound."""
+file; gc keeps a delta's base for as long as the delta is needed (and the layers' mtimes
+records for as long as their snapshots), and fsck finds it sound."""
 
 from __future__ import annotations
 
@@ -89,8 +90,11 @@ def test_gc_keeps_a_deltas_base_and_fsck_finds_the_store_sound(
     assert lb.ok("run", "d:2", "cat", "/app/a/f1.txt").stdout == "changed\n"
     assert lb.ok("run", "d:2", "cat", "/app/a/f3.txt").stdout == "file 3\n"
     assert lb("fsck").returncode == 0
+    mtimes = lb.store / "cache" / "mtimes"  # store/layermtimes.py: for the next delta
+    assert parsed.hex in {p.name for p in mtimes.iterdir()}
 
     lb.ok("rmi", "d:2")
     lb.ok("rmi", "busybox:latest")
     lb.ok("cache", "prune", "--all")
     assert [p.name for p in layers.iterdir()] == []
+    assert [p.name for p in mtimes.iterdir()] == []

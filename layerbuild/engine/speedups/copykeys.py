@@ -13,6 +13,7 @@ the ones it was written from.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -66,10 +67,10 @@ class CopyKeys:
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
     _adopted: set[Digest] = field(default_factory=set)  # diff_ids given a snapshot from here
-    # diff_id -> writes that layer's tree into an empty dir (a COPY layer materialized from
-    # its Changes): deltasnap.write_snapshot's answer; `write_snapshots` runs it when a RUN
-    # needs the layer
-    _writers: dict[Digest, Callable[[Path], str | None]] = field(default_factory=dict)
+    # diff_id -> writes that layer's tree into a step's empty upper dir (a COPY layer
+    # materialized from its Changes), its mtimes record beside it: deltasnap.write_snapshot's
+    # answer; `write_snapshots` runs it when a RUN needs the layer
+    _writers: dict[Digest, Callable[[StepDirs], str | None]] = field(default_factory=dict)
 
     @property
     def _pending(self) -> _Pending | None:
@@ -131,6 +132,7 @@ class CopyKeys:
             expected=expected,
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index) if files is not None else None,
+            record_to=_record(dirs),
         )
         written = digests if expected is None else None
         try:
@@ -166,7 +168,7 @@ class CopyKeys:
             return
         from layerbuild.store.deltasnap import write_snapshot
 
-        self._writers[layer.diff_id] = functools.partial(
+        write = functools.partial(
             write_snapshot,
             changes,
             files=files,
@@ -174,6 +176,7 @@ class CopyKeys:
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index),
         )
+        self._writers[layer.diff_id] = functools.partial(_write_into, write)
 
     def write_snapshots(self, layers: Sequence[Layer]) -> None:
         """Write the snapshots of those of `layers` offered here (`offer_snapshot`) that the
@@ -183,14 +186,15 @@ class CopyKeys:
             write = self._writers.pop(layer.diff_id, None)  # taken by one stage's RUN only
             if write is None or self.snaps.find(layer.diff_id) is not None:
                 continue
-            tree = self.snaps.prepare_layer()
+            step = self.snaps.prepare_step()
             try:
-                base = write(tree)
+                base = write(step)
                 if base is not None:
                     below = Digest("sha256:" + base) if base else None
-                    self.snaps.commit_layer(tree, layer.diff_id, base=below)
+                    self.snaps.commit_layer(step.upper, layer.diff_id, base=below)
+                    self.snaps.keep_mtimes(_record(step), layer.diff_id)
             finally:
-                self.snaps.discard_layer(tree)
+                self.snaps.discard(step)
 
     def pending_snapshot(self) -> Callable[[], tuple[Path, ...] | None] | None:
         """The snapshot being written for the step at hand: a call that waits until it is
@@ -239,15 +243,18 @@ class CopyKeys:
         self._unused.append(pending)
 
     def _adopt(
-        self, pending: _Pending, packed: dict[str, Digest], diff_id: Digest, dest: Path
+        self, pending: _Pending, packed: dict[str, Digest], diff_id: Digest, dest: StepDirs
     ) -> str | None:
-        """The builder of a snapshot written ahead: its tree moved onto the empty `dest`, if
-        it was written from the contents that were packed (write_snapshot's answer)."""
+        """The builder of a snapshot written ahead: its tree (and mtimes record) moved into
+        the step directories `dest`, if it was written from the contents that were packed
+        (write_snapshot's answer)."""
         self._unused.remove(pending)
         try:
             base = pending.done.result()
             if base is not None and all(packed.get(p) == d for p, d in pending.digests.items()):
-                os.rename(pending.dirs.upper, dest)  # rename(2) replaces an empty directory
+                os.rename(pending.dirs.upper, dest.upper)  # rename(2) replaces an empty dir
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(_record(pending.dirs), _record(dest))
                 self._adopted.add(diff_id)
                 return base
             return None
@@ -261,10 +268,21 @@ class CopyKeys:
             return None
         from layerbuild.store.materialize import Previous
 
-        dirs = self.snaps.chain(record.layer.diff_id)
+        diff_id = record.layer.diff_id
+        dirs = self.snaps.chain(diff_id)
         if dirs is None:
             return None
-        return Previous(dirs[-1], record.files, record.layer.diff_id.hex, tuple(dirs[:-1]))
+        mtimes = self.snaps.mtimes_path(diff_id)
+        return Previous(dirs[-1], record.files, diff_id.hex, tuple(dirs[:-1]), mtimes)
+
+
+def _record(dirs: StepDirs) -> Path:
+    """Where a snapshot written into `dirs.upper` gets its mtimes record (store/layermtimes)."""
+    return dirs.tmp / "mtimes"
+
+
+def _write_into(write: Callable[..., str | None], step: StepDirs) -> str | None:
+    return write(step.upper, record_to=_record(step))
 
 
 def _write_apart(

@@ -114,11 +114,19 @@ def _pack(changes: list[Change]) -> tuple[bytes, dict[str, Digest], dict[str, st
     return out.getvalue(), packed, files
 
 
-def _write(changes: list[Change], dest: Path, previous: Previous | None) -> str | None:
+def _write(
+    changes: list[Change], dest: Path, previous: Previous | None, record: Path | None = None
+) -> str | None:
     _, packed, files = _pack(changes)
     dest.mkdir(mode=0o755)
     return write_snapshot(
-        changes, dest, files=files, expected=packed, epoch=None, previous=previous
+        changes,
+        dest,
+        files=files,
+        expected=packed,
+        epoch=None,
+        previous=previous,
+        record_to=record,
     )
 
 
@@ -191,3 +199,23 @@ def test_a_delta_over_a_delta(tmp_path: Path) -> None:
     assert _write(second, tmp_path / "top", previous) == "cd" * 32
     assert merged([tmp_path / "top", first_delta, full]) == tree(unpacked)
     assert "app/a/f1.txt" not in tree(tmp_path / "top")
+
+
+def test_the_mtimes_record_stands_in_for_the_snapshots_lstat(tmp_path: Path) -> None:
+    """With the previous layer's record, unchanged entries are told by it, not by an lstat of
+    the snapshot: an entry the snapshot shows with another mtime stays out of the delta, and
+    a file touched since the record was written goes in."""
+    ctx = _context(tmp_path / "ctx")
+    first = _changes(ctx)
+    old, record = tmp_path / "old", tmp_path / "mtimes"
+    assert _write(first, old, None, record) == "" and record.is_file()
+    first_files = _pack(first)[2]
+    os.utime(old / "app" / "a" / "f1.txt", ns=(5, 5), follow_symlinks=False)
+    os.utime(ctx / "d" / "a" / "f3.txt", (7, 7))
+    second = _changes(ctx)
+    previous = Previous(old, first_files, OLD, (), record)
+    assert _write(second, tmp_path / "new", previous) == OLD
+    assert sorted(tree(tmp_path / "new")) == ["app", "app/a", "app/a/f3.txt"]
+    previous = Previous(old, first_files, OLD)  # no record: the snapshot's lstat decides
+    assert _write(second, tmp_path / "lstat", previous) == OLD
+    assert "app/a/f1.txt" in tree(tmp_path / "lstat")
