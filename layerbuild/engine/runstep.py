@@ -179,7 +179,7 @@ def execute_run(
     mounts: tuple[Mount, ...] = (),
     secret_env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
-    top: Path | None = None,
+    top: tuple[Path, ...] = (),
     shm_size: int | None = None,
     ulimits: tuple[Ulimit, ...] = (),
     snapshotter: str | None = None,
@@ -190,16 +190,17 @@ def execute_run(
     `mounts` are its prepared --mount flags (runmounts_prepare.prepared); the mount points
     they need are taken out of the upper dir by the sandbox, so they never reach the layer.
     `secret_env`: variables of ``type=secret,env=`` mounts, over those of `env`.
-    `top`: the tree of one more layer above `layers`, not yet packed (speedups/runahead.py).
+    `top`: the snapshot directories of one more layer above `layers`, not yet packed
+    (speedups/runahead.py), top-most first.
     `snapshotter`: how the sandbox makes the rootfs (sandbox/runner.py; None: auto).
     `cancel`: kills the step when the build stops (sandbox/cancel.py; None: never)."""
     del instr  # the argv already says what to run; kept for the callers' symmetry
     if secret_env:
         env = with_secrets(env, secret_env)
-    if top is None:
+    if not top:
         lowers = tuple(snaps.lowerdirs(store, layers))
     else:
-        lowers = (top, *snaps.lowerdirs(store, layers, limit=MAX_LOWERS - 1))
+        lowers = (*top, *snaps.lowerdirs(store, layers, limit=MAX_LOWERS - len(top)))
     step = snaps.prepare_step()
     output = Output(log)
     try:

@@ -27,7 +27,7 @@ from layerbuild.image import mediatypes as mt
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor
 from layerbuild.image.manifest import Index, Manifest
-from layerbuild.store import layerentries, tarindex
+from layerbuild.store import layerentries, layermtimes, tarindex
 from layerbuild.store.blockcache import BlockCache
 from layerbuild.store.cacheindex import CacheEntry, CacheIndex
 from layerbuild.store.images import sniff_media_type
@@ -179,6 +179,8 @@ def collect(
         for path, size in plan.layer_snapshots:
             remove_tree(path)
             freed += size
+        if plan.layer_snapshots:
+            layermtimes.forget(store.root, LayerSnapshots(store.root).layer_hexes())
         if removed:
             with BlockCache(store.blocks_db, store.content.path) as blocks:
                 blocks.forget_blobs(removed)

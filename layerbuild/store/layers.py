@@ -14,6 +14,12 @@ layer is unpacked once, by itself, and reused by every step and build that has i
   by diff_id (the digest of the uncompressed tar, checked while unpacking): the same content
   compressed two ways is one snapshot.
 - A committed snapshot is immutable; it is only ever an overlay lower directory.
+- A layer spliced from an earlier one (a COPY with one file changed) may instead get a *delta*
+  snapshot: the entries that differ, stacked above the earlier layer's snapshot
+  (``<hex>-on-<base hex>``, store/snapnames.py, store/deltaplan.py), so writing it costs what
+  changed and the RUN after it walks the earlier snapshot's warm inodes. `chain` gives a
+  layer's directories, top-most first; the names say what each needs, so gc keeps a delta's
+  bases (`unneeded`) without looking inside.
 
 Lifecycle: `layer_dir` unpacks through ``unpack.apply_layer`` (the security boundary) into
 ``layers/tmp-<pid>-<random>`` and renames it into place. A caller that can write a layer's tree
@@ -41,6 +47,7 @@ from layerbuild import privilege
 from layerbuild.digest import Digest
 from layerbuild.errors import DigestMismatch
 from layerbuild.image.manifest import Layer
+from layerbuild.store import snapnames
 from layerbuild.store.crashsafe import left_by_dead_processes
 from layerbuild.store.snapshots import decompressed, tree_size
 
@@ -48,9 +55,6 @@ if TYPE_CHECKING:
     from layerbuild.store.layout import Store
 
 _TMP_PREFIX = "tmp-"
-# "-userns", not the "-rootless" of stores made before rootless builds kept owners: those
-# snapshots lack them and must not be reused
-_ROOTLESS_SUFFIX = "-userns"
 # OVL_MAX_STACK: overlayfs refuses more lower directories than this in one mount
 MAX_LOWERS = 500
 
@@ -92,19 +96,38 @@ class LayerSnapshots:
         self.clean_stale()
 
     def path(self, diff_id: Digest, *, rootless: bool | None = None) -> Path:
+        """Where the full snapshot of `diff_id` is (or would be)."""
+        # "-userns", not the "-rootless" of stores made before rootless builds kept owners:
+        # those snapshots lack them and must not be reused
         rootless = self.rootless if rootless is None else rootless
-        return self.root_dir / (diff_id.hex + (_ROOTLESS_SUFFIX if rootless else ""))
+        return self.root_dir / snapnames.snap_name(diff_id.hex, None, rootless=rootless)
 
     def find(self, diff_id: Digest) -> Path | None:
-        """The committed snapshot of `diff_id` of this flavour (root or rootless), if any: in
-        a user namespace, the owners of a root-made snapshot would all show as 65534."""
-        path = self.path(diff_id)
-        return path if path.is_dir() else None
+        """The top directory of the committed snapshot of `diff_id` of this flavour (root or
+        rootless), if any: in a user namespace, the owners of a root-made snapshot would all
+        show as 65534."""
+        dirs = self.chain(diff_id)
+        return dirs[0] if dirs else None
+
+    def chain(self, diff_id: Digest) -> list[Path] | None:
+        """The directories of the snapshot of `diff_id`, top-most first: one for a full
+        snapshot, a delta's and then its base's for a delta (None: no usable snapshot)."""
+        full = self.path(diff_id)
+        if full.is_dir():
+            return [full]
+        snaps = snapnames.index(os.listdir(self.root_dir))
+        names = snapnames.chain(snaps, diff_id.hex, rootless=self.rootless)
+        return None if names is None else [self.root_dir / name for name in names]
+
+    def layer_dirs(self, store: Store, layer: Layer) -> list[Path]:
+        """The directories of the snapshot of `layer` (top-most first), unpacked from the
+        store's blob into a full one the first time, or when a delta lost its base."""
+        return self.chain(layer.diff_id) or [self.layer_dir(store, layer)]
 
     def layer_dir(self, store: Store, layer: Layer) -> Path:
-        """The snapshot of `layer`, unpacked from the store's blob the first time."""
-        found = self.find(layer.diff_id)
-        if found is not None:
+        """The full snapshot of `layer`, unpacked from the store's blob the first time."""
+        found = self.path(layer.diff_id)
+        if found.is_dir():
             return found
         from layerbuild.store.unpack import apply_layer  # tarfile & co: only to unpack
 
@@ -136,16 +159,37 @@ class LayerSnapshots:
         tmp.mkdir(mode=0o755)
         return tmp
 
-    def commit_layer(self, tree: Path, diff_id: Digest) -> Path:
+    def commit_layer(self, tree: Path, diff_id: Digest, *, base: Digest | None = None) -> Path:
         """Make `tree` (from `prepare_layer`, written by the caller) the snapshot of the layer
-        `diff_id`; the caller vouches that it holds that layer's content. Another process
-        that committed the same layer first wins, and `tree` is then left for
-        `discard_layer`."""
-        return self._commit(tree, self.path(diff_id))
+        `diff_id`; the caller vouches that it holds that layer's content, or with `base`, the
+        entries by which the layer differs from layer `base` (store/deltaplan.py). Another
+        process that committed the same layer first wins, and `tree` is then left for
+        `discard_layer`; so is a delta whose base is gone meanwhile."""
+        if base is None:
+            return self._commit(tree, self.path(diff_id))
+        found = self.find(diff_id)
+        if found is not None or self.chain(base) is None:
+            return found or tree
+        name = snapnames.snap_name(diff_id.hex, base.hex, rootless=self.rootless)
+        return self._commit(tree, self.root_dir / name)
 
     def discard_layer(self, tree: Path) -> None:
         """Remove a directory of `prepare_layer` that was not committed (no-op if it was)."""
         remove_tree(tree)
+
+    def mtimes_path(self, diff_id: Digest) -> Path:
+        """Where the mtimes record of layer `diff_id` is kept (store/layermtimes.py)."""
+        from layerbuild.store.layermtimes import mtimes_dir
+
+        return mtimes_dir(self.root_dir.parent.parent) / diff_id.hex
+
+    def keep_mtimes(self, record: Path, diff_id: Digest) -> None:
+        """Keep the mtimes record a snapshot writer left at `record` (if it did) for layer
+        `diff_id`, whose snapshot it wrote."""
+        if record.is_file():
+            from layerbuild.store.layermtimes import keep
+
+            keep(self.root_dir.parent.parent, record, diff_id.hex)
 
     def prepare_step(self) -> StepDirs:
         """Fresh, empty upper and work directories for one RUN step."""
@@ -159,9 +203,10 @@ class LayerSnapshots:
         """Make the upper dir a RUN step left (already packed into `layer`) that layer's
         snapshot; the rest of its step directory is removed."""
         del store  # the upper dir already is the layer's content; nothing is read back
+        found = self.find(layer.diff_id)
+        if found is not None:
+            return found
         target = self.path(layer.diff_id)
-        if target.is_dir():
-            return target
         _as_lowerdir(upperdir, both_opaque_xattrs=not self.rootless)
         return self._commit(upperdir, target)
 
@@ -174,15 +219,19 @@ class LayerSnapshots:
     ) -> list[Path]:
         """Lower directories for a RUN over `layers` (bottom first), top-most first.
 
-        More layers than `limit` do not fit one overlay mount: the lowest ones are then merged
-        into one flattened snapshot (snapshots.py, cached by chain), which is the bottom lower.
+        More directories than `limit` (a delta snapshot counts its whole chain) do not fit one
+        overlay mount: the lowest layers are then merged into one flattened snapshot
+        (snapshots.py, cached by chain), which is the bottom lower.
         """
         if not layers:
             return [store.snapshots.rootfs(store, [])]
-        flat = max(0, len(layers) - limit + 1) if len(layers) > limit else 0
-        dirs = [self.layer_dir(store, layer) for layer in reversed(layers[flat:])]
-        if flat:
-            dirs.append(store.snapshots.rootfs(store, [x.descriptor for x in layers[:flat]]))
+        dirs: list[Path] = []
+        for i in range(len(layers) - 1, -1, -1):
+            more = self.layer_dirs(store, layers[i])
+            if len(dirs) + len(more) > limit or (i > 0 and len(dirs) + len(more) == limit):
+                flat = [x.descriptor for x in layers[: i + 1]]
+                return [*dirs, store.snapshots.rootfs(store, flat)]
+            dirs.extend(more)
         return dirs
 
     def _tmp(self) -> Path:
@@ -198,13 +247,16 @@ class LayerSnapshots:
         return target
 
     def unneeded(self, keep: set[str]) -> list[Path]:
-        """Committed snapshots whose diff_id hex is not in `keep` (what `prune` removes)."""
-        return [
-            Path(entry.path)
-            for entry in os.scandir(self.root_dir)
-            if not entry.name.startswith(_TMP_PREFIX)
-            and entry.name.removesuffix(_ROOTLESS_SUFFIX) not in keep
-        ]
+        """Committed snapshots neither of a layer whose diff_id hex is in `keep` nor below a
+        delta snapshot of one (what `prune` removes)."""
+        names = [n for n in os.listdir(self.root_dir) if not n.startswith(_TMP_PREFIX)]
+        needed = snapnames.needed(names, keep)
+        return [self.root_dir / n for n in names if n not in needed]
+
+    def layer_hexes(self) -> set[str]:
+        """The diff_id hex of every layer with a committed snapshot (of either flavour)."""
+        names = (snapnames.parse(n) for n in os.listdir(self.root_dir))
+        return {parsed.hex for parsed in names if parsed is not None}
 
     def prune(self, keep: set[str]) -> int:
         """Remove committed snapshots whose diff_id hex is not in `keep`; the bytes freed."""

@@ -1,4 +1,5 @@
-"""What processes that are gone left in the store: temp files and uncommitted snapshots.
+"""What processes that are gone left in the store: temp files and uncommitted snapshots (and
+delta snapshots whose base is gone, which nothing can use).
 
 Each writer names its private temp files and directories after its pid (`content.py`,
 `snapshots.py`, `layers.py`, the build's scratch in `executor.py`, GC roots in `locking.py`,
@@ -10,6 +11,7 @@ an ingest may be (an hour). Finding is side-effect free; fsck reports, then remo
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from layerbuild.store.content import STALE_INGEST_SECONDS
 from layerbuild.store.crashsafe import left_by_dead_processes
+from layerbuild.store.snapnames import broken
 
 CACHE_TEMP_PREFIX = ".tmp-"  # cacheindex.py's temp files
 # (directory under the root, name prefix before the pid)
@@ -59,12 +62,22 @@ def _stale_cache_temps(root: Path, now: float) -> Iterator[Path]:
                     yield path
 
 
+def _broken_deltas(root: Path) -> list[Leftover]:
+    """Delta snapshots (store/snapnames.py) whose base is gone: never read, never needed."""
+    layers = root / "snapshots" / "layers"
+    if not layers.is_dir():
+        return []
+    what = "delta snapshot whose base snapshot is gone"
+    return [Leftover("orphan snapshot", layers / n, what) for n in broken(os.listdir(layers))]
+
+
 def find_leftovers(root: Path, *, now: float | None = None) -> list[Leftover]:
     """Every leftover under the store `root`; `now` for the age of pid-less temp files."""
     found = [
         Leftover("orphan snapshot", path, "uncommitted snapshot of a process that is gone")
         for path in _dead_pid_entries(root, _SNAPSHOT_TEMPS)
     ]
+    found += _broken_deltas(root)
     for path in _dead_pid_entries(root, _TEMP_PLACES):
         thing = "directory" if path.is_dir() else "file"
         found.append(Leftover("orphan temp", path, f"temp {thing} of a process that is gone"))

@@ -25,7 +25,7 @@ import os
 import stat
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerbuild.context.filesource import FileSource
@@ -41,10 +41,51 @@ _CAPABILITY = "security.capability"
 @dataclass(frozen=True)
 class Previous:
     """The snapshot of the same step's layer in an earlier build, and that step's per-path
-    summaries (context/hashing.py: ``"sha256:… 0644 0:0"`` and the like)."""
+    summaries (context/hashing.py: ``"sha256:… 0644 0:0"`` and the like). `root` is its full
+    snapshot; when that layer's snapshot is a delta (store/deltaplan.py), `deltas` are the
+    directories stacked above `root`, top-most first. `hex`: that layer's diff_id hex."""
 
     root: Path
     files: Mapping[str, str]
+    hex: str = ""
+    deltas: tuple[Path, ...] = ()
+    mtimes: Path | None = None  # its entries' mtimes record (store/layermtimes.py), if any
+    # the paths each delta holds, listed when first needed
+    _held: list[frozenset[str]] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def dirs(self) -> tuple[Path, ...]:
+        """The snapshot's directories, top-most first."""
+        return (*self.deltas, self.root)
+
+    def locate(self, path: str) -> str:
+        """The file system path of the previous layer's entry `path` (which its summaries
+        list): in the top-most delta that holds it, else in the full snapshot."""
+        if self.deltas:
+            if not self._held:
+                self._held.extend(_held_paths(d) for d in self.deltas)
+            for top, held in zip(self.deltas, self._held, strict=True):
+                if path in held:
+                    return f"{top}/{path}"
+        return f"{self.root}/{path}"
+
+
+def _held_paths(root: Path) -> frozenset[str]:
+    """Every path under `root` (a delta: small), relative to it."""
+    out: set[str] = set()
+    base = len(str(root)) + 1
+    for dirpath, dirnames, filenames in os.walk(root):
+        out.update(os.path.join(dirpath, n)[base:] for n in (*dirnames, *filenames))
+    return frozenset(out)
+
+
+def mtime_ns(change: Change, epoch: int | None) -> int:
+    """The mtime `change` gets in a layer: clamped to SOURCE_DATE_EPOCH as the tar writer
+    clamps it."""
+    mtime = change.mtime
+    if epoch is not None and mtime > epoch:
+        mtime = epoch
+    return mtime * 1_000_000_000
 
 
 def materialize(
@@ -145,10 +186,7 @@ class _Writer:
                 os.close(fd)
 
     def _mtime_ns(self, change: Change) -> int:
-        mtime = change.mtime
-        if self.epoch is not None and mtime > self.epoch:
-            mtime = self.epoch  # as the tar writer clamps it
-        return mtime * 1_000_000_000
+        return mtime_ns(change, self.epoch)
 
     def _file(self, change: Change, full: str) -> bool:
         digest = None
@@ -212,7 +250,7 @@ class _Writer:
             return False  # what was packed is not what the key read: copy and check instead
         if not self._old_dir(change.path.rpartition("/")[0], prev):
             return False  # old/parent could be a symlink: never link through one
-        old = f"{prev.root}/{change.path}"
+        old = prev.locate(change.path)
         try:
             st = os.lstat(old)
         except OSError:

@@ -128,6 +128,7 @@ _CACHE_DIRS = {
     "builds": "cache_records",
     "reports": "cache_records",
     "entries": "layer_indexes",
+    "mtimes": "layer_indexes",
     "mounts": "cache_mounts",
 }
 _CACHE_FILES = {

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from layerbuild.engine.runsteps import RunSteps
 
 Found = tuple[CacheKey, CacheRecord]
-Snapshot = tuple[Path, Callable[[], bool]]  # a snapshot's directory; waits, says if written
+# waits for a snapshot being written: its directories, top-most first (None: not written)
+Snapshot = Callable[[], tuple[Path, ...] | None]
 
 
 class Speedups(Protocol):

@@ -4,14 +4,16 @@ speedups/active.py puts behind the Speedups interface).
 Before: a COPY whose selection (names and lstat of what it reads, `FileSteps.quick_key`) is
 the one a sources digest was recorded for is keyed with that digest, without building its
 Changes or reading a file. After a miss: a RUN on top of the layer gets its overlay lower
-written from the Changes (store/materialize.py: hard links into the previous build's snapshot
-of the same step) instead of unpacking the blob. When a RUN follows in the stage, that tree is
-written on a worker thread while the layer is packed (packing leaves a core mostly idle), and
-adopted once the packed contents are known to be the ones it was written from.
+written from the Changes (store/deltasnap.py: a delta over the previous build's snapshot of
+the same step, or a full tree linked from it) instead of unpacking the blob. When a RUN
+follows in the stage, that tree is written on a worker thread while the layer is packed
+(packing leaves a core mostly idle), and adopted once the packed contents are known to be
+the ones it was written from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -49,7 +51,7 @@ class _Pending:
 
     dirs: StepDirs
     digests: dict[str, Digest]
-    done: Future[bool]
+    done: Future[str | None]  # deltasnap.write_snapshot's answer: the base, "" or None
     cancel: threading.Event
 
 
@@ -68,9 +70,10 @@ class CopyKeys:
     _unused: list[_Pending] = field(default_factory=list)
     _pool: ThreadPoolExecutor | None = None
     _adopted: set[Digest] = field(default_factory=set)  # diff_ids given a snapshot from here
-    # diff_id -> writes that layer's tree into an empty dir, True when it could (a COPY layer
-    # materialized from its Changes); `write_snapshots` runs it when a RUN needs the layer
-    _writers: dict[Digest, Callable[[Path], bool]] = field(default_factory=dict)
+    # diff_id -> writes that layer's tree into a step's empty upper dir (a COPY layer
+    # materialized from its Changes), its mtimes record beside it: deltasnap.write_snapshot's
+    # answer; `write_snapshots` runs it when a RUN needs the layer
+    _writers: dict[Digest, Callable[[StepDirs], str | None]] = field(default_factory=dict)
 
     @property
     def _pending(self) -> _Pending | None:
@@ -120,18 +123,19 @@ class CopyKeys:
         if self._pending is not None:
             self._set_aside(self._pending)
         digests: dict[str, Digest] = dict(expected) if expected is not None else {}
-        from layerbuild.store.materialize import materialize  # on a miss only
+        from layerbuild.store.deltasnap import write_snapshot  # on a miss only
 
         dirs = self.snaps.prepare_step()
         cancel = threading.Event()
         write = functools.partial(
-            materialize,
+            write_snapshot,
             changes,
             dirs.upper,
             files=files or {},
             expected=expected,
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index) if files is not None else None,
+            record_to=_record(dirs),
         )
         written = digests if expected is None else None
         try:
@@ -169,16 +173,17 @@ class CopyKeys:
             self._set_aside(pending)
         if os.geteuid() != 0 or packed is None or not self.ahead:
             return
-        from layerbuild.store.materialize import materialize
+        from layerbuild.store.deltasnap import write_snapshot
 
-        self._writers[layer.diff_id] = functools.partial(
-            materialize,
+        write = functools.partial(
+            write_snapshot,
             changes,
             files=files,
             expected=packed,
             epoch=self.layers.source_date_epoch,
             previous=self._previous(stage, index),
         )
+        self._writers[layer.diff_id] = functools.partial(_write_into, write)
 
     def write_snapshots(self, layers: Sequence[Layer]) -> None:
         """Write the snapshots of those of `layers` offered here (`offer_snapshot`) that the
@@ -188,20 +193,31 @@ class CopyKeys:
             write = self._writers.pop(layer.diff_id, None)  # taken by one stage's RUN only
             if write is None or self.snaps.find(layer.diff_id) is not None:
                 continue
-            tree = self.snaps.prepare_layer()
+            step = self.snaps.prepare_step()
             try:
-                if write(tree):
-                    self.snaps.commit_layer(tree, layer.diff_id)
+                base = write(step)
+                if base is not None:
+                    below = Digest("sha256:" + base) if base else None
+                    self.snaps.commit_layer(step.upper, layer.diff_id, base=below)
+                    self.snaps.keep_mtimes(_record(step), layer.diff_id)
             finally:
-                self.snaps.discard_layer(tree)
+                self.snaps.discard(step)
 
-    def pending_snapshot(self) -> tuple[Path, Callable[[], bool]] | None:
-        """The snapshot being written for the step at hand: (its directory, a call that
-        waits until it is written and says whether it was)."""
+    def pending_snapshot(self) -> Callable[[], tuple[Path, ...] | None] | None:
+        """The snapshot being written for the step at hand: a call that waits until it is
+        written and gives the directories it adds above the layers below it, top-most first
+        (None: it could not be written)."""
         pending = self._pending
         if pending is None:
             return None
-        return pending.dirs.upper, pending.done.result
+        return functools.partial(self._written_dirs, pending)
+
+    def _written_dirs(self, pending: _Pending) -> tuple[Path, ...] | None:
+        base = pending.done.result()
+        if not base:
+            return None if base is None else (pending.dirs.upper,)
+        below = self.snaps.chain(Digest("sha256:" + base))
+        return None if below is None else (pending.dirs.upper, *below)
 
     def adopted(self, layer: Layer) -> bool:
         """Whether the snapshot of `layer` is one written here (checked against what was
@@ -234,19 +250,21 @@ class CopyKeys:
         self._unused.append(pending)
 
     def _adopt(
-        self, pending: _Pending, packed: dict[str, Digest], diff_id: Digest, dest: Path
-    ) -> bool:
-        """The builder of a snapshot written ahead: its tree moved onto the empty `dest`, if
-        it was written from the contents that were packed."""
+        self, pending: _Pending, packed: dict[str, Digest], diff_id: Digest, dest: StepDirs
+    ) -> str | None:
+        """The builder of a snapshot written ahead: its tree (and mtimes record) moved into
+        the step directories `dest`, if it was written from the contents that were packed
+        (write_snapshot's answer)."""
         self._unused.remove(pending)
         try:
-            if pending.done.result() and all(
-                packed.get(p) == d for p, d in pending.digests.items()
-            ):
-                os.rename(pending.dirs.upper, dest)  # rename(2) replaces an empty directory
+            base = pending.done.result()
+            if base is not None and all(packed.get(p) == d for p, d in pending.digests.items()):
+                os.rename(pending.dirs.upper, dest.upper)  # rename(2) replaces an empty dir
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(_record(pending.dirs), _record(dest))
                 self._adopted.add(diff_id)
-                return True
-            return False
+                return base
+            return None
         finally:
             self.snaps.discard(pending.dirs)
 
@@ -257,27 +275,42 @@ class CopyKeys:
             return None
         from layerbuild.store.materialize import Previous
 
-        root = self.snaps.find(record.layer.diff_id)
-        return Previous(root, record.files) if root is not None else None
+        diff_id = record.layer.diff_id
+        dirs = self.snaps.chain(diff_id)
+        if dirs is None:
+            return None
+        mtimes = self.snaps.mtimes_path(diff_id)
+        return Previous(dirs[-1], record.files, diff_id.hex, tuple(dirs[:-1]), mtimes)
 
 
-def _write_apart(write: Callable[..., bool], cold: bool) -> tuple[bool, dict[str, str]]:
-    """`materialize` in the child: (success, the digests of what it wrote when cold)."""
+def _record(dirs: StepDirs) -> Path:
+    """Where a snapshot written into `dirs.upper` gets its mtimes record (store/layermtimes)."""
+    return dirs.tmp / "mtimes"
+
+
+def _write_into(write: Callable[..., str | None], step: StepDirs) -> str | None:
+    return write(step.upper, record_to=_record(step))
+
+
+def _write_apart(
+    write: Callable[..., str | None], cold: bool
+) -> tuple[str | None, dict[str, str]]:
+    """`write_snapshot` in the child: (its answer, the digests of what it wrote when cold)."""
     written: dict[str, Digest] | None = {} if cold else None
-    ok = write(written=written)
-    return ok, {path: str(digest) for path, digest in (written or {}).items()}
+    base = write(written=written)
+    return base, {path: str(digest) for path, digest in (written or {}).items()}
 
 
 def _settle(
-    done: Future[bool],
+    done: Future[str | None],
     written: dict[str, Digest] | None,
-    child: Future[tuple[bool, dict[str, str]]],
+    child: Future[tuple[str | None, dict[str, str]]],
 ) -> None:
     """The snapshot child's outcome, as the thread-pool version gives it."""
     try:
-        ok, digests = child.result()
+        base, digests = child.result()
     except ChildFailed:
-        ok, digests = False, {}
+        base, digests = None, {}
     if written is not None:
         written.update((path, Digest(d)) for path, d in digests.items())
-    done.set_result(ok)
+    done.set_result(base)

@@ -14,7 +14,6 @@ output lines are held back until the RUN step starts, and a failure is raised th
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +39,13 @@ class RunAhead:
     def __init__(
         self,
         key: Digest,
-        ready: Callable[[], bool],
+        ready: Callable[[], tuple[Path, ...] | None],
         execute: Callable[..., RunResult],
         snaps: LayerSnapshots,
     ) -> None:
-        """Start `execute(log=...)` on a thread once `ready()` (the snapshot below it was
-        written) says so; `key` is the RUN step's."""
+        """Start `execute(log=..., top=...)` on a thread once `ready()` gives the directories
+        of the snapshot below it (top: those, None: it could not be written); `key` is the
+        RUN step's."""
         self.key = key
         self._snaps = snaps
         self._logs: list[str] = []
@@ -56,10 +56,13 @@ class RunAhead:
         )
         self._thread.start()
 
-    def _run(self, ready: Callable[[], bool], execute: Callable[..., RunResult]) -> None:
+    def _run(
+        self, ready: Callable[[], tuple[Path, ...] | None], execute: Callable[..., RunResult]
+    ) -> None:
         try:
-            if ready():
-                self._result = execute(log=self._logs.append)
+            top = ready()
+            if top is not None:
+                self._result = execute(log=self._logs.append, top=top)
         except BaseException as e:  # raised in the RUN step, if the run is valid
             self._error = e
 
@@ -117,10 +120,10 @@ class RunAheads:
         instr: ins.Instruction | None,
         key: Digest,
         changes: list[Change],
-        snapshot: tuple[Path, Callable[[], bool]] | None,
+        snapshot: Callable[[], tuple[Path, ...] | None] | None,
     ) -> None:
         """Start the RUN `instr` that follows a missed COPY (`key`: the COPY step's, its
-        parent) over the COPY's `snapshot` (its directory, and whether it was written) while
+        parent) over the COPY's `snapshot` (a call that waits for its directories) while
         the COPY's layer is packed. Only a plain RUN (no --mount) whose key is not cached,
         after a COPY that leaves /etc alone (HOME comes from /etc/passwd)."""
         self.drop()
@@ -132,9 +135,8 @@ class RunAheads:
         run_key = chain(key, run_inputs(state, prepared))
         if runs.cache.known(run_key):
             return
-        top, ready = snapshot
-        execute = functools.partial(runs.executor(state, instr, prepared.mounts), top=top)
-        self._ahead = RunAhead(run_key.digest, ready, execute, runs.snaps)
+        execute = runs.executor(state, instr, prepared.mounts)
+        self._ahead = RunAhead(run_key.digest, snapshot, execute, runs.snaps)
 
     def take(
         self, runs: RunSteps, state: StageState, key: Digest, step_id: int

@@ -27,7 +27,9 @@ def _ahead(tmp_path: Path, *, ready: bool = True, fail: bool = False) -> tuple[R
             raise BuildError("process 'false' did not complete successfully: exit code 1")
         return RunResult([], step)
 
-    return RunAhead(KEY, lambda: ready, execute, snaps), step.tmp
+    # the directories of the snapshot below, as copykeys gives them once written (None: not)
+    below = (tmp_path / "below",) if ready else None
+    return RunAhead(KEY, lambda: below, execute, snaps), step.tmp
 
 
 def test_a_valid_run_hands_over_its_result_and_output(tmp_path: Path) -> None:
