@@ -63,10 +63,19 @@ def parent_lookup(
     for changes in pending:
         for change in changes:
             latest[change.path] = change.kind not in _REMOVED
+    # paths the tree does not have: nothing below them is there either (a missing parent
+    # resolves to no entry), so a big COPY into a new directory is not looked up entry by entry
+    absent: set[str] = set()
 
     def existed(path: str) -> bool:
         known = latest.get(path)
-        return known if known is not None else tree.lookup_nofollow(path) is not None
+        if known is not None:
+            return known
+        if path.rpartition("/")[0] in absent or tree.lookup_nofollow(path) is None:
+            if path:  # the root is never absent: it must not hide everything
+                absent.add(path)
+            return False
+        return True
 
     return existed
 
