@@ -5,6 +5,7 @@ asked: the key of such a step depends on the Changes themselves (content, modes,
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from layerbuild.plan.graph import ImageBase, StageBase
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
+    from layerbuild.context.listing import ContextListing
     from layerbuild.context.prefetch import ListingPrefetch
 
 
@@ -103,7 +105,7 @@ class FileSteps:
                 hint="remove --checksum, or ADD the file from an http(s) or git URL",
             )
         root, preserve_owner, ignore, source_key = self._copy_root(source)
-        selections = quick.selections if quick is not None else {}
+        selections = quick.chosen(root, instr.sources) if quick is not None else {}
         chown = None
         if instr.chown:
             needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
@@ -173,10 +175,10 @@ class FileSteps:
         if directory is None and not instr.excludes:
             listed = self._listed(plain, prefetch)
         if listed is not None:
-            taken, prints = listed
+            taken, prints, listing = listed
             h.update(b"listing\0" + b"".join(fingerprint for fingerprint, _ in prints))
             newest = max(latest for _, latest in prints)
-            return QuickKey(h.digest(), key, newest, taken, {}, listed=True)
+            return QuickKey(h.digest(), key, newest, taken, {}, listed=True, listing=listing)
         selections = {
             src: select(root, src, ignore=ignore, excludes=instr.excludes) for src in plain
         }
@@ -186,12 +188,12 @@ class FileSteps:
 
     def _listed(
         self, sources: list[str], prefetch: ListingPrefetch | None
-    ) -> tuple[int, list[tuple[bytes, int]]] | None:
-        """(when the walk started, each source's listing fingerprint), from the prefetched
-        context listing; None unless it holds every source: each names a path literally (no
-        glob), found without and not being a symlink. Waits for the walkers only when a
-        source is the whole context, which is all they walk: for anything smaller, a walk of
-        its own may well be done first."""
+    ) -> tuple[int, list[tuple[bytes, int]], ContextListing] | None:
+        """(when the walk started, each source's listing fingerprint, the listing), from
+        the prefetched context listing; None unless it holds every source: each names a path
+        literally (no glob), found without and not being a symlink. Waits for the walkers
+        only when a source is the whole context, which is all they walk: for anything
+        smaller, a walk of its own may well be done first."""
         if prefetch is None or not prefetch.covers(self.context, self.ignore):
             return None
         paths = [literal_source(src) for src in sources]
@@ -203,7 +205,7 @@ class FileSteps:
         prints = [listing.fingerprint(path or "") for path in paths]
         if any(p is None for p in prints):
             return None
-        return listing.taken_ns, [p for p in prints if p is not None]
+        return listing.taken_ns, [p for p in prints if p is not None], listing
 
     def _copy_root(
         self, source: StageBase | ImageBase | None
@@ -233,6 +235,22 @@ class QuickKey:
     taken_ns: int  # wall clock before the first lstat
     selections: dict[str, list[SourceFile]]
     listed: bool = False  # summed up from the prefetched context listing
+    listing: ContextListing | None = None  # that listing, which also gives the selections
+
+    def chosen(self, root: Path, sources: tuple[str, ...]) -> dict[str, list[SourceFile]]:
+        """The selections the key was taken from, by source as written: those it made, or
+        those the listing it was summed up from gives (made on a miss only: a hit needs
+        none). Sources the listing cannot give are left out (selected by a walk)."""
+        if self.selections or self.listing is None:
+            return self.selections
+        real = os.path.realpath(root)
+        out = {}
+        for source in sources:
+            path = literal_source(source)
+            chosen = self.listing.selection(real, path) if path is not None else None
+            if chosen is not None:
+                out[source] = chosen
+        return out
 
 
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")
