@@ -31,7 +31,8 @@ def _tree(tmp_path: Path) -> Path:
 
 def _listing(root: Path, ignore: IgnoreRules | None = None) -> ContextListing:
     taken = time.time_ns()
-    return ContextListing.join([share_of(taken, *walk_context(root, ignore, i, 2)) for i in (0, 1)])
+    shares = [share_of(taken, *walk_context(root, ignore, i, 2)) for i in (0, 1)]
+    return ContextListing.join(shares)
 
 
 def _view(files: list[SourceFile]) -> list[tuple[object, ...]]:
@@ -49,7 +50,10 @@ def _view(files: list[SourceFile]) -> list[tuple[object, ...]]:
     ]
 
 
-@pytest.mark.parametrize("ignore", [None, IgnoreRules.from_patterns(["keep", "!keep/in", "*.txt"])])
+RULES = IgnoreRules.from_patterns(["keep", "!keep/in", "*.txt"])
+
+
+@pytest.mark.parametrize("ignore", [None, RULES])
 @pytest.mark.parametrize("path", ["", "a", "a/sub", "c.txt", "keep", "b/pipe"])
 def test_the_selection_of_a_listed_path_is_select_s(
     tmp_path: Path, path: str, ignore: IgnoreRules | None
