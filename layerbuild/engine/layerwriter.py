@@ -224,10 +224,10 @@ def file_digests(changes: list[Change], files: Mapping[str, str]) -> dict[str, D
     for c in changes:
         if c.kind is ChangeKind.FILE:
             summary = files.get(c.path)
-            if summary is not None:
-                text = summary.partition(" ")[0]
-                out[c.path] = (
-                    new_digest(Digest, text) if len(text) == 71 and text[:7] == "sha256:"
-                    else Digest(text)
-                )
+            if summary is None:
+                continue
+            if summary[71:72] == " " and summary[:7] == "sha256:":  # "sha256:<64 hex> 0644 0:0"
+                out[c.path] = new_digest(Digest, summary[:71])
+            else:
+                out[c.path] = Digest(summary.partition(" ")[0])
     return out
