@@ -63,19 +63,27 @@ def parent_lookup(
     for changes in pending:
         for change in changes:
             latest[change.path] = change.kind not in _REMOVED
-    # paths the tree does not have: nothing below them is there either (a missing parent
-    # resolves to no entry), so a big COPY into a new directory is not looked up entry by entry
-    absent: set[str] = set()
+    # directories the tree does not have, by path (True): nothing below them is there either
+    # (a missing parent resolves to no entry), so a big COPY into a new directory is not
+    # looked up in the tree entry by entry; one lookup per directory instead
+    missing: dict[str, bool] = {}
+
+    def absent(directory: str) -> bool:
+        gone = missing.get(directory)
+        if gone is None:
+            above = directory.rpartition("/")[0]
+            gone = bool(above) and absent(above) or tree.lookup_nofollow(directory) is None
+            missing[directory] = gone
+        return gone
 
     def existed(path: str) -> bool:
         known = latest.get(path)
         if known is not None:
             return known
-        if path.rpartition("/")[0] in absent or tree.lookup_nofollow(path) is None:
-            if path:  # the root is never absent: it must not hide everything
-                absent.add(path)
+        parent = path.rpartition("/")[0]
+        if parent and absent(parent):
             return False
-        return True
+        return tree.lookup_nofollow(path) is not None
 
     return existed
 
