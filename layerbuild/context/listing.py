@@ -114,7 +114,8 @@ class ContextListing:
         """What ``select(root, path)`` returns for a path `fingerprint` vouches for, made from
         the listing rather than by walking again (a COPY whose quick key missed); `root` is
         the context's real path. None when it needs a walk: `path` is not listed or is a
-        symlink, or a device lies below it (the listing keeps no device numbers). The listing
+        symlink, a device lies below it (the listing keeps no device numbers), or files on
+        two file systems share an inode number. The listing
         keeps no link counts either: an entry's st_nlink is 2 when another entry of the
         selection is the same file, else 1, which is all a COPY asks of it (which of its
         entries are hard links of one another)."""
@@ -126,15 +127,17 @@ class ContextListing:
         base, cut = root.rstrip("/"), len(path) + 1 if path else 0
         new, lstat, source = tuple.__new__, Lstat, SourceFile
         out = []
-        first: dict[int, int] = {}  # dev << 64 | ino -> index of the first file that is it
+        first: dict[int, int] = {}  # inode number -> index of the first file with it
         pairs: list[tuple[int, int]] = []
         for at, (name, (dev, ino, mode, uid, gid, size, mtime, ctime)) in enumerate(
             zip(self.paths[start:end], rows, strict=True)
         ):
             kind = mode & 0o170000
             if kind == 0o100000:
-                seen = first.setdefault(dev << 64 | ino, at)
+                seen = first.setdefault(ino, at)
                 if seen != at:
+                    if out[seen].st.st_dev != dev:
+                        return None  # one number on two file systems: a walk tells them apart
                     pairs.append((seen, at))
             elif kind == 0o020000 or kind == 0o060000:
                 return None  # a character or block device
