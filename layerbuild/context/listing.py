@@ -126,7 +126,7 @@ class ContextListing:
         rows = ENTRY_STRUCT.iter_unpack(self.records[start * ENTRY_SIZE : end * ENTRY_SIZE])
         base, cut = root.rstrip("/"), len(path) + 1 if path else 0
         new, lstat, source = tuple.__new__, Lstat, SourceFile
-        out = []
+        out: list[SourceFile] = []
         first: dict[int, int] = {}  # inode number -> index of the first file with it
         pairs: list[tuple[int, int]] = []
         for at, (name, (dev, ino, mode, uid, gid, size, mtime, ctime)) in enumerate(
