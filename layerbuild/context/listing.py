@@ -68,8 +68,11 @@ class ContextListing:
     @property
     def paths(self) -> list[str]:
         if self._paths is None:
-            self._paths = self.names.decode("utf-8", "surrogateescape").split("\0")
+            self._paths = self._decoded()
         return self._paths
+
+    def _decoded(self) -> list[str]:
+        return self.names.decode("utf-8", "surrogateescape").split("\0")
 
     @classmethod
     def join(cls, shares: Sequence[Share]) -> ContextListing:
@@ -123,14 +126,18 @@ class ContextListing:
         if span is None:
             return None
         start, end = span
-        rows = ENTRY_STRUCT.iter_unpack(self.records[start * ENTRY_SIZE : end * ENTRY_SIZE])
+        records = memoryview(self.records)[start * ENTRY_SIZE : end * ENTRY_SIZE]  # no copy
+        rows = ENTRY_STRUCT.iter_unpack(records)
+        # names decoded for this selection only, unless they are already: the listing lives
+        # as long as the build, and the names need not once the step's Changes are made
+        names = self._paths if self._paths is not None else self._decoded()
         base, cut = root.rstrip("/"), len(path) + 1 if path else 0
         new, lstat, source = tuple.__new__, Lstat, SourceFile
         out: list[SourceFile] = []
         first: dict[int, int] = {}  # inode number -> index of the first file with it
         pairs: list[tuple[int, int]] = []
         for at, (name, (dev, ino, mode, uid, gid, size, mtime, ctime)) in enumerate(
-            zip(self.paths[start:end], rows, strict=True)
+            zip(names[start:end], rows, strict=True)
         ):
             kind = mode & 0o170000
             if kind == 0o100000:
