@@ -30,7 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from layerbuild.context.fingerprint import ENTRY_SIZE, pack_lstats
+from layerbuild.context.fingerprint import ENTRY_SIZE, ENTRY_STRUCT, pack_lstats
+from layerbuild.context.lstat import Lstat
+from layerbuild.context.select import SourceFile
 
 if TYPE_CHECKING:
     from layerbuild.context.lstat import Stat
@@ -69,8 +71,11 @@ class ContextListing:
     @property
     def paths(self) -> list[str]:
         if self._paths is None:
-            self._paths = self.names.decode("utf-8", "surrogateescape").split("\0")
+            self._paths = self._decoded()
         return self._paths
+
+    def _decoded(self) -> list[str]:
+        return self.names.decode("utf-8", "surrogateescape").split("\0")
 
     @classmethod
     def join(cls, shares: Sequence[Share]) -> ContextListing:
@@ -104,6 +109,60 @@ class ContextListing:
         .dockerignore, or reached through a symlink), or a symlink itself (COPY follows it)."""
         if not path:  # the root, always first: everything, its names as they came
             return self._digest(path, 0, self.count, self.names)
+        span = self._span(path)
+        if span is None:
+            return None
+        start, end = span
+        joined = "\0".join(self.paths[start:end]).encode("utf-8", "surrogateescape")
+        return self._digest(path, start, end, joined)
+
+    def selection(self, root: str, path: str) -> list[SourceFile] | None:
+        """What ``select(root, path)`` returns for a path `fingerprint` vouches for, made from
+        the listing rather than by walking again (a COPY whose quick key missed); `root` is
+        the context's real path. None when it needs a walk: `path` is not listed or is a
+        symlink, a device lies below it (the listing keeps no device numbers), or files on
+        two file systems share an inode number. The listing
+        keeps no link counts either: an entry's st_nlink is 2 when another entry of the
+        selection is the same file, else 1, which is all a COPY asks of it (which of its
+        entries are hard links of one another)."""
+        span = (0, self.count) if not path else self._span(path)
+        if span is None:
+            return None
+        start, end = span
+        records = memoryview(self.records)[start * ENTRY_SIZE : end * ENTRY_SIZE]  # no copy
+        rows = ENTRY_STRUCT.iter_unpack(records)
+        # names decoded for this selection only, unless they are already: the listing lives
+        # as long as the build, and the names need not once the step's Changes are made
+        names = self._paths if self._paths is not None else self._decoded()
+        base, cut = root.rstrip("/"), len(path) + 1 if path else 0
+        new, lstat, source = tuple.__new__, Lstat, SourceFile
+        out: list[SourceFile] = []
+        first: dict[int, int] = {}  # inode number -> index of the first file with it
+        pairs: list[tuple[int, int]] = []
+        for at, (name, (dev, ino, mode, uid, gid, size, mtime, ctime)) in enumerate(
+            zip(names[start:end], rows, strict=True)
+        ):
+            kind = mode & 0o170000
+            if kind == 0o100000:
+                seen = first.setdefault(ino, at)
+                if seen != at:
+                    if out[seen].st.st_dev != dev:
+                        return None  # one number on two file systems: a walk tells them apart
+                    pairs.append((seen, at))
+            elif kind == 0o020000 or kind == 0o060000:
+                return None  # a character or block device
+            st = new(lstat, (mode, ino, dev, 1, uid, gid, size, mtime, ctime, 0))
+            out.append(source(name[cut:], f"{base}/{name}", st, path))
+        for pair in pairs:
+            for at in pair:
+                out[at].st = out[at].st._replace(st_nlink=2)
+        top = out[0]
+        out[0] = source("", f"{base}/{path}" if path else root, top.st, path)
+        return out
+
+    def _span(self, path: str) -> tuple[int, int] | None:
+        """Where `path` and everything below it lie in the listing; None when it is not
+        there or is a symlink."""
         try:
             start = self.paths.index(path)  # a scan in C: cheaper than building a dict
         except ValueError:
@@ -116,8 +175,7 @@ class ContextListing:
             prefix, paths = path + "/", self.paths
             while end < len(paths) and paths[end].startswith(prefix):
                 end += 1
-        joined = "\0".join(self.paths[start:end]).encode("utf-8", "surrogateescape")
-        return self._digest(path, start, end, joined)
+        return start, end
 
     def _digest(self, path: str, start: int, end: int, joined: bytes) -> tuple[bytes, int]:
         name = path.encode("utf-8", "surrogateescape")
@@ -125,3 +183,4 @@ class ContextListing:
         h.update(_U32.pack(end - start) + joined)
         h.update(self.records[start * ENTRY_SIZE : end * ENTRY_SIZE])
         return h.digest(), max(self.ctimes[start:end])
+

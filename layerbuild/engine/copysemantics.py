@@ -19,14 +19,10 @@ includes parents), copied from the image with its metadata or newly created.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import io
-import os
 import posixpath
-import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,11 +31,10 @@ from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.lstat import Stat
 from layerbuild.context.select import SourceFile, select
 from layerbuild.engine.chmod import Chmod, parse_chmod
-from layerbuild.errors import BuildError, ContextError
+from layerbuild.engine.copyentry import CopyMeta, capability, entry_change
+from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change, ChangeKind, normalize_path, sort_key
 
-_CAPABILITY_XATTR = "security.capability"
-_NO_XATTR = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}
 _MULTI_SOURCE = (
     "When using COPY with more than one source file, the destination must be a directory "
     "and end with a /"
@@ -66,17 +61,6 @@ class _EmptyTree:
 
     def resolve(self, path: str) -> str:
         return path
-
-
-@dataclass(frozen=True)
-class _Meta:
-    """What the COPY flags impose on every entry."""
-
-    chown: tuple[int, int] | None
-    chmod: Chmod | None
-    mtime: int | None
-    preserve_owner: bool
-    created_mtime: int
 
 
 def copy_changes(
@@ -110,7 +94,7 @@ def copy_changes(
     current time, as BuildKit does; SOURCE_DATE_EPOCH clamping is the tar writer's job).
     ``selected`` holds sources already resolved with these arguments, by source as written.
     """
-    meta = _Meta(
+    meta = CopyMeta(
         chown=chown,
         chmod=parse_chmod(chmod) if isinstance(chmod, str) else _octal(chmod),
         mtime=mtime,
@@ -195,7 +179,7 @@ def _group_by_match(files: Iterable[SourceFile]) -> list[list[SourceFile]]:
 class _Draft:
     """The layer being assembled: path -> Change, with the image consulted for what exists."""
 
-    def __init__(self, tree: DestTree, meta: _Meta) -> None:
+    def __init__(self, tree: DestTree, meta: CopyMeta) -> None:
         self.tree = tree
         self.meta = meta
         self.entries: dict[str, Change] = {}
@@ -264,13 +248,47 @@ class _Draft:
         top = group[0]
         if top.is_dir:
             self.ensure_dir(dest)
-            prefix = f"{dest}/" if dest else ""
-            for entry in group[1:]:
-                self.put(prefix + entry.rel, entry)
+            self._put_below(f"{dest}/" if dest else "", group[1:])
             return
         target = posixpath.join(dest, posixpath.basename(top.source)) if dest_is_dir else dest
         self.ensure_dir(dest if dest_is_dir else posixpath.dirname(target))
         self.put(target, top)
+
+    def _put_below(self, prefix: str, entries: list[SourceFile]) -> None:
+        """`put` of each entry walked below a matched directory: the hot loop of a big COPY.
+        Its common case is written out (what `put`, `entry_change` and `_store` do for it): a
+        regular file or directory, new in the layer, whose parent this COPY created, so no
+        parent needs making and nothing is in the way. Anything else goes through `put`."""
+        meta, fresh, layer, inodes = self.meta, self.fresh, self.entries, self.inodes
+        if meta.chmod is not None or meta.mtime is not None:
+            for entry in entries:
+                self.put(prefix + entry.rel, entry)
+            return
+        owner, keep_owner = meta.chown or (0, 0), meta.chown is None and meta.preserve_owner
+        file_kind, dir_kind, source = ChangeKind.FILE, ChangeKind.DIR, self.source
+        for entry in entries:
+            path = prefix + entry.rel
+            st = entry.st
+            fmt = st.st_mode & 0o170000
+            if (fmt != 0o100000 and fmt != 0o040000) or path in layer:
+                self.put(path, entry)
+                continue
+            if path.rpartition("/")[0] not in fresh:
+                self.put(path, entry)
+                continue
+            uid, gid = (st.st_uid, st.st_gid) if keep_owner else owner
+            mode, mtime = st.st_mode & 0o7777, st.st_mtime_ns // 1_000_000_000
+            if fmt == 0o040000:
+                layer[path] = Change(path, dir_kind, mode, uid, gid, 0, mtime)
+                fresh.add(path)
+                continue
+            real = entry.real
+            layer[path] = Change(
+                path, file_kind, mode, uid, gid, st.st_size, mtime, "", 0, 0,
+                capability(real), FileSource(real, st),
+            )
+            if st.st_nlink > 1:
+                inodes[path] = (source, st.st_dev, st.st_ino)
 
     def put_inline(self, dest: str, dest_is_dir: bool, name: str, data: bytes) -> None:
         target = posixpath.join(dest, name) if dest_is_dir else dest
@@ -340,61 +358,3 @@ class _Draft:
                 first[inode] = path
             out.append(change)
         return out
-
-
-def entry_change(src: SourceFile, path: str, meta: _Meta) -> Change | None:
-    """The Change that copies one source entry to layer path ``path`` (None for a socket)."""
-    st = src.st
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFSOCK:
-        return None
-    if meta.chown is not None:
-        uid, gid = meta.chown
-    elif meta.preserve_owner:
-        uid, gid = st.st_uid, st.st_gid
-    else:
-        uid, gid = 0, 0
-    mode = stat.S_IMODE(st.st_mode)
-    if meta.chmod is not None and fmt != stat.S_IFLNK:
-        mode = meta.chmod.apply(mode, is_dir=fmt == stat.S_IFDIR)
-    mtime = meta.mtime if meta.mtime is not None else st.st_mtime_ns // 1_000_000_000
-    if fmt == stat.S_IFREG:  # the common case, built directly: replace() costs per file
-        return Change(
-            path,
-            ChangeKind.FILE,
-            mode=mode,
-            uid=uid,
-            gid=gid,
-            size=st.st_size,
-            mtime=mtime,
-            xattrs=_capability(src.real),
-            content=FileSource(src.real, st),
-        )
-    base = Change(path, ChangeKind.DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
-    if fmt == stat.S_IFDIR:
-        return base
-    if fmt == stat.S_IFLNK:
-        return dataclasses.replace(base, kind=ChangeKind.SYMLINK, link=os.readlink(src.real))
-    if fmt == stat.S_IFIFO:
-        return dataclasses.replace(base, kind=ChangeKind.FIFO)
-    return dataclasses.replace(
-        base,
-        kind=ChangeKind.CHARDEV if fmt == stat.S_IFCHR else ChangeKind.BLOCKDEV,
-        devmajor=os.major(st.st_rdev),
-        devminor=os.minor(st.st_rdev),
-    )
-
-
-def _capability(path: str) -> tuple[tuple[str, bytes], ...]:
-    """Only security.capability survives into a layer (as with BuildKit's tar writer)."""
-    try:
-        # listing first: most files have no xattr, and an empty list costs half the
-        # ENODATA exception that getxattr raises for them
-        if _CAPABILITY_XATTR not in os.listxattr(path, follow_symlinks=False):
-            return ()
-        value = os.getxattr(path, _CAPABILITY_XATTR, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno in _NO_XATTR:
-            return ()
-        raise ContextError(f"cannot read xattrs of {path}: {exc.strerror}") from exc
-    return ((_CAPABILITY_XATTR, value),)

@@ -29,6 +29,7 @@ from layerbuild.plan.graph import ImageBase, StageBase
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
+    from layerbuild.context.listing import ContextListing
     from layerbuild.context.prefetch import ListingPrefetch
 
 
@@ -105,7 +106,7 @@ class FileSteps:
                 hint="remove --checksum, or ADD the file from an http(s) or git URL",
             )
         root, preserve_owner, ignore, source_key = self._copy_root(source)
-        selections = quick.selections if quick is not None else {}
+        selections = quick.chosen(root, instr.sources) if quick is not None else {}
         chown = None
         if instr.chown:
             needs_names = not all(p.isdigit() for p in instr.chown.split(":"))
@@ -175,10 +176,10 @@ class FileSteps:
         if directory is None and not instr.excludes:
             listed = self._listed(plain, prefetch)
         if listed is not None:
-            taken, prints = listed
+            taken, prints, listing = listed
             h.update(b"listing\0" + b"".join(fingerprint for fingerprint, _ in prints))
             newest = max(latest for _, latest in prints)
-            return QuickKey(h.digest(), key, newest, taken, {}, listed=True)
+            return QuickKey(h.digest(), key, newest, taken, {}, listed=True, listing=listing)
         selections = {
             src: select(root, src, ignore=ignore, excludes=instr.excludes) for src in plain
         }
@@ -188,12 +189,12 @@ class FileSteps:
 
     def _listed(
         self, sources: list[str], prefetch: ListingPrefetch | None
-    ) -> tuple[int, list[tuple[bytes, int]]] | None:
-        """(when the walk started, each source's listing fingerprint), from the prefetched
-        context listing; None unless it holds every source: each names a path literally (no
-        glob), found without and not being a symlink. Waits for the walkers when a source is a
-        directory (the whole context or one in it): its own walk would do again, on the same
-        cores, much of what they are doing. A file is one lstat: no wait for it."""
+    ) -> tuple[int, list[tuple[bytes, int]], ContextListing] | None:
+        """(when the walk started, each source's listing fingerprint, the listing), from
+        the prefetched context listing; None unless it holds every source: each names a path
+        literally (no glob), found without and not being a symlink. Waits for the walkers when
+        a source is a directory (the whole context or one in it): its own walk would do again,
+        on the same cores, much of what they are doing. A file is one lstat: no wait for it."""
         if prefetch is None or not prefetch.covers(self.context, self.ignore):
             return None
         paths = [literal_source(src) for src in sources]
@@ -205,7 +206,7 @@ class FileSteps:
         prints = [listing.fingerprint(path or "") for path in paths]
         if any(p is None for p in prints):
             return None
-        return listing.taken_ns, [p for p in prints if p is not None]
+        return listing.taken_ns, [p for p in prints if p is not None], listing
 
     def _copy_root(
         self, source: StageBase | ImageBase | None
@@ -235,6 +236,22 @@ class QuickKey:
     taken_ns: int  # wall clock before the first lstat
     selections: dict[str, list[SourceFile]]
     listed: bool = False  # summed up from the prefetched context listing
+    listing: ContextListing | None = None  # that listing, which also gives the selections
+
+    def chosen(self, root: Path, sources: tuple[str, ...]) -> dict[str, list[SourceFile]]:
+        """The selections the key was taken from, by source as written: those it made, or
+        those the listing it was summed up from gives (made on a miss only: a hit needs
+        none). Sources the listing cannot give are left out (selected by a walk)."""
+        if self.selections or self.listing is None:
+            return self.selections
+        real = os.path.realpath(root)
+        out = {}
+        for source in sources:
+            path = literal_source(source)
+            chosen = self.listing.selection(real, path) if path is not None else None
+            if chosen is not None:
+                out[source] = chosen
+        return out
 
 
 _NOT_LOCAL = ("http://", "https://", "git@", "git://", "ssh://")

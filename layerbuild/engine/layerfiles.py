@@ -63,10 +63,27 @@ def parent_lookup(
     for changes in pending:
         for change in changes:
             latest[change.path] = change.kind not in _REMOVED
+    # directories the tree does not have, by path (True): nothing below them is there either
+    # (a missing parent resolves to no entry), so a big COPY into a new directory is not
+    # looked up in the tree entry by entry; one lookup per directory instead
+    missing: dict[str, bool] = {}
+
+    def absent(directory: str) -> bool:
+        gone = missing.get(directory)
+        if gone is None:
+            above = directory.rpartition("/")[0]
+            gone = bool(above) and absent(above) or tree.lookup_nofollow(directory) is None
+            missing[directory] = gone
+        return gone
 
     def existed(path: str) -> bool:
         known = latest.get(path)
-        return known if known is not None else tree.lookup_nofollow(path) is not None
+        if known is not None:
+            return known
+        parent = path.rpartition("/")[0]
+        if parent and absent(parent):
+            return False
+        return tree.lookup_nofollow(path) is not None
 
     return existed
 

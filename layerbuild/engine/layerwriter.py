@@ -221,8 +221,15 @@ class LayerWriter:
 def file_digests(changes: list[Change], files: Mapping[str, str]) -> dict[str, Digest]:
     """The content digest of each file of `changes`, from a COPY's per-path summaries
     (context/hashing.py: ``"sha256:… 0644 0:0"``)."""
-    return {
-        c.path: Digest(files[c.path].split(" ", 1)[0])
-        for c in changes
-        if c.kind is ChangeKind.FILE and c.path in files
-    }
+    out: dict[str, Digest] = {}
+    new_digest = str.__new__  # the summaries are changes_digest's: parsing each is per-file cost
+    for c in changes:
+        if c.kind is ChangeKind.FILE:
+            summary = files.get(c.path)
+            if summary is None:
+                continue
+            if summary[71:72] == " " and summary[:7] == "sha256:":  # "sha256:<64 hex> 0644 0:0"
+                out[c.path] = new_digest(Digest, summary[:71])
+            else:
+                out[c.path] = Digest(summary.partition(" ")[0])
+    return out

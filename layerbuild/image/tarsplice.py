@@ -97,6 +97,17 @@ class EntryLog:
                 self._sha256s += bytes.fromhex(digest[7:])
         self.offset += len(header) + size + (-size % BLOCK)
 
+    def spliced(self, path: str, reused: Reused) -> None:
+        """`entry` of an entry copied from the previous layer: its row is the one `reused`
+        was matched on (`Splice._find` compared every field `entry` would record)."""
+        self._paths.append(path)
+        self._offsets.append(self.offset)
+        self._header_sizes.append(len(reused.header))
+        self._meta.frombytes(reused.row)
+        self._sha256s += reused.raw
+        size = reused.size
+        self.offset += len(reused.header) + size + (-size % BLOCK)
+
     def index(self) -> EntryIndex:
         return EntryIndex(
             self._paths, self._offsets, self._header_sizes, self._meta, bytes(self._sha256s)
@@ -160,16 +171,20 @@ class Reused:
     """An entry from the previous layer: its header, and its data as ``FileSource.chunks``
     would give it."""
 
-    __slots__ = ("_old", "_size", "digest", "header")
+    __slots__ = ("_old", "digest", "header", "raw", "row", "size")
 
-    def __init__(self, old: _OldStream, size: int, digest: Digest, header: bytes) -> None:
+    def __init__(
+        self, old: _OldStream, size: int, digest: Digest, header: bytes, row: bytes, raw: bytes
+    ) -> None:
         self._old = old
-        self._size = size
+        self.size = size
         self.digest = digest
         self.header = header
+        self.row = row  # the entry's EntryIndex meta, packed; `raw`: its data's sha256
+        self.raw = raw
 
     def chunks(self, size: int, *, settled: bool = False) -> Generator[bytes, None, None]:
-        left = self._size
+        left = self.size
         while left > 0:
             data = self._old.read(min(size, left))
             left -= len(data)
@@ -186,6 +201,8 @@ class Splice:
     def __init__(self, index: EntryIndex, old: BinaryIO, known: Mapping[str, Digest]) -> None:
         self._index = index
         self._where = {path: i for i, path in enumerate(index.paths)}
+        # the rows as bytes, compared with a new entry's packed row in one go (no copy)
+        self._rows = memoryview(index.meta).cast("B")
         self._old = _OldStream(old)
         self._known = known
         self.spliced = 0
@@ -211,22 +228,28 @@ class Splice:
         # only a file read in pieces is spliced: its data reaches the writer in the same pieces
         if i is None or digest is None or change.xattrs or not hasattr(change.content, "chunks"):
             return None
-        index, old, m = self._index, self._old, i * _META
-        meta = index.meta
+        try:
+            row = _META_ROW.pack(
+                change.mode & 0o7777,
+                change.uid,
+                change.gid,
+                change.size,
+                header_mtime(change.mtime, epoch),
+            )
+        except struct.error:
+            return None  # a number past 64 bits: never indexed
+        index, old = self._index, self._old
+        raw = _raw_sha256(digest)
         if (
-            meta[m] != change.mode & 0o7777
-            or meta[m + 1] != change.uid
-            or meta[m + 2] != change.gid
-            or meta[m + 3] != change.size
-            or meta[m + 4] != header_mtime(change.mtime, epoch)
-            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != _raw_sha256(digest)
+            self._rows[i * _META_ROW.size : (i + 1) * _META_ROW.size] != row
+            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != raw
         ):
             return None
         offset = index.offsets[i]
         if offset < old.position:
             return None  # behind what was read: the layers order it differently
         old.skip_to(offset)
-        return Reused(old, change.size, digest, old.read(index.header_sizes[i]))
+        return Reused(old, change.size, digest, old.read(index.header_sizes[i]), row, raw)
 
     def finish(self) -> None:
         """The tar is written: read the previous layer to its end (see _OldStream.drain)."""

@@ -85,7 +85,9 @@ def write_tar(
             write(header)
             if digests is not None:
                 digests[change.path] = _EMPTY_DIGEST
-        if log is not None:
+        if log is not None and reused is not None:
+            log.spliced(change.path, reused)
+        elif log is not None:
             digest = digests.get(change.path) if digests is not None else None
             log.entry(change, header, digest, source_date_epoch)
     write(END_OF_ARCHIVE)

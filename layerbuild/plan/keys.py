@@ -105,13 +105,17 @@ def _files_reason(old: Mapping[str, str], new: Mapping[str, str]) -> str:
 def changed_files(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     """Every file that differs between two per-file summaries of a COPY, in path order:
     `/path added`, `/path removed` or `/path changed`."""
+    # the paths that differ first, then their order: a one-file change in a 100,000-file COPY
+    # sorted every path of both summaries to name one
+    differ = [path for path, summary in new.items() if old.get(path) != summary]
+    differ += [path for path in old if path not in new]
     out = []
-    for path in sorted(set(old) | set(new)):
+    for path in sorted(differ):
         if path not in old:
             out.append(f"/{path} added")
         elif path not in new:
             out.append(f"/{path} removed")
-        elif old[path] != new[path]:
+        else:
             out.append(f"/{path} changed")
     return out
 

@@ -43,3 +43,18 @@ def test_paths_are_bounded_and_counts_are_not() -> None:
     assert len(files.paths) == FIRST_PATHS
     assert files.written == FIRST_PATHS + 30 and files.bytes == FIRST_PATHS + 30
     assert files.to_json()["paths"] == list(files.paths)
+
+
+def test_below_a_missing_directory_nothing_existed_but_what_is_pending() -> None:
+    tree = FileTree()
+    tree.apply([Change("usr", ChangeKind.DIR), Change("lib", ChangeKind.SYMLINK, link="usr")])
+    tree.apply([_file("usr/x", 1)])
+    pending = [[_file("new/deep/kept", 1)]]  # pending, though its parents are not
+    existed = parent_lookup((tree, pending))
+    assert existed is not None
+    asked = ["new", "new/deep", "new/deep/file", "new/deep/kept", "lib", "lib/x", "lib/y"]
+    assert [existed(p) for p in asked] == [False, False, False, True, True, True, False]
+    # the same answers when the children are asked first (nothing memoized wrongly)
+    again = parent_lookup((tree, pending))
+    assert again is not None
+    assert [again(p) for p in reversed(asked)] == [False, True, True, True, False, False, False]
