@@ -33,6 +33,7 @@ _used: set[str] = set()
 _compiled = 0
 _path = ""
 _owner_pid = 0
+_read = False
 
 
 def cache_path() -> str:
@@ -58,7 +59,6 @@ def install() -> None:
     if not _path:
         return
     _owner_pid = os.getpid()
-    _codes.update(_load(_path))
     # Module globals are looked up before builtins: this is the name _create_fn calls.
     dataclasses.exec = _exec  # type: ignore[attr-defined]
 
@@ -66,6 +66,16 @@ def install() -> None:
 def stats() -> tuple[int, int]:
     """(entries read from the file, texts compiled in this process)."""
     return len(_codes) - _compiled, _compiled
+
+
+def _loaded() -> dict[str, CodeType]:
+    """The file's codes, read when the first class is made: `build` forks its context
+    walkers before, and the less it does before that fork, the sooner they start."""
+    global _read
+    if not _read:
+        _read = True
+        _codes.update(_load(_path))
+    return _codes
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
@@ -80,7 +90,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
 
 def _code(text: str) -> CodeType:
     global _compiled
-    code = _codes.get(text)
+    code = _loaded().get(text)
     if code is None:
         code = compile(text, _FILENAME, "exec", dont_inherit=True)
         if not _compiled:

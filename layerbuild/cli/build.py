@@ -25,7 +25,7 @@ from layerbuild.context.gitref import is_git_url
 from layerbuild.context.prefetch import ListingPrefetch
 from layerbuild.context.select import load_ignore
 from layerbuild.errors import ContextError, ExportError
-from layerbuild.ui.progress import MODES
+from layerbuild.ui.progressmodes import MODES
 
 PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 

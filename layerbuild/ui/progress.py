@@ -23,8 +23,6 @@ from layerbuild.engine.events import (
     StepStarted,
 )
 
-MODES = ("auto", "plain", "tty", "quiet", "rawjson")
-
 
 class QuietProgress:
     """Nothing but warnings (on stderr): --quiet keeps stdout for the digest, not silence

@@ -15,7 +15,8 @@ from layerbuild.engine.events import (
     StepFailed,
     StepStarted,
 )
-from layerbuild.ui.progress import MODES, RawJsonProgress, make_progress
+from layerbuild.ui.progress import RawJsonProgress, make_progress
+from layerbuild.ui.progressmodes import MODES
 
 LAYER = sha256_bytes(b"layer")
 EVENTS: list[BuildEvent] = [
