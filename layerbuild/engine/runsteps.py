@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.digest import Digest
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine import runmounts, runstep
+from layerbuild.engine import runstep
 from layerbuild.engine.events import BuildEvent, Log
 from layerbuild.engine.filesteps import FileSteps
 from layerbuild.engine.options import BuildOptions
@@ -30,7 +30,7 @@ from layerbuild.store.layers import LayerSnapshots
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
-    from layerbuild.engine import runmounts_prepare
+    from layerbuild.engine import runmounts, runmounts_prepare
     from layerbuild.sandbox.cancel import Cancel
 
 # the stage with the step's Changes as its next layer (LayerWriter.add_layer)

@@ -106,6 +106,8 @@ UNNEEDED = (
     "concurrent.futures",
     "layerbuild.registry.remotecache.exporter",
     "layerbuild.registry.remotecache.importer",
+    # RUN --mount: parsed only for a RUN that has the flag
+    "layerbuild.engine.runmounts",
 )
 
 COPY_ONLY = """\

@@ -6,9 +6,10 @@ a RUN means)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
-from layerbuild.engine import runmounts, runstep
+from layerbuild.engine import runstep
 from layerbuild.engine.ops.base import Done, Prepared, Step, take_record
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.state import StageState
@@ -16,6 +17,9 @@ from layerbuild.plan.keys import CacheKey, Inputs
 from layerbuild.sandbox.limits import Ulimit
 from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.cacheindex import CacheRecord
+
+if TYPE_CHECKING:
+    from layerbuild.engine import runmounts
 
 
 @dataclass(frozen=True)
@@ -32,13 +36,13 @@ class RunPrepared(Prepared):
 
 def prepare_run(runs: RunSteps, state: StageState, instr: ins.Run) -> RunPrepared:
     """A RUN (as written: its shell expands it) and what its mounts show."""
-    mounts = runmounts.parse_mounts(
-        instr, state.meta.workdir, state.scope.expansion_env(), file=runs.source_name
-    )
+    mounts: tuple[runmounts.RunMount, ...] = ()
     mounts_key = ""
-    if mounts:
-        from layerbuild.engine import runmounts_prepare  # for --mount flags only
+    if instr.mounts:  # the mount modules are imported for --mount flags only
+        from layerbuild.engine import runmounts, runmounts_prepare
 
+        env = state.scope.expansion_env()
+        mounts = runmounts.parse_mounts(instr, state.meta.workdir, env, file=runs.source_name)
         mounts_key = runmounts_prepare.mounts_key(mounts, runs.mount_inputs())
     options = runs.options
     return RunPrepared(
