@@ -12,11 +12,11 @@ from layerbuild.image.annotations import Annotations
 from layerbuild.image.config import ImageConfig
 from layerbuild.image.descriptor import Descriptor, Platform
 from layerbuild.registry.options import RegistryOptions
-from layerbuild.sandbox.netfiles import HostEntry
 
 if TYPE_CHECKING:  # annotations only: a build without them never imports these modules
     from layerbuild.registry.remotecache.spec import CacheSpec
     from layerbuild.sandbox.limits import Ulimit
+    from layerbuild.sandbox.netfiles import HostEntry
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,17 @@ from typing import TYPE_CHECKING
 
 from layerbuild.dockerfile import instructions as ins
 from layerbuild.dockerfile.lexer import heredoc_marker
-from layerbuild.engine.idhint import current_hint
-from layerbuild.engine.tlshint import tls_hint
 from layerbuild.errors import BuildError
 from layerbuild.image.changes import Change
 from layerbuild.image.manifest import Layer
-from layerbuild.sandbox.limits import Ulimit
-from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.layers import MAX_LOWERS, LayerSnapshots, StepDirs
 from layerbuild.store.layout import Store
 
 if TYPE_CHECKING:
     from layerbuild.sandbox.cancel import Cancel
+    from layerbuild.sandbox.limits import Ulimit
     from layerbuild.sandbox.mounts import Mount
+    from layerbuild.sandbox.netfiles import HostEntry
 
 # BuildKit gives a RUN this PATH when the image sets none
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -302,6 +300,9 @@ def _failed(
             "space there (`layerbuild prune` removes unused images and build cache), or use "
             "a store on another file system with --root or LAYERBUILD_ROOT"
         )
+    from layerbuild.engine.idhint import current_hint  # here: only a failed RUN needs hints
+    from layerbuild.engine.tlshint import tls_hint
+
     return BuildError(
         message, hint=_offline_hint(network, tail) or current_hint(tail) or tls_hint(tail) or hint
     )

@@ -14,12 +14,12 @@ from layerbuild.engine.ops.base import Done, Prepared, Step, take_record
 from layerbuild.engine.runsteps import RunSteps
 from layerbuild.engine.state import StageState
 from layerbuild.plan.keys import CacheKey, Inputs
-from layerbuild.sandbox.limits import Ulimit
-from layerbuild.sandbox.netfiles import HostEntry
 from layerbuild.store.cacheindex import CacheRecord
 
 if TYPE_CHECKING:
     from layerbuild.engine import runmounts
+    from layerbuild.sandbox.limits import Ulimit
+    from layerbuild.sandbox.netfiles import HostEntry
 
 
 @dataclass(frozen=True)
