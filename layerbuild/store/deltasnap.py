@@ -39,31 +39,22 @@ def write_snapshot(
     tree, None when neither could be written (`dest` is then partly written: discard it).
     `record_to`: where to write the mtimes record of the layer (store/layermtimes.py)."""
     entries = _delta_entries(changes, files, expected, epoch, previous)
-    if entries is not None and previous is not None:
-        ok = materialize(
-            entries,
-            dest,
-            files=files,
-            expected=expected,
-            epoch=epoch,
-            previous=None,  # nothing unchanged is in a delta: each entry is written anew
-            written=written,
-            cancel=cancel,
-        )
-        _record(record_to, changes, epoch, ok)
-        return previous.hex if ok else None
+    if entries is None or previous is None:
+        written_entries, base, below = changes, "", previous
+    else:  # nothing unchanged is in a delta: each entry is written anew
+        written_entries, base, below = entries, previous.hex, None
     ok = materialize(
-        changes,
+        written_entries,
         dest,
         files=files,
         expected=expected,
         epoch=epoch,
-        previous=previous,
+        previous=below,
         written=written,
         cancel=cancel,
     )
     _record(record_to, changes, epoch, ok)
-    return "" if ok else None
+    return base if ok else None
 
 
 def _record(dest: Path | None, changes: Sequence[Change], epoch: int | None, ok: bool) -> None:
