@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.root, pytest.mark.overlay]
 STAMP = (
     "FROM busybox\n"
     "RUN echo hi > /hello\n"
-    "RUN date +%s%N > /stamp\n"
+    "RUN od -An -N8 -tx8 /dev/urandom > /stamp\n"
     "RUN echo done > /done\n"
     'CMD ["sh"]\n'
 )
@@ -91,7 +91,7 @@ def test_a_step_that_is_not_reproducible_is_named_with_its_file(
     code, result = _diff(lb, "stamp:1", "stamp:2")
     assert code == 1 and result["identical"] is False
     by_step = {p["a"]["created_by"]: p for p in result["layers"]}
-    stamp = by_step["RUN date +%s%N > /stamp"]
+    stamp = by_step["RUN od -An -N8 -tx8 /dev/urandom > /stamp"]
     assert stamp["verdict"] == "not reproducible"
     (changed,) = [f for f in stamp["files"] if f["status"] == "changed"]
     assert changed["path"] == "/stamp" and "content" in changed["what"]
@@ -101,7 +101,7 @@ def test_a_step_that_is_not_reproducible_is_named_with_its_file(
 
     text = lb("diff", "stamp:1", "stamp:2")
     assert text.returncode == 1
-    assert "≠ step 3 `RUN date +%s%N > /stamp`" in text.stdout
+    assert "≠ step 3 `RUN od -An -N8 -tx8 /dev/urandom > /stamp`" in text.stdout
     assert "not reproducible:" in text.stdout
     assert "changed    /stamp  content " in text.stdout
 
@@ -306,7 +306,7 @@ def test_builds_of_the_history_by_id_and_by_count(lb: Layerbuild, tmp_path: Path
     proc = lb("diff", "^1", "^0", "--format", "json", cwd=ctx)
     assert proc.returncode == 1, proc.stderr
     by_step = {p["a"]["created_by"]: p for p in json.loads(proc.stdout)["layers"]}
-    assert by_step["RUN date +%s%N > /stamp"]["verdict"] == "not reproducible"
+    assert by_step["RUN od -An -N8 -tx8 /dev/urandom > /stamp"]["verdict"] == "not reproducible"
 
     listed = json.loads(lb("builds", "ls", "--format", "json").stdout)
     newest, previous = (str(b["id"]) for b in listed[:2])

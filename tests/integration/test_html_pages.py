@@ -26,7 +26,7 @@ RUN sleep 1 && cat /conf > /assets
 FROM busybox
 COPY --from=deps /deps /app/deps
 COPY --from=assets /assets /app/assets
-RUN date +%s%N > /app/stamp
+RUN od -An -N8 -tx8 /dev/urandom > /app/stamp
 CMD ["sh"]
 """
 
