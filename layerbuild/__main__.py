@@ -1,3 +1,3 @@
-from layerbuild.cli import main
+from layerbuild.entry import main
 
 main()

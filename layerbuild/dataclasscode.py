@@ -5,7 +5,9 @@
 Python 3.11 that is six compiles per class, about 1 ms a class on a small machine, and a no-change
 build or a dry run imports some 120 of them: a third of its start-up, paid on every command.
 The text depends only on the class (its fields and options), so the code compiled from it is
-kept in a per-user file and reused; a text not in the file is compiled as before.
+kept in a per-user file and reused; a text not in the file is compiled as before. The file
+maps each text to its code marshalled on its own, so that a command unmarshals only the classes
+it makes (a tenth of the file, which holds every class any command made).
 
 `dataclasses` calls `exec` through its own module's globals, so install() puts there an `exec`
 that compiles through that cache. It does so only for text executed in the namespace of a
@@ -28,7 +30,8 @@ from typing import Any
 _FILENAME = "<string>"  # what exec(str) gives its code
 _MAX_ENTRIES = 4000  # more: keep only what this process used (old versions' classes go)
 
-_codes: dict[str, CodeType] = {}
+_stored: dict[str, bytes] = {}  # the file: text -> its code, marshalled
+_codes: dict[str, CodeType] = {}  # made in this process: read from _stored or compiled
 _used: set[str] = set()
 _compiled = 0
 _path = ""
@@ -65,17 +68,17 @@ def install() -> None:
 
 def stats() -> tuple[int, int]:
     """(entries read from the file, texts compiled in this process)."""
-    return len(_codes) - _compiled, _compiled
+    return len(_stored), _compiled
 
 
-def _loaded() -> dict[str, CodeType]:
-    """The file's codes, read when the first class is made: `build` forks its context
+def _loaded() -> dict[str, bytes]:
+    """The file's entries, read when the first class is made: `build` forks its context
     walkers before, and the less it does before that fork, the sooner they start."""
     global _read
     if not _read:
         _read = True
-        _codes.update(_load(_path))
-    return _codes
+        _stored.update(_load(_path))
+    return _stored
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
@@ -90,7 +93,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
 
 def _code(text: str) -> CodeType:
     global _compiled
-    code = _loaded().get(text)
+    code = _codes.get(text) or _unmarshalled(_loaded().get(text))
     if code is None:
         code = compile(text, _FILENAME, "exec", dont_inherit=True)
         if not _compiled:
@@ -103,7 +106,17 @@ def _code(text: str) -> CodeType:
     return code
 
 
-def _load(path: str) -> dict[str, CodeType]:
+def _unmarshalled(raw: bytes | None) -> CodeType | None:
+    if raw is None:
+        return None
+    try:
+        code = marshal.loads(raw)
+    except (EOFError, ValueError, TypeError):
+        return None  # a damaged entry: compiled again
+    return code if isinstance(code, CodeType) else None
+
+
+def _load(path: str) -> dict[str, bytes]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -119,7 +132,7 @@ def _load(path: str) -> dict[str, CodeType]:
         os.close(fd)
     if not isinstance(loaded, dict):
         return {}
-    return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, CodeType)}
+    return {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, bytes)}
 
 
 def _trusted(st: os.stat_result) -> bool:
@@ -131,7 +144,10 @@ def _save() -> None:
     """Write the file again when this process compiled something new (at exit)."""
     if os.getpid() != _owner_pid or not _path:
         return  # a forked child exiting: the parent writes it
-    keep = _codes if len(_codes) <= _MAX_ENTRIES else {t: _codes[t] for t in _used}
+    new = {t: marshal.dumps(c) for t, c in _codes.items() if t not in _stored}
+    keep = {**_stored, **new}
+    if len(keep) > _MAX_ENTRIES:
+        keep = {t: keep[t] for t in _used}
     directory = os.path.dirname(_path) or "."
     tmp = f"{_path}.{os.getpid()}.tmp"
     try:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -24,12 +24,14 @@ from layerbuild.cli.context import Context
 from layerbuild.context.gitref import is_git_url
 from layerbuild.context.prefetch import ListingPrefetch
 from layerbuild.context.select import load_ignore
+from layerbuild.entry import take_walkers
 from layerbuild.errors import ContextError, ExportError
 from layerbuild.ui.progressmodes import MODES
 
 PREFETCH_ENV = "LAYERBUILD_PREFETCH"  # "0": no context walkers (docs/cache.md)
 
 if TYPE_CHECKING:
+    from layerbuild.context.ignore import IgnoreRules
     from layerbuild.digest import Digest
     from layerbuild.engine.buildrecord import BuildRecorder
     from layerbuild.engine.events import BuildEvent
@@ -310,15 +312,27 @@ def _dry_run(ctx: Context, kw: dict[str, Any], prefetch: ListingPrefetch | None)
 def _prefetch(context: Path, dockerfile: str | None) -> ListingPrefetch | None:
     """Walkers of the context, once its ignore rules are read as the build will read them
     (`engine/inputs.context_ignore`; the build checks that they are the same). None for a
-    context that is not a directory or rules that do not parse: the build reports those."""
-    if os.environ.get(PREFETCH_ENV) == "0" or not context.is_dir():
-        return None
+    context that is not a directory or rules that do not parse: the build reports those.
+    The walkers the program forked before the CLI was imported (layerbuild/entry.py) are
+    taken when they walk this context with these rules."""
+    early = take_walkers()
+    wanted = os.environ.get(PREFETCH_ENV) != "0" and context.is_dir()
+    ignore = _ignore(context, dockerfile) if wanted else False
+    if early is not None and ignore is not False and early.covers(context, ignore):
+        return early
+    if early is not None:
+        early.close()
+    return None if ignore is False else ListingPrefetch.start(context, ignore)
+
+
+def _ignore(context: Path, dockerfile: str | None) -> IgnoreRules | None | Literal[False]:
+    """The context's ignore rules as the build will read them; False when they do not parse
+    or the context is no directory (the build reports that)."""
     named = Path(dockerfile) if dockerfile and dockerfile != "-" else None
     try:
-        ignore = load_ignore(context, named)
+        return load_ignore(context, named)
     except ContextError:
-        return None
-    return ListingPrefetch.start(context, ignore)
+        return False
 
 
 def _after_build(

@@ -11,6 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "layerbuild"
 ALLOWED = {
     "dataclasscode.py",  # LAYERBUILD_CODE_CACHE: read on import, before the CLI's code exists
+    "entry.py",  # LAYERBUILD_PREFETCH: early context walkers, forked before the CLI is imported
     "registry/options.py",  # RegistryOptions.from_environ: the CLI calls it
     "store/layout.py",  # default_root: LAYERBUILD_ROOT, the store every command opens
 }
