@@ -1,13 +1,15 @@
-"""walk_share: one walker's share of the context listing, packed while it is walked.
+"""plan_units, walk_units: the context listing cut into units, each walker's units packed
+while they are walked.
 
 On a no-change rebuild of a big context, the build waits for its walkers (context/prefetch.py):
 one lstat per entry is the floor, and at 100,000 entries the Python around each lstat cost as
 much again (a `os.stat_result` and a `DirEntry` kept per entry, then packed in a second pass).
 Here each directory is opened once (O_NOFOLLOW, relative to its parent's descriptor), its
 entries are `fstatat`'ed by name relative to it, so the kernel resolves one component instead
-of the whole path, and each entry's record is packed as soon as it is read. The share is
-exactly what ``listing.share_of(taken_ns, *select.walk_context(...))`` makes of the same tree
-(tests/unit/context/test_listwalk.py), so listing fingerprints do not change.
+of the whole path, and each entry's record is packed as soon as it is read. The units'
+shares, joined in unit order, are exactly what ``listing.share_of(taken_ns,
+*select.walk_context(...))`` makes of the same tree (tests/unit/context/test_listwalk.py),
+so listing fingerprints do not change.
 
 `.dockerignore` rules are applied as select's walk applies them (an excluded directory is
 still listed when an exception re-includes something inside it), with one shortcut:
@@ -34,39 +36,121 @@ from layerbuild.hosterrors import os_hint
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def walk_share(
-    root: str, ignore: IgnoreRules | None, part: int, parts: int, taken_ns: int
-) -> Share:
-    """Share `part` of `parts` of the listing of the context at `root` (a real path): share 0
-    starts with the root itself, and each share holds the trees of its slice of the root's
-    sorted entries, as `select.walk_context` cuts them."""
-    paths: list[str] = []
-    records: list[bytes] = []
-    ctimes: array[int] = array("q")
-    if part == 0:
-        try:
-            st = os.lstat(root)
-        except FileNotFoundError as exc:
-            raise ContextError(f"the build context {root} does not exist") from exc
-        except OSError as exc:
-            raise _stat_error(root, exc) from exc
-        paths.append("")
-        records.append(pack_lstat(st))
-        ctimes.append(st.st_ctime_ns)
+# One unit of the walk, dealt to the walkers in turn: (its directory, relative to the root,
+# "" for the root's own entries; the entry's name, "" for the root itself; whether everything
+# below the entry comes with it)
+Unit = tuple[str, str, bool]
+
+WANTED_UNITS = 32  # fewer entries at the root: its directories' entries are dealt instead
+
+
+def plan_units(root: str, ignore: IgnoreRules | None, wanted: int = WANTED_UNITS) -> list[Unit]:
+    """The walk of the context at `root` (a real path) cut into units, in walk order.
+
+    Walkers take every n-th unit, so the shares are even when the units are many and alike:
+    the root's entries when there are `wanted` of them, else, in place of each directory among
+    them that no `.dockerignore` pattern matches, that directory alone and then its entries
+    (a monorepo's files sit under two or three top-level directories). A matched directory is
+    never cut: whether it is listed depends on what comes back from below it."""
+    try:
+        os.lstat(root)
+    except FileNotFoundError as exc:
+        raise ContextError(f"the build context {root} does not exist") from exc
+    except OSError as exc:
+        raise _stat_error(root, exc) from exc
     fd = _open_dir(root, None, ".")
     try:
-        names = [name for name in _names(fd, "") if _exists(fd, name)]
-        size = -(-len(names) // parts)
-        mine = names[part * size : (part + 1) * size]
-        if ignore is None or not ignore.patterns:
-            _walk(fd, mine, "", paths, records, ctimes)
-        else:
-            above = [False] * len(ignore.patterns)  # the root is never excluded
-            _walk_visible(fd, mine, "", above, ignore, paths, records, ctimes)
+        names = _names(fd, "")
+        units: list[Unit] = [("", "", False)]
+        if len(names) >= wanted:
+            return units + [("", name, True) for name in names]
+        patterns = ignore.patterns if ignore is not None else ()
+        for name in names:
+            if not _cuttable(fd, name) or any(p.match(name) for p in patterns):
+                units.append(("", name, True))
+                continue
+            below = _open_dir(name, fd, name)
+            try:
+                entries = _names(below, name)
+            finally:
+                os.close(below)
+            units.append(("", name, False))
+            units.extend((name, entry, True) for entry in entries)
+        return units
     finally:
         os.close(fd)
-    joined = "\0".join(paths).encode("utf-8", "surrogateescape")
-    return (taken_ns, len(paths), joined, b"".join(records), ctimes.tobytes())
+
+
+def walk_units(
+    root: str, ignore: IgnoreRules | None, units: Sequence[Unit], part: int, parts: int,
+    taken_ns: int,
+) -> list[Share]:  # fmt: skip
+    """Walker `part` of `parts`: a share for each of its units (units[part::parts]), as
+    ``listing.share_of(taken_ns, *select.walk_context(...))`` lists the same entries; the
+    shares of all units, in unit order, join into the context's listing."""
+    shares: list[Share] = []
+    opened: dict[str, int] = {}
+    try:
+        for parent, name, whole in units[part::parts]:
+            paths: list[str] = []
+            records: list[bytes] = []
+            ctimes: array[int] = array("q")
+            if not name:
+                _entry(None, root, "", paths, records, ctimes)
+            else:
+                fd = _opened(opened, root, parent)
+                prefix = f"{parent}/" if parent else ""
+                if not whole:
+                    _entry(fd, name, prefix + name, paths, records, ctimes)
+                elif ignore is None or not ignore.patterns:
+                    _walk(fd, [name], prefix, paths, records, ctimes)
+                else:  # the unit's directory is matched by no pattern, nor is the root
+                    above = [False] * len(ignore.patterns)
+                    _walk_visible(fd, [name], prefix, above, ignore, paths, records, ctimes)
+            joined = "\0".join(paths).encode("utf-8", "surrogateescape")
+            shares.append((taken_ns, len(paths), joined, b"".join(records), ctimes.tobytes()))
+    finally:
+        for fd in opened.values():
+            os.close(fd)
+    return shares
+
+
+def _opened(opened: dict[str, int], root: str, parent: str) -> int:
+    """The directory `parent` (relative to the root, one level deep at most), opened once."""
+    if "" not in opened:
+        opened[""] = _open_dir(root, None, ".")
+    if parent not in opened:
+        opened[parent] = _open_dir(parent, opened[""], parent)
+    return opened[parent]
+
+
+def _cuttable(fd: int, name: str) -> bool:
+    """A directory, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _stat_error(name, exc) from exc
+
+
+def _entry(
+    fd: int | None, name: str, rel: str, paths: list[str], records: list[bytes],
+    ctimes: array[int],
+) -> None:  # fmt: skip
+    """Append the entry `name` alone (in the directory open at `fd`; `name` is the root's
+    real path when `fd` is None); an entry gone since it was listed is left out."""
+    try:
+        st = os.lstat(name, dir_fd=fd)
+    except (FileNotFoundError, NotADirectoryError):
+        if fd is None:
+            raise ContextError(f"the build context {name} does not exist") from None
+        return
+    except OSError as exc:
+        raise _stat_error(rel or name, exc) from exc
+    paths.append(rel)
+    records.append(pack_lstat(st))
+    ctimes.append(st.st_ctime_ns)
 
 
 def _walk(
@@ -188,16 +272,6 @@ def _names(fd: int, rel: str) -> list[str]:
         ) from exc
     names.sort()
     return names
-
-
-def _exists(fd: int, name: str) -> bool:
-    try:
-        os.lstat(name, dir_fd=fd)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as exc:
-        raise _stat_error(name, exc) from exc
-    return True
 
 
 def _open_dir(name: str, parent: int | None, rel: str) -> int:

@@ -3,9 +3,9 @@
 A no-change rebuild costs one lstat per context entry (the quick COPY keys) on top of
 importing and planning the build, each about as long as the other. Forked before the builder
 is imported (layerbuild/childcall.py: its primitives only, so that nothing heavy is imported
-before the fork), walkers (one per share of the root's entries, `listwalk.walk_share`) do the
-first on the other core while the parent does the second; each sends its share of the
-`ContextListing` back.
+before the fork), walkers (each dealt every n-th unit of `listwalk.plan_units`, walked by
+`listwalk.walk_units`) do the first on the other core while the parent does the second; each
+sends back a share of the `ContextListing` per unit.
 
 Nothing depends on the walkers for correctness: a failed, killed or late walker only means
 COPY keys are computed from a walk of their own, as without a prefetch.
@@ -22,8 +22,8 @@ from pathlib import Path
 from layerbuild.childcall import collect, fork_call, stop
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, Share
-from layerbuild.context.listwalk import walk_share
-from layerbuild.errors import ChildFailed
+from layerbuild.context.listwalk import Unit, plan_units, walk_units
+from layerbuild.errors import ChildFailed, ContextError
 
 
 class ListingPrefetch:
@@ -33,6 +33,7 @@ class ListingPrefetch:
         self.root = os.path.realpath(root)
         self.ignore = ignore
         self._children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+        self._units: list[Unit] = []
         self._listing: ContextListing | None = None
         self._done = False
 
@@ -41,8 +42,12 @@ class ListingPrefetch:
         """Fork the walkers: early, while the process has imported little and runs no
         other thread."""
         prefetch = cls(root, ignore)
+        try:
+            prefetch._units = plan_units(prefetch.root, ignore)
+        except ContextError:
+            return prefetch  # no listing: the build walks, and reports what is wrong
         for share in range(walkers):
-            walk = functools.partial(_walk, prefetch.root, ignore, share, walkers)
+            walk = functools.partial(_walk, prefetch.root, ignore, prefetch._units, share, walkers)
             try:
                 prefetch._children.append(fork_call(walk))
             except OSError:
@@ -65,15 +70,15 @@ class ListingPrefetch:
                 poller.register(fd, io_select.POLLIN | io_select.POLLHUP)
             if len(poller.poll(0)) < len(self._children):
                 return None
-        shares: list[Share] = []
+        dealt: list[list[Share]] = []
         try:
             for pid, fd in self._children:
-                shares.append(collect(pid, fd))
-            self._listing = ContextListing.join(shares)
+                dealt.append(collect(pid, fd))
+            self._listing = ContextListing.join(_in_unit_order(dealt, len(self._units)))
         except (ChildFailed, OSError, ValueError, TypeError):
             self._listing = None
         finally:
-            for pid, fd in self._children[len(shares) + 1 :]:
+            for pid, fd in self._children[len(dealt) + 1 :]:
                 stop(pid, fd)  # after a failed share: the rest are not read
             self._children = []
             self._done = True
@@ -87,8 +92,20 @@ class ListingPrefetch:
         self._done = True
 
 
-def _walk(root: str, ignore: IgnoreRules | None, share: int, walkers: int) -> Share:
-    return walk_share(root, ignore, share, walkers, time.time_ns())
+def _walk(
+    root: str, ignore: IgnoreRules | None, units: list[Unit], share: int, walkers: int
+) -> list[Share]:
+    return walk_units(root, ignore, units, share, walkers, time.time_ns())
+
+
+def _in_unit_order(dealt: list[list[Share]], units: int) -> list[Share]:
+    """The walkers' shares back in unit order: walker w walked units w, w + n, w + 2n...
+    ValueError when one sent back another number of shares than it was dealt."""
+    walkers = len(dealt)
+    for walker, shares in enumerate(dealt):
+        if not isinstance(shares, list) or len(shares) != len(range(walker, units, walkers)):
+            raise ValueError("a context walker sent back another number of shares")
+    return [dealt[unit % walkers][unit // walkers] for unit in range(units)]
 
 
 def _patterns(ignore: IgnoreRules | None) -> tuple[object, ...]:

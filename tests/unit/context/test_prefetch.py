@@ -8,8 +8,10 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.prefetch import ListingPrefetch
+from layerbuild.context.prefetch import ListingPrefetch, _in_unit_order
 from layerbuild.context.select import walk_context
 
 
@@ -73,3 +75,11 @@ def test_without_wait_a_busy_walker_is_not_waited_for(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, f"walker {pid} outlived close()"
         time.sleep(0.01)
     assert prefetch.get(wait=True) is None
+
+
+def test_shares_go_back_in_unit_order_or_not_at_all() -> None:
+    share = [(1, 1, bytes([c]), b"", b"") for c in b"abcde"]
+    dealt = [[share[0], share[2], share[4]], [share[1], share[3]]]
+    assert _in_unit_order(dealt, 5) == share
+    with pytest.raises(ValueError, match="another number of shares"):
+        _in_unit_order([[share[0], share[2]], [share[1], share[3]]], 5)
