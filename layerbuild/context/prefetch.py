@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import select as io_select
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class ListingPrefetch:
         self._units: list[Unit] = []
         self._listing: ContextListing | None = None
         self._done = False
+        # stages run in threads: two COPYs may ask at once, and a pipe is read (and closed) once
+        self._lock = threading.Lock()
 
     @classmethod
     def start(cls, root: Path, ignore: IgnoreRules | None, walkers: int = 2) -> ListingPrefetch:
@@ -62,6 +65,10 @@ class ListingPrefetch:
     def get(self, *, wait: bool) -> ContextListing | None:
         """The listing; without `wait`, None unless every walker has finished (or is
         writing its share). None too when a walker failed."""
+        with self._lock:
+            return self._get(wait)
+
+    def _get(self, wait: bool) -> ContextListing | None:
         if self._done:
             return self._listing
         if not wait:
@@ -86,6 +93,10 @@ class ListingPrefetch:
 
     def close(self) -> None:
         """Stop walkers still running; the listing stays readable if it was got."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         for pid, fd in self._children:
             stop(pid, fd)
         self._children = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -83,3 +84,22 @@ def test_shares_go_back_in_unit_order_or_not_at_all() -> None:
     assert _in_unit_order(dealt, 5) == share
     with pytest.raises(ValueError, match="another number of shares"):
         _in_unit_order([[share[0], share[2]], [share[1], share[3]]], 5)
+
+
+def test_two_stages_asking_at_once_get_the_one_listing(tmp_path: Path) -> None:
+    """Stages run in threads: each pipe is read and closed once, whoever asks first."""
+    root = _context(tmp_path, files=2000)
+    for _ in range(5):
+        prefetch = ListingPrefetch.start(root, None)
+        got: list[object] = []
+
+        def ask(prefetch: ListingPrefetch = prefetch, got: list[object] = got) -> None:
+            got.append(prefetch.get(wait=True))
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        prefetch.close()
+        assert len(got) == 4 and got[0] is not None and all(g is got[0] for g in got)
