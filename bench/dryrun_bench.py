@@ -6,12 +6,16 @@ after one untimed build, and beside them, in the same run, buildah's no-change r
 (`buildah bud --layers`, chroot isolation) as the reference: no builder has a dry run, and
 BuildKit (Debian's dockerd 20.10) fails most builds on this machine (see docs/cache.md).
 
-Two scenarios, so a figure is not tuned for one:
+Three scenarios, so a figure is not tuned for one:
 - `flat`: bench/scale_bench.py's 20,000 small files plus four big ones (200 MB), its 7-step
   Dockerfile (RUN, `COPY . /ctx/`, RUN du, RUN find, RUN, ENV);
 - `monorepo`: 20,000 files of 64 B to 16 KiB five levels deep under src/, docs/ and assets/,
   a manifest and a lock file, and a 10-step Dockerfile that copies the manifest first, then
-  each tree on its own, with ARG, WORKDIR and ENV between.
+  each tree on its own, with ARG, WORKDIR and ENV between;
+- `node`: a Node.js app's shape, written after the other two were tuned: 20,000 files, most
+  in node_modules/ (packages of Pareto-distributed sizes, some with node_modules of their own),
+  the rest under src/ and public/, a .git/ and logs that a `.dockerignore` leaves out, and a
+  Dockerfile that copies the package files first, then node_modules/, then `COPY . .`.
 
 Each layerbuild command runs as a user runs it: a fresh `python -m layerbuild` process, its
 modules byte-compiled as `pip install .` leaves them, the context aged past the stat cache's
@@ -53,6 +57,18 @@ COPY assets ./assets
 COPY docs ./docs
 ENV APP_HOME=$APP MODE=release
 """
+NODE_DOCKERFILE = """\
+FROM busybox
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN echo installed > /installed
+COPY node_modules ./node_modules
+COPY . .
+RUN ls -R src | wc -l > /src-count
+USER 1000:1000
+CMD ["node", "src/index.js"]
+"""
+NODE_IGNORE = ".git\n*.log\ncoverage/\n**/.cache\n"
 FILES = 20_000
 RACY_S = 2.5  # the stat cache's racy margin is 2 s
 
@@ -82,7 +98,42 @@ def monorepo(ctx: Path) -> None:
     (ctx / "Dockerfile").write_text(MONOREPO_DOCKERFILE)
 
 
-SCENARIOS: dict[str, Callable[[Path], None]] = {"flat": flat, "monorepo": monorepo}
+def node(ctx: Path) -> None:
+    rng = random.Random(1313)
+    pool = text_pool(rng, 4 << 20)
+
+    def write(path: Path, low: int, high: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(low, high)
+        start = rng.randrange(len(pool) - size)
+        path.write_bytes(pool[start : start + size])
+
+    left = 15_000  # node_modules: packages until these files are written
+    package = 0
+    while left > 0:
+        files = min(left, int(rng.paretovariate(1.1) * 8))
+        root = ctx / "node_modules" / f"pkg-{package:04d}"
+        for i in range(files):
+            nested = root / "node_modules" / f"dep-{i % 3}" if i % 11 == 10 else root
+            write(nested / ("lib", "dist", "")[i % 3] / f"m{i}.js", 80, 6000)
+        write(root / "package.json", 60, 400)
+        left -= files + 1
+        package += 1
+    for i in range(3_000):
+        write(ctx / "src" / f"feature{i % 40}" / f"part{i % 7}" / f"c{i}.ts", 200, 9000)
+    for i in range(1_000):
+        write(ctx / "public" / f"img{i % 9}" / f"a{i}.svg", 300, 30000)
+    for i in range(900):
+        write(ctx / ".git" / "objects" / f"{i % 256:02x}" / f"o{i}", 100, 3000)
+    for i in range(20):
+        write(ctx / "logs" / f"run{i}.log", 1000, 5000)
+    (ctx / "package.json").write_text('{"name": "web", "version": "2.1.0"}\n')
+    (ctx / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
+    (ctx / ".dockerignore").write_text(NODE_IGNORE)
+    (ctx / "Dockerfile").write_text(NODE_DOCKERFILE)
+
+
+SCENARIOS: dict[str, Callable[[Path], None]] = {"flat": flat, "monorepo": monorepo, "node": node}
 
 
 def scenario(work: Path, name: str) -> Path:
@@ -139,7 +190,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/dryrun-bench"))
     parser.add_argument("--tools", default="layerbuild,buildah")
-    parser.add_argument("--scenarios", default="flat,monorepo")
+    parser.add_argument("--scenarios", default="flat,monorepo,node")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base = busybox_base(args.work)
