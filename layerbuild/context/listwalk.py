@@ -208,8 +208,13 @@ def _walk_visible(
 ) -> None:
     """`_walk` of what `rules` leave visible (select's `_walk`): a file unless excluded, a
     directory unless excluded with nothing re-included below it. `above[i]`: pattern i
-    matched this directory or a parent of it."""
+    matched this directory or a parent of it. Only patterns that can match at this depth are
+    tried (`_depth`): `.git` or `*.log` is not tested against every file of a deep tree."""
     patterns = rules.patterns
+    depth = prefix.count("/") + 1
+    depths = [_depth(p) for p in patterns]
+    reach = [d is None or d == depth for d in depths]
+    live = [(p, hit) for p, hit, r in zip(patterns, above, reach, strict=True) if hit or r]
     for name in names:
         rel = prefix + name
         try:
@@ -219,12 +224,15 @@ def _walk_visible(
         except OSError as exc:
             raise _stat_error(rel, exc) from exc
         if not stat.S_ISDIR(st.st_mode):
-            if not _file_excluded(patterns, above, rel):
+            if not live or not _file_excluded(live, rel):
                 paths.append(rel)
                 records.append(pack_lstat(st))
                 ctimes.append(st.st_ctime_ns)
             continue
-        hits = [hit or p.match(rel) for hit, p in zip(above, patterns, strict=True)]
+        hits = [
+            hit or (r and p.match(rel))
+            for hit, p, r in zip(above, patterns, reach, strict=True)
+        ]  # fmt: skip
         hidden = _excluded(patterns, hits)
         if hidden and not rules.may_include_below(rel):
             continue
@@ -234,13 +242,26 @@ def _walk_visible(
         ctimes.append(st.st_ctime_ns)
         below = _open_dir(name, fd, rel)
         try:
-            _walk_visible(
-                below, _names(below, rel), rel + "/", hits, rules, paths, records, ctimes
-            )
+            entries = _names(below, rel)
+            if not any(hits) and all(d is not None and d <= depth for d in depths):
+                _walk(below, entries, rel + "/", paths, records, ctimes)  # no rule reaches
+            else:
+                _walk_visible(below, entries, rel + "/", hits, rules, paths, records, ctimes)
         finally:
             os.close(below)
         if hidden and len(paths) == mark + 1:  # nothing below came back: stays excluded
             del paths[mark:], records[mark:], ctimes[mark:]
+
+
+def _depth(pattern: Pattern) -> int | None:
+    """The number of path components every path `pattern` matches has; None when it may match
+    paths of any depth (`**`, or a character class or escape that might match a slash)."""
+    text = pattern.text
+    if pattern.kind == "exact" or (
+        pattern.kind == "regexp" and not any(c in text for c in "[\\") and "**" not in text
+    ):
+        return text.count("/") + 1
+    return None
 
 
 def _excluded(patterns: Sequence[Pattern], hits: list[bool]) -> bool:
@@ -253,11 +274,13 @@ def _excluded(patterns: Sequence[Pattern], hits: list[bool]) -> bool:
     return excluded
 
 
-def _file_excluded(patterns: Sequence[Pattern], above: list[bool], rel: str) -> bool:
-    """`_excluded` of a file, which hands nothing down: a pattern is matched against its
-    path only when it could change the verdict, as `IgnoreRules.matches` does."""
+def _file_excluded(live: list[tuple[Pattern, bool]], rel: str) -> bool:
+    """`_excluded` of a file, which hands nothing down, from the patterns that matched a
+    parent or can match at its depth (in order, with whether they matched a parent): a pattern
+    is matched against its path only when it could change the verdict, as
+    `IgnoreRules.matches` does."""
     excluded = False
-    for pattern, hit in zip(patterns, above, strict=True):
+    for pattern, hit in live:
         if pattern.exclusion == excluded and (hit or pattern.match(rel)):
             excluded = not pattern.exclusion
     return excluded

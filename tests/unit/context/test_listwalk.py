@@ -13,7 +13,7 @@ import pytest
 
 from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, share_of
-from layerbuild.context.listwalk import plan_units, walk_units
+from layerbuild.context.listwalk import _depth, plan_units, walk_units
 from layerbuild.context.select import walk_context
 from layerbuild.errors import ContextError
 
@@ -93,6 +93,12 @@ _RULES = (
     "!node_modules/a",
     "a-?",
     "*/sub/*",
+    "*/*/x.log",  # fixed depths: tried only at their own depth
+    "a/sub/x.log",
+    "!*/keep/x.log",
+    "keep/*",
+    "x.lo[g]",  # a class: tried at every depth
+    "a\\-b",
 )
 
 
@@ -105,7 +111,7 @@ def _random_tree(root: Path, rng: random.Random, depth: int = 0) -> None:
             (root / name).write_text(name)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(80))
 def test_dockerignore_rules_leave_what_select_leaves(tmp_path: Path, seed: int) -> None:
     """Random trees and rule sets (exceptions inside excluded directories, `**`, trailing
     globs): the rules handed down a directory at a time exclude what `matches` excludes."""
@@ -153,3 +159,12 @@ def test_a_context_that_is_not_there_or_not_a_directory_is_an_error(tmp_path: Pa
     os.rmdir(tmp_path)
     with pytest.raises(ContextError, match="does not exist"):
         walk_units(str(tmp_path), None, units, 0, 1, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [(".git", 1), ("a/b", 2), ("*.log", 1), ("*/x?", 2), ("**/x", None), ("a/**", None),
+     ("a/**/b", None), ("x[/]y", None), ("a\\*", None)],
+)  # fmt: skip
+def test_the_depth_a_pattern_can_match_at(text: str, depth: int | None) -> None:
+    assert _depth(IgnoreRules.parse(text).patterns[0]) == depth
