@@ -31,7 +31,7 @@ _FILENAME = "<string>"  # what exec(str) gives its code
 _MAX_ENTRIES = 4000  # more: keep only what this process used (old versions' classes go)
 
 _stored: dict[str, bytes] = {}  # the file: text -> its code, marshalled
-_codes: dict[str, CodeType] = {}  # made in this process: read from _stored or compiled
+_codes: dict[str, CodeType] = {}  # compiled in this process
 _used: set[str] = set()
 _compiled = 0
 _path = ""
@@ -93,7 +93,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
 
 def _code(text: str) -> CodeType:
     global _compiled
-    code = _codes.get(text) or _unmarshalled(_loaded().get(text))
+    code = _codes.get(text) or _unmarshalled(_loaded().get(text))  # the file's: not kept
     if code is None:
         code = compile(text, _FILENAME, "exec", dont_inherit=True)
         if not _compiled:
@@ -144,8 +144,8 @@ def _save() -> None:
     """Write the file again when this process compiled something new (at exit)."""
     if os.getpid() != _owner_pid or not _path:
         return  # a forked child exiting: the parent writes it
-    new = {t: marshal.dumps(c) for t, c in _codes.items() if t not in _stored}
-    keep = {**_stored, **new}
+    # compiled here: not in the file, or damaged there
+    keep = {**_stored, **{t: marshal.dumps(c) for t, c in _codes.items()}}
     if len(keep) > _MAX_ENTRIES:
         keep = {t: keep[t] for t in _used}
     directory = os.path.dirname(_path) or "."

@@ -117,3 +117,14 @@ def test_other_modules_dataclasses_are_not_cached(tmp_path: Path) -> None:
         "print(before == d.stats()[1], Mine(1) == Mine(1))\n"
     )
     assert _python(code, str(tmp_path / "codes")).split() == ["True", "True"]
+
+
+def test_a_damaged_entry_is_compiled_again_and_mended(tmp_path: Path) -> None:
+    import marshal
+
+    cache = tmp_path / "codes"
+    _, compiled = _stats(cache)
+    entries = marshal.loads(cache.read_bytes())
+    cache.write_bytes(marshal.dumps({text: b"\xff damaged" for text in entries}))
+    assert _stats(cache) == (compiled, compiled)  # read, unusable, compiled
+    assert _stats(cache) == (compiled, 0)  # and written back whole
