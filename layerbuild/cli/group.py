@@ -44,6 +44,7 @@ _COMMANDS = {
     "analyze": "layerbuild.cli.analyze:analyze_cmd",
     "diff": "layerbuild.cli.diff:diff_cmd",
     "binfmt": "layerbuild.cli.binfmt:binfmt_cmd",
+    "watch": "layerbuild.cli.watch:watch_cmd",
 }
 
 

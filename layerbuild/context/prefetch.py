@@ -13,6 +13,7 @@ COPY keys are computed from a walk of their own, as without a prefetch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select as io_select
@@ -21,9 +22,10 @@ import time
 from pathlib import Path
 
 from layerbuild.childcall import collect, fork_call, stop
-from layerbuild.context.ignore import IgnoreRules
+from layerbuild.context.ignore import IgnoreRules, Pattern
 from layerbuild.context.listing import ContextListing, Share
 from layerbuild.context.listwalk import Unit, plan_units, walk_units
+from layerbuild.context.watchclient import ask as ask_watcher
 from layerbuild.errors import ChildFailed, ContextError
 
 
@@ -45,6 +47,11 @@ class ListingPrefetch:
         """Fork the walkers: early, while the process has imported little and runs no
         other thread."""
         prefetch = cls(root, ignore)
+        watched = ask_watcher(prefetch.root, [(p.text, p.exclusion) for p in _patterns(ignore)])
+        if watched is not None:  # `layerbuild watch` vouches that nothing changed
+            with contextlib.suppress(ValueError):
+                prefetch._listing, prefetch._done = ContextListing.join(watched), True
+                return prefetch
         try:
             prefetch._units = plan_units(prefetch.root, ignore)
         except ContextError:
@@ -119,5 +126,5 @@ def _in_unit_order(dealt: list[list[Share]], units: int) -> list[Share]:
     return [dealt[unit % walkers][unit // walkers] for unit in range(units)]
 
 
-def _patterns(ignore: IgnoreRules | None) -> tuple[object, ...]:
+def _patterns(ignore: IgnoreRules | None) -> tuple[Pattern, ...]:
     return ignore.patterns if ignore is not None else ()

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -57,12 +57,15 @@ class Layerbuild:
             check=False,
         )
 
-    def spawn(self, *args: str | os.PathLike[str]) -> subprocess.Popen[str]:
-        """The same command started in the background (for concurrent or killed builds)."""
+    def spawn(
+        self, *args: str | os.PathLike[str], output: IO[str] | None = None
+    ) -> subprocess.Popen[str]:
+        """The same command started in the background (for concurrent or killed builds);
+        `output`: a file both its streams go to, instead of pipes."""
         return subprocess.Popen(
             self._argv(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=output or subprocess.PIPE,
+            stderr=subprocess.STDOUT if output else subprocess.PIPE,
             text=True,
             env=self._env(None),
             cwd=REPO,
