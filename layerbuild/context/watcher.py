@@ -31,7 +31,7 @@ from pathlib import Path
 from layerbuild.context import inotify
 from layerbuild.context.fingerprint import pack_lstat
 from layerbuild.context.ignore import IgnoreRules
-from layerbuild.context.listing import Share
+from layerbuild.context.listing import ContextListing, Share
 from layerbuild.context.listwalk import plan_units, walk_units
 from layerbuild.context.select import load_ignore
 from layerbuild.context.watchclient import PROTOCOL
@@ -55,7 +55,8 @@ class ContextWatcher:
         self.dockerfile = dockerfile
         self.log = log
         self.inotify = inotify.Inotify()
-        self.listing: list[Share] | None = None
+        self.listing: list[Share] | None = None  # one share: the whole listing
+        self.reply = b""  # the "clean" answer, marshalled once per walk
         self.key: Key | None = None
         self.linked: list[tuple[str, bytes]] = []  # hard-linked files and their packed lstat
         self.stale = True
@@ -77,8 +78,12 @@ class ContextWatcher:
             return
         self.drain()
         if not self.stale:
-            self.listing, self.key = shares, pattern_key(rules)
-            self.log(f"listing ready: {sum(s[1] for s in shares)} entries")
+            joined = ContextListing.join(shares)
+            whole = (joined.taken_ns, joined.count, joined.names, joined.records,
+                     joined.ctimes.tobytes())  # fmt: skip
+            self.listing, self.key = [whole], pattern_key(rules)
+            self.reply = marshal.dumps(("clean", self.listing))
+            self.log(f"listing ready: {joined.count} entries")
 
     def drain(self) -> None:
         """Read the queued events: any of them (or a lost one, IN_Q_OVERFLOW) makes the
@@ -104,8 +109,8 @@ class ContextWatcher:
         ):
             self.log("answered a build: stale, it walks the context itself")
             return marshal.dumps(("stale",))
-        self.log(f"answered a build: the listing of {sum(s[1] for s in listing)} entries")
-        return marshal.dumps(("clean", listing))
+        self.log(f"answered a build: the listing of {listing[0][1]} entries")
+        return self.reply
 
     def _links_unchanged(self) -> bool:
         for path, record in self.linked:
