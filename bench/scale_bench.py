@@ -29,6 +29,10 @@ Ends with a markdown table per context.
         [--work /tmp/scale-bench] [--tools buildkit,layerbuild] [--dockerd-tools DIR]
     python bench/scale_bench.py --quick   # 2,000 files and 20 MB, one round, layerbuild only
 
+With --watch, layerbuild's no-change build is also timed with `layerbuild watch CONTEXT`
+running (the opt-in watcher that takes the walk off the build, docs/cache.md), after the
+three phases; its figure is a row of its own.
+
 Needs root, skopeo and docker.io for BuildKit; the dockerd is started with DIR/dockerd-start
 and stopped with DIR/dockerd-stop (see bench/rebuild_bench.py).
 """
@@ -82,6 +86,7 @@ RUN echo done > /done
 ENV READY=1
 """
 SMALL_SIZES = (256, 2048)  # bytes: a source tree's files, 100,000 of them about 110 MB
+WATCHED: dict[str, Measurement] = {}  # context name -> no-change with the watcher running
 RACY_S = 2.5  # files younger than the stat cache's racy margin (2 s) are always re-hashed
 MIB = 1 << 20
 # Debian's dockerd 20.10 now and then fails `COPY . /ctx/` after a RUN on this machine
@@ -332,10 +337,38 @@ def markdown(ctx: Context, results: dict[str, list[Measurement]], runs: int) -> 
         lines.append(_row("layerbuild bytes re-compressed", [_mb(m.deflated) for m in lb]))
         lines.append(_row("layerbuild peak RSS", [_mb(m.rss) for m in lb]))
         lines.append(_row("layerbuild files spliced", [_num(m.spliced) for m in lb]))
+    if (w := WATCHED.get(ctx.name)) is not None:
+        cells = ["-", f"{w.seconds:.2f} s (peak RSS {_mb(w.rss)})", "-"]
+        lines.append(_row("layerbuild with `layerbuild watch` running", cells))
     return "\n".join(lines)
 
 
 # -- main --------------------------------------------------------------------------------------
+
+
+def watched_no_change(work: Path, ctx: Path, build: Build, runs: int) -> Measurement:
+    """No-change builds with `layerbuild watch CTX` running (the opt-in watcher, docs/cache.md):
+    the median of `runs`, once the watcher has walked the context."""
+    log = work / "watch.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    store = str(work / "lb-store")
+    argv = [sys.executable, "-m", "layerbuild", "--root", store, "watch", str(ctx)]
+    with open(log, "w") as out:
+        watcher = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 600
+        while "listing ready" not in log.read_text():
+            if watcher.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"layerbuild watch did not get ready:\n{log.read_text()}")
+            time.sleep(0.1)
+        ms = [build(ctx, ()) for _ in range(runs)]
+    finally:
+        watcher.terminate()
+        watcher.wait()
+    served = log.read_text().count("answered a build: the listing")
+    if served < runs:
+        raise SystemExit(f"the watcher served {served} of {runs} builds:\n{log.read_text()}")
+    return median(ms)
 
 
 def measure(ctx: Context, args: argparse.Namespace, base: Path) -> dict[str, list[Measurement]]:
@@ -350,8 +383,12 @@ def measure(ctx: Context, args: argparse.Namespace, base: Path) -> dict[str, lis
             raise SystemExit(f"unknown tool {tool!r}: layerbuild or buildkit")
         with session as build:
             rounds = run_phases(ctx.path, build, args.runs, args.settle)
+            if tool == "layerbuild" and args.watch:
+                WATCHED[ctx.name] = watched_no_change(args.work, ctx.path, build, args.runs)
         for phase, ms in zip(PHASES, rounds, strict=True):
             print(f"  {phase:<10} " + "  ".join(f"{m.seconds:.3f}s" for m in ms), flush=True)
+        if ctx.name in WATCHED and tool == "layerbuild":
+            print(f"  no-change with `layerbuild watch` running: {WATCHED[ctx.name].seconds:.3f}s")
         results[tool] = [median(ms) for ms in rounds]
     return results
 
@@ -366,6 +403,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tools", default="buildkit,layerbuild")
     parser.add_argument("--dockerd-tools", type=Path, default=Path("/work/shared/tools"))
     parser.add_argument("--settle", type=float, default=SETTLE_S, help="seconds before timing")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="also time layerbuild's no-change build with `layerbuild watch` running",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="2,000 files and 20 MB, one round, layerbuild only"
     )
