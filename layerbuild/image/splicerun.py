@@ -63,6 +63,7 @@ class RunSplicer:
         self._start = -1  # the pending run in the old stream: [start, end), none when < 0
         self._end = 0
         self._starts: list[tuple[int, int]] = []
+        self._rows = (-1, -1)  # the index rows of its files, [first, last): one after another
         self._expected: int | None = 0  # where the next entry would be in the old stream
         self.header: bytes | None = None  # of the entry last refused, when it was encoded
         self.reused: Reused | None = None  # the entry last refused, to copy piece by piece
@@ -86,34 +87,36 @@ class RunSplicer:
         self._extend(at, len(header), len(header))
         if change.kind is ChangeKind.FILE and self._digests is not None:
             self._digests[change.path] = EMPTY_DIGEST
-        if self._log is not None:
-            self._log.entry(change, header, None, self._epoch)
         return True
 
     def _file(self, change: Change) -> bool:
         splice, size = self._splice, change.size
         i = splice.match(change, self._epoch)
-        floor = self._end if self._start >= 0 else splice.old.position
-        if i >= 0 and splice.index.offsets[i] < floor:
+        index = splice.index
+        if i >= 0 and index.offsets[i] < (self._end if self._start >= 0 else splice.old.position):
             i = -1  # the layers order it differently: behind what a run took
-        splice.count(change, i >= 0)
         if i < 0:
+            splice.written += 1
+            splice.read_bytes += size
             self.flush()
             end = splice.end_of(change.path)
             self._expected = end if end is not None and end >= splice.old.position else None
             return False
-        header_size = splice.index.header_sizes[i]
+        splice.spliced += 1
+        header_size = index.header_sizes[i]
         total = header_size + size + (-size % BLOCK)
         if size > self._chunk or total >= self._chunk // 2:
             self.flush()  # several writes, or one the output cuts around: piece by piece
             self.reused = splice.reused(i, change)
             self._expected = splice.entry_end(i)
             return False
-        self._extend(splice.index.offsets[i], header_size, total)
-        if self._digests is not None:
-            self._digests[change.path] = splice.known[change.path]
-        if self._log is not None:
-            self._log.spliced_row(change.path, header_size, size, splice.row(i), splice.raw(i))
+        first, last = self._rows
+        if last != i or self._start < 0 or index.offsets[i] != self._end:
+            if first >= 0 or index.offsets[i] != self._end:
+                self.flush()
+            first = i
+        self._extend(index.offsets[i], header_size, total)
+        self._rows = (first, i + 1)
         if self._end - self._start >= _RUN_BYTES:
             self.flush()
         return True
@@ -127,7 +130,7 @@ class RunSplicer:
         self._end += total
 
     def flush(self) -> None:
-        """Write the pending run, if any."""
+        """Write the pending run, if any, and log its entries."""
         if self._start < 0:
             return
         data = self._splice.old.take(self._start, self._end)
@@ -135,7 +138,16 @@ class RunSplicer:
             self._write_run(data, self._starts)
         else:
             self._write(data)
+        log, (first, last), splice = self._log, self._rows, self._splice
+        if first >= 0 and self._digests is not None:  # the run's files, in one go
+            paths = splice.index.paths[first:last]
+            self._digests.update(zip(paths, map(splice.known.__getitem__, paths), strict=True))
+        if log is not None:
+            if first >= 0:
+                log.spliced_rows(splice.index, first, last, log.offset - self._start)
+            log.advance(self._end - self._start)
         self._start, self._starts, self._expected = -1, [], self._end
+        self._rows = (-1, -1)
 
 
 def _past(at: int | None, there: bytes, header: bytes) -> int | None:

@@ -108,6 +108,19 @@ class EntryLog:
         self._sha256s += raw
         self.offset += header_size + size + (-size % BLOCK)
 
+    def spliced_rows(self, index: EntryIndex, first: int, last: int, shift: int) -> None:
+        """The rows `first` to `last` (excluded) of the previous layer's `index`, copied as one
+        run: the same entries, `shift` bytes further in this stream. `advance` past them."""
+        self._paths += index.paths[first:last]
+        self._offsets.extend([offset + shift for offset in index.offsets[first:last]])
+        self._header_sizes += index.header_sizes[first:last]
+        self._meta += index.meta[first * _META : last * _META]
+        self._sha256s += index.sha256s[first * _SHA256 : last * _SHA256]
+
+    def advance(self, size: int) -> None:
+        """`size` bytes of entries were written whose rows (if any) went in by spliced_rows."""
+        self.offset += size
+
     def index(self) -> EntryIndex:
         return EntryIndex(
             self._paths, self._offsets, self._header_sizes, self._meta, bytes(self._sha256s)
@@ -148,8 +161,10 @@ class Splice:
     def __init__(self, index: EntryIndex, old: BinaryIO, known: Mapping[str, Digest]) -> None:
         self.index = index
         self._where = {path: i for i, path in enumerate(index.paths)}
-        # the rows as bytes, compared with a new entry's packed row in one go (no copy)
-        self._rows = memoryview(index.meta).cast("B")
+        # the rows as tuples and the digests as one hex string, made in C in one go: a new
+        # entry is compared with them without packing or parsing anything of its own
+        self._rows = list(_META_ROW.iter_unpack(memoryview(index.meta).cast("B")))
+        self._hexes = index.sha256s.hex()
         self.old = OldStream(old)
         self.known = known
         self.spliced = 0
@@ -158,31 +173,21 @@ class Splice:
 
     def match(self, change: Change, epoch: int | None) -> int:
         """Where the previous layer holds the non-empty file entry of `change` (SOURCE_DATE_EPOCH
-        `epoch`) byte for byte, at or after what was consumed of it: its index row, or -1."""
-        i = self._where.get(change.path)
-        digest = self.known.get(change.path)
+        `epoch`) byte for byte: its index row, or -1. The hot path of a spliced pack."""
+        path = change.path
+        i = self._where.get(path)
+        digest = self.known.get(path)
         # only a file read in pieces is spliced: its data reaches the writer in the same pieces
         if i is None or digest is None or change.xattrs or not hasattr(change.content, "chunks"):
             return -1
-        try:
-            row = _META_ROW.pack(
-                change.mode & 0o7777,
-                change.uid,
-                change.gid,
-                change.size,
-                header_mtime(change.mtime, epoch),
-            )
-        except struct.error:
-            return -1  # a number past 64 bits: never indexed
-        index = self.index
-        if (
-            self._rows[i * _META_ROW.size : (i + 1) * _META_ROW.size] != row
-            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != _raw_sha256(digest)
-        ):
+        mtime = change.mtime
+        if epoch is not None and mtime > epoch:
+            mtime = epoch  # tarheader.header_mtime
+        row = (change.mode & 0o7777, change.uid, change.gid, change.size, mtime)
+        if self._rows[i] != row or digest[:7] != "sha256:":
             return -1
-        if index.offsets[i] < self.old.position:
-            return -1  # behind what was read: the layers order it differently
-        return i
+        at = i * 2 * _SHA256
+        return i if self._hexes[at : at + 2 * _SHA256] == digest[7:] else -1
 
     def count(self, change: Change, spliced: bool) -> None:
         """`change`, a non-empty file, was spliced or is read from its file."""
@@ -192,15 +197,6 @@ class Splice:
             self.written += 1
             self.read_bytes += change.size
 
-    def take(self, change: Change, epoch: int | None) -> Reused | None:
-        """The entry of `change` from the previous layer, to be read piece by piece, or None:
-        it is no non-empty file, or not there as it is now (its file is then read)."""
-        if change.kind is not ChangeKind.FILE or change.size <= 0:
-            return None
-        i = self.match(change, epoch)
-        self.count(change, i >= 0)
-        return self.reused(i, change) if i >= 0 else None
-
     def reused(self, i: int, change: Change) -> Reused:
         """The entry at row `i` (matched to `change`), its header read, its data next."""
         index, old = self.index, self.old
@@ -209,7 +205,7 @@ class Splice:
         return Reused(old, change.size, self.known[change.path], header, self.row(i), self.raw(i))
 
     def row(self, i: int) -> bytes:
-        return bytes(self._rows[i * _META_ROW.size : (i + 1) * _META_ROW.size])
+        return _META_ROW.pack(*self._rows[i])
 
     def raw(self, i: int) -> bytes:
         return self.index.sha256s[i * _SHA256 : (i + 1) * _SHA256]
@@ -232,11 +228,3 @@ class Splice:
     def close(self) -> None:
         """Stop reading the previous layer (a pack that failed midway)."""
         self.old.close()
-
-
-def _raw_sha256(digest: Digest) -> bytes:
-    """The digest's bytes; b"" (matching no entry) for another algorithm or a malformed one."""
-    try:
-        return bytes.fromhex(digest[7:]) if digest[:7] == "sha256:" else b""
-    except ValueError:
-        return b""
