@@ -136,6 +136,8 @@ class LayerWriter:
         # an index needs every entry's digest, from the read that packs it
         taken = {} if digests is None and indexed else digests
         source = splice_source(self.store, previous, trusted) if indexed else None
+        if source is not None and previous is not None and self.blocks is not None:
+            self.blocks.preload(previous.digest)  # its blocks: most of the new layer's
         try:
             layer = self._pack(changes, taken, trusted, source, indexed)
         except SpliceSourceError:  # the previous layer cannot be read as its index says

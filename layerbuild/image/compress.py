@@ -29,10 +29,11 @@ from isal import isal_zlib
 
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change
+from layerbuild.image.chunkpipe import Cancelled, ChunkPipe
 from layerbuild.image.manifest import Layer
 from layerbuild.image.mediatypes import layer_media_type
 from layerbuild.image.tarsplice import EntryLog, Splice
-from layerbuild.image.tarwriter import CHUNK, Writable, write_tar
+from layerbuild.image.tarwriter import Writable, write_tar
 
 GZIP_DEFAULT_LEVEL = isal_zlib.ISAL_DEFAULT_COMPRESSION
 GZIP_LEVELS = range(isal_zlib.ISAL_BEST_SPEED, isal_zlib.ISAL_BEST_COMPRESSION + 1)
@@ -43,10 +44,6 @@ _GZIP_WORKERS = 2  # deflate threads: with the tar writer, enough to fill two co
 _DEFLATE_WINDOW = 32 * 1024
 _SWITCH_INTERVAL = 0.001  # seconds; see pack_layer
 _QUEUE_DEPTH = 8  # chunks in flight: bounds memory to ~16 MiB per pack
-# content-defined chunks of small entries (see _ChunkPipe): about 512 KiB to 1 MiB
-_MIN_CHUNK = 512 * 1024
-_MAX_CHUNK = 2 * 1024 * 1024
-_CUT_MASK = (1 << 5) - 1
 
 
 class BlockCache(Protocol):
@@ -220,63 +217,6 @@ class _NoHash:
         pass
 
 
-class _Cancelled(Exception):
-    """Raised inside the producer thread when the consumer has given up."""
-
-
-class _ChunkPipe:
-    """The tar writer's output: gathers writes into chunks and queues them.
-
-    Chunks are cut where the content says, never at fixed offsets of the stream: before an
-    entry whose header hashes to a multiple of 2**_CUT_BITS once _MIN_CHUNK bytes are buffered
-    (or _MAX_CHUNK, whatever the headers), and around large file data, which comes in pieces
-    at offsets of its file. A file that changes, grows or shrinks then changes the chunk that
-    holds it (and the next, whose dictionary it is), not every chunk after it, so the gzip
-    blocks of the rest can be reused from an earlier blob (store/blockcache.py).
-    """
-
-    def __init__(self, chunks: queue.Queue[bytes | None], cancelled: threading.Event) -> None:
-        self._chunks = chunks
-        self._cancelled = cancelled
-        self._buffer = bytearray()
-
-    def entry_start(self, header: bytes) -> None:
-        buffered = len(self._buffer)
-        if buffered >= _MAX_CHUNK or (
-            buffered >= _MIN_CHUNK and isal_zlib.crc32(header) & _CUT_MASK == 0
-        ):
-            self.flush()
-
-    def write(self, data: bytes, /) -> int:
-        if len(data) >= CHUNK // 2:
-            self.flush()
-            self._emit(bytes(data))
-        else:
-            self._buffer += data
-            if len(self._buffer) >= 2 * _MAX_CHUNK:
-                self.flush()  # one entry's small writes alone (a long run of headers)
-        return len(data)
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._emit(bytes(self._buffer))
-            self._buffer.clear()
-
-    def _emit(self, chunk: bytes) -> None:
-        self.put(chunk)
-
-    def put(self, item: bytes | None) -> None:
-        """A bounded put that gives up (raising _Cancelled) once the consumer has stopped."""
-        while True:
-            if self._cancelled.is_set():
-                raise _Cancelled
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-
 class _Producer(threading.Thread):
     def __init__(
         self,
@@ -290,7 +230,7 @@ class _Producer(threading.Thread):
         super().__init__(name="layer-tar", daemon=True)
         self.chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
         self.cancelled = threading.Event()
-        self.pipe = _ChunkPipe(self.chunks, self.cancelled)
+        self.pipe = ChunkPipe(self.chunks, self.cancelled)
         self.error: BaseException | None = None
         self._changes = changes
         self._epoch = source_date_epoch
@@ -311,13 +251,13 @@ class _Producer(threading.Thread):
                 log=self._log,
             )
             self.pipe.flush()
-        except _Cancelled:
+        except Cancelled:
             return
         except BaseException as e:  # handed to the consumer thread, which re-raises it
             self.error = e
         try:
             self.pipe.put(None)  # end of stream, also after an error
-        except _Cancelled:
+        except Cancelled:
             return
 
 

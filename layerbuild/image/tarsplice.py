@@ -13,7 +13,7 @@ in layer order; old entries lie in the same order, so the old stream is read onc
 never held in memory, and what is not spliced is skipped.
 
 The spliced data is handed to the tar writer in the pieces a file would give it, so the
-stream and its chunking (compress.py's content-defined cuts) are exactly a cold pack's and
+stream and its chunking (chunkpipe.py's content-defined cuts) are exactly a cold pack's and
 the blob is byte-identical. Reading the old blob through to its end lets the store check its
 digest: a damaged old blob fails the splice (`SpliceSourceError`), and the caller packs from
 the files instead.
@@ -29,17 +29,14 @@ from typing import BinaryIO
 
 from layerbuild.digest import Digest
 from layerbuild.image.changes import Change, ChangeKind
+from layerbuild.image.oldstream import OldStream, SpliceSourceError
 from layerbuild.image.tarheader import BLOCK, header_mtime
 
-_READ = 1 << 20
+__all__ = ["EntryIndex", "EntryLog", "Reused", "Splice", "SpliceSourceError"]
+
 _META = 5  # per entry in EntryIndex.meta: mode, uid, gid, size, header mtime
 _META_ROW = struct.Struct(f"={_META}q")
 _SHA256 = 32
-
-
-class SpliceSourceError(Exception):
-    """The previous layer's stream is shorter than its index says, or cannot be read: the
-    layer must be packed from its files (never shown to a user)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,71 +97,34 @@ class EntryLog:
     def spliced(self, path: str, reused: Reused) -> None:
         """`entry` of an entry copied from the previous layer: its row is the one `reused`
         was matched on (`Splice._find` compared every field `entry` would record)."""
+        self.spliced_row(path, len(reused.header), reused.size, reused.row, reused.raw)
+
+    def spliced_row(self, path: str, header_size: int, size: int, row: bytes, raw: bytes) -> None:
+        """`spliced`, of the entry's parts: its header's length, its size, its row and sha256."""
         self._paths.append(path)
         self._offsets.append(self.offset)
-        self._header_sizes.append(len(reused.header))
-        self._meta.frombytes(reused.row)
-        self._sha256s += reused.raw
-        size = reused.size
-        self.offset += len(reused.header) + size + (-size % BLOCK)
+        self._header_sizes.append(header_size)
+        self._meta.frombytes(row)
+        self._sha256s += raw
+        self.offset += header_size + size + (-size % BLOCK)
+
+    def spliced_rows(self, index: EntryIndex, first: int, last: int, shift: int) -> None:
+        """The rows `first` to `last` (excluded) of the previous layer's `index`, copied as one
+        run: the same entries, `shift` bytes further in this stream. `advance` past them."""
+        self._paths += index.paths[first:last]
+        self._offsets.extend([offset + shift for offset in index.offsets[first:last]])
+        self._header_sizes += index.header_sizes[first:last]
+        self._meta += index.meta[first * _META : last * _META]
+        self._sha256s += index.sha256s[first * _SHA256 : last * _SHA256]
+
+    def advance(self, size: int) -> None:
+        """`size` bytes of entries were written whose rows (if any) went in by spliced_rows."""
+        self.offset += size
 
     def index(self) -> EntryIndex:
         return EntryIndex(
             self._paths, self._offsets, self._header_sizes, self._meta, bytes(self._sha256s)
         )
-
-
-class _OldStream:
-    """The previous layer's uncompressed tar, read forward only."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.position = 0
-        self._buffer = b""
-        self._at = 0  # in _buffer
-
-    def _fill(self) -> None:
-        try:
-            data = self._stream.read(_READ)
-        except Exception as e:  # any decoder's or the store's error: pack from the files
-            raise SpliceSourceError(f"cannot read the previous layer: {e}") from e
-        if not data:
-            raise SpliceSourceError("the previous layer ends before its index says")
-        self._buffer, self._at = data, 0
-
-    def skip_to(self, offset: int) -> None:
-        while self.position < offset:
-            if self._at == len(self._buffer):
-                self._fill()
-            step = min(offset - self.position, len(self._buffer) - self._at)
-            self._at += step
-            self.position += step
-
-    def read(self, size: int) -> bytes:
-        if self._at + size <= len(self._buffer):  # the common case: one slice
-            data = self._buffer[self._at : self._at + size]
-            self._at += size
-            self.position += size
-            return data
-        parts = []
-        while size > 0:
-            if self._at == len(self._buffer):
-                self._fill()
-            part = self._buffer[self._at : self._at + size]
-            self._at += len(part)
-            self.position += len(part)
-            size -= len(part)
-            parts.append(part)
-        return b"".join(parts)
-
-    def drain(self) -> None:
-        """Read to the end, so that the reader below checks what it read (the store's
-        digest check of the blob; gzip's and zstd's own checksums)."""
-        try:
-            while self._stream.read(_READ):
-                pass
-        except Exception as e:  # as in _fill
-            raise SpliceSourceError(f"cannot read the previous layer: {e}") from e
 
 
 class Reused:
@@ -174,7 +134,7 @@ class Reused:
     __slots__ = ("_old", "digest", "header", "raw", "row", "size")
 
     def __init__(
-        self, old: _OldStream, size: int, digest: Digest, header: bytes, row: bytes, raw: bytes
+        self, old: OldStream, size: int, digest: Digest, header: bytes, row: bytes, raw: bytes
     ) -> None:
         self._old = old
         self.size = size
@@ -196,69 +156,75 @@ class Splice:
 
     `known`: the content digest of each new file the step's key vouches for, by layer path.
     Counts what it spliced and what had to be read from files (`spliced`, `written`,
-    `read_bytes`)."""
+    `read_bytes`). The tar writer copies runs of such entries in one piece (splicerun.py)."""
 
     def __init__(self, index: EntryIndex, old: BinaryIO, known: Mapping[str, Digest]) -> None:
-        self._index = index
+        self.index = index
         self._where = {path: i for i, path in enumerate(index.paths)}
-        # the rows as bytes, compared with a new entry's packed row in one go (no copy)
-        self._rows = memoryview(index.meta).cast("B")
-        self._old = _OldStream(old)
-        self._known = known
+        # the rows as tuples and the digests as one hex string, made in C in one go: a new
+        # entry is compared with them without packing or parsing anything of its own
+        self._rows = list(_META_ROW.iter_unpack(memoryview(index.meta).cast("B")))
+        self._hexes = index.sha256s.hex()
+        self.old = OldStream(old)
+        self.known = known
         self.spliced = 0
         self.written = 0
         self.read_bytes = 0
 
-    def take(self, change: Change, epoch: int | None) -> Reused | None:
-        """The entry of `change` (SOURCE_DATE_EPOCH `epoch`) from the previous layer, or None:
-        it is no non-empty file, or not there as it is now (its file is then read)."""
-        if change.kind is not ChangeKind.FILE or change.size <= 0:
-            return None
-        reused = self._find(change, epoch)
-        if reused is None:
-            self.written += 1
-            self.read_bytes += change.size
-        else:
-            self.spliced += 1
-        return reused
-
-    def _find(self, change: Change, epoch: int | None) -> Reused | None:
-        i = self._where.get(change.path)
-        digest = self._known.get(change.path)
+    def match(self, change: Change, epoch: int | None) -> int:
+        """Where the previous layer holds the non-empty file entry of `change` (SOURCE_DATE_EPOCH
+        `epoch`) byte for byte: its index row, or -1. The hot path of a spliced pack."""
+        path = change.path
+        i = self._where.get(path)
+        digest = self.known.get(path)
         # only a file read in pieces is spliced: its data reaches the writer in the same pieces
         if i is None or digest is None or change.xattrs or not hasattr(change.content, "chunks"):
-            return None
-        try:
-            row = _META_ROW.pack(
-                change.mode & 0o7777,
-                change.uid,
-                change.gid,
-                change.size,
-                header_mtime(change.mtime, epoch),
-            )
-        except struct.error:
-            return None  # a number past 64 bits: never indexed
-        index, old = self._index, self._old
-        raw = _raw_sha256(digest)
-        if (
-            self._rows[i * _META_ROW.size : (i + 1) * _META_ROW.size] != row
-            or index.sha256s[i * _SHA256 : (i + 1) * _SHA256] != raw
-        ):
-            return None
-        offset = index.offsets[i]
-        if offset < old.position:
-            return None  # behind what was read: the layers order it differently
-        old.skip_to(offset)
-        return Reused(old, change.size, digest, old.read(index.header_sizes[i]), row, raw)
+            return -1
+        mtime = change.mtime
+        if epoch is not None and mtime > epoch:
+            mtime = epoch  # tarheader.header_mtime
+        row = (change.mode & 0o7777, change.uid, change.gid, change.size, mtime)
+        if self._rows[i] != row or digest[:7] != "sha256:":
+            return -1
+        at = i * 2 * _SHA256
+        return i if self._hexes[at : at + 2 * _SHA256] == digest[7:] else -1
+
+    def count(self, change: Change, spliced: bool) -> None:
+        """`change`, a non-empty file, was spliced or is read from its file."""
+        if spliced:
+            self.spliced += 1
+        else:
+            self.written += 1
+            self.read_bytes += change.size
+
+    def reused(self, i: int, change: Change) -> Reused:
+        """The entry at row `i` (matched to `change`), its header read, its data next."""
+        index, old = self.index, self.old
+        old.drop(index.offsets[i])
+        header = old.read(index.header_sizes[i])
+        return Reused(old, change.size, self.known[change.path], header, self.row(i), self.raw(i))
+
+    def row(self, i: int) -> bytes:
+        return _META_ROW.pack(*self._rows[i])
+
+    def raw(self, i: int) -> bytes:
+        return self.index.sha256s[i * _SHA256 : (i + 1) * _SHA256]
+
+    def entry_end(self, i: int) -> int:
+        """Where the entry at row `i` ends in the old stream (after its padding)."""
+        size = self.index.meta[i * _META + 3]
+        return self.index.offsets[i] + self.index.header_sizes[i] + size + (-size % BLOCK)
+
+    def end_of(self, path: str) -> int | None:
+        """Where the old entry of `path` ends, when the index has one (a file changed since:
+        what follows it in the old stream is what follows it now)."""
+        i = self._where.get(path)
+        return None if i is None else self.entry_end(i)
 
     def finish(self) -> None:
-        """The tar is written: read the previous layer to its end (see _OldStream.drain)."""
-        self._old.drain()
+        """The tar is written: read the previous layer to its end (see OldStream.drain)."""
+        self.old.drain()
 
-
-def _raw_sha256(digest: Digest) -> bytes:
-    """The digest's bytes; b"" (matching no entry) for another algorithm or a malformed one."""
-    try:
-        return bytes.fromhex(digest[7:]) if digest[:7] == "sha256:" else b""
-    except ValueError:
-        return b""
+    def close(self) -> None:
+        """Stop reading the previous layer (a pack that failed midway)."""
+        self.old.close()

@@ -30,11 +30,11 @@ from typing import BinaryIO, Protocol
 from layerbuild.digest import Digest
 from layerbuild.errors import LayerContentError
 from layerbuild.image.changes import Change, ChangeKind, sorted_changes
+from layerbuild.image.splicerun import EMPTY_DIGEST, RunOutput, RunSplicer
 from layerbuild.image.tarheader import BLOCK, entry_header, padding
 from layerbuild.image.tarsplice import EntryLog, Reused, Splice
 
 CHUNK = 1 << 20  # file data is copied in 1 MiB reads
-_EMPTY_DIGEST = Digest("sha256:" + hashlib.sha256(b"").hexdigest())
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 
 
@@ -67,32 +67,65 @@ def write_tar(
     (tarsplice.py); ``log`` learns where each entry lies, for a later pack to splice from.
     """
     write = out.write
-    # an output that cuts its stream into blocks may cut where an entry starts (compress.py)
+    # an output that cuts its stream into blocks may cut where an entry starts (chunkpipe.py)
     entry_start: Callable[[bytes], object] | None = getattr(out, "entry_start", None)
-    for change in sorted_changes(changes):
-        reused = splice.take(change, source_date_epoch) if splice is not None else None
-        if reused is not None:
-            header = reused.header
-        else:
-            header = entry_header(change, source_date_epoch)
-        if entry_start is not None:
-            entry_start(header)
-        if change.kind is not ChangeKind.FILE:
-            write(header)
-        elif change.size > 0:
-            _write_content(change, header, write, digests, known, reused)
-        else:
-            write(header)
-            if digests is not None:
-                digests[change.path] = _EMPTY_DIGEST
-        if log is not None and reused is not None:
-            log.spliced(change.path, reused)
-        elif log is not None:
-            digest = digests.get(change.path) if digests is not None else None
-            log.entry(change, header, digest, source_date_epoch)
-    write(END_OF_ARCHIVE)
+    runs = None
     if splice is not None:
-        splice.finish()
+        write_run: RunOutput | None = getattr(out, "write_run", None)
+        runs = RunSplicer(
+            splice,
+            write,
+            write_run,
+            epoch=source_date_epoch,
+            chunk=CHUNK,
+            digests=digests,
+            log=log,
+        )
+    try:
+        for change in sorted_changes(changes):
+            reused, header = None, None
+            if runs is not None:
+                if runs.absorb(change):
+                    continue
+                reused, header = runs.reused, runs.header
+            if reused is not None:
+                header = reused.header
+            elif header is None:
+                header = entry_header(change, source_date_epoch)
+            if entry_start is not None:
+                entry_start(header)
+            _write_entry(change, header, write, digests, known, reused)
+            if log is not None and reused is not None:
+                log.spliced(change.path, reused)
+            elif log is not None:
+                digest = digests.get(change.path) if digests is not None else None
+                log.entry(change, header, digest, source_date_epoch)
+        if runs is not None:
+            runs.flush()
+        write(END_OF_ARCHIVE)
+        if splice is not None:
+            splice.finish()
+    finally:
+        if splice is not None:
+            splice.close()
+
+
+def _write_entry(
+    change: Change,
+    header: bytes,
+    write: Callable[[bytes], object],
+    digests: dict[str, Digest] | None,
+    known: Mapping[str, Digest] | None,
+    reused: Reused | None,
+) -> None:
+    if change.kind is not ChangeKind.FILE:
+        write(header)
+    elif change.size > 0:
+        _write_content(change, header, write, digests, known, reused)
+    else:
+        write(header)
+        if digests is not None:
+            digests[change.path] = EMPTY_DIGEST
 
 
 def _write_content(

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     length INTEGER NOT NULL, sha256 BLOB NOT NULL
 ) WITHOUT ROWID
 """
+# a blob's rows in one query (`preload`, and gc's `forget_blobs`)
+_BLOB_INDEX = "CREATE INDEX IF NOT EXISTS blocks_by_blob ON blocks (blob)"
 
 
 
@@ -64,6 +66,8 @@ class BlockCache:
         self._stats_file = stats_file
         self._conn: sqlite3.Connection | None = None
         self._tried = False  # opened on first use: a build that packs nothing never does
+        # rows read ahead (`preload`): key -> (blob, offset, length, sha256)
+        self._preloaded: dict[bytes, tuple[str, int, int, bytes]] = {}
 
     def _db(self) -> sqlite3.Connection | None:
         """The connection (callers hold the lock); None once it failed."""
@@ -82,7 +86,9 @@ class BlockCache:
         checked against the recorded sha256. Read and checked outside the lock: the gzip
         workers ask side by side."""
         with self._lock:
-            row = self._query("SELECT blob, offset, length, sha256 FROM blocks WHERE key = ?", key)
+            row = self._preloaded.get(key) or self._query(
+                "SELECT blob, offset, length, sha256 FROM blocks WHERE key = ?", key
+            )
             if row is None:
                 return None
             blob, offset, length, sha = row
@@ -100,6 +106,23 @@ class BlockCache:
         with self._lock:
             self.deflated_blocks += 1
             self.deflated_bytes += nbytes
+
+    def preload(self, blob: Digest) -> None:
+        """Read the rows of the stored blob `blob` in one query: a layer packed again from it
+        (a spliced COPY) finds most of its blocks there, without a query per block."""
+        with self._lock:
+            conn = self._db()
+            if conn is None:
+                return
+            try:
+                rows = conn.execute(
+                    "SELECT key, offset, length, sha256 FROM blocks WHERE blob = ?", (str(blob),)
+                ).fetchall()
+            except sqlite3.Error as e:
+                self._failed(e)
+                return
+            for key, offset, length, sha in rows:
+                self._preloaded[bytes(key)] = (str(blob), int(offset), int(length), bytes(sha))
 
     def record(self, blob: Digest, index: Sequence[BlockRecord]) -> None:
         """Remember where the blocks of the stored blob `blob` lie."""
@@ -185,6 +208,7 @@ class BlockCache:
         return fd
 
     def _forget(self, key: bytes) -> None:
+        self._preloaded.pop(key, None)
         if self._conn is None:
             return
         try:
@@ -216,6 +240,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # a lost row only costs a deflate
         conn.execute(_SCHEMA)
+        conn.execute(_BLOB_INDEX)
     except BaseException:
         conn.close()
         raise

@@ -98,3 +98,24 @@ def test_counters_are_appended_to_the_stats_file_once(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == [
         {"hits": 1, "deflated_blocks": 2, "deflated_bytes": 4196}
     ]
+
+
+def test_a_preloaded_blobs_blocks_are_served_and_still_checked(tmp_path: Path) -> None:
+    data, other = os.urandom(100), os.urandom(100)
+    with _cache(tmp_path) as cache:
+        blob = _blob(tmp_path / "blobs", data)
+        elsewhere = _blob(tmp_path / "blobs", other)
+        cache.record(blob, [_record(b"k1", data, 10), _record(b"k2", data, 50)])
+        cache.record(elsewhere, [_record(b"k3", other, 0)])
+    with _cache(tmp_path) as cache:
+        cache.preload(blob)
+        assert cache.get(b"k1") == (data[10:20], hashlib.sha256(data[10:20]).digest())
+        assert cache.get(b"k3") is not None  # not preloaded: asked for on its own
+        damaged = bytearray(data)
+        damaged[55] ^= 0xFF
+        (tmp_path / "blobs" / blob.hex).write_bytes(bytes(damaged))
+        cache.close()  # its descriptors: the damaged blob is opened again
+    with _cache(tmp_path) as cache:
+        cache.preload(blob)
+        assert cache.get(b"k2") is None  # a preloaded row is checked like any other
+        assert cache.get(b"k2") is None and cache.hits == 0
