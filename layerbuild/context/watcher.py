@@ -24,6 +24,7 @@ import os
 import select
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from layerbuild.context.watchclient import PROTOCOL
 from layerbuild.errors import ContextError
 
 QUIET_S = 0.3  # walk again once no event came for this long
+RETRY_S = 10.0  # after a walk that failed (a directory that cannot be read, no watches left)
 _REMOTE = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre")
 
 Key = tuple[tuple[str, bool], ...]  # the rules a listing was walked with
@@ -61,9 +63,13 @@ class ContextWatcher:
         self.linked: list[tuple[str, bytes]] = []  # hard-linked files and their packed lstat
         self.stale = True
         self.last_event = 0.0
+        # a walk runs on a thread of its own (`serve`), so that builds asking meanwhile are
+        # answered "stale" at once; the events it must see are left queued for it until it ends
+        self.walking = False
 
     def walk(self) -> None:
         """Watch and walk the context; the listing is kept if nothing changed meanwhile."""
+        self.inotify.read()  # before this walk: what they changed, it sees
         self.stale, self.listing = False, None
         try:
             named = Path(self.dockerfile) if self.dockerfile else None
@@ -73,8 +79,9 @@ class ContextWatcher:
             units = plan_units(self.root, rules)
             shares = walk_units(self.root, rules, units, 0, 1, taken_ns)
         except (ContextError, OSError) as exc:
-            self.log(f"cannot watch {self.root}: {exc}")
+            self.log(f"cannot watch {self.root} (trying again in {RETRY_S:.0f} s): {exc}")
             self.stale = True
+            self.last_event = time.monotonic() + RETRY_S - QUIET_S
             return
         self.drain()
         if not self.stale:
@@ -94,6 +101,9 @@ class ContextWatcher:
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one build: ("clean", shares) or ("stale",)."""
+        if self.walking:
+            self.log("answered a build: stale, it walks the context itself (walking)")
+            return marshal.dumps(("stale",))
         self.drain()
         try:
             version, root, patterns = marshal.loads(request)
@@ -149,16 +159,28 @@ def serve(watcher: ContextWatcher, path: str, stop: Callable[[], bool]) -> None:
         server.bind(path)
         os.chmod(path, 0o600)
         server.listen(16)
-        watcher.walk()
         while not stop():
-            wait = QUIET_S if watcher.stale else 1.0
-            ready, _, _ = select.select([server.fileno(), watcher.inotify.fd], [], [], wait)
+            quiet = time.monotonic() - watcher.last_event >= QUIET_S
+            if watcher.stale and quiet and not watcher.walking:
+                _start_walk(watcher)
+            # while a walk runs, its events stay queued: the walk reads them when it ends
+            fds = [server.fileno()] + ([] if watcher.walking else [watcher.inotify.fd])
+            ready, _, _ = select.select(fds, [], [], 0.1 if watcher.walking else QUIET_S)
             if server.fileno() in ready:
                 _answer_one(watcher, server)
-            if watcher.inotify.fd in ready:
+            if watcher.inotify.fd in ready and not watcher.walking:
                 watcher.drain()
-            if watcher.stale and time.monotonic() - watcher.last_event >= QUIET_S:
-                watcher.walk()
+
+
+def _start_walk(watcher: ContextWatcher) -> None:
+    def walk() -> None:
+        try:
+            watcher.walk()
+        finally:
+            watcher.walking = False
+
+    watcher.walking = True
+    threading.Thread(target=walk, name="walk", daemon=True).start()
 
 
 def _answer_one(watcher: ContextWatcher, server: socket.socket) -> None:

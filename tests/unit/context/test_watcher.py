@@ -67,6 +67,8 @@ def test_requests_it_cannot_vouch_for_are_stale(tmp_path: Path) -> None:
     assert parse_answer(watcher.answer(marshal.dumps((PROTOCOL + 1, watcher.root, rules)))) is None
     assert parse_answer(watcher.answer(marshal.dumps((PROTOCOL, str(tmp_path), rules)))) is None
     assert parse_answer(watcher.answer(request(watcher.root, rules))) is not None
+    watcher.walking = True  # walking again on its thread: no answer until it is done
+    assert parse_answer(watcher.answer(request(watcher.root, rules))) is None
     watcher.inotify.close()
 
 
