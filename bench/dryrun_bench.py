@@ -22,12 +22,18 @@ modules byte-compiled as `pip install .` leaves them, the context aged past the 
 racy margin. Medians of --runs.
 
     python bench/dryrun_bench.py [--runs 5] [--work /tmp/dryrun-bench] [--tools layerbuild,buildah]
+        [--watch]
+
+With --watch, layerbuild's dry run and no-change build are timed again with `layerbuild watch`
+running (the opt-in watcher that takes the walk off the build, docs/cache.md), each checked to
+have been served by it.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import random
 import shutil
@@ -35,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +163,9 @@ def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
     return seconds
 
 
-def layerbuild(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[float]]:
+def layerbuild(
+    work: Path, ctx: Path, base: Path, runs: int, watch: bool = False
+) -> dict[str, list[float]]:
     store = work / "lb-store"
     shutil.rmtree(store, ignore_errors=True)
     compileall.compile_dir(REPO / "layerbuild", quiet=1)  # as `pip install .` leaves it
@@ -173,7 +181,34 @@ def layerbuild(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[f
     for _ in range(runs):
         times["dry-run"].append(wall([*build[:6], "--dry-run", *build[6:]], env))
         times["no-change"].append(wall(build, env))
+    if watch:
+        with watching([*cmd, "watch", str(ctx)], env, work / "watch.log", served=2 * runs):
+            times["dry-run watched"] = []
+            times["no-change watched"] = []
+            for _ in range(runs):
+                times["dry-run watched"].append(wall([*build[:6], "--dry-run", *build[6:]], env))
+                times["no-change watched"].append(wall(build, env))
     return times
+
+
+@contextlib.contextmanager
+def watching(argv: list[str], env: dict[str, str], log: Path, served: int) -> Iterator[None]:
+    """`layerbuild watch` running (once it has walked the context), and then checked to have
+    served every build timed meanwhile from its listing."""
+    with open(log, "w") as out:
+        watcher = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while "listing ready" not in log.read_text():
+            if watcher.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"layerbuild watch did not get ready:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield
+    finally:
+        watcher.terminate()
+        watcher.wait()
+    if log.read_text().count("answered a build: the listing") < served:
+        raise SystemExit(f"the watcher did not serve every build:\n{log.read_text()}")
 
 
 def buildah(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[float]]:
@@ -191,6 +226,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/dryrun-bench"))
     parser.add_argument("--tools", default="layerbuild,buildah")
     parser.add_argument("--scenarios", default="flat,monorepo,node")
+    parser.add_argument(
+        "--watch", action="store_true", help="also with `layerbuild watch` running"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     base = busybox_base(args.work)
@@ -201,7 +239,7 @@ def main() -> None:
         ctx = scenario(args.work, name)
         times: dict[str, dict[str, list[float]]] = {}
         if "layerbuild" in tools:
-            times["layerbuild"] = layerbuild(args.work, ctx, base, args.runs)
+            times["layerbuild"] = layerbuild(args.work, ctx, base, args.runs, args.watch)
         if "buildah" in tools:
             times["buildah"] = buildah(args.work, ctx, base, args.runs)
         for tool, phases in times.items():
@@ -218,6 +256,14 @@ def main() -> None:
         ref = med.get(("buildah", "no-change"))
         cells = [_s(dry), _s(same), _s(ref), _ratio(dry, ref), _ratio(same, ref)]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    watched = [(name, med) for name, med in rows if ("layerbuild", "dry-run watched") in med]
+    if watched:
+        print("\n| 20,000 files, `layerbuild watch` running | --dry-run | no-change |")
+        print("| --- | --- | --- |")
+        for name, med in watched:
+            dry = med[("layerbuild", "dry-run watched")]
+            same = med[("layerbuild", "no-change watched")]
+            print(f"| {name} | {_s(dry)} | {_s(same)} |")
 
 
 def _s(value: float | None) -> str:
