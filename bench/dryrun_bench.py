@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import contextlib
 import os
 import random
 import shutil
@@ -41,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from bench.pack_bench import generate_large, generate_small, text_pool  # noqa: E402
 from bench.rebuild_bench import busybox_base, sh  # noqa: E402
 from bench.scale_bench import DOCKERFILE as FLAT_DOCKERFILE  # noqa: E402
+from bench.scale_bench import watching  # noqa: E402
 
 MONOREPO_DOCKERFILE = """\
 FROM busybox
@@ -189,26 +189,6 @@ def layerbuild(
                 times["dry-run watched"].append(wall([*build[:6], "--dry-run", *build[6:]], env))
                 times["no-change watched"].append(wall(build, env))
     return times
-
-
-@contextlib.contextmanager
-def watching(argv: list[str], env: dict[str, str], log: Path, served: int) -> Iterator[None]:
-    """`layerbuild watch` running (once it has walked the context), and then checked to have
-    served every build timed meanwhile from its listing."""
-    with open(log, "w") as out:
-        watcher = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 300
-        while "listing ready" not in log.read_text():
-            if watcher.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"layerbuild watch did not get ready:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield
-    finally:
-        watcher.terminate()
-        watcher.wait()
-    if log.read_text().count("answered a build: the listing") < served:
-        raise SystemExit(f"the watcher did not serve every build:\n{log.read_text()}")
 
 
 def buildah(work: Path, ctx: Path, base: Path, runs: int) -> dict[str, list[float]]:

@@ -349,26 +349,31 @@ def markdown(ctx: Context, results: dict[str, list[Measurement]], runs: int) -> 
 def watched_no_change(work: Path, ctx: Path, build: Build, runs: int) -> Measurement:
     """No-change builds with `layerbuild watch CTX` running (the opt-in watcher, docs/cache.md):
     the median of `runs`, once the watcher has walked the context."""
-    log = work / "watch.log"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     store = str(work / "lb-store")
     argv = [sys.executable, "-m", "layerbuild", "--root", store, "watch", str(ctx)]
+    with watching(argv, env, work / "watch.log", served=runs):
+        return median([build(ctx, ()) for _ in range(runs)])
+
+
+@contextlib.contextmanager
+def watching(argv: list[str], env: dict[str, str], log: Path, served: int) -> Iterator[None]:
+    """`layerbuild watch` running (once it has walked the context), and then checked to have
+    served every build timed meanwhile from its listing."""
     with open(log, "w") as out:
         watcher = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 300
         while "listing ready" not in log.read_text():
             if watcher.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"layerbuild watch did not get ready:\n{log.read_text()}")
             time.sleep(0.1)
-        ms = [build(ctx, ()) for _ in range(runs)]
+        yield
     finally:
         watcher.terminate()
         watcher.wait()
-    served = log.read_text().count("answered a build: the listing")
-    if served < runs:
-        raise SystemExit(f"the watcher served {served} of {runs} builds:\n{log.read_text()}")
-    return median(ms)
+    if log.read_text().count("answered a build: the listing") < served:
+        raise SystemExit(f"the watcher did not serve every build:\n{log.read_text()}")
 
 
 def measure(ctx: Context, args: argparse.Namespace, base: Path) -> dict[str, list[Measurement]]:
