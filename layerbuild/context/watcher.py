@@ -35,6 +35,7 @@ from layerbuild.context.ignore import IgnoreRules
 from layerbuild.context.listing import ContextListing, Share
 from layerbuild.context.listwalk import plan_units, walk_units
 from layerbuild.context.select import load_ignore
+from layerbuild.context.statcache import RACY_MARGIN_NS
 from layerbuild.context.watchclient import PROTOCOL
 from layerbuild.errors import ContextError
 
@@ -66,6 +67,9 @@ class ContextWatcher:
         # a walk runs on a thread of its own (`serve`), so that builds asking meanwhile are
         # answered "stale" at once; the events it must see are left queued for it until it ends
         self.walking = False
+        # a listing with entries changed within the stat cache's racy margin of its walk gets
+        # them hashed again by every build: the watcher walks again once they are older
+        self.rewalk_at: float | None = None
 
     def walk(self) -> None:
         """Watch and walk the context; the listing is kept if nothing changed meanwhile."""
@@ -90,6 +94,9 @@ class ContextWatcher:
                      joined.ctimes.tobytes())  # fmt: skip
             self.listing, self.key = [whole], pattern_key(rules)
             self.reply = marshal.dumps(("clean", self.listing))
+            newest = max(joined.ctimes, default=0)
+            young = newest >= taken_ns - RACY_MARGIN_NS
+            self.rewalk_at = time.monotonic() + RACY_MARGIN_NS / 1e9 if young else None
             self.log(f"listing ready: {joined.count} entries")
 
     def drain(self) -> None:
@@ -160,8 +167,11 @@ def serve(watcher: ContextWatcher, path: str, stop: Callable[[], bool]) -> None:
         os.chmod(path, 0o600)
         server.listen(16)
         while not stop():
-            quiet = time.monotonic() - watcher.last_event >= QUIET_S
-            if watcher.stale and quiet and not watcher.walking:
+            now = time.monotonic()
+            quiet = now - watcher.last_event >= QUIET_S
+            young = watcher.rewalk_at is not None and now >= watcher.rewalk_at
+            if (watcher.stale and quiet or young) and not watcher.walking:
+                watcher.rewalk_at = None
                 _start_walk(watcher)
             # while a walk runs, its events stay queued: the walk reads them when it ends
             fds = [server.fileno()] + ([] if watcher.walking else [watcher.inotify.fd])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import marshal
 import os
 import struct
+import time
 from pathlib import Path
 
 from layerbuild.context.inotify import IN_CREATE, IN_MODIFY, parse_events
@@ -92,3 +93,16 @@ def test_no_watcher_no_answer(tmp_path: Path) -> None:
 
 def test_a_local_file_system_is_not_remote(tmp_path: Path) -> None:
     assert remote_file_system(str(tmp_path)) is None
+
+
+def test_a_listing_of_young_entries_is_walked_again_once_they_are_older(tmp_path: Path) -> None:
+    """Entries changed within the stat cache's racy margin of the walk are hashed again by
+    every build that uses the listing: the watcher plans a walk for when they are older."""
+    root = _context(tmp_path)
+    watcher = ContextWatcher(str(root), None, lambda _: None)
+    watcher.walk()
+    assert watcher.rewalk_at is not None and watcher.rewalk_at > time.monotonic()
+    time.sleep(2.1)
+    watcher.walk()
+    assert watcher.rewalk_at is None and watcher.listing is not None
+    watcher.inotify.close()
