@@ -114,6 +114,7 @@ class ContextWatcher:
         self.drain()
         try:
             version, root, patterns = marshal.loads(request)
+            key = tuple((str(text), bool(exclusion)) for text, exclusion in patterns)
         except (EOFError, ValueError, TypeError):
             return marshal.dumps(("stale",))
         listing = self.listing
@@ -121,7 +122,7 @@ class ContextWatcher:
             version != PROTOCOL
             or root != self.root
             or listing is None
-            or tuple(tuple(p) for p in patterns) != self.key
+            or key != self.key
             or not self._links_unchanged()
         ):
             self.log("answered a build: stale, it walks the context itself")
@@ -130,11 +131,16 @@ class ContextWatcher:
         return self.reply
 
     def _links_unchanged(self) -> bool:
+        """Whether the hard-linked files show the lstat they had; if not, the listing is
+        stale and walked again (a change through a link outside the context queues no event)."""
         for path, record in self.linked:
             try:
-                if pack_lstat(os.lstat(path)) != record:
-                    return False
+                same = pack_lstat(os.lstat(path)) == record
             except OSError:
+                same = False
+            if not same:
+                self.stale, self.listing = True, None
+                self.last_event = time.monotonic()
                 return False
         return True
 

@@ -106,3 +106,32 @@ def test_a_listing_of_young_entries_is_walked_again_once_they_are_older(tmp_path
     watcher.walk()
     assert watcher.rewalk_at is None and watcher.listing is not None
     watcher.inotify.close()
+
+
+def test_a_malformed_request_is_stale_and_the_watcher_goes_on(tmp_path: Path) -> None:
+    root = _context(tmp_path)
+    watcher = ContextWatcher(str(root), None, lambda _: None)
+    watcher.walk()
+    for patterns in (5, [1], [("a",)], None):
+        answer = watcher.answer(marshal.dumps((PROTOCOL, watcher.root, patterns)))
+        assert parse_answer(answer) is None
+    assert parse_answer(watcher.answer(request(watcher.root, [("*.log", False)]))) is not None
+    watcher.inotify.close()
+
+
+def test_a_hard_link_changed_elsewhere_makes_the_listing_stale_until_walked(
+    tmp_path: Path,
+) -> None:
+    root = _context(tmp_path)
+    outside = tmp_path / "outside"
+    os.link(root / "d" / "e" / "f", outside)
+    watcher = ContextWatcher(str(root), None, lambda _: None)
+    watcher.walk()
+    rules = [("*.log", False)]
+    assert parse_answer(watcher.answer(request(watcher.root, rules))) is not None
+    outside.write_text("changed through the other link")
+    assert parse_answer(watcher.answer(request(watcher.root, rules))) is None
+    assert watcher.stale  # walked again by `serve` once quiet
+    watcher.walk()
+    assert parse_answer(watcher.answer(request(watcher.root, rules))) is not None
+    watcher.inotify.close()
