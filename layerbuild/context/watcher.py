@@ -97,7 +97,8 @@ class ContextWatcher:
             newest = max(joined.ctimes, default=0)
             young = newest >= taken_ns - RACY_MARGIN_NS
             self.rewalk_at = time.monotonic() + RACY_MARGIN_NS / 1e9 if young else None
-            self.log(f"listing ready: {joined.count} entries")
+            again = " (some changed within the racy margin: walking again in 2 s)"
+            self.log(f"listing ready: {joined.count} entries{again if young else ''}")
 
     def drain(self) -> None:
         """Read the queued events: any of them (or a lost one, IN_Q_OVERFLOW) makes the
